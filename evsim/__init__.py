@@ -1,0 +1,27 @@
+"""evsim: spiking networks with learnable axonal delays and convolutional recurrences.
+
+The public API is imported lazily so that ``import evsim`` (and so ``evsim run``) stays
+fast: numba and h5py load only when a function that needs them is first used.
+"""
+
+from .errors import EvsimError, InputFileError, ModelFileError
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "Model": "model", "HiddenLayer": "model", "Readout": "model", "ModelMetadata": "model",
+    "load_model": "model", "save_model": "model", "build_model": "model",
+    "SpikeFile": "data", "bin_spikes": "data",
+    "simulate": "reference", "SimResult": "reference",
+}
+
+__all__ = ["EvsimError", "InputFileError", "ModelFileError", "__version__", *_LAZY]
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        module = importlib.import_module(f".{_LAZY[name]}", __name__)
+        return getattr(module, name)
+    raise AttributeError(f"module 'evsim' has no attribute {name!r}")

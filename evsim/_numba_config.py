@@ -1,0 +1,20 @@
+"""Numba options in one place.
+
+``FASTMATH`` is STUMPY's flag set rather than ``fastmath=True``: it allows reassociation
+and contraction but keeps NaN and infinity semantics (no ``nnan``/``ninf``), so NaN
+checks in kernels keep working.  ``cache=True`` writes compiled kernels next to the
+sources (or to ``NUMBA_CACHE_DIR``) so that a second ``evsim run`` starts in well under a
+second.
+"""
+
+FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
+
+#: options for serial kernels whose results must be bit-reproducible
+#: (summation order matters for the dense/event equivalence): no reassociation.
+EXACT = {"cache": True, "nogil": True}
+
+#: options for serial kernels where reassociation is harmless
+FAST = {"cache": True, "nogil": True, "fastmath": FASTMATH}
+
+#: options for kernels that run samples of a batch in parallel with ``prange``
+PARALLEL = {"cache": True, "nogil": True, "parallel": True}

@@ -1,0 +1,140 @@
+"""Dense, time-stepped NumPy reference simulator: the oracle for every faster engine.
+
+It follows the equations of :mod:`evsim.model` literally, one step at a time, in float64,
+for a whole batch at once.  Clarity beats speed here; the event engine
+(:mod:`evsim.event`) is the fast path and is tested against this module.
+
+Delays are realised with a full spike history: the recurrent input at step ``t`` reads
+``s_{t-1-d_j}[j]`` straight from the recorded raster, so there is no queue to get wrong.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from .errors import EvsimError
+from .model import Model
+
+__all__ = ["SimResult", "simulate", "softmax", "check_inputs"]
+
+
+class SimResult(NamedTuple):
+    """What a simulator returns for a batch of B samples of T steps and C classes.
+
+    readout: readout membrane u_t, (B, T, C) float64
+    scores: class scores (time sum of softmax(u_t) or of u_t), (B, C) float64
+    predictions: argmax of scores, (B,) int64
+    spikes: per hidden layer, the raster (B, T, n_l) uint8 — only when requested, else None
+    stats: engine counters (the event engine reports ``synaptic_events`` and
+        ``spikes_per_layer``), else None
+    """
+
+    readout: np.ndarray
+    scores: np.ndarray
+    predictions: np.ndarray
+    spikes: list | None = None
+    stats: dict | None = None
+
+
+def softmax(u: np.ndarray, axis: int = -1) -> np.ndarray:
+    e = np.exp(u - u.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+def check_inputs(model: Model, x, lengths=None) -> tuple[np.ndarray, np.ndarray]:
+    """Validate a batch of binned inputs: (B, T, n_inputs) or one sample (T, n_inputs).
+
+    Returns a float64 (B, T, n_inputs) array and int64 lengths (B,).  Steps at and after
+    a sample's length are ignored (treated as absent, not as silence).
+    """
+    x = np.asarray(x)
+    if x.ndim == 2:
+        x = x[None]
+    if x.ndim != 3:
+        raise EvsimError(f"input has shape {x.shape}; expected (batch, steps, {model.n_inputs}) or (steps, {model.n_inputs})")
+    if x.shape[2] != model.n_inputs:
+        raise EvsimError(f"input has {x.shape[2]} channels per step; the model expects {model.n_inputs}")
+    if not (np.issubdtype(x.dtype, np.number) or x.dtype == np.bool_):
+        raise EvsimError(f"input dtype {x.dtype} is not numeric")
+    x = x.astype(np.float64)
+    if not np.all(np.isfinite(x)):
+        raise EvsimError("input contains NaN or infinite values")
+    b, t, _ = x.shape
+    if lengths is None:
+        lengths = np.full(b, t, np.int64)
+    else:
+        lengths = np.asarray(lengths, np.int64).reshape(-1)
+        if lengths.shape != (b,) or np.any(lengths < 0) or np.any(lengths > t):
+            raise EvsimError(f"lengths must be {b} integers in [0, {t}]")
+    return x, lengths
+
+
+def simulate(model: Model, x, lengths=None, record_spikes: bool = False) -> SimResult:
+    """Run ``model`` on binned inputs ``x`` (B, T, n_inputs) step by step.
+
+    ``lengths`` (B,) lets samples of different lengths share a padded batch: a sample's
+    readout and scores only count its own steps; its readout trace is zero beyond them.
+    """
+    x, lengths = check_inputs(model, x, lengths)
+    b, n_t, _ = x.shape
+    active = (np.arange(n_t)[None, :] < lengths[:, None]).astype(np.float64)  # (B, T)
+
+    layer_in = x
+    rasters = []
+    for layer in model.layers:
+        n = layer.n
+        w = layer.weight.astype(np.float64)
+        bias = layer.bias.astype(np.float64)
+        beta = layer.beta.astype(np.float64)
+        theta = layer.threshold.astype(np.float64)
+        g = layer.gain.astype(np.float64)
+        delays = layer.delays.astype(np.int64)
+        rec = layer.recurrent.astype(np.float64)
+        half = layer.kernel_size // 2
+
+        s = np.zeros((b, n_t, n))
+        v = np.zeros((b, n))
+        s_prev = np.zeros((b, n))
+        for t in range(n_t):
+            # inputs arriving now: feed-forward and delayed recurrent spikes
+            current = layer_in[:, t] @ w.T + bias
+            if layer.recurrence != "none":
+                src = t - 1 - delays                                  # (n,) source step per presynaptic neuron
+                z = np.zeros((b, n))
+                ok = src >= 0
+                z[:, ok] = s[:, src[ok], np.nonzero(ok)[0]]
+                if layer.recurrence == "dense":
+                    current = current + z @ rec.T
+                else:  # conv: R[i] = sum_m K[m] z[i + m - k//2], zero outside [0, n)
+                    for m, k_m in enumerate(rec):
+                        off = m - half
+                        lo, hi = max(0, -off), min(n, n - off)
+                        if lo < hi:
+                            current[:, lo:hi] += k_m * z[:, lo + off:hi + off]
+            # membrane update with the reset of the previous step's spikes
+            if layer.reset == "zero":
+                v = beta * v * (1.0 - s_prev) + g * current
+            else:
+                v = beta * (v - theta * s_prev) + g * current
+            # spikes
+            s_t = (v >= theta).astype(np.float64) * active[:, t:t + 1]
+            s[:, t] = s_t
+            s_prev = s_t
+        rasters.append(s)
+        layer_in = s
+
+    ro = model.readout
+    w = ro.weight.astype(np.float64)
+    bias, beta, g = (ro.bias.astype(np.float64), ro.beta.astype(np.float64), ro.gain.astype(np.float64))
+    u = np.zeros((b, ro.n_classes))
+    trace = np.zeros((b, n_t, ro.n_classes))
+    for t in range(n_t):
+        u = beta * u + g * (layer_in[:, t] @ w.T + bias)
+        trace[:, t] = u * active[:, t:t + 1]
+    per_step = softmax(trace) if ro.decision == "sum_softmax" else trace
+    scores = (per_step * active[:, :, None]).sum(axis=1)
+    preds = np.argmax(scores, axis=1)
+    spikes = [r.astype(np.uint8) for r in rasters] if record_spikes else None
+    return SimResult(readout=trace, scores=scores, predictions=preds, spikes=spikes)
