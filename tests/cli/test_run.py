@@ -1,0 +1,98 @@
+"""`evsim run` and `evsim info` as a user runs them: exit codes and exact messages."""
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from cli.main import evsim
+from evsim.model import load_model
+from evsim.reference import simulate
+from evsim.data import SpikeFile
+
+ENGINES = ["dense", "event"]
+
+
+def invoke(*args):
+    return CliRunner().invoke(evsim, [str(a) for a in args], catch_exceptions=False)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_run_prints_each_sample_and_accuracy(model_file, spike_file, engine):
+    res = invoke("run", "--model", model_file, "--input", spike_file, "--engine", engine)
+    assert res.exit_code == 0, res.output
+    lines = res.output.strip().splitlines()
+    assert len(lines) == 7
+    assert lines[0].startswith("sample 0: class")
+    assert lines[-1].startswith("accuracy: ")
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_run_json_matches_the_reference(model_file, spike_file, engine):
+    res = invoke("run", "--model", model_file, "--input", spike_file, "--engine", engine, "--json")
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output)
+    model = load_model(model_file)
+    with SpikeFile(spike_file, n_channels=20) as f:
+        preds = [int(simulate(model, f.binned(i, dt_ms=10, pool=2)).predictions[0]) for i in range(len(f))]
+        labels = f.labels.tolist()
+    assert [s["prediction"] for s in out["samples"]] == preds
+    assert [s["label"] for s in out["samples"]] == labels
+    assert out["accuracy"] == pytest.approx(np.mean(np.array(preds) == np.array(labels)))
+    assert out["engine"] == engine and out["n_samples"] == 6
+
+
+def test_run_one_sample(model_file, spike_file):
+    res = invoke("run", "--model", model_file, "--input", spike_file, "--sample", 3, "--engine", "dense", "--json")
+    out = json.loads(res.output)
+    assert [s["index"] for s in out["samples"]] == [3]
+
+
+def test_info_text_and_json(model_file):
+    res = invoke("info", model_file)
+    assert res.exit_code == 0
+    assert "layer1: 12 -> 10 LIF, reset zero, recurrence conv k=3" in res.output
+    assert "parameters: 308 total, 3 recurrent" in res.output
+    d = json.loads(invoke("info", model_file, "--json").output)
+    assert d["params_recurrent"] == 3 and d["layers"][1]["delays"]["max"] <= 4
+
+
+def test_help_everywhere():
+    for args in ([], ["run"], ["info"]):
+        res = invoke(*args, "--help")
+        assert res.exit_code == 0 and "Usage:" in res.output
+
+
+@pytest.mark.parametrize("args, message", [
+    (["run", "--model", "MISSING.npz", "--input", "SPIKES"], "Error: model file not found: MISSING.npz"),
+    (["run", "--model", "MODEL", "--input", "MISSING.h5"], "Error: input file not found: MISSING.h5"),
+    (["run", "--model", "TEXT", "--input", "SPIKES"], "is not an evsim model (.npz) file"),
+    (["run", "--model", "MODEL", "--input", "TEXT"], "is not an HDF5 file; expected the SHD layout"),
+    (["run", "--model", "MODEL", "--input", "SPIKES", "--sample", "99"], "sample 99 out of range"),
+    (["run", "--model", "MODEL", "--input", "WIDE"], "unit 30 outside [0, 20)"),
+    (["info", "TEXT"], "is not an evsim model (.npz) file"),
+])
+def test_bad_input_is_one_line_and_non_zero(tmp_path, model_file, spike_file, args, message):
+    from evsim.data import write_spike_file
+
+    text = tmp_path / "text.bin"
+    text.write_text("hello")
+    wide = tmp_path / "wide.h5"
+    write_spike_file(wide, [([0.01], [30])])
+    subst = {"MODEL": model_file, "SPIKES": spike_file, "TEXT": text, "WIDE": wide,
+             "MISSING.npz": "MISSING.npz", "MISSING.h5": "MISSING.h5"}
+    res = CliRunner().invoke(evsim, [str(subst.get(a, a)) for a in args])
+    assert res.exit_code == 1
+    assert message in res.output
+    assert "Traceback" not in res.output
+    assert len(res.output.strip().splitlines()) == 1
+
+
+def test_label_out_of_range_for_the_model(tmp_path, model_file):
+    from evsim.data import write_spike_file
+
+    path = tmp_path / "labels.h5"
+    write_spike_file(path, [([0.01], [1])], labels=[7])
+    res = CliRunner().invoke(evsim, ["run", "--model", str(model_file), "--input", str(path), "--engine", "dense"])
+    assert res.exit_code == 1 and "label 7 is out of range for a model with 3 classes" in res.output

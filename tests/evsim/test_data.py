@@ -1,0 +1,112 @@
+"""The SHD-layout reader: binning, pooling, and clear errors for bad files."""
+
+import h5py
+import numpy as np
+import pytest
+
+from evsim.data import SpikeFile, bin_spikes, n_steps_for, write_spike_file
+from evsim.errors import InputFileError
+
+
+def test_binning_and_pooling_by_hand():
+    times = np.array([0.0, 0.0049, 0.005, 0.0101, 0.0299, 0.03])
+    units = np.array([0, 1, 2, 3, 4, 5])
+    # dt = 10 ms -> bins 0,0,0,1,2,3 ; pool 2 -> inputs 0,0,1,1,2,2
+    x = bin_spikes(times, units, dt_ms=10, n_channels=6, pool=2)
+    expected = np.zeros((4, 3), np.float32)
+    expected[0, 0] = 2
+    expected[0, 1] = 1
+    expected[1, 1] = 1
+    expected[2, 2] = 1
+    expected[3, 2] = 1
+    assert np.array_equal(x, expected)
+
+
+def test_counts_are_summed_not_clipped():
+    x = bin_spikes(np.array([0.001, 0.002, 0.003]), np.array([3, 3, 4]), dt_ms=10, n_channels=5, pool=5)
+    assert x.shape == (1, 1) and x[0, 0] == 3
+
+
+def test_fixed_steps_pad_and_drop():
+    x = bin_spikes(np.array([0.001, 0.055]), np.array([0, 1]), dt_ms=10, n_channels=2, pool=1, n_steps=3)
+    assert x.shape == (3, 2) and x.sum() == 1   # the spike in bin 5 is beyond 3 steps
+    y = bin_spikes(np.array([0.001]), np.array([0]), dt_ms=10, n_channels=2, pool=1, n_steps=8)
+    assert y.shape == (8, 2) and y[0, 0] == 1 and y[1:].sum() == 0
+
+
+def test_uneven_pooling_makes_a_partial_last_group():
+    x = bin_spikes(np.array([0.0]), np.array([6]), dt_ms=1, n_channels=7, pool=3)
+    assert x.shape == (1, 3) and x[0, 2] == 1
+
+
+def test_steps_for_empty_sample():
+    assert n_steps_for(np.zeros(0), 10) == 1
+    assert bin_spikes(np.zeros(0), np.zeros(0, int), dt_ms=10, n_channels=4).shape == (1, 4)
+
+
+def test_file_reads_float16_times_and_metadata(tmp_path):
+    path = tmp_path / "f.h5"
+    write_spike_file(path, [([0.0, 0.5], [1, 699]), ([0.25], [3])], labels=[4, 2],
+                     class_names=["a", "b", "c", "d", "e"], speakers=[7, 8])
+    with SpikeFile(path) as f:
+        assert len(f) == 2
+        assert f.labels.tolist() == [4, 2] and f.speakers.tolist() == [7, 8]
+        assert f.class_names == ("a", "b", "c", "d", "e")
+        s = f.read(0)
+        assert s.times.dtype == np.float64 and s.units.dtype == np.int64 and s.label == 4
+        x = f.binned(0, dt_ms=10, pool=5)
+        assert x.shape == (51, 140) and x[0, 0] == 1 and x[50, 139] == 1
+        assert f.read(-1).label == 2
+
+
+def _raw_file(path, times, units, labels=None):
+    with h5py.File(path, "w") as h5:
+        g = h5.create_group("spikes")
+        g.create_dataset("times", (len(times),), dtype=h5py.vlen_dtype(np.float64))
+        g.create_dataset("units", (len(units),), dtype=h5py.vlen_dtype(np.int64))
+        for i, t in enumerate(times):
+            g["times"][i] = np.asarray(t, np.float64)
+        for i, u in enumerate(units):
+            g["units"][i] = np.asarray(u, np.int64)
+        if labels is not None:
+            h5.create_dataset("labels", data=labels)
+    return path
+
+
+@pytest.mark.parametrize("times, units, message", [
+    ([[0.1, 0.2]], [[1]], "times has 2 entries but units has 1; they must pair up one to one"),
+    ([[0.1]], [[700]], "unit 700 outside [0, 700)"),
+    ([[0.1]], [[-2]], "unit -2 outside [0, 700)"),
+    ([[-0.5]], [[1]], "negative spike time -0.5 s"),
+    ([[np.nan]], [[1]], "NaN or infinite spike time"),
+    ([[np.inf]], [[1]], "NaN or infinite spike time"),
+])
+def test_bad_samples_say_what_is_wrong(tmp_path, times, units, message):
+    path = _raw_file(tmp_path / "bad.h5", times, units)
+    with SpikeFile(path) as f, pytest.raises(InputFileError) as info:
+        f.read(0)
+    assert message in str(info.value)
+    assert "sample 0" in str(info.value)
+
+
+def test_bad_files(tmp_path):
+    with pytest.raises(InputFileError, match="input file not found"):
+        SpikeFile(tmp_path / "none.h5")
+    (tmp_path / "text.h5").write_text("not hdf5")
+    with pytest.raises(InputFileError, match="is not an HDF5 file; expected the SHD layout"):
+        SpikeFile(tmp_path / "text.h5")
+    with h5py.File(tmp_path / "empty.h5", "w") as h5:
+        h5.create_dataset("labels", data=[1])
+    with pytest.raises(InputFileError, match="missing dataset 'spikes/times'"):
+        SpikeFile(tmp_path / "empty.h5")
+    _raw_file(tmp_path / "lab.h5", [[0.1], [0.2]], [[1], [2]], labels=np.array([1, 2, 3]))
+    with pytest.raises(InputFileError, match="labels has shape \\(3,\\), expected \\(2,\\)"):
+        SpikeFile(tmp_path / "lab.h5")
+    with pytest.raises(InputFileError, match="is a directory"):
+        SpikeFile(tmp_path)
+
+
+def test_sample_index_out_of_range(tmp_path):
+    path = _raw_file(tmp_path / "ok.h5", [[0.1]], [[1]])
+    with SpikeFile(path) as f, pytest.raises(InputFileError, match="sample 5 out of range: .* has 1 samples"):
+        f.read(5)
