@@ -1,0 +1,182 @@
+"""training.data: loading and binning, the speaker split, the batch iterator."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from evsim.data import SpikeFile, write_spike_file
+from evsim.errors import EvsimError
+from evsim.model import ModelMetadata
+from training.augment import Augment
+from training.data import iterate_batches, load_dataset, n_batches, split_by_speaker
+
+
+def _samples(rng, n, t_max=0.5, spikes=(0, 60)):
+    out = []
+    for _ in range(n):
+        k = int(rng.integers(*spikes))
+        out.append((np.sort(rng.uniform(0, t_max, k)), rng.integers(0, 700, k)))
+    return out
+
+
+@pytest.fixture
+def shd_file(tmp_path):
+    """24 samples, 4 classes, 6 speakers (every speaker says every class), one empty sample."""
+    rng = np.random.default_rng(0)
+    samples = _samples(rng, 24, spikes=(5, 80))
+    samples[5] = ([], [])
+    labels = np.tile(np.arange(4), 6)
+    speakers = np.repeat(np.arange(10, 16), 4)
+    path = tmp_path / "train.h5"
+    write_spike_file(path, samples, labels=labels, class_names=["a", "b", "c", "d"], speakers=speakers)
+    return path
+
+
+def test_load_matches_evsim_binning(shd_file):
+    ds = load_dataset(shd_file, dt_ms=10.0, pool=5)
+    with SpikeFile(shd_file) as f:
+        expected_steps = max(int(np.floor(f.read(i).times.max() * 100)) + 1 for i in range(len(f)) if f.read(i).times.size)
+        assert ds.n_steps == expected_steps
+        x = ds.dense(np.arange(len(ds)))
+        assert x.shape == (24, ds.n_steps, 140) and x.dtype == np.float32
+        for i in range(len(f)):                           # the oracle: evsim.data.bin_spikes
+            np.testing.assert_array_equal(x[i], f.binned(i, dt_ms=10.0, pool=5, n_steps=ds.n_steps))
+        assert ds.n_spikes.sum() == sum(f.read(i).times.size for i in range(len(f)))
+    assert x[5].sum() == 0 and ds.n_dropped == 0
+    assert ds.class_names == ("a", "b", "c", "d") and ds.n_classes == 4
+    np.testing.assert_array_equal(ds.speakers, np.repeat(np.arange(10, 16), 4))
+    meta = ModelMetadata(**ds.metadata())
+    assert meta.n_steps == ds.n_steps and meta.n_inputs == 140
+
+
+def test_fixed_n_steps_drops_later_spikes(shd_file):
+    full = load_dataset(shd_file, dt_ms=10.0, pool=5)
+    cut = load_dataset(shd_file, dt_ms=10.0, pool=5, n_steps=20)
+    xf, xc = full.dense(range(24)), cut.dense(range(24))
+    assert xc.shape == (24, 20, 140)
+    np.testing.assert_array_equal(xc, xf[:, :20])
+    assert cut.n_dropped == xf[:, 20:].sum()
+    longer = load_dataset(shd_file, n_steps=full.n_steps + 7)          # zero padding at the end
+    np.testing.assert_array_equal(longer.dense(range(24))[:, :full.n_steps], xf)
+    assert longer.dense(range(24))[:, full.n_steps:].sum() == 0
+
+
+def test_other_dt_and_pool(shd_file):
+    ds = load_dataset(shd_file, dt_ms=1.0, pool=1)
+    with SpikeFile(shd_file) as f:
+        np.testing.assert_array_equal(ds.dense([3])[0], f.binned(3, dt_ms=1.0, pool=1, n_steps=ds.n_steps))
+
+
+def test_label_errors(tmp_path, shd_file):
+    with pytest.raises(EvsimError, match=r"label 3 of sample 3 \(and 5 more\) is outside \[0, 3\); the model has 3 classes"):
+        load_dataset(shd_file, n_classes=3)
+    path = tmp_path / "nolabels.h5"
+    write_spike_file(path, [([0.1], [1])])
+    with pytest.raises(EvsimError, match="no 'labels'"):
+        load_dataset(path)
+    path = tmp_path / "nokeys.h5"
+    write_spike_file(path, [([0.1], [1]), ([0.2], [2])], labels=[0, 2])
+    assert load_dataset(path).class_names == ("0", "1", "2")
+    with pytest.raises(EvsimError, match="pool"):
+        load_dataset(path, pool=0)
+
+
+def test_split_by_speaker_is_disjoint_and_covers(shd_file):
+    ds = load_dataset(shd_file)
+    split = split_by_speaker(ds, fraction=0.34, seed=1)
+    train, val = split
+    assert split.by_speaker and split.warning is None
+    assert np.array_equal(np.sort(np.concatenate([train, val])), np.arange(24))
+    assert not set(ds.speakers[train]) & set(ds.speakers[val])
+    assert set(ds.speakers[val]) == set(split.val_speakers.tolist())
+    assert len(val) == 8                                   # 2 of 6 speakers ~ 0.34
+    assert np.array_equal(np.bincount(ds.labels[val], minlength=4), [2, 2, 2, 2])
+    again = split_by_speaker(ds, fraction=0.34, seed=1)
+    assert np.array_equal(again.val, val)
+    others = {tuple(split_by_speaker(ds, 0.34, seed=s).val_speakers) for s in range(10)}
+    assert len(others) > 1                                 # the seed matters
+    with pytest.raises(EvsimError, match="strictly between 0 and 1"):
+        split_by_speaker(ds, fraction=1.0)
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(2, 60), n_speakers=st.integers(2, 8), n_classes=st.integers(1, 5),
+       fraction=st.floats(0.05, 0.6), seed=st.integers(0, 2**16))
+def test_split_properties(n, n_speakers, n_classes, fraction, seed):
+    rng = np.random.default_rng(seed)
+    speakers = rng.integers(0, n_speakers, n)
+    labels = rng.integers(0, n_classes, n)
+
+    class Fake:                                            # split_by_speaker reads only these
+        pass
+
+    ds = Fake()
+    ds.labels, ds.speakers, ds.n_classes, ds.path = labels, speakers, n_classes, "fake"
+    train, val = split = split_by_speaker(ds, fraction, seed)
+    assert np.array_equal(np.sort(np.concatenate([train, val])), np.arange(n))
+    if np.unique(speakers).size >= 2:
+        assert split.by_speaker and len(val) > 0 and len(train) > 0
+        assert not set(speakers[train]) & set(speakers[val])
+    else:
+        assert not split.by_speaker and "random" in split.warning
+
+
+def test_split_without_speakers_falls_back(tmp_path):
+    rng = np.random.default_rng(2)
+    path = tmp_path / "nospk.h5"
+    write_spike_file(path, _samples(rng, 40, spikes=(1, 5)), labels=np.repeat([0, 1], 20))
+    ds = load_dataset(path)
+    assert ds.speakers is None
+    split = split_by_speaker(ds, fraction=0.25, seed=0)
+    assert not split.by_speaker and "no speaker ids" in split.warning and "random" in split.warning
+    assert np.array_equal(np.bincount(ds.labels[split.val]), [5, 5])   # stratified
+    assert np.intersect1d(split.train, split.val).size == 0 and len(split.train) == 30
+
+
+def test_iterate_batches_plain(shd_file):
+    ds = load_dataset(shd_file)
+    idx = np.array([0, 3, 5, 7, 8, 11, 20])
+    batches = list(iterate_batches(ds, idx, 3, np.random.default_rng(0), shuffle=False))
+    assert [b[0].shape for b in batches] == [(3, ds.n_steps, 140)] * 2 + [(1, ds.n_steps, 140)]
+    x = np.concatenate([b[0] for b in batches])
+    y = np.concatenate([b[1] for b in batches])
+    assert y.dtype == np.int64 and np.array_equal(y, ds.labels[idx])
+    np.testing.assert_array_equal(x, ds.dense(idx))
+    shuffled = list(iterate_batches(ds, idx, 3, np.random.default_rng(0), drop_last=True))
+    assert len(shuffled) == 2 == n_batches(7, 3, drop_last=True)
+    ys = np.concatenate([b[1] for b in iterate_batches(ds, idx, 4, np.random.default_rng(1))])
+    assert sorted(ys) == sorted(ds.labels[idx])
+
+
+def test_iterate_batches_augmented_epoch(tmp_path):
+    # class c only ever fires channels 5c..5c+4 (model input c): a blend must stay in input c
+    rng = np.random.default_rng(4)
+    samples, labels = [], []
+    for i in range(30):
+        c = i % 3
+        k = 30
+        samples.append((np.sort(rng.uniform(0.1, 0.3, k)), rng.integers(5 * c, 5 * c + 5, k)))
+        labels.append(c)
+    path = tmp_path / "cls.h5"
+    write_spike_file(path, samples, labels=labels, speakers=np.arange(30) // 3)
+    ds = load_dataset(path)
+    idx = np.arange(0, 30, 2)
+    aug = Augment(max_shift=2)
+    batches = list(iterate_batches(ds, idx, 8, np.random.default_rng(0), augment=aug))
+    assert len(batches) == n_batches(idx.size, 8, aug) == 6
+    y = np.concatenate([b[1] for b in batches])
+    assert y.size == 3 * idx.size
+    assert np.array_equal(np.bincount(y), 3 * np.bincount(ds.labels[idx]))
+    for x, yb in batches:
+        assert x.shape[1:] == (ds.n_steps, 140) and x.dtype == np.float32
+        active = x.sum(axis=1) > 0                         # (B, inputs)
+        for row, c in enumerate(yb):
+            assert set(np.flatnonzero(active[row])) <= {int(c)}
+
+
+def test_augmented_epoch_helper(shd_file):
+    from training.augment import augmented_epoch
+
+    ds = load_dataset(shd_file)
+    out = list(augmented_epoch(ds, np.arange(10), 4, np.random.default_rng(0)))
+    assert sum(len(y) for _, y in out) == 30

@@ -1,0 +1,189 @@
+"""The two training augmentations of the method (docs/method.md, "Data (SHD)").
+
+Both act on *binned* counts ``x``: shape ``(T, C)`` for one sample or ``(B, T, C)`` for a
+batch, where ``T`` is the fixed number of steps and ``C`` the pooled input channels.  A
+count moved outside ``[0, T)`` is dropped; the space it leaves is filled with zeros.
+Every function is pure (returns a new array) and takes its randomness as a
+``numpy.random.Generator``.
+
+Per-channel shift::
+
+    s[b, c] ~ UniformInteger[-S, S]             one draw per sample and channel
+    y[b, t, c] = x[b, t - s[b, c], c]           0 where t - s[b, c] is outside [0, T)
+
+    A positive shift delays the channel.  S is in steps (S = 100 at dt = 10 ms by default).
+
+Same-class blend of ``x`` (the sample) with ``p`` (another sample of the same class)::
+
+    n_t    = sum_c x[t, c]                                       spikes at step t
+    com(x) = sum_t t * n_t / sum_t n_t                           centre of mass, in steps
+    k      = floor(com(x) - com(p) + 1/2)                        nearest integer, halves up
+    p'[t, c] = p[t - k, c]                                       p moved so its centre meets x's
+    y      = Binomial(x, keep) + Binomial(p', keep)              keep = 1/2
+
+    The sample ``x`` stays where it is and its partner moves; an empty sample has no centre
+    of mass and is not moved (k = 0).  Counts of p pushed out of the window by the alignment
+    are dropped before thinning.  Binomial thinning of a count is the same as keeping each
+    of its spikes independently with probability ``keep``.
+
+The augmented epoch (see :func:`augmented_epoch`) holds every training sample three times:
+as it is, channel-shifted, and blended; :func:`training.data.iterate_batches` mixes the
+three views in one shuffled order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from evsim.errors import EvsimError
+
+__all__ = [
+    "Augment",
+    "alignment_shift",
+    "augmented_epoch",
+    "blend",
+    "centre_of_mass",
+    "shift_channels",
+    "shift_channels_by",
+    "shift_time",
+    "thin",
+    "VIEWS",
+]
+
+# The views of a sample in an augmented epoch, in a fixed order (codes 0, 1, 2).
+VIEWS = ("original", "shift", "blend")
+
+
+@dataclass(frozen=True)
+class Augment:
+    """Which augmentations make up an epoch, and their sizes.
+
+    max_shift: S, the largest per-channel shift in steps (>= 0)
+    shift: include the channel-shifted copy of every sample
+    blend: include the same-class blend of every sample
+    keep: probability that a spike survives thinning in the blend (method: 0.5)
+    """
+
+    max_shift: int = 100
+    shift: bool = True
+    blend: bool = True
+    keep: float = 0.5
+
+    def __post_init__(self):
+        if not (isinstance(self.max_shift, (int, np.integer)) and self.max_shift >= 0):
+            raise EvsimError(f"augment max_shift: {self.max_shift!r}; expected an integer number of steps >= 0")
+        if not (0.0 <= float(self.keep) <= 1.0):
+            raise EvsimError(f"augment keep: {self.keep!r}; expected a probability in [0, 1]")
+
+    @property
+    def views(self) -> tuple[int, ...]:
+        """Codes (indices into :data:`VIEWS`) of the views in an epoch; 0 is always there."""
+        return (0,) + ((1,) if self.shift else ()) + ((2,) if self.blend else ())
+
+    @property
+    def factor(self) -> int:
+        """How many times longer the augmented epoch is than the plain one (3 by default)."""
+        return len(self.views)
+
+
+def _as_batch(x) -> tuple[np.ndarray, bool]:
+    x = np.asarray(x)
+    if x.ndim == 2:
+        return x[None], True
+    if x.ndim != 3:
+        raise EvsimError(f"counts must have shape (T, C) or (B, T, C), got {x.shape}")
+    return x, False
+
+
+def shift_channels_by(x, shifts) -> np.ndarray:
+    """Move channel ``c`` of sample ``b`` later by ``shifts[b, c]`` steps (negative: earlier).
+
+    x: (T, C) or (B, T, C) counts; shifts: integers broadcastable to (B, C).
+    Counts moved outside the window are dropped, vacated steps are zero.  Same dtype as x.
+    """
+    xb, single = _as_batch(x)
+    B, T, C = xb.shape
+    s = np.broadcast_to(np.asarray(shifts, dtype=np.int64), (B, C))
+    src = np.arange(T)[None, :, None] - s[:, None, :]          # (B, T, C) source step
+    valid = (src >= 0) & (src < T)
+    out = np.take_along_axis(xb, np.clip(src, 0, T - 1), axis=1)
+    out = np.where(valid, out, np.zeros((), dtype=xb.dtype))
+    return out[0] if single else out
+
+
+def shift_channels(x, max_shift: int, rng: np.random.Generator) -> np.ndarray:
+    """Per-channel shift: every (sample, channel) moves by its own integer in [-S, S] steps."""
+    xb, single = _as_batch(x)
+    s = rng.integers(-int(max_shift), int(max_shift) + 1, size=(xb.shape[0], xb.shape[2]))
+    out = shift_channels_by(xb, s)
+    return out[0] if single else out
+
+
+def shift_time(x, shifts) -> np.ndarray:
+    """Move whole samples later by ``shifts[b]`` steps (all channels together)."""
+    xb, single = _as_batch(x)
+    s = np.asarray(shifts, dtype=np.int64).reshape(-1, 1)
+    out = shift_channels_by(xb, np.broadcast_to(s, (xb.shape[0], xb.shape[2])))
+    return out[0] if single else out
+
+
+def centre_of_mass(x) -> np.ndarray | float:
+    """Centre of mass in time, in steps: sum_t t n_t / sum_t n_t; NaN for an empty sample.
+
+    Returns a float for one (T, C) sample, a (B,) float64 array for a batch.
+    """
+    xb, single = _as_batch(x)
+    n_t = xb.sum(axis=2, dtype=np.float64)                       # (B, T)
+    total = n_t.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        com = (n_t @ np.arange(xb.shape[1], dtype=np.float64)) / total
+    com = np.where(total > 0, com, np.nan)
+    return float(com[0]) if single else com
+
+
+def alignment_shift(x, partner) -> np.ndarray | int:
+    """Steps k that move ``partner``'s centre of mass onto ``x``'s: floor(com(x) - com(p) + 1/2).
+
+    0 where either sample is empty.
+    """
+    d = np.asarray(centre_of_mass(x)) - np.asarray(centre_of_mass(partner))
+    k = np.where(np.isfinite(d), np.floor(d + 0.5), 0.0).astype(np.int64)
+    return int(k) if k.ndim == 0 else k
+
+
+def thin(x, rng: np.random.Generator, keep: float = 0.5) -> np.ndarray:
+    """Binomial(count, keep) of every count; same dtype as x (counts must be whole numbers >= 0)."""
+    x = np.asarray(x)
+    out = np.zeros_like(x)
+    nz = x > 0                                                   # binned input is mostly empty
+    out[nz] = rng.binomial(x[nz].astype(np.int64), keep)
+    return out
+
+
+def blend(x, partner, rng: np.random.Generator, keep: float = 0.5) -> np.ndarray:
+    """Same-class blend: partner aligned on x's centre of mass, both thinned, then added.
+
+    x, partner: (T, C) or (B, T, C) counts of the same shape.  See the module docstring.
+    """
+    x = np.asarray(x)
+    partner = np.asarray(partner)
+    if x.shape != partner.shape:
+        raise EvsimError(f"blend: sample shape {x.shape} and partner shape {partner.shape} differ")
+    moved = shift_time(partner, np.atleast_1d(alignment_shift(x, partner)))
+    return thin(x, rng, keep) + thin(moved, rng, keep)
+
+
+def augmented_epoch(dataset, indices, batch_size: int, rng: np.random.Generator,
+                    augment: Augment | None = None, *, drop_last: bool = False):
+    """One augmented training epoch: :func:`training.data.iterate_batches` with ``augment``.
+
+    Yields ``(x, y)`` batches covering every sample of ``indices`` ``augment.factor`` times
+    (original, shifted, blended), shuffled together.  Blend partners are drawn from
+    ``indices`` only, so a validation sample never leaks into training.
+    """
+    from .data import iterate_batches
+
+    return iterate_batches(dataset, indices, batch_size, rng, shuffle=True,
+                           augment=Augment() if augment is None else augment, drop_last=drop_last)
