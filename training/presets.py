@@ -43,7 +43,7 @@ class TrainConfig:
     network: keyword arguments of :class:`training.config.NetworkConfig`
     epochs: passes over the training split (each 3x long with augmentation)
     batch_size: samples per optimiser step
-    lr, weight_decay, lr_schedule: AdamW for weights and biases; schedule ``onecycle``,
+    lr, weight_decay, lr_schedule: AdamW for weights and biases; schedule ``one_cycle``,
         ``cosine`` or ``constant``
     delay_lr, delay_schedule: AdamW (no weight decay) for the delays
     learn_delays: False freezes the delays at their initial values (the ablation)
@@ -64,7 +64,7 @@ class TrainConfig:
     batch_size: int = 32
     lr: float = 1.3e-3
     weight_decay: float = 4e-6
-    lr_schedule: str = "onecycle"
+    lr_schedule: str = "one_cycle"
     delay_lr: float = 2.8e-2
     delay_schedule: str = "cosine"
     learn_delays: bool = True
@@ -93,8 +93,8 @@ class TrainConfig:
             if not (isinstance(getattr(self, name), (int, float)) and getattr(self, name) >= 0):
                 bad(name, "a number >= 0")
         for name in ("lr_schedule", "delay_schedule"):
-            if getattr(self, name) not in ("onecycle", "cosine", "constant"):
-                bad(name, "one of onecycle, cosine, constant")
+            if getattr(self, name) not in ("one_cycle", "cosine", "constant"):
+                bad(name, "one of one_cycle, cosine, constant")
         if not (0.0 <= self.val_fraction < 1.0):
             bad("val_fraction", "a fraction in [0, 1)")
         if not (isinstance(self.shift_max, int) and self.shift_max >= 0):

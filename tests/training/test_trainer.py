@@ -1,0 +1,161 @@
+"""The training run: resume equals an uninterrupted run, clean stops, exports that
+`evsim run` reproduces exactly."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from evsim.data import write_spike_file
+from evsim.errors import EvsimError
+from evsim.model import load_model
+from evsim.run import classify_file
+from training.presets import make_config
+from training.trainer import TrainingError, train
+
+
+def _toy(path, n, seed):
+    """Three classes told apart by which third of 60 channels fires; speakers independent of class."""
+    r = np.random.default_rng(seed)
+    samples, labels, speakers = [], [], []
+    for i in range(n):
+        c = int(r.integers(0, 3))
+        k = 60
+        t = np.sort(r.uniform(0, 0.25, k))
+        u = (r.integers(0, 20, k) + 20 * c) % 60
+        samples.append((t, u))
+        labels.append(c)
+        speakers.append(int(r.integers(0, 8)))
+    write_spike_file(path, samples, labels=labels, class_names=["a", "b", "c"], speakers=speakers)
+    return path
+
+
+@pytest.fixture
+def toy(tmp_path):
+    return _toy(tmp_path / "train.h5", 96, 1), _toy(tmp_path / "test.h5", 30, 2)
+
+
+def small_config(**changes):
+    sets = {"input_channels": 60, "pool": 2, "epochs": 3, "batch_size": 16, "val_fraction": 0.25,
+            "network": {"hidden": [12, 10], "recurrence": ["none", "conv"], "tau": [1.5, 1.5],
+                        "gain": ["one", "1-beta"], "kernel_size": 3, "delay_init": [0.0, 4.0]}}
+    sets.update(changes)
+    return make_config("crsnn", overrides=sets)
+
+
+def test_resume_gives_exactly_the_uninterrupted_result(tmp_path, toy):
+    cfg = small_config()
+    full = train(cfg, *toy, tmp_path / "full")
+    part = train(cfg, *toy, tmp_path / "part", stop_after_epochs=1)
+    assert part["epochs_done"] == 1
+    resumed = train(cfg, *toy, tmp_path / "part", resume=True)
+    assert resumed["test_accuracy"] == full["test_accuracy"]
+    assert resumed["validation_accuracy"] == full["validation_accuracy"]
+    a = load_model(tmp_path / "full" / "model.npz").to_arrays()
+    b = load_model(tmp_path / "part" / "model.npz").to_arrays()
+    for key in a:
+        if key != "metadata":
+            assert np.array_equal(a[key], b[key]), key
+    log_full = [json.loads(l) for l in open(tmp_path / "full" / "log.jsonl")]
+    log_part = [json.loads(l) for l in open(tmp_path / "part" / "log.jsonl")]
+    assert [r["train_loss"] for r in log_full] == [r["train_loss"] for r in log_part]
+
+
+def test_exported_model_gives_the_reported_accuracy_on_both_engines(tmp_path, toy):
+    result = train(small_config(epochs=2), *toy, tmp_path / "run")
+    model = load_model(result["model"])
+    for engine in ("event", "dense"):
+        assert classify_file(model, str(toy[1]), engine=engine).accuracy == result["test_accuracy"]
+    assert model.metadata.provenance["test_accuracy"] == result["test_accuracy"]
+    assert model.metadata.n_steps is not None
+    assert set(os.listdir(tmp_path / "run")) == {"config.json", "checkpoint.npz", "log.jsonl", "model.npz", "result.json"}
+
+
+def test_delays_stay_fixed_without_delay_learning(tmp_path, toy):
+    from training.checkpoint import load_checkpoint
+
+    cfg = small_config(learn_delays=False, epochs=2)
+    train(cfg, *toy, tmp_path / "fixed")
+    ck = load_checkpoint(tmp_path / "fixed" / "checkpoint.npz")
+    delays = [k for k in ck if k.startswith("net/") and "delay" in k]
+    assert delays
+    for k in delays:
+        assert np.array_equal(ck[k], np.rint(ck[k]))   # still the rounded initial values
+    log = [json.loads(l) for l in open(tmp_path / "fixed" / "log.jsonl")]
+    assert all(r["sigma"] == 0.0 for r in log)
+    assert log[0]["delays_mean"] == log[-1]["delays_mean"]
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, toy, monkeypatch):
+    from training.network import Network
+
+    cfg = small_config()
+    original = Network.loss_and_grad
+
+    def poisoned(self, x, y, rng, sigma):
+        loss, grads, stats = original(self, x, y, rng, sigma)
+        return (float("nan") if sigma < cfg.sigma0 else loss), grads, stats   # from the 2nd epoch on
+
+    monkeypatch.setattr(Network, "loss_and_grad", poisoned)
+    with pytest.raises(TrainingError, match="the loss became nan at epoch 2; training stopped. The last good checkpoint \\(end of epoch 1\\)"):
+        train(cfg, *toy, tmp_path / "run")
+    from training.checkpoint import load_checkpoint
+
+    assert int(load_checkpoint(tmp_path / "run" / "checkpoint.npz")["epoch"]) == 0
+
+
+def test_ctrl_c_exports_the_best_model_and_can_resume(tmp_path, toy, monkeypatch):
+    from training.network import Network
+
+    cfg = small_config()
+    original = Network.loss_and_grad
+
+    def interrupted(self, x, y, rng, sigma):
+        if sigma < cfg.sigma0:   # the 2nd epoch
+            raise KeyboardInterrupt
+        return original(self, x, y, rng, sigma)
+
+    monkeypatch.setattr(Network, "loss_and_grad", interrupted)
+    with pytest.raises(TrainingError, match="interrupted during epoch 2; .* \\(continue with --resume\\)"):
+        train(cfg, *toy, tmp_path / "run")
+    assert os.path.exists(tmp_path / "run" / "model.npz")
+    monkeypatch.setattr(Network, "loss_and_grad", original)
+    full = train(cfg, *toy, tmp_path / "full")
+    resumed = train(cfg, *toy, tmp_path / "run", resume=True)
+    assert resumed["test_accuracy"] == full["test_accuracy"]
+
+
+def test_refuses_to_overwrite_a_run_and_resume_needs_a_checkpoint(tmp_path, toy):
+    cfg = small_config(epochs=1)
+    train(cfg, *toy, tmp_path / "run")
+    with pytest.raises(TrainingError, match="already holds a run"):
+        train(cfg, *toy, tmp_path / "run")
+    with pytest.raises(EvsimError, match="--resume: no checkpoint in"):
+        train(cfg, *toy, tmp_path / "other", resume=True)
+    with pytest.raises(EvsimError, match="made with a different configuration"):
+        train(small_config(epochs=2), *toy, tmp_path / "run", resume=True)
+
+
+@pytest.mark.parametrize("sets, message", [
+    ({"network": {"kernel_size": 4}}, "kernel_size: 4; expected an odd positive integer"),
+    ({"epochs": 0}, "epochs: 0; expected a positive integer"),
+    ({"lr_schedule": "linear"}, "lr_schedule: 'linear'; expected one of one_cycle, cosine, constant"),
+    ({"learning_rate": 1}, "unknown setting(s): learning_rate"),
+])
+def test_bad_configuration_fails_before_any_work(sets, message):
+    with pytest.raises(EvsimError) as info:
+        make_config("crsnn", overrides=sets)
+    assert message in str(info.value)
+
+
+def test_unknown_preset():
+    with pytest.raises(EvsimError, match="unknown preset 'snn'; expected one of: crsnn, delrec"):
+        make_config("snn")
+
+
+def test_labels_out_of_range(tmp_path, toy):
+    bad = tmp_path / "bad_test.h5"
+    write_spike_file(bad, [([0.01], [1])], labels=[5], class_names=["a", "b", "c"])
+    with pytest.raises(EvsimError, match="label"):
+        train(small_config(epochs=1), toy[0], bad, tmp_path / "run")

@@ -1,0 +1,299 @@
+"""The training run behind ``evsim train``: data, epochs, model selection, checkpoints, export.
+
+One run writes into its output directory::
+
+    config.json       the TrainConfig of the run
+    checkpoint.npz    after every epoch, atomically: network, optimiser, random state,
+                      the best network so far and the history (see training.checkpoint)
+    log.jsonl         one JSON object per epoch (loss, accuracies, sigma, spike rates, time)
+    model.npz         the exported model of the epoch with the best validation accuracy
+    result.json       final figures: validation and test accuracy, times, parameter counts
+
+Model selection and the test set: after every epoch the network is evaluated on the
+validation split (speakers held out of the training file, or the official validation
+file for SSC) with delays rounded, as the exported model runs.  The test file is
+evaluated once, at the end, on the best epoch's exported ``model.npz``, with the evsim
+event engine: the accuracy reported is exactly what ``evsim run`` gives on that file.
+
+Resuming (``resume=True``) restores everything the next epoch depends on (parameters,
+BatchNorm statistics, optimiser moments and step, the random generator, the best model
+and the history), so an interrupted and resumed run ends with the same result as an
+uninterrupted one with the same seed.  Ctrl-C stops at once; the checkpoint of the last
+finished epoch stays valid and the best model so far is exported.  A NaN or infinite loss
+stops the run with an error and leaves the last good checkpoint untouched.
+
+``learn_delays=False`` (``--no-delay-learning``, the ablation) keeps every delay at its
+random initial value, rounded to whole steps, and trains with sigma = 0 throughout.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, replace
+from typing import Callable
+
+import numpy as np
+
+from evsim.errors import EvsimError
+
+from .checkpoint import CheckpointError, load_checkpoint, rng_from_state, rng_state, save_checkpoint
+from .presets import TrainConfig, sigma_at
+
+__all__ = ["TrainingError", "Reporter", "RunFiles", "train"]
+
+
+class TrainingError(EvsimError):
+    """Training stopped: a diverging loss or an unusable checkpoint."""
+
+
+class Reporter:
+    """Callbacks for progress; the CLI draws bars, tests use the silent default."""
+
+    def start(self, info: dict) -> None: ...
+    def epoch_start(self, epoch: int, epochs: int, n_batches: int, sigma: float) -> None: ...
+    def batch(self, stats: dict) -> None: ...
+    def epoch_end(self, record: dict) -> None: ...
+    def message(self, text: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class RunFiles:
+    out_dir: str
+
+    def path(self, name: str) -> str:
+        return os.path.join(self.out_dir, name)
+
+    @property
+    def checkpoint(self) -> str:
+        return self.path("checkpoint.npz")
+
+    @property
+    def model(self) -> str:
+        return self.path("model.npz")
+
+    @property
+    def log(self) -> str:
+        return self.path("log.jsonl")
+
+
+def _prefixed(prefix: str, d: dict) -> dict:
+    return {prefix + k: v for k, v in d.items()}
+
+
+def _unprefixed(prefix: str, d: dict) -> dict:
+    return {k[len(prefix):]: v for k, v in d.items() if k.startswith(prefix)}
+
+
+def _evaluate(net, dataset, indices, batch_size: int = 256) -> dict:
+    correct, loss_sum, n = 0, 0.0, 0
+    for start in range(0, len(indices), batch_size):
+        idx = indices[start:start + batch_size]
+        res = net.evaluate(dataset.dense(idx), dataset.labels[idx])
+        correct += res.stats["correct"]
+        loss_sum += res.stats["loss"] * len(idx)
+        n += len(idx)
+    return {"accuracy": correct / max(n, 1), "loss": loss_sum / max(n, 1), "n": n}
+
+
+def _model_metadata(config: TrainConfig, dataset, provenance: dict):
+    from evsim.model import ModelMetadata
+
+    return ModelMetadata(dt_ms=config.dt_ms, input_channels=config.input_channels, pool=config.pool,
+                         n_steps=int(dataset.n_steps), class_names=tuple(dataset.class_names),
+                         provenance=provenance)
+
+
+def train(config: TrainConfig, train_path: str, test_path: str, out_dir: str, *,
+          valid_path: str | None = None, resume: bool = False, max_minutes: float | None = None,
+          reporter: Reporter | None = None, stop_after_epochs: int | None = None) -> dict:
+    """Run the recipe ``config`` and return the final figures (also in result.json).
+
+    valid_path: a separate validation file (SSC); otherwise speakers are split off the
+        training file (``config.val_fraction``)
+    max_minutes: stop after the first epoch that ends past this wall-clock budget
+    stop_after_epochs: stop (as if interrupted) after this many epochs of this call; for
+        testing resume
+    """
+    from .augment import Augment
+    from .data import iterate_batches, load_dataset, n_batches, split_by_speaker
+    from .network import Network
+    from .optim import clip_grad_norm, make_optimizer
+
+    rep = reporter or Reporter()
+    t_start = time.time()
+    train_path, test_path, out_dir = os.fspath(train_path), os.fspath(test_path), os.fspath(out_dir)
+    valid_path = os.fspath(valid_path) if valid_path else None
+    files = RunFiles(out_dir)
+    for p in (train_path, test_path) + ((valid_path,) if valid_path else ()):
+        if not os.path.isfile(p):
+            raise EvsimError(f"data file not found: {p}")
+    if resume and not os.path.exists(files.checkpoint):
+        raise CheckpointError(f"--resume: no checkpoint in {out_dir} (expected {files.checkpoint})")
+    if not resume and os.path.exists(files.checkpoint):
+        raise TrainingError(f"{out_dir} already holds a run (checkpoint.npz); use --resume to continue it or choose another --out")
+    config.network_config()  # validate before loading data
+
+    # -- data --------------------------------------------------------------------------
+    data_kw = dict(dt_ms=config.dt_ms, pool=config.pool, input_channels=config.input_channels)
+    train_ds = load_dataset(train_path, **data_kw)
+    n_classes = train_ds.n_classes
+    test_ds = load_dataset(test_path, n_steps=train_ds.n_steps, n_classes=n_classes, **data_kw)
+    if valid_path:
+        val_ds = load_dataset(valid_path, n_steps=train_ds.n_steps, n_classes=n_classes, **data_kw)
+        train_idx = np.arange(len(train_ds.labels))
+        val_idx = np.arange(len(val_ds.labels))
+    else:
+        split = split_by_speaker(train_ds, fraction=config.val_fraction, seed=config.seed)
+        if split.warning:
+            rep.message(f"warning: {split.warning}")
+        train_idx, val_idx = np.asarray(split.train), np.asarray(split.val)
+        val_ds = train_ds
+    if len(val_idx) == 0:
+        raise TrainingError("the validation split is empty; raise val_fraction or give a validation file")
+    net_cfg = config.network_config(n_classes=n_classes)
+    augment = Augment(max_shift=config.shift_max) if config.augment else None
+    steps_per_epoch = n_batches(len(train_idx), config.batch_size, augment)
+    total_steps = steps_per_epoch * config.epochs
+
+    # -- state -------------------------------------------------------------------------
+    net = Network.init(net_cfg, seed=config.seed)
+    if not config.learn_delays:
+        for name in net.delay_names:
+            net.params[name][...] = np.rint(net.params[name])
+    opt = make_optimizer(net, total_steps=total_steps, lr=config.lr, weight_decay=config.weight_decay,
+                         delay_lr=config.delay_lr, schedule=config.lr_schedule,
+                         delay_schedule=config.delay_schedule)
+    rng = np.random.default_rng(config.seed + 1)
+    history: list[dict] = []
+    best = {"epoch": -1, "val_accuracy": -1.0}
+    best_state = None
+    start_epoch = 0
+    if resume:
+        ck = load_checkpoint(files.checkpoint)
+        saved = str(ck.get("config", ""))
+        if saved != config.to_json():
+            raise CheckpointError(f"--resume: the checkpoint in {out_dir} was made with a different configuration; "
+                                  "resume with the same options, or start a new run in another --out")
+        net.load_state_dict(_unprefixed("net/", ck))
+        opt.load_state_dict(_unprefixed("opt/", ck))
+        rng = rng_from_state(ck["rng"])
+        start_epoch = int(ck["epoch"]) + 1
+        history = json.loads(str(ck["history"]))
+        best = json.loads(str(ck["best"]))
+        best_state = _unprefixed("best/", ck) or None
+        rep.message(f"resuming {out_dir} after epoch {start_epoch}")
+    else:
+        os.makedirs(out_dir, exist_ok=True)
+        with open(files.path("config.json"), "w") as fh:
+            fh.write(json.dumps(json.loads(config.to_json()), indent=2) + "\n")
+        if os.path.exists(files.log):
+            os.unlink(files.log)
+    rep.start({"train": len(train_idx), "val": len(val_idx), "test": len(test_ds.labels),
+               "n_steps": int(train_ds.n_steps), "steps_per_epoch": steps_per_epoch,
+               "params": net.n_params(), "epochs": config.epochs, "start_epoch": start_epoch})
+
+    def export_best():
+        best_net = Network.init(net_cfg, seed=config.seed)
+        best_net.load_state_dict(best_state)
+        provenance = {"recipe": config.preset, "config": json.loads(config.to_json()),
+                      "train_file": os.path.basename(train_path), "epoch": best["epoch"],
+                      "validation_accuracy": best["val_accuracy"],
+                      "learn_delays": config.learn_delays}
+        model = best_net.export(_model_metadata(config, train_ds, provenance))
+        model.save(files.model)
+        return model
+
+    # -- epochs ------------------------------------------------------------------------
+    stopped = None
+    epochs_run = 0
+    epoch = start_epoch - 1
+    try:
+        for epoch in range(start_epoch, config.epochs):
+            sigma = sigma_at(config, epoch) if config.learn_delays else 0.0
+            t0 = time.time()
+            rep.epoch_start(epoch, config.epochs, steps_per_epoch, sigma)
+            loss_sum, correct, seen = 0.0, 0, 0
+            rates = None
+            for x, y in iterate_batches(train_ds, train_idx, config.batch_size, rng, shuffle=True, augment=augment):
+                loss, grads, stats = net.loss_and_grad(x, y, rng, sigma)
+                if not math.isfinite(loss):
+                    raise TrainingError(f"the loss became {loss} at epoch {epoch + 1}; training stopped. "
+                                        f"The last good checkpoint (end of epoch {epoch}) is kept in {files.checkpoint}; "
+                                        "try a lower --lr or a smaller grad_clip")
+                if not config.learn_delays:
+                    for name in net.delay_names:
+                        grads[name][...] = 0.0
+                if config.grad_clip > 0:
+                    stats["grad_norm"] = clip_grad_norm(grads, config.grad_clip)
+                opt.step(grads)
+                net.clamp_delays()
+                loss_sum += loss * len(y)
+                correct += stats["correct"]
+                seen += len(y)
+                r = np.asarray(stats["spike_rate"], float)
+                rates = r if rates is None else rates + r
+                stats["sigma"] = sigma
+                rep.batch(stats)
+            val = _evaluate(net, val_ds, val_idx)
+            record = {"epoch": epoch + 1, "train_loss": loss_sum / seen, "train_accuracy": correct / seen,
+                      "val_loss": val["loss"], "val_accuracy": val["accuracy"], "sigma": sigma,
+                      "spike_rate": (rates / steps_per_epoch).tolist(), "lr": opt.lr("weights"),
+                      "delays_mean": float(np.mean([net.params[n].mean() for n in net.delay_names])) if net.delay_names else None,
+                      "seconds": time.time() - t0}
+            history.append(record)
+            if val["accuracy"] > best["val_accuracy"]:
+                best = {"epoch": epoch + 1, "val_accuracy": val["accuracy"]}
+                best_state = {k: np.array(v) for k, v in net.state_dict().items()}
+            ck = {**_prefixed("net/", net.state_dict()), **_prefixed("opt/", opt.state_dict()),
+                  **_prefixed("best/", best_state), "rng": rng_state(rng), "epoch": np.array(epoch),
+                  "history": np.array(json.dumps(history)), "best": np.array(json.dumps(best)),
+                  "config": np.array(config.to_json())}
+            save_checkpoint(files.checkpoint, ck)
+            with open(files.log, "a") as fh:
+                fh.write(json.dumps(record) + "\n")
+            rep.epoch_end(record)
+            epochs_run += 1
+            if stop_after_epochs is not None and epochs_run >= stop_after_epochs and epoch + 1 < config.epochs:
+                stopped = "stopped early on request"
+                break
+            if max_minutes is not None and (time.time() - t_start) / 60.0 > max_minutes and epoch + 1 < config.epochs:
+                stopped = f"time budget of {max_minutes:g} min reached after epoch {epoch + 1}"
+                break
+    except KeyboardInterrupt:
+        if best_state is not None:
+            export_best()
+        raise TrainingError(f"interrupted during epoch {epoch + 1}; the checkpoint of the last finished epoch is in "
+                            f"{files.checkpoint} (continue with --resume)"
+                            + (f", the best model so far in {files.model}" if best_state is not None else "")) from None
+
+    if best_state is None:
+        raise TrainingError("no epoch finished; nothing to export")
+    if stopped == "stopped early on request":
+        return {"stopped": stopped, "epochs_done": epoch + 1}
+
+    # -- export and the one evaluation on the test file ---------------------------------
+    from evsim.run import classify_file
+
+    model = export_best()
+    t_test = time.time()
+    test = classify_file(model, test_path, engine="event")
+    result = {
+        "test_accuracy": test.accuracy, "validation_accuracy": best["val_accuracy"], "best_epoch": best["epoch"],
+        "epochs_done": epoch + 1, "epochs_planned": config.epochs, "stopped": stopped,
+        "train_seconds": time.time() - t_start, "test_seconds": time.time() - t_test,
+        "params_total": model.n_params(), "params_recurrent": model.n_recurrent_params(),
+        "delays": {f"layer{i}": {"min": int(l.delays.min()), "mean": float(l.delays.mean()),
+                                 "max": int(l.delays.max()),
+                                 "histogram": np.bincount(l.delays).tolist()}
+                   for i, l in enumerate(model.layers) if l.recurrence != "none"},
+        "model": files.model, "test_file": test_path,
+    }
+    provenance = dict(model.metadata.provenance, test_accuracy=test.accuracy,
+                      trained=time.strftime("%Y-%m-%d"), train_minutes=round(result["train_seconds"] / 60, 1))
+    replace(model, metadata=replace(model.metadata, provenance=provenance)).save(files.model)
+    with open(files.path("result.json"), "w") as fh:
+        fh.write(json.dumps(result, indent=2) + "\n")
+    return result
