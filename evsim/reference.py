@@ -71,11 +71,14 @@ def check_inputs(model: Model, x, lengths=None) -> tuple[np.ndarray, np.ndarray]
     return x, lengths
 
 
-def simulate(model: Model, x, lengths=None, record_spikes: bool = False) -> SimResult:
+def simulate(model: Model, x, lengths=None, record_spikes: bool = False,
+             record_membrane: bool = False) -> SimResult:
     """Run ``model`` on binned inputs ``x`` (B, T, n_inputs) step by step.
 
     ``lengths`` (B,) lets samples of different lengths share a padded batch: a sample's
     readout and scores only count its own steps; its readout trace is zero beyond them.
+    ``record_membrane`` puts each hidden layer's membrane v_t (before the reset of its
+    spikes), (B, T, n_l) float64, in ``stats["membrane"]``.
     """
     x, lengths = check_inputs(model, x, lengths)
     b, n_t, _ = x.shape
@@ -83,6 +86,7 @@ def simulate(model: Model, x, lengths=None, record_spikes: bool = False) -> SimR
 
     layer_in = x
     rasters = []
+    membranes = []
     for layer in model.layers:
         n = layer.n
         w = layer.weight.astype(np.float64)
@@ -97,6 +101,7 @@ def simulate(model: Model, x, lengths=None, record_spikes: bool = False) -> SimR
         s = np.zeros((b, n_t, n))
         v = np.zeros((b, n))
         s_prev = np.zeros((b, n))
+        v_rec = np.zeros((b, n_t, n)) if record_membrane else None
         for t in range(n_t):
             # inputs arriving now: feed-forward and delayed recurrent spikes
             current = layer_in[:, t] @ w.T + bias
@@ -118,11 +123,14 @@ def simulate(model: Model, x, lengths=None, record_spikes: bool = False) -> SimR
                 v = beta * v * (1.0 - s_prev) + g * current
             else:
                 v = beta * (v - theta * s_prev) + g * current
+            if record_membrane:
+                v_rec[:, t] = v
             # spikes
             s_t = (v >= theta).astype(np.float64) * active[:, t:t + 1]
             s[:, t] = s_t
             s_prev = s_t
         rasters.append(s)
+        membranes.append(v_rec)
         layer_in = s
 
     ro = model.readout
@@ -137,4 +145,5 @@ def simulate(model: Model, x, lengths=None, record_spikes: bool = False) -> SimR
     scores = (per_step * active[:, :, None]).sum(axis=1)
     preds = np.argmax(scores, axis=1)
     spikes = [r.astype(np.uint8) for r in rasters] if record_spikes else None
-    return SimResult(readout=trace, scores=scores, predictions=preds, spikes=spikes)
+    stats = {"membrane": membranes} if record_membrane else None
+    return SimResult(readout=trace, scores=scores, predictions=preds, spikes=spikes, stats=stats)

@@ -1,0 +1,228 @@
+"""Event-driven engine: the fast path for inference, whole samples or live streams.
+
+Same equations as :mod:`evsim.model` and the same results as the dense reference
+(:func:`evsim.reference.simulate`), computed differently:
+
+* **Synapses are event-driven.**  An input count ``c`` of unit ``j`` at step ``t`` adds
+  ``c * W[:, j]`` to layer 0's input; a spike of hidden neuron ``j`` adds ``W[:, j]`` of
+  the next layer (or of the readout) at the same step, and its recurrent weights
+  (``W_rec[:, j]`` for a dense recurrence, the conv kernel taps ``K[m]`` onto targets
+  ``i = j - m + k//2`` inside the layer) into a ring buffer row for step ``t + 1 + d_j``.
+  Propagation work therefore scales with events x fan-out, never with n x n per step.
+* **Neurons are clock-driven.**  Leak and bias act every step, so each hidden neuron is
+  updated once per step (O(n) per layer per step, cheap next to propagation).
+* **Bounded memory.**  A layer's delay queue has ``max_delay + 2`` rows of ``n`` floats,
+  whatever the input length (see :mod:`evsim.kernels.event`).
+* **float64 arithmetic.**  Inputs, states and every sum are float64; weights stay in the
+  model's float32 (half the memory traffic) and are widened exactly where used, so the
+  values are those of the float64 reference and the two engines agree to rounding
+  (~1e-12).  The order in which one step's inputs are summed is the only difference, so
+  a spike can differ only when a membrane lands within rounding of the threshold.
+
+Two ways in, one kernel: :func:`simulate` (a padded batch, samples in parallel over
+cores), and :class:`EventStream` (one sample fed step by step or chunk by chunk, for a
+live input); both advance the same per-sample state with the same kernel, so a stream's
+outputs equal the whole-sample run exactly.
+
+``SimResult.stats`` of :func:`simulate` and :attr:`EventStream.stats` count the work:
+
+* ``synaptic_events`` (B,) int64: weight additions onto a postsynaptic target (an input
+  event to layer 0 counts ``n_0``, a hidden spike ``n_{l+1}`` feed-forward plus ``n_l``
+  (dense) or the in-range taps (conv) recurrent, a last-layer spike ``C`` readout);
+* ``spikes_per_layer`` (B, L) int64.
+"""
+
+from __future__ import annotations
+
+import weakref
+
+import numpy as np
+
+from .errors import EvsimError
+from .model import Model
+from .reference import SimResult, check_inputs
+
+__all__ = ["simulate", "EventStream", "pack_model"]
+
+_RESET = {"zero": 0, "subtract": 1}
+_REC = {"none": 0, "dense": 1, "conv": 2}
+_DECISION = {"sum_softmax": 0, "sum_membrane": 1}
+
+
+def _kernels():
+    from .kernels import event as k  # numba loads only when an engine is used
+
+    return k
+
+
+def _threads() -> int:
+    import numba
+
+    return numba.get_num_threads()
+
+
+def _offsets(sizes) -> np.ndarray:
+    return np.concatenate([[0], np.cumsum(np.asarray(sizes, np.int64))]).astype(np.int64)
+
+
+# A Model is frozen and its arrays are read-only, so its packed form can be reused: this
+# keeps per-call overhead of small batches (batch 1, streaming) down to microseconds.
+_PACKED: "weakref.WeakKeyDictionary[Model, object]" = weakref.WeakKeyDictionary()
+
+
+def pack_model(model: Model):
+    """Pack ``model`` into the flat arrays of :class:`evsim.kernels.event.Params`
+    (cached per model object)."""
+    if not isinstance(model, Model):
+        raise EvsimError(f"expected an evsim.model.Model, got {type(model).__name__}; "
+                         "load one with evsim.load_model(path)")
+    params = _PACKED.get(model)
+    if params is None:
+        params = _PACKED[model] = _pack(model)
+    return params
+
+
+def _pack(model: Model):
+    k = _kernels()
+    layers = model.layers
+    size = np.array([model.n_inputs] + [l.n for l in layers], np.int64)
+    rec_parts = []
+    for l in layers:
+        if l.recurrence == "dense":
+            rec_parts.append(np.ascontiguousarray(l.recurrent.T, np.float32).ravel())
+        else:  # conv kernel K, or nothing
+            rec_parts.append(np.asarray(l.recurrent, np.float32).ravel())
+    slots = np.array([l.max_delay + 2 if l.recurrence != "none" else 0 for l in layers], np.int64)
+    ro = model.readout
+
+    def cat(attr):
+        return np.concatenate([np.asarray(getattr(l, attr), np.float64) for l in layers])
+
+    return k.Params(
+        size=size,
+        nrn_off=_offsets(size[1:]),
+        ff_w=np.concatenate([np.ascontiguousarray(l.weight.T, np.float32).ravel() for l in layers]),
+        ff_off=_offsets([l.weight.size for l in layers]),
+        rec_kind=np.array([_REC[l.recurrence] for l in layers], np.int64),
+        rec_w=np.concatenate(rec_parts),
+        rec_off=_offsets([r.size for r in rec_parts]),
+        delay=np.concatenate([np.asarray(l.delays, np.int64) for l in layers]),
+        slots=slots,
+        ring_off=_offsets(slots * size[1:]),
+        bias=cat("bias"), beta=cat("beta"), theta=cat("threshold"), gain=cat("gain"),
+        reset=np.array([_RESET[l.reset] for l in layers], np.int64),
+        ro_w=np.ascontiguousarray(ro.weight.T, np.float32).ravel(),
+        ro_bias=np.asarray(ro.bias, np.float64), ro_beta=np.asarray(ro.beta, np.float64),
+        ro_gain=np.asarray(ro.gain, np.float64),
+        decision=np.array([_DECISION[ro.decision]], np.int64),
+    )
+
+
+def simulate(model: Model, x, lengths=None, record_spikes: bool = False) -> SimResult:
+    """Run ``model`` on binned inputs ``x``, (B, T, n_inputs) or one sample (T, n_inputs),
+    event by event.  The samples of a batch run in parallel over the threads numba may
+    use (``numba.set_num_threads``); a single sample runs on the calling thread.
+
+    Same contract as :func:`evsim.reference.simulate`: ``lengths`` (B,) marks how many
+    steps of each padded sample count (readout zero beyond), ``record_spikes`` returns one
+    (B, T, n_l) uint8 raster per hidden layer.  ``stats`` holds ``synaptic_events`` (B,)
+    and ``spikes_per_layer`` (B, L), both int64.
+    """
+    params = pack_model(model)
+    x, lengths = check_inputs(model, x, lengths)
+    x = np.ascontiguousarray(x)
+    b, n_t, _ = x.shape
+    n_layers = len(model.layers)
+    n_total = int(params.nrn_off[-1])
+    readout = np.zeros((b, n_t, model.n_classes))
+    scores = np.zeros((b, model.n_classes))
+    raster = np.zeros((b, n_t if record_spikes else 0, n_total), np.uint8)
+    syn = np.zeros(b, np.int64)
+    spikes = np.zeros((b, n_layers), np.int64)
+    k = _kernels()
+    run = k.run_batch if b > 1 and _threads() > 1 else k.run_batch_serial
+    run(params, x, lengths, readout, scores, raster, bool(record_spikes), syn, spikes)
+    rasters = None
+    if record_spikes:
+        off = params.nrn_off
+        rasters = [np.ascontiguousarray(raster[:, :, off[l]:off[l + 1]]) for l in range(n_layers)]
+    return SimResult(readout=readout, scores=scores, predictions=np.argmax(scores, axis=1),
+                     spikes=rasters, stats={"synaptic_events": syn, "spikes_per_layer": spikes})
+
+
+class EventStream:
+    """Classify one live input as it arrives, a step or a chunk of steps at a time.
+
+    >>> stream = EventStream(model)                       # doctest: +SKIP
+    >>> for counts in microphone_bins():                  # (n_inputs,) per step
+    ...     u_t = stream.step(counts)                     # readout membrane of this step
+    ...     print(stream.prediction)                      # best class so far
+
+    After feeding the steps of a sample, ``scores``, ``prediction`` and the returned
+    readout rows equal those of ``simulate(model, sample)``, however the steps were split
+    into chunks.  Memory is bounded (no history is kept).  ``reset()`` starts a new sample.
+    """
+
+    def __init__(self, model: Model):
+        self.model = model
+        self._params = pack_model(model)
+        self._k = _kernels()
+        self._empty = np.zeros((1, 0), np.uint8)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the current sample: membranes, delay queues, scores and counters."""
+        self._state = self._k.new_state(self._params)
+
+    def _check(self, counts, ndim: int, what: str) -> np.ndarray:
+        arr = np.asarray(counts)
+        n_in = self.model.n_inputs
+        if arr.ndim != ndim:
+            want = f"({n_in},)" if ndim == 1 else f"(steps, {n_in})"
+            raise EvsimError(f"{what}: input has shape {arr.shape}; expected {want}"
+                             + (" (use run_chunk for several steps)" if ndim == 1 and arr.ndim == 2 else "")
+                             + (" (use step for a single step)" if ndim == 2 and arr.ndim == 1 else ""))
+        if arr.shape[-1] == n_in and arr.dtype.kind in "biuf":  # fast path for live use
+            x = np.ascontiguousarray(arr, dtype=np.float64).reshape(-1, n_in)
+            if np.isfinite(x).all():
+                return x
+        x, _ = check_inputs(self.model, arr[None] if ndim == 1 else arr)  # raises the error
+        return np.ascontiguousarray(x[0])
+
+    def step(self, counts) -> np.ndarray:
+        """Advance one step with input counts (n_inputs,); return this step's readout
+        membrane u_t, (C,) float64."""
+        x = self._check(counts, 1, "step")
+        out = np.zeros((1, self.model.n_classes))
+        self._k.run_sample(self._params, self._state, x, 1, out, self._empty, False)
+        return out[0]
+
+    def run_chunk(self, counts) -> np.ndarray:
+        """Advance over a chunk of steps (steps, n_inputs); return their readout
+        membranes, (steps, C) float64."""
+        x = self._check(counts, 2, "run_chunk")
+        out = np.zeros((x.shape[0], self.model.n_classes))
+        self._k.run_sample(self._params, self._state, x, x.shape[0], out, self._empty, False)
+        return out
+
+    @property
+    def n_steps(self) -> int:
+        """Steps consumed since the last reset."""
+        return int(self._state.clock[0])
+
+    @property
+    def scores(self) -> np.ndarray:
+        """Class scores so far, (C,) float64 (a copy)."""
+        return self._state.scores.copy()
+
+    @property
+    def prediction(self) -> int:
+        """argmax of the scores so far (0 before any step, as for an empty sample)."""
+        return int(np.argmax(self._state.scores))
+
+    @property
+    def stats(self) -> dict:
+        """Work done since the last reset: ``synaptic_events`` (int) and
+        ``spikes_per_layer`` ((L,) int64)."""
+        return {"synaptic_events": int(self._state.syn[0]),
+                "spikes_per_layer": self._state.spikes.copy()}

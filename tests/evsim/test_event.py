@@ -1,0 +1,395 @@
+"""The event-driven engine against the dense reference (the oracle).
+
+Equivalence means: identical spike rasters in every layer and readouts equal within
+1e-6 relative.  The one allowed difference is a floating-point tie: the two engines sum
+a step's synaptic inputs in different orders, so a membrane within rounding of the
+threshold may spike in one and not the other.  When rasters differ, the test finds the
+first (step, layer) where they do and checks *explicitly* that every differing neuron's
+dense membrane there is within 1e-9 x max(1, |theta|) of its threshold; after a tie the
+two runs may legitimately diverge, so nothing later is compared.
+"""
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from evsim import event, reference
+from evsim.errors import EvsimError
+from evsim.model import HiddenLayer, Model, ModelMetadata, Readout
+from tests.strategies import inputs, model_and_inputs, models
+
+TIE_TOL = 1e-9
+READOUT_RTOL = 1e-6
+HYP = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+
+
+def expected_synaptic_events(model, x, lengths, rasters):
+    """Count weight additions from the dense run's rasters, independently of the engine."""
+    out = np.zeros(x.shape[0], np.int64)
+    for b in range(x.shape[0]):
+        n_len = lengths[b]
+        total = int(np.count_nonzero(x[b, :n_len])) * model.layers[0].n
+        for l, layer in enumerate(model.layers):
+            s = rasters[l][b, :n_len].astype(np.int64)
+            fan_out = model.layers[l + 1].n if l + 1 < len(model.layers) else model.n_classes
+            total += int(s.sum()) * fan_out
+            if layer.recurrence == "dense":
+                total += int(s.sum()) * layer.n
+            elif layer.recurrence == "conv":
+                half, n = layer.kernel_size // 2, layer.n
+                j = np.arange(n)
+                taps = np.minimum(n - 1, j + half) - np.maximum(0, j + half - layer.kernel_size + 1) + 1
+                total += int((s.sum(axis=0) * taps).sum())
+        out[b] = total
+    return out
+
+
+def assert_equivalent(model, x, lengths=None):
+    """Event == dense up to a documented threshold tie; returns the number of ties."""
+    ev = event.simulate(model, x, lengths, record_spikes=True)
+    ref = reference.simulate(model, x, lengths, record_spikes=True, record_membrane=True)
+    _, lengths = reference.check_inputs(model, x, lengths)
+    assert ev.readout.shape == ref.readout.shape and ev.readout.dtype == np.float64
+    assert ev.scores.shape == ref.scores.shape and ev.scores.dtype == np.float64
+    assert ev.predictions.shape == ref.predictions.shape
+    assert len(ev.spikes) == len(ref.spikes)
+    for a, r in zip(ev.spikes, ref.spikes):
+        assert a.shape == r.shape and a.dtype == np.uint8
+    ties = 0
+    n_t = ev.readout.shape[1]
+    syn_expected = expected_synaptic_events(model, np.asarray(x), lengths, ref.spikes)
+    for b in range(ev.readout.shape[0]):
+        # first (step, layer) where the rasters differ, if any
+        first = None
+        for l, (a, r) in enumerate(zip(ev.spikes, ref.spikes)):
+            bad = np.nonzero((a[b] != r[b]).any(axis=1))[0]
+            if bad.size and (first is None or (bad[0], l) < first):
+                first = (int(bad[0]), l)
+        if first is None:
+            scale = np.maximum(1.0, np.abs(ref.readout[b]))
+            assert np.all(np.abs(ev.readout[b] - ref.readout[b]) <= READOUT_RTOL * scale)
+            assert np.all(np.abs(ev.scores[b] - ref.scores[b]) <= READOUT_RTOL * np.maximum(1.0, np.abs(ref.scores[b])))
+            assert ev.stats["synaptic_events"][b] == syn_expected[b]
+            got = ev.stats["spikes_per_layer"][b]
+            assert list(got) == [int(r[b].sum()) for r in ref.spikes]
+            continue
+        t, l = first
+        neurons = np.nonzero(ev.spikes[l][b, t] != ref.spikes[l][b, t])[0]
+        v = ref.stats["membrane"][l][b, t, neurons]
+        theta = model.layers[l].threshold[neurons].astype(np.float64)
+        gap = np.abs(v - theta)
+        assert np.all(gap <= TIE_TOL * np.maximum(1.0, np.abs(theta))), (
+            f"sample {b}: rasters differ at step {t}, layer {l}, neurons {neurons.tolist()}, "
+            f"but the dense membrane {v.tolist()} is not at the threshold {theta.tolist()}")
+        # before the tie, everything agrees
+        scale = np.maximum(1.0, np.abs(ref.readout[b, :t]))
+        assert np.all(np.abs(ev.readout[b, :t] - ref.readout[b, :t]) <= READOUT_RTOL * scale)
+        ties += 1
+    assert np.all(ev.readout[np.arange(n_t)[None, :] >= lengths[:, None]] == 0)
+    return ties
+
+
+# -- hypothesis: event == dense --------------------------------------------------------
+
+@settings(max_examples=300, **HYP)
+@given(model_and_inputs())
+def test_event_equals_dense(case):
+    model, x, lengths = case
+    assert_equivalent(model, x, lengths)
+
+
+@settings(max_examples=100, **HYP)
+@given(models(weights="dyadic", max_neurons=16), st.data())
+def test_event_equals_dense_exact_ties(model, data):
+    """Dyadic weights make membranes hit the threshold exactly: H(0) = 1 in both engines."""
+    x, lengths = data.draw(inputs(model.n_inputs))
+    assert assert_equivalent(model, x, lengths) == 0
+
+
+@pytest.mark.slow
+@settings(max_examples=3000, **HYP)
+@given(model_and_inputs())
+def test_event_equals_dense_many(case):
+    model, x, lengths = case
+    assert_equivalent(model, x, lengths)
+
+
+@settings(max_examples=100, **HYP)
+@given(models(max_neurons=32), st.data())
+def test_stream_equals_batch(model, data):
+    """Feeding a sample step by step or in random chunks gives the whole-sample run."""
+    x, lengths = data.draw(inputs(model.n_inputs, max_batch=1))
+    n_len = int(lengths[0])
+    whole = event.simulate(model, x[:, :n_len])
+    cuts = sorted(data.draw(st.lists(st.integers(0, n_len), max_size=6), label="cuts"))
+    stream = event.EventStream(model)
+    rows = []
+    for lo, hi in zip([0] + cuts, cuts + [n_len]):
+        if hi - lo == 1 and data.draw(st.booleans(), label="use_step"):
+            rows.append(stream.step(x[0, lo])[None])
+        else:
+            rows.append(stream.run_chunk(x[0, lo:hi]))
+    out = np.concatenate(rows) if rows else np.zeros((0, model.n_classes))
+    assert np.array_equal(out, whole.readout[0])
+    assert np.array_equal(stream.scores, whole.scores[0])
+    assert stream.prediction == whole.predictions[0]
+    assert stream.n_steps == n_len
+    assert stream.stats["synaptic_events"] == whole.stats["synaptic_events"][0]
+    assert np.array_equal(stream.stats["spikes_per_layer"], whole.stats["spikes_per_layer"][0])
+    # reset starts over: the same sample again gives the same answer
+    stream.reset()
+    assert stream.n_steps == 0 and not stream.scores.any()
+    again = stream.run_chunk(x[0, :n_len])
+    assert np.array_equal(again, whole.readout[0])
+
+
+@settings(max_examples=40, **HYP)
+@given(models(max_neurons=24), st.data())
+def test_batch_equals_single_samples(model, data):
+    """A padded batch gives each sample exactly what it gets alone."""
+    x, lengths = data.draw(inputs(model.n_inputs, max_batch=4))
+    batch = event.simulate(model, x, lengths, record_spikes=True)
+    for b in range(x.shape[0]):
+        one = event.simulate(model, x[b, :lengths[b]], record_spikes=True)
+        assert np.array_equal(one.readout[0], batch.readout[b, :lengths[b]])
+        assert np.array_equal(one.scores[0], batch.scores[b])
+        for l in range(len(model.layers)):
+            assert np.array_equal(one.spikes[l][0], batch.spikes[l][b, :lengths[b]])
+            assert not batch.spikes[l][b, lengths[b]:].any()
+
+
+# -- hand-made cases: exact delivery steps ---------------------------------------------
+
+def _layer(w, *, threshold=1.0, beta=0.0, gain=1.0, bias=0.0, reset="zero", recurrence="none",
+           recurrent=None, delays=None, name="layer"):
+    n = np.asarray(w).shape[0]
+    return HiddenLayer(weight=w, bias=np.full(n, bias), beta=np.full(n, beta),
+                       threshold=np.full(n, threshold), gain=np.full(n, gain), reset=reset,
+                       recurrence=recurrence,
+                       recurrent=np.zeros(0) if recurrent is None else recurrent,
+                       delays=delays, name=name)
+
+
+def _model(layers, n_classes=1, decision="sum_membrane"):
+    n_last = layers[-1].n
+    ro = Readout(weight=np.ones((n_classes, n_last)), bias=np.zeros(n_classes),
+                 beta=np.zeros(n_classes), gain=np.ones(n_classes), decision=decision)
+    return Model(layers=tuple(layers), readout=ro,
+                 metadata=ModelMetadata(input_channels=layers[0].n_in, pool=1))
+
+
+def test_dense_chain_delay_equal_to_index():
+    """Neuron j relays to j+1 with delay j: a kick to neuron 0 at step 0 reaches neuron
+    j at step j + j(j-1)/2 (each hop k -> k+1 takes 1 + k steps)."""
+    n = 8
+    w_in = np.zeros((n, 1))
+    w_in[0, 0] = 1.0
+    rec = np.zeros((n, n))
+    rec[np.arange(1, n), np.arange(n - 1)] = 1.0  # target j+1 <- source j
+    layer = _layer(w_in, recurrence="dense", recurrent=rec, delays=np.arange(n))
+    model = _model([layer])
+    x = np.zeros((1, 40, 1))
+    x[0, 0, 0] = 1
+    res = event.simulate(model, x, record_spikes=True)
+    s = res.spikes[0][0]
+    for j in range(n):
+        t_j = j + j * (j - 1) // 2
+        assert np.nonzero(s[:, j])[0].tolist() == [t_j], j
+    assert res.stats["spikes_per_layer"].tolist() == [[n]]
+    assert_equivalent(model, x)
+
+
+def test_conv_delivery_and_edges():
+    """A conv kernel [a, b, c] (k = 3): a spike of j reaches j+1 with K[0], j with K[1],
+    j-1 with K[2], after 1 + d_j steps; nothing falls off the edges."""
+    n = 5
+    kern = np.array([0.25, 0.5, 0.125])
+    x = np.zeros((1, 10, n))
+    x[0, 0, 0] = 1  # edge neuron 0 fires at step 0
+    x[0, 1, 4] = 1  # edge neuron 4 fires at step 1
+    conv = _layer(np.eye(n) * 20.0, threshold=10.0, beta=0.0, recurrence="conv", recurrent=kern,
+                  delays=np.array([3, 0, 0, 0, 2]), name="layer0")
+    probe = _layer(np.eye(n), threshold=100.0, beta=1.0, name="layer1")  # silent listener
+    model = _model([conv, probe])
+    res = event.simulate(model, x, record_spikes=True)
+    assert np.nonzero(res.spikes[0][0])[0].tolist() == [0, 1]
+    ref = reference.simulate(model, x, record_membrane=True)
+    v0 = ref.stats["membrane"][0][0]  # beta = 0: v_t = W x_t + R_t
+    expected = np.zeros((10, n))
+    expected[0, 0] = 20.0
+    expected[1, 4] = 20.0
+    expected[0 + 1 + 3, [1, 0]] = [0.25, 0.5]      # neuron 0 at step 0, delay 3: K[0] -> 1, K[1] -> 0
+    expected[1 + 1 + 2, [4, 3]] += [0.5, 0.125]    # neuron 4 at step 1, delay 2: K[1] -> 4, K[2] -> 3
+    np.testing.assert_array_equal(v0, expected)
+    # the event engine's own membranes, step by step (a spiking neuron is reset to 0)
+    stream = event.EventStream(model)
+    for t in range(10):
+        stream.step(x[0, t])
+        np.testing.assert_array_equal(stream._state.v[:n], np.where(expected[t] >= 10.0, 0.0, expected[t]))
+    # 2 input events x n targets, 2 spikes x n feed-forward targets, 2 x 2 in-range conv
+    # taps at the edges, and no readout events (the probe layer never spikes)
+    assert res.stats["synaptic_events"][0] == 2 * n + 2 * n + 2 * 2
+    assert_equivalent(model, x)
+
+
+def test_conv_kernel_size_one_and_zero_delay_self_loop():
+    """k = 1 is a self-connection; delay 0 delivers at the very next step."""
+    layer = _layer(np.ones((1, 1)), threshold=1.0, beta=0.0, recurrence="conv",
+                   recurrent=np.array([1.0]), delays=np.array([0]))
+    model = _model([layer])
+    x = np.zeros((1, 6, 1))
+    x[0, 1, 0] = 1
+    res = event.simulate(model, x, record_spikes=True)
+    assert res.spikes[0][0, :, 0].tolist() == [0, 1, 1, 1, 1, 1]  # self-sustaining from step 1
+    assert_equivalent(model, x)
+
+
+@pytest.mark.parametrize("reset", ["zero", "subtract"])
+def test_single_neuron_trace(reset):
+    """One neuron, beta = 0.5, theta = 1, input 0.75 per count, hand-computed."""
+    layer = _layer(np.array([[0.75]]), threshold=1.0, beta=0.5, reset=reset)
+    model = _model([layer])
+    x = np.array([1, 1, 1, 0, 2, 0, 0], float)[None, :, None]
+    # zero:     v = .75, 1.125*, 0+.75=.75, .375, .1875+1.5=1.6875*, 0, 0
+    # subtract: v = .75, 1.125*, .5*.125+.75=.8125, .40625, .203125+1.5=1.703125*, .3515625, .17578125
+    spikes = {"zero": [0, 1, 0, 0, 1, 0, 0], "subtract": [0, 1, 0, 0, 1, 0, 0]}[reset]
+    res = event.simulate(model, x, record_spikes=True)
+    assert res.spikes[0][0, :, 0].tolist() == spikes
+    # readout beta 0, weight 1: u_t = s_t; sum_membrane score = spike count
+    assert res.readout[0, :, 0].tolist() == spikes
+    assert res.scores[0, 0] == 2.0
+    assert_equivalent(model, x)
+
+
+def test_exact_threshold_spikes():
+    """H(0) = 1: a membrane exactly at the threshold spikes."""
+    model = _model([_layer(np.array([[0.5]]), threshold=0.5)])
+    res = event.simulate(model, np.ones((1, 3, 1)), record_spikes=True)
+    assert res.spikes[0][0, :, 0].tolist() == [1, 1, 1]
+
+
+def test_negative_bias_and_lengths_stop_counting():
+    model = _model([_layer(np.array([[2.0]]), bias=-0.5, beta=0.9)], n_classes=2,
+                   decision="sum_softmax")
+    x = np.ones((2, 5, 1))
+    res = event.simulate(model, x, lengths=[5, 2], record_spikes=True)
+    assert res.spikes[0][1, 2:].sum() == 0
+    assert np.all(res.readout[1, 2:] == 0)
+    assert res.stats["spikes_per_layer"][1, 0] == res.spikes[0][1].sum()
+    assert_equivalent(model, x, [5, 2])
+
+
+def test_empty_and_zero_length_inputs():
+    model = _model([_layer(np.ones((3, 2)), bias=0.3, beta=0.5)], n_classes=2,
+                   decision="sum_softmax")
+    for x, lengths in [(np.zeros((2, 0, 2)), None), (np.zeros((1, 4, 2)), [0]),
+                       (np.zeros((4, 2)), None), (np.zeros((0, 3, 2)), None)]:
+        res = event.simulate(model, x, lengths, record_spikes=True)
+        ref = reference.simulate(model, x, lengths, record_spikes=True)
+        assert res.readout.shape == ref.readout.shape
+        assert [a.shape for a in res.spikes] == [r.shape for r in ref.spikes]
+        np.testing.assert_allclose(res.scores, ref.scores, rtol=1e-12)
+        assert res.predictions.tolist() == ref.predictions.tolist()
+    assert event.simulate(model, np.zeros((1, 0, 2))).stats["synaptic_events"].tolist() == [0]
+
+
+def test_input_dtypes_are_cast():
+    model = _model([_layer(np.ones((3, 2)) * 0.6, beta=0.5)])
+    x = np.array([[1, 0], [2, 1], [0, 0], [1, 1]])
+    want = event.simulate(model, x.astype(np.float64))
+    for dtype in (np.int32, np.uint8, np.float32, np.bool_):
+        got = event.simulate(model, x.astype(dtype) if dtype is not np.bool_ else x > 0)
+        ref = reference.simulate(model, x.astype(dtype) if dtype is not np.bool_ else x > 0)
+        np.testing.assert_allclose(got.readout, ref.readout, rtol=1e-12)
+    assert want.readout.dtype == np.float64
+
+
+def test_ring_buffer_memory_does_not_grow_with_length():
+    layer = _layer(np.ones((4, 1)), recurrence="dense", recurrent=np.eye(4) * 0.1,
+                   delays=np.array([0, 7, 3, 1]))
+    stream = event.EventStream(_model([layer]))
+    assert stream._state.ring.size == (7 + 2) * 4
+    stream.run_chunk(np.ones((500, 1)))
+    assert stream._state.ring.size == (7 + 2) * 4 and stream.n_steps == 500
+
+
+def test_threads_do_not_change_results():
+    numba = pytest.importorskip("numba")
+    rng = np.random.default_rng(3)
+    model = _model([_layer(rng.normal(0.5, 1, (20, 6)), recurrence="conv",
+                           recurrent=np.array([0.3, -0.2, 0.4]), delays=rng.integers(0, 9, 20))])
+    x = rng.poisson(0.8, (9, 30, 6))
+    old = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        one = event.simulate(model, x)
+        numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+        many = event.simulate(model, x)
+    finally:
+        numba.set_num_threads(old)
+    assert np.array_equal(one.readout, many.readout)
+
+
+# -- errors at the API boundary ---------------------------------------------------------
+
+@pytest.fixture
+def tiny():
+    return _model([_layer(np.ones((3, 4)))], n_classes=2)
+
+
+@pytest.mark.parametrize("x, message", [
+    (np.zeros((2, 3, 5)), "input has 5 channels per step; the model expects 4"),
+    (np.zeros(4), "input has shape (4,); expected (batch, steps, 4) or (steps, 4)"),
+    (np.zeros((1, 2, 3, 4)), "input has shape (1, 2, 3, 4); expected (batch, steps, 4) or (steps, 4)"),
+    (np.full((2, 4), np.nan), "input contains NaN or infinite values"),
+    (np.array([["a"] * 4]), "input dtype <U1 is not numeric"),
+])
+def test_bad_inputs_raise(tiny, x, message):
+    with pytest.raises(EvsimError) as exc:
+        event.simulate(tiny, x)
+    assert str(exc.value) == message
+
+
+def test_bad_lengths_and_model_raise(tiny):
+    with pytest.raises(EvsimError, match=r"lengths must be 2 integers in \[0, 3\]"):
+        event.simulate(tiny, np.zeros((2, 3, 4)), lengths=[1, 4])
+    with pytest.raises(EvsimError, match="expected an evsim.model.Model, got str"):
+        event.simulate("model.npz", np.zeros((2, 3, 4)))
+
+
+def test_stream_errors(tiny):
+    stream = event.EventStream(tiny)
+    with pytest.raises(EvsimError) as exc:
+        stream.step(np.zeros((2, 4)))
+    assert str(exc.value) == "step: input has shape (2, 4); expected (4,) (use run_chunk for several steps)"
+    with pytest.raises(EvsimError) as exc:
+        stream.run_chunk(np.zeros(4))
+    assert str(exc.value) == "run_chunk: input has shape (4,); expected (steps, 4) (use step for a single step)"
+    with pytest.raises(EvsimError) as exc:
+        stream.step(np.zeros(3))
+    assert str(exc.value) == "input has 3 channels per step; the model expects 4"
+    assert stream.n_steps == 0  # a rejected step does not advance the stream
+
+
+# -- the checker itself ------------------------------------------------------------------
+
+def test_tie_checker_accepts_only_threshold_ties(monkeypatch):
+    """assert_equivalent lets a raster differ only where the dense membrane sits on the
+    threshold: flip a spike there (accepted, counted as a tie) and elsewhere (rejected)."""
+    model = _model([_layer(np.array([[0.5], [0.25]]), threshold=0.5, beta=0.0)])
+    x = np.ones((1, 4, 1))  # neuron 0: v = 0.5 = theta every step (a tie); neuron 1: 0.25
+    real = event.simulate
+
+    def flipped(neuron):
+        def fake(*args, **kwargs):
+            res = real(*args, **kwargs)
+            res.spikes[0][0, 2, neuron] ^= 1
+            return res
+        return fake
+
+    monkeypatch.setattr(event, "simulate", flipped(0))
+    assert assert_equivalent(model, x) == 1
+    monkeypatch.setattr(event, "simulate", flipped(1))
+    with pytest.raises(AssertionError, match="not at the threshold"):
+        assert_equivalent(model, x)

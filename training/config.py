@@ -1,0 +1,204 @@
+"""The architecture of a trainable network, as one frozen, self-validating dataclass.
+
+Defaults are the CRSNN SHD network of the method::
+
+    input(140) -> [Linear -> BN -> LIF] -> 3 x [Linear -> BN -> conv-recurrent LIF with delays]
+               -> Linear(256, 20) -> leaky readout
+
+Where the two published codes disagree the default follows CRSNN (the method evsim
+implements), each being an option:
+
+* ``gain``: g = 1 for the first (non-recurrent) layer and the readout (DelRec), g = 1 - beta
+  for the conv-recurrent layers (CRSNN);
+* ``detach_reset=False``: the gradient flows through the reset (CRSNN; DelRec detaches it);
+* ``dropout_mode="step"``: a new dropout mask every step (CRSNN; DelRec keeps one mask per
+  sequence, ``"sequence"``).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+import numpy as np
+
+from evsim.errors import EvsimError
+from evsim.model import RECURRENCES, RESETS
+
+from .surrogates import get_surrogate
+
+__all__ = ["NetworkConfig", "ConfigError", "GAINS", "LOSSES", "DROPOUT_MODES"]
+
+GAINS = ("one", "1-beta")
+LOSSES = ("sum_softmax", "sum_logits")
+DROPOUT_MODES = ("sequence", "step")
+DTYPES = ("float32", "float64")
+
+
+class ConfigError(EvsimError):
+    """An invalid :class:`NetworkConfig`."""
+
+
+def _per_layer(name, value, n_layers, cast):
+    """Broadcast a scalar to one entry per hidden layer, or check a sequence's length."""
+    if isinstance(value, (str, int, float)) or value is None:
+        return tuple(cast(value) for _ in range(n_layers))
+    value = tuple(value)
+    if len(value) != n_layers:
+        raise ConfigError(f"{name}: {len(value)} entries for {n_layers} hidden layers; give one per layer or a single value")
+    return tuple(cast(v) for v in value)
+
+
+def _tau_entry(v):
+    """A layer's tau: one float (per layer) or a tuple of floats (per neuron)."""
+    if isinstance(v, (int, float, np.floating, np.integer)):
+        return float(v)
+    return tuple(float(x) for x in v)
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    """Architecture and training-time behaviour of a :class:`training.Network`.
+
+    n_inputs: inputs per step (SHD pooled: 140)
+    hidden: neurons of each hidden layer
+    recurrence: per layer ``"none"``, ``"dense"`` (N x N) or ``"conv"`` (one kernel of odd
+        length ``kernel_size`` slid along the neuron axis, zero edges); a single string
+        applies to every layer; None (default): the first layer ``"none"``, the others
+        ``"conv"`` (CRSNN)
+    kernel_size: odd conv kernel length k (3 or 5)
+    n_classes: readout classes C
+    reset: ``"zero"`` (v * (1 - s)) or ``"subtract"`` (v - theta s), all layers
+    detach_reset: if True the reset carries no gradient (DelRec); default False (CRSNN)
+    tau: membrane time constant in steps, beta = 1 - 1/tau; per layer a float (one beta
+        for the layer) or a tuple of n floats (one per neuron); None (default): 1.05 (DelRec
+        SHD) for layers without recurrence, 1.169 (CRSNN) for recurrent ones.  Not trained.
+    gain: per layer ``"one"`` (g = 1) or ``"1-beta"`` (g = 1 - beta); None (default):
+        ``"one"`` for layers without recurrence, ``"1-beta"`` for recurrent ones
+    threshold: theta, all hidden neurons
+    surrogate, surrogate_alpha: surrogate derivative by name (see
+        :data:`training.surrogates.SURROGATES`) and its alpha (None: its default)
+    smooth_forward: replace H by the surrogate's primitive in the forward pass.  For the
+        gradient checks only; such a network does not spike.
+    dropout: feed-forward dropout after each hidden layer (rate of zeros)
+    rec_dropout: dropout of the recurrent input (on the delayed spikes z_t feeding R_t)
+    dropout_mode: ``"step"`` (new mask each step, CRSNN) or ``"sequence"`` (one mask per
+        sample, DelRec)
+    batchnorm: BatchNorm after each feed-forward Linear (batch statistics over all B x T
+        steps, padding included, in training; running statistics in evaluation; folded into
+        W and b at export)
+    bn_momentum, bn_eps: running-statistics momentum (PyTorch convention) and epsilon
+    delay_init: (low, high) of the uniform delay initialisation in steps
+    readout_tau, readout_gain: the leaky readout's time constant and gain mode
+    loss: ``"sum_softmax"`` (cross-entropy of the logits sum_t softmax(u_t), the method) or
+        ``"sum_logits"`` (cross-entropy of sum_t u_t)
+    dtype: ``"float32"`` (training) or ``"float64"`` (gradient checks)
+    """
+
+    n_inputs: int = 140
+    hidden: tuple = (256, 256, 256, 256)
+    recurrence: Any = None
+    kernel_size: int = 5
+    n_classes: int = 20
+    reset: str = "zero"
+    detach_reset: bool = False
+    tau: Any = None
+    gain: Any = None
+    threshold: float = 1.0
+    surrogate: str = "arctan"
+    surrogate_alpha: float | None = None
+    smooth_forward: bool = False
+    dropout: float = 0.44
+    rec_dropout: float = 0.24
+    dropout_mode: str = "step"
+    batchnorm: bool = True
+    bn_momentum: float = 0.1
+    bn_eps: float = 1e-5
+    delay_init: tuple = (10.0, 30.0)
+    readout_tau: float = 1.05
+    readout_gain: str = "one"
+    loss: str = "sum_softmax"
+    dtype: str = "float32"
+
+    def __post_init__(self):
+        set_ = object.__setattr__
+        if not (isinstance(self.n_inputs, (int, np.integer)) and self.n_inputs >= 1):
+            raise ConfigError(f"n_inputs: {self.n_inputs!r}; expected a positive integer")
+        hidden = (self.hidden,) if isinstance(self.hidden, (int, np.integer)) else tuple(self.hidden)
+        if not hidden or not all(isinstance(n, (int, np.integer)) and n >= 1 for n in hidden):
+            raise ConfigError(f"hidden: {self.hidden!r}; expected one or more positive layer sizes")
+        set_(self, "hidden", tuple(int(n) for n in hidden))
+        n_layers = len(hidden)
+        if self.recurrence is None:
+            set_(self, "recurrence", ("none",) + ("conv",) * (n_layers - 1))
+        set_(self, "recurrence", _per_layer("recurrence", self.recurrence, n_layers, str))
+        for r in self.recurrence:
+            if r not in RECURRENCES:
+                raise ConfigError(f"recurrence: unknown kind {r!r}; expected one of {', '.join(RECURRENCES)}")
+        if not (isinstance(self.kernel_size, (int, np.integer)) and self.kernel_size >= 1 and self.kernel_size % 2 == 1):
+            raise ConfigError(f"kernel_size: {self.kernel_size!r}; expected an odd positive integer (3 or 5)")
+        if not (isinstance(self.n_classes, (int, np.integer)) and self.n_classes >= 2):
+            raise ConfigError(f"n_classes: {self.n_classes!r}; expected an integer >= 2")
+        if self.reset not in RESETS:
+            raise ConfigError(f"reset: {self.reset!r}; expected one of {', '.join(RESETS)}")
+        if self.tau is None:
+            set_(self, "tau", tuple(1.05 if r == "none" else 1.169 for r in self.recurrence))
+        set_(self, "tau", _per_layer("tau", self.tau, n_layers, _tau_entry))
+        for l, (t, n) in enumerate(zip(self.tau, hidden)):
+            arr = np.atleast_1d(np.asarray(t, float))
+            if arr.size not in (1, n):
+                raise ConfigError(f"tau[{l}]: {arr.size} values for a layer of {n} neurons; give one float or one per neuron")
+            if not np.all(arr >= 1.0):
+                raise ConfigError(f"tau[{l}]: must be >= 1 step (beta = 1 - 1/tau in [0, 1)); got min {arr.min():g}")
+        if self.gain is None:
+            set_(self, "gain", tuple("one" if r == "none" else "1-beta" for r in self.recurrence))
+        set_(self, "gain", _per_layer("gain", self.gain, n_layers, str))
+        for g in (*self.gain, self.readout_gain):
+            if g not in GAINS:
+                raise ConfigError(f"gain: unknown mode {g!r}; expected one of {', '.join(GAINS)}")
+        if not (self.threshold > 0):
+            raise ConfigError(f"threshold: {self.threshold!r}; expected > 0")
+        sur = get_surrogate(self.surrogate)
+        if self.surrogate_alpha is None:
+            set_(self, "surrogate_alpha", float(sur.default_alpha))
+        elif not (self.surrogate_alpha > 0):
+            raise ConfigError(f"surrogate_alpha: {self.surrogate_alpha!r}; expected > 0")
+        for name in ("dropout", "rec_dropout"):
+            p = getattr(self, name)
+            if not (0.0 <= p < 1.0):
+                raise ConfigError(f"{name}: {p!r}; expected a rate in [0, 1)")
+        if self.dropout_mode not in DROPOUT_MODES:
+            raise ConfigError(f"dropout_mode: {self.dropout_mode!r}; expected one of {', '.join(DROPOUT_MODES)}")
+        if not (0.0 <= self.bn_momentum <= 1.0) or not (self.bn_eps >= 0):
+            raise ConfigError("bn_momentum must be in [0, 1] and bn_eps >= 0")
+        lo, hi = (float(v) for v in self.delay_init)
+        if not (0.0 <= lo <= hi):
+            raise ConfigError(f"delay_init: {self.delay_init!r}; expected 0 <= low <= high (steps)")
+        set_(self, "delay_init", (lo, hi))
+        if not (self.readout_tau >= 1.0):
+            raise ConfigError(f"readout_tau: {self.readout_tau!r}; expected >= 1 step")
+        if self.loss not in LOSSES:
+            raise ConfigError(f"loss: {self.loss!r}; expected one of {', '.join(LOSSES)}")
+        if self.dtype not in DTYPES:
+            raise ConfigError(f"dtype: {self.dtype!r}; expected one of {', '.join(DTYPES)}")
+
+    @property
+    def n_layers(self) -> int:
+        return len(self.hidden)
+
+    @property
+    def np_dtype(self):
+        return np.dtype(self.dtype)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "NetworkConfig":
+        data = json.loads(text)
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ConfigError(f"unknown configuration field(s): {', '.join(sorted(unknown))}")
+        return cls(**data)

@@ -1,0 +1,494 @@
+"""A trainable spiking network: forward pass that records, backward pass through time.
+
+Equations (hidden layer l, n neurons, batch of B samples x T steps; x the layer's input)::
+
+    a_t   = W x_t + b
+    c_t   = gamma (a_t - mu) / sqrt(var + eps) + beta_bn     BatchNorm (or c_t = a_t)
+              training: mu, var over all B x T rows (padded steps included, biased var)
+              evaluation: running statistics, folded into W and b
+    z_t[j] = zm_t[j] * sum_{k >= 1} M[j, k] s_{t-k}[j]         delayed, spread spikes
+    M[j, k] = max(0, w - |k - (1 + d_j)|) / w^2,  w = 1 + sigma
+    R_t   = W_rec z_t  (dense)  |  R_t[i] = sum_m K[m] z_t[i + m - k//2]  (conv)  |  0
+    I_t   = c_t + R_t
+    v_t   = beta * reset(v_{t-1}, s_{t-1}) + g * I_t      reset: v (1 - s)  |  v - theta s
+    s_t   = H(v_t - theta)                                 surrogate gradient backwards
+    out_t = fm_t * s_t                                     feed-forward dropout mask fm
+
+    readout: u_t = beta_o u_{t-1} + g_o (W_o out_t + b_o)
+    scores   S = sum_t softmax(u_t)   (loss "sum_softmax")  |  S = sum_t u_t  ("sum_logits")
+    loss     L = mean_b [ logsumexp(S_b) - S_b[y_b] ]       cross-entropy with S as logits
+
+Dropout masks are Bernoulli(1 - p) / (1 - p), drawn from the ``numpy.random.Generator``
+passed in: ``zm`` (rate ``rec_dropout``) on the recurrent input, ``fm`` (rate ``dropout``)
+on each hidden layer's output; per step or per sequence (``dropout_mode``).
+
+Backward pass (what each gradient is):
+
+    dL/dS = (softmax(S) - onehot(y)) / B
+    dL/du_t = q_t * (dL/dS - <dL/dS, q_t>),  q_t = softmax(u_t)   (or dL/dS for sum_logits)
+    dL/da_o = g_o * sum_{t' >= t} beta_o^{t'-t} dL/du_t'
+    dL/dv_t = dL/ds_t * sg(v_t - theta) + dL/dv_{t+1} * dv_{t+1}/dv_t
+    dL/ds_t = [from the next layer] + sum_k M[j,k] dL/dz_{t+k}[j] + dL/dv_{t+1} dv_{t+1}/ds_t
+              dv_{t+1}/dv_t = beta (1 - s_t) | beta;  dv_{t+1}/ds_t = -beta v_t | -beta theta
+              (0 when ``detach_reset``)
+    dL/dI_t = g * dL/dv_t;  dL/dW_rec = sum dL/dI_t z_t^T;  dL/dK[m] = sum dL/dI_t[i] z_t[i+m-h]
+    dL/dd_j = sum_t dL/dz_t[j] zm_t[j] sum_k s_{t-k}[j] dM[j,k]/dd_j,
+              dM[j,k]/dd_j = sign(k - 1 - d_j) / w^2 inside the triangle
+    BatchNorm: the usual batch-statistics backward over the B x T rows.
+
+The feed-forward products ``W x`` for all steps of all samples are one BLAS matmul per layer
+(and two in the backward pass); the time loops run in :mod:`training._kernels`.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from evsim.errors import EvsimError
+from evsim.model import HiddenLayer, Model, ModelMetadata, Readout
+from evsim.reference import SimResult
+
+from . import _kernels as K
+from .config import ConfigError, NetworkConfig
+from .surrogates import get_surrogate
+
+__all__ = ["Network", "delay_tables", "cross_entropy"]
+
+_REC_CODE = {"none": 0, "dense": 1, "conv": 2}
+
+
+def delay_tables(d: np.ndarray, sigma: float, dtype=np.float64):
+    """Window tables of the delay spread for delays ``d`` (n,) and spread ``sigma``.
+
+    Returns ``klo`` (n,) int64 and ``mtab``, ``dmtab`` (n, nq): ``mtab[j, q] = M[j, klo[j]+q]``
+    and ``dmtab[j, q] = dM[j, klo[j]+q]/dd_j`` over the (at most nq-long) window of k >= 1
+    where ``M[j, k] = max(0, w - |k - 1 - d_j|) / w^2`` can be nonzero, w = 1 + sigma.
+    With sigma = 0 and integer d the window is the one step k = 1 + d_j, with M = 1.
+    """
+    d = np.asarray(d, np.float64)
+    w = 1.0 + float(sigma)
+    centre = 1.0 + d
+    klo = np.maximum(np.floor(centre - w).astype(np.int64) + 1, 1)
+    khi = np.ceil(centre + w).astype(np.int64) - 1
+    nq = int(max(1, (khi - klo + 1).max(initial=1)))
+    k = klo[:, None] + np.arange(nq)[None, :]
+    diff = k - centre[:, None]
+    inside = (np.abs(diff) < w) & (k <= khi[:, None])
+    mtab = np.where(inside, (w - np.abs(diff)) / (w * w), 0.0).astype(dtype)
+    dmtab = np.where(inside, np.sign(diff) / (w * w), 0.0).astype(dtype)
+    return klo, mtab, dmtab
+
+
+def _softmax(u, axis=-1):
+    e = np.exp(u - u.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+def cross_entropy(scores: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
+    """Mean cross-entropy of ``scores`` (B, C) taken as logits; returns (loss, dL/dscores)."""
+    p = _softmax(scores.astype(np.float64), axis=1)
+    b = scores.shape[0]
+    rows = np.arange(b)
+    loss = float(-np.mean(np.log(np.maximum(p[rows, y], 1e-300))))
+    g = p.copy()
+    g[rows, y] -= 1.0
+    return loss, (g / b).astype(scores.dtype)
+
+
+class _LayerCache(NamedTuple):
+    """What the backward pass needs from one hidden layer's forward pass."""
+
+    x: np.ndarray          # layer input, (B*T, n_in)
+    xhat: np.ndarray       # normalised pre-activation (BatchNorm) or None
+    inv_std: np.ndarray    # 1 / sqrt(var + eps) (BatchNorm) or None
+    v: np.ndarray          # membrane, (B, T, n)
+    s: np.ndarray          # spikes, (B, T, n)
+    z: np.ndarray          # recurrent input before the recurrent weights, (B, T, n) or empty
+    zmask: np.ndarray      # recurrent dropout mask (B, T, n) or (1, 1, 1) unused
+    fmask: np.ndarray      # feed-forward dropout mask on the output, broadcastable, or None
+    tables: tuple          # (klo, mtab, dmtab) of the delay spread
+
+
+class Network:
+    """A trainable network described by a :class:`NetworkConfig`.
+
+    ``params`` (trainable) and ``buffers`` (BatchNorm running statistics; the fixed beta,
+    gain and threshold of each layer and of the readout) are dicts of numpy arrays in the
+    configuration's dtype, keyed ``"layer{l}.weight"``, ``"layer{l}.bias"``,
+    ``"layer{l}.bn_weight"``, ``"layer{l}.bn_bias"``, ``"layer{l}.recurrent"``,
+    ``"layer{l}.delays"``, ``"readout.weight"``, ``"readout.bias"`` (params) and
+    ``"layer{l}.bn_mean"``, ``"layer{l}.bn_var"``, ``"layer{l}.beta"``, ``"layer{l}.gain"``,
+    ``"layer{l}.threshold"``, ``"readout.beta"``, ``"readout.gain"`` (buffers).  The
+    optimiser updates ``params`` in place; replacing a per-neuron ``beta`` buffer gives
+    per-neuron time constants.
+    """
+
+    def __init__(self, config: NetworkConfig, params: dict, buffers: dict):
+        self.config = config
+        self.params = params
+        self.buffers = buffers
+        self._surrogate = get_surrogate(config.surrogate)
+
+    # -- construction ------------------------------------------------------------------
+    @classmethod
+    def init(cls, config: NetworkConfig, seed: int | np.random.Generator = 0) -> "Network":
+        """A freshly initialised network: PyTorch-style uniform(+-1/sqrt(fan_in)) weights and
+        biases, BatchNorm gamma = 1 and beta = 0, delays uniform in ``config.delay_init``."""
+        if not isinstance(config, NetworkConfig):
+            raise ConfigError(f"expected a NetworkConfig, got {type(config).__name__}")
+        rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+        dt = config.np_dtype
+        params, buffers = {}, {}
+
+        def uni(bound, shape):
+            return rng.uniform(-bound, bound, shape).astype(dt)
+
+        n_prev = config.n_inputs
+        for l, n in enumerate(config.hidden):
+            p = f"layer{l}."
+            params[p + "weight"] = uni(1 / np.sqrt(n_prev), (n, n_prev))
+            params[p + "bias"] = uni(1 / np.sqrt(n_prev), (n,))
+            if config.batchnorm:
+                params[p + "bn_weight"] = np.ones(n, dt)
+                params[p + "bn_bias"] = np.zeros(n, dt)
+                buffers[p + "bn_mean"] = np.zeros(n, dt)
+                buffers[p + "bn_var"] = np.ones(n, dt)
+            rec = config.recurrence[l]
+            if rec == "dense":
+                params[p + "recurrent"] = uni(1 / np.sqrt(n), (n, n))
+            elif rec == "conv":
+                params[p + "recurrent"] = uni(1 / np.sqrt(config.kernel_size), (config.kernel_size,))
+            if rec != "none":
+                lo, hi = config.delay_init
+                params[p + "delays"] = rng.uniform(lo, hi, n).astype(dt)
+            beta = 1.0 - 1.0 / np.broadcast_to(np.asarray(config.tau[l], np.float64), (n,))
+            buffers[p + "beta"] = beta.astype(dt)
+            buffers[p + "gain"] = (np.ones(n) if config.gain[l] == "one" else 1.0 - beta).astype(dt)
+            buffers[p + "threshold"] = np.full(n, config.threshold, dt)
+            n_prev = n
+        c = config.n_classes
+        params["readout.weight"] = uni(1 / np.sqrt(n_prev), (c, n_prev))
+        params["readout.bias"] = uni(1 / np.sqrt(n_prev), (c,))
+        beta_o = 1.0 - 1.0 / config.readout_tau
+        buffers["readout.beta"] = np.full(c, beta_o, dt)
+        buffers["readout.gain"] = np.full(c, 1.0 if config.readout_gain == "one" else 1.0 - beta_o, dt)
+        return cls(config, params, buffers)
+
+    # -- parameter facts ---------------------------------------------------------------
+    @property
+    def delay_names(self) -> list[str]:
+        """Names of the delay parameters (their own optimiser group, no weight decay)."""
+        return [k for k in self.params if k.endswith(".delays")]
+
+    @property
+    def weight_names(self) -> list[str]:
+        """Names of every other parameter."""
+        return [k for k in self.params if not k.endswith(".delays")]
+
+    def n_params(self) -> int:
+        return int(sum(p.size for p in self.params.values()))
+
+    def clamp_delays(self) -> None:
+        """Clamp every delay to >= 0 in place (after each optimiser step)."""
+        for k in self.delay_names:
+            np.maximum(self.params[k], 0.0, out=self.params[k])
+
+    # -- checks ------------------------------------------------------------------------
+    def _check_x(self, x) -> np.ndarray:
+        x = np.asarray(x)
+        n_in = self.config.n_inputs
+        if x.ndim == 2:
+            x = x[None]
+        if x.ndim != 3 or x.shape[2] != n_in:
+            raise EvsimError(f"input has shape {x.shape}; expected (batch, steps, {n_in})")
+        if x.shape[0] < 1 or x.shape[1] < 1:
+            raise EvsimError(f"input has shape {x.shape}; need at least one sample and one step")
+        if not (np.issubdtype(x.dtype, np.number) or x.dtype == np.bool_):
+            raise EvsimError(f"input dtype {x.dtype} is not numeric")
+        x = np.ascontiguousarray(x, dtype=self.config.np_dtype)
+        if not np.all(np.isfinite(x)):
+            raise EvsimError("input contains NaN or infinite values")
+        return x
+
+    def _check_y(self, y, b) -> np.ndarray:
+        y = np.asarray(y)
+        if y.shape != (b,) or not np.issubdtype(y.dtype, np.integer):
+            raise EvsimError(f"labels have shape {y.shape} and dtype {y.dtype}; expected ({b},) integers")
+        if b and (y.min() < 0 or y.max() >= self.config.n_classes):
+            raise EvsimError(f"labels must lie in [0, {self.config.n_classes}); got {y.min()}..{y.max()}")
+        return y.astype(np.int64)
+
+    # -- forward -----------------------------------------------------------------------
+    def _folded(self, l: int) -> tuple[np.ndarray, np.ndarray]:
+        """W and b of layer l with the running-statistics BatchNorm folded in (BN acts on
+        W x + b, before the gain): W' = s W, b' = s (b - mean) + beta_bn, s = gamma/sqrt(var+eps)."""
+        p = f"layer{l}."
+        w, b = self.params[p + "weight"], self.params[p + "bias"]
+        if not self.config.batchnorm:
+            return w, b
+        scale = self.params[p + "bn_weight"] / np.sqrt(self.buffers[p + "bn_var"] + self.config.bn_eps)
+        return (w * scale[:, None]).astype(w.dtype), ((b - self.buffers[p + "bn_mean"]) * scale + self.params[p + "bn_bias"]).astype(w.dtype)
+
+    def _mask(self, rng, p, shape_bt, n):
+        b, t = shape_bt
+        shape = (b, t, n) if self.config.dropout_mode == "step" else (b, 1, n)
+        mask = (rng.random(shape, dtype=np.float32) >= p).astype(self.config.np_dtype)
+        mask *= 1.0 / (1.0 - p)
+        return mask
+
+    def _forward(self, x, *, train: bool, rng, sigma: float, update_stats: bool):
+        cfg = self.config
+        dt = cfg.np_dtype
+        n_b, n_t, _ = x.shape
+        sur = self._surrogate
+        if train and (cfg.dropout > 0 or cfg.rec_dropout > 0):
+            if rng is None:
+                raise EvsimError("training with dropout needs randomness: pass rng (a numpy Generator or an int seed)")
+            rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+        h = x.reshape(n_b * n_t, -1)
+        caches = []
+        for l, n in enumerate(cfg.hidden):
+            p = f"layer{l}."
+            xhat = inv_std = None
+            if train:
+                a = h @ self.params[p + "weight"].T
+                a += self.params[p + "bias"]
+                if cfg.batchnorm:
+                    mu = a.mean(axis=0)
+                    var = a.var(axis=0)
+                    inv_std = (1.0 / np.sqrt(var + cfg.bn_eps)).astype(dt)
+                    xhat = (a - mu) * inv_std
+                    a = xhat * self.params[p + "bn_weight"] + self.params[p + "bn_bias"]
+                    if update_stats:
+                        m = cfg.bn_momentum
+                        rows = a.shape[0]
+                        unbiased = var * (rows / max(rows - 1, 1))
+                        self.buffers[p + "bn_mean"][...] = (1 - m) * self.buffers[p + "bn_mean"] + m * mu
+                        self.buffers[p + "bn_var"][...] = (1 - m) * self.buffers[p + "bn_var"] + m * unbiased
+            else:
+                w, b = self._folded(l)
+                a = h @ w.T
+                a += b
+            c = np.ascontiguousarray(a.reshape(n_b, n_t, n), dtype=dt)
+            rec = cfg.recurrence[l]
+            if rec != "none":
+                d = self.params[p + "delays"]
+                tables = delay_tables(d, sigma, dt) if train else delay_tables(np.rint(np.maximum(d, 0)), 0.0, dt)
+                z = np.empty((n_b, n_t, n), dt)
+                w_rec = self.params[p + "recurrent"]
+                w_rec_t = np.ascontiguousarray(w_rec.T) if rec == "dense" else np.zeros((0, 0), dt)
+                kern = w_rec if rec == "conv" else np.zeros(1, dt)
+            else:
+                tables = (np.zeros(n, np.int64), np.zeros((n, 0), dt), np.zeros((n, 0), dt))
+                z = np.empty((0, 0, 0), dt)
+                w_rec_t, kern = np.zeros((0, 0), dt), np.zeros(1, dt)
+            use_zmask = train and rec != "none" and cfg.rec_dropout > 0
+            if use_zmask:
+                zmask = np.ascontiguousarray(np.broadcast_to(self._mask(rng, cfg.rec_dropout, (n_b, n_t), n), (n_b, n_t, n)))
+            else:
+                zmask = np.ones((1, 1, 1), dt)
+            v = np.empty((n_b, n_t, n), dt)
+            s = np.empty((n_b, n_t, n), dt)
+            fwd = K.lif_fwd_parallel if c.size >= K.PARALLEL_MIN_WORK else K.lif_fwd_serial
+            fwd(c, self.buffers[p + "beta"], self.buffers[p + "gain"], self.buffers[p + "threshold"],
+                      cfg.reset == "subtract", _REC_CODE[rec], w_rec_t, kern, tables[0], tables[1], zmask,
+                      use_zmask, sur.code, cfg.surrogate_alpha, cfg.smooth_forward, v, s, z)
+            fmask = self._mask(rng, cfg.dropout, (n_b, n_t), n) if train and cfg.dropout > 0 else None
+            out = s if fmask is None else s * fmask
+            caches.append(_LayerCache(h, xhat, inv_std, v, s, z, zmask, fmask, tables))
+            h = out.reshape(n_b * n_t, n)
+        a_o = h @ self.params["readout.weight"].T
+        a_o += self.params["readout.bias"]
+        u = K.leaky_fwd(np.ascontiguousarray(a_o.reshape(n_b, n_t, -1)), self.buffers["readout.beta"], self.buffers["readout.gain"])
+        if cfg.loss == "sum_softmax":
+            q = _softmax(u, axis=2)
+            scores = q.sum(axis=1)
+        else:
+            q = None
+            scores = u.sum(axis=1)
+        return caches, h, u, q, scores
+
+    # -- training ----------------------------------------------------------------------
+    def loss_and_grad(self, x, y, rng=None, sigma: float = 0.0, *, update_stats: bool = True):
+        """One training forward pass (batch-statistics BatchNorm, dropout, delays spread by
+        ``sigma``) and the backward pass through time.
+
+        x: (B, T, n_inputs) input counts (any real dtype; cast to the config's dtype)
+        y: (B,) integer labels in [0, n_classes)
+        rng: numpy Generator or int seed for the dropout masks (needed when dropout > 0)
+        sigma: delay spread, w = 1 + sigma (>= 0)
+        update_stats: update the BatchNorm running statistics (momentum ``bn_momentum``)
+
+        Returns ``(loss, grads, stats)``: the mean cross-entropy (float), a dict of gradients
+        with the keys and shapes of ``params``, and ``{"loss", "correct", "accuracy",
+        "spike_rate" (per-layer mean spikes per neuron per step), "batch"}``.
+        """
+        cfg = self.config
+        x = self._check_x(x)
+        y = self._check_y(y, x.shape[0])
+        if not (np.isfinite(sigma) and sigma >= 0):
+            raise EvsimError(f"sigma: {sigma!r}; expected a finite number >= 0")
+        n_b, n_t, _ = x.shape
+        dt = cfg.np_dtype
+        caches, h, u, q, scores = self._forward(x, train=True, rng=rng, sigma=sigma, update_stats=update_stats)
+        loss, g_scores = cross_entropy(scores, y)
+        grads = {}
+        # readout: scores -> u -> a_o -> W_o, b_o and the last layer's output
+        if q is not None:
+            gs_ = g_scores[:, None, :]
+            gu = q * (gs_ - (q * gs_).sum(axis=2, keepdims=True))
+        else:
+            gu = np.broadcast_to(g_scores[:, None, :], u.shape)
+        ga = K.leaky_bwd(np.ascontiguousarray(gu, dtype=dt), self.buffers["readout.beta"], self.buffers["readout.gain"])
+        ga = ga.reshape(n_b * n_t, -1)
+        grads["readout.weight"] = ga.T @ h
+        grads["readout.bias"] = ga.sum(axis=0)
+        g_h = ga @ self.params["readout.weight"]
+        sur = self._surrogate
+        for l in range(cfg.n_layers - 1, -1, -1):
+            p = f"layer{l}."
+            cache = caches[l]
+            n = cfg.hidden[l]
+            rec = cfg.recurrence[l]
+            g_out = g_h.reshape(n_b, n_t, n)
+            gs_ext = np.ascontiguousarray(g_out if cache.fmask is None else g_out * cache.fmask, dtype=dt)
+            g_cur = np.empty((n_b, n_t, n), dt)
+            g_delay = np.zeros((n_b, n), dt)
+            g_kernel = np.zeros((n_b, cfg.kernel_size if rec == "conv" else 0), dt)
+            if rec != "none":
+                w_rec = self.params[p + "recurrent"]
+                w_rec_t = np.ascontiguousarray(w_rec.T) if rec == "dense" else np.zeros((0, 0), dt)
+                kern = w_rec if rec == "conv" else np.zeros(1, dt)
+            else:
+                w_rec_t, kern = np.zeros((0, 0), dt), np.zeros(1, dt)
+            klo, mtab, dmtab = cache.tables
+            use_zmask = cache.zmask.shape != (1, 1, 1)
+            bwd = K.lif_bwd_parallel if gs_ext.size >= K.PARALLEL_MIN_WORK else K.lif_bwd_serial
+            bwd(gs_ext, cache.v, cache.s, cache.z, self.buffers[p + "beta"], self.buffers[p + "gain"],
+                      self.buffers[p + "threshold"], cfg.reset == "subtract", cfg.detach_reset,
+                      _REC_CODE[rec], w_rec_t, kern, klo, mtab, dmtab, cache.zmask, use_zmask,
+                      sur.code, cfg.surrogate_alpha, g_cur, g_delay, g_kernel)
+            gc = g_cur.reshape(n_b * n_t, n)
+            if rec == "dense":
+                grads[p + "recurrent"] = gc.T @ cache.z.reshape(n_b * n_t, n)
+            elif rec == "conv":
+                grads[p + "recurrent"] = g_kernel.sum(axis=0)
+            if rec != "none":
+                grads[p + "delays"] = g_delay.sum(axis=0)
+            if cfg.batchnorm:
+                xhat, inv_std = cache.xhat, cache.inv_std
+                grads[p + "bn_weight"] = (gc * xhat).sum(axis=0)
+                grads[p + "bn_bias"] = gc.sum(axis=0)
+                gx = gc * self.params[p + "bn_weight"]
+                ga = inv_std * (gx - gx.mean(axis=0) - xhat * (gx * xhat).mean(axis=0))
+            else:
+                ga = gc
+            grads[p + "weight"] = ga.T @ cache.x
+            grads[p + "bias"] = ga.sum(axis=0)
+            if l > 0:
+                g_h = ga @ self.params[p + "weight"]
+        grads = {k: np.ascontiguousarray(grads[k], dtype=dt) for k in self.params}
+        pred = np.argmax(scores, axis=1)
+        correct = int(np.sum(pred == y))
+        stats = {"loss": loss, "correct": correct, "accuracy": correct / n_b, "batch": n_b,
+                 "spike_rate": [float(c.s.mean()) for c in caches]}
+        return loss, grads, stats
+
+    # -- evaluation --------------------------------------------------------------------
+    def evaluate(self, x, y=None, *, record_spikes: bool = False, batch_size: int = 128) -> SimResult:
+        """Inference as the exported model runs it: delays rounded to the nearest integer
+        (``numpy.rint`` of the clamped delays), sigma = 0, no dropout, BatchNorm with the
+        running statistics folded into W and b.  Does not change the network.  Runs
+        ``batch_size`` samples at a time (memory), so any number of samples can be passed.
+
+        Returns an :class:`evsim.reference.SimResult` (readout (B, T, C), scores (B, C),
+        predictions (B,), spikes per layer if ``record_spikes``); with labels ``y`` its
+        ``stats`` hold ``{"loss", "correct", "accuracy", "batch"}``.
+        """
+        x = self._check_x(x)
+        if y is not None:
+            y = self._check_y(y, x.shape[0])
+        batch_size = max(1, int(batch_size))
+        us, scores, spikes = [], [], []
+        for lo in range(0, x.shape[0], batch_size):
+            caches, _, u, _, sc = self._forward(x[lo:lo + batch_size], train=False, rng=None, sigma=0.0, update_stats=False)
+            us.append(u)
+            scores.append(sc)
+            if record_spikes:
+                spikes.append([c.s.astype(np.uint8) for c in caches])
+        u, scores = np.concatenate(us), np.concatenate(scores)
+        pred = np.argmax(scores, axis=1)
+        stats = None
+        if y is not None:
+            loss, _ = cross_entropy(scores, y)
+            correct = int(np.sum(pred == y))
+            stats = {"loss": loss, "correct": correct, "accuracy": correct / x.shape[0], "batch": x.shape[0]}
+        if record_spikes:
+            spikes = [np.concatenate([chunk[l] for chunk in spikes]) for l in range(self.config.n_layers)]
+        return SimResult(readout=u, scores=scores, predictions=pred, spikes=spikes if record_spikes else None, stats=stats)
+
+    # -- export ------------------------------------------------------------------------
+    def export(self, metadata: ModelMetadata | None = None) -> Model:
+        """The :class:`evsim.model.Model` of this network: BatchNorm (running statistics)
+        folded into W and b, delays ``numpy.rint`` of the clamped delays, sigma 0, the
+        readout decision matching the loss (``sum_softmax`` or ``sum_membrane``).
+        ``metadata`` defaults to ``ModelMetadata(input_channels=n_inputs, pool=1)``."""
+        cfg = self.config
+        if metadata is None:
+            metadata = ModelMetadata(input_channels=cfg.n_inputs, pool=1)
+        if not isinstance(metadata, ModelMetadata):
+            raise EvsimError(f"metadata: expected an evsim.model.ModelMetadata, got {type(metadata).__name__}")
+        if metadata.n_inputs != cfg.n_inputs:
+            raise EvsimError(f"metadata gives {metadata.n_inputs} model inputs ({metadata.input_channels} channels pooled by {metadata.pool}); the network has {cfg.n_inputs}")
+        layers = []
+        for l in range(cfg.n_layers):
+            p = f"layer{l}."
+            w, b = self._folded(l)
+            rec = cfg.recurrence[l]
+            layers.append(HiddenLayer(
+                weight=w, bias=b, beta=self.buffers[p + "beta"], threshold=self.buffers[p + "threshold"],
+                gain=self.buffers[p + "gain"], reset=cfg.reset, recurrence=rec,
+                recurrent=self.params[p + "recurrent"] if rec != "none" else np.zeros(0, np.float32),
+                delays=np.rint(np.maximum(self.params[p + "delays"], 0)).astype(np.int64) if rec != "none" else None,
+                name=f"layer{l}"))
+        readout = Readout(weight=self.params["readout.weight"], bias=self.params["readout.bias"],
+                          beta=self.buffers["readout.beta"], gain=self.buffers["readout.gain"],
+                          decision="sum_softmax" if cfg.loss == "sum_softmax" else "sum_membrane")
+        return Model(layers=tuple(layers), readout=readout, metadata=metadata)
+
+    # -- checkpoints -------------------------------------------------------------------
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Everything needed to rebuild the network, as plain arrays (``numpy.savez``-able,
+        no pickle): ``"config"`` (JSON string scalar), ``"param.<name>"``, ``"buffer.<name>"``."""
+        out = {"config": np.array(self.config.to_json())}
+        out.update({f"param.{k}": v.copy() for k, v in self.params.items()})
+        out.update({f"buffer.{k}": v.copy() for k, v in self.buffers.items()})
+        return out
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        """Copy a :meth:`state_dict` into this network *in place* (so an optimiser holding
+        ``params`` stays attached).  The configuration must match."""
+        if "config" in state:
+            other = NetworkConfig.from_json(str(np.asarray(state["config"])))
+            if other != self.config:
+                raise EvsimError("state_dict was saved from a network with a different configuration; build the network with Network.from_state_dict instead")
+        for prefix, target in (("param.", self.params), ("buffer.", self.buffers)):
+            for k, arr in target.items():
+                key = prefix + k
+                if key not in state:
+                    raise EvsimError(f"state_dict has no array {key!r}")
+                src = np.asarray(state[key])
+                if src.shape != arr.shape:
+                    raise EvsimError(f"state_dict array {key!r} has shape {src.shape}, expected {arr.shape}")
+                np.copyto(arr, src, casting="same_kind")
+
+    @classmethod
+    def from_state_dict(cls, state: dict[str, np.ndarray]) -> "Network":
+        """A network rebuilt from a :meth:`state_dict` (configuration included)."""
+        if "config" not in state:
+            raise EvsimError("state_dict has no 'config' entry")
+        net = cls.init(NetworkConfig.from_json(str(np.asarray(state["config"]))), 0)
+        net.load_state_dict(state)
+        return net
