@@ -30,7 +30,7 @@ class EvsimGroup(click.Group):
 
 
 def _builtin(name: str) -> str:
-    return os.path.join(os.path.dirname(os.path.abspath(__import__("evsim").__file__)), "data", name)
+    return os.path.join(os.path.dirname(os.path.abspath(__import__("evsim").__file__)), "_builtin", name)
 
 
 def _default_path(given: str | None, name: str, what: str) -> str:
@@ -61,9 +61,9 @@ def evsim():
 
 
 @evsim.command()
-@click.option("--model", "model_path", type=click.Path(dir_okay=False), default=None,
+@click.option("--model", "model_path", metavar="PATH", default=None,
               help="Model file (.npz). Default: the built-in spoken-digit model.")
-@click.option("--input", "input_path", type=click.Path(dir_okay=False), default=None,
+@click.option("--input", "input_path", metavar="PATH", default=None,
               help="Spike file in the SHD HDF5 layout. Default: the built-in samples.")
 @click.option("--sample", type=int, default=None, help="Classify only this sample (index).")
 @click.option("--engine", type=click.Choice(["event", "dense"]), default="event", show_default=True,
@@ -103,6 +103,8 @@ def run(model_path, input_path, sample, engine, batch_size, as_json, quiet):
                 truth = names[r.label] if r.label < len(names) else str(r.label)
                 line += f"  label {truth} {'ok' if r.prediction == r.label else 'WRONG'}"
             click.echo(line)
+    if not result.samples:
+        click.echo("0 samples")
     if result.accuracy is not None:
         n_ok = sum(r.prediction == r.label for r in result.samples)
         click.echo(f"accuracy: {100 * result.accuracy:.2f} % ({n_ok}/{len(result.samples)})")
@@ -127,7 +129,7 @@ def _count_samples(path, model) -> int:
 
 
 @evsim.command()
-@click.argument("model_path", metavar="MODEL", type=click.Path(dir_okay=False), required=False)
+@click.argument("model_path", metavar="MODEL", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
 def info(model_path, as_json):
     """Architecture, parameter counts and delay distribution of a model file."""
@@ -195,7 +197,7 @@ class _TrainReporter:
 @click.option("--epochs", type=click.IntRange(1), help="Shorthand for --set epochs=N.")
 @click.option("--batch-size", type=click.IntRange(1), help="Shorthand for --set batch_size=N.")
 @click.option("--lr", type=float, help="Shorthand for --set lr=X.")
-@click.option("--seed", type=int, help="Shorthand for --set seed=N.")
+@click.option("--seed", type=click.IntRange(0), help="Shorthand for --set seed=N.")
 @click.option("--no-delay-learning", is_flag=True, help="Ablation: keep the delays at their (rounded) initial values.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="runs/latest", show_default=True, help="Output directory (model.npz, checkpoint.npz, log.jsonl, result.json).")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
@@ -211,6 +213,7 @@ def train(dataset, data_dir, train_file, test_file, preset, config_file, overrid
     Any SHD-layout:  evsim train --train digits_train.h5 --test digits_test.h5
     """
     from training.presets import make_config, parse_overrides
+    from training.trainer import saved_config
     from training.trainer import train as run_training
 
     valid_file = None
@@ -229,7 +232,9 @@ def train(dataset, data_dir, train_file, test_file, preset, config_file, overrid
             sets[key] = value
     if no_delay_learning:
         sets["learn_delays"] = False
-    config = make_config(preset, config_file, sets)
+    explicit = bool(sets or config_file or preset != "crsnn")
+    # --resume alone continues with the run's own settings; given settings must match them
+    config = saved_config(out_dir) if resume and not explicit else make_config(preset, config_file, sets)
     result = run_training(config, train_file, test_file, out_dir, valid_path=valid_file, resume=resume,
                           max_minutes=max_minutes, reporter=_TrainReporter(quiet))
     if as_json:

@@ -13,6 +13,7 @@ _LAZY = {
     "load_model": "model", "save_model": "model", "build_model": "model",
     "SpikeFile": "data", "bin_spikes": "data",
     "simulate": "reference", "SimResult": "reference",
+    "EventStream": "event",
 }
 
 __all__ = ["EvsimError", "InputFileError", "ModelFileError", "__version__", *_LAZY]

@@ -6,7 +6,7 @@ Layout (SHD, SSC and ``shared/data/digits`` alike)::
     /spikes/units[i]   variable-length unsigned int, channel 0..input_channels-1
     /labels[i]         optional, integer class of sample i
     /extra/keys[c]     optional, bytes, name of class c
-    /extra/speaker[i]  optional, integer speaker id
+    /extra/speaker[i]  optional, speaker of sample i (see "Speakers" below)
 
 Samples are read one at a time (h5py reads one variable-length row per access), so a
 whole file is never loaded at once.  Times are cast to float64 before binning whatever
@@ -14,6 +14,18 @@ the stored precision.
 
 Binning: spike at time ``t`` seconds of channel ``c`` adds 1 to bin
 ``floor(t * 1000 / dt_ms)`` of model input ``c // pool``; counts are summed, not clipped.
+That rule is written once, in :func:`time_to_step`; :func:`n_steps_for`,
+:func:`bin_spikes` and ``training.data`` all use it, so a sample's last spike always
+falls inside the ``n_steps_for`` steps it is given.  (``t * (1000 / dt_ms)`` rounds
+differently: with dt_ms = 7, t = 1.001 s it gives step 143 where ``t * 1000 / dt_ms``
+gives 142; mixing the two once dropped such a sample's last spike.)
+A sample that would need more than :data:`MAX_STEPS` steps (one bogus spike time, say
+6e4 s) is refused with :class:`InputFileError` rather than binned to a huge array.
+
+Speakers: integer ids are kept as they are (int64).  Any other labels (strings, bytes,
+floats) are mapped to integer codes 0..n-1 in sorted order of the labels
+(``np.unique(..., return_inverse=True)``): a speaker is only an identity, used to keep one
+speaker's samples on one side of a validation split, so only equality matters.
 """
 
 from __future__ import annotations
@@ -25,7 +37,15 @@ import numpy as np
 
 from .errors import InputFileError
 
-__all__ = ["SpikeFile", "Sample", "bin_spikes", "n_steps_for", "validate_events"]
+__all__ = ["MAX_STEPS", "SpikeFile", "Sample", "bin_spikes", "n_steps_for", "speaker_codes", "time_to_step",
+           "validate_events"]
+
+#: Longest sample, in steps, that :func:`n_steps_for` accepts (SHD at dt = 1 ms: ~1400).
+MAX_STEPS = 1_000_000
+
+# Steps are clipped to this before the cast to int64, so that absurd times (1e300 s) give
+# a huge step rather than an undefined integer; it is far beyond any usable n_steps.
+_STEP_CLIP = 2.0**62
 
 
 class Sample(NamedTuple):
@@ -36,11 +56,32 @@ class Sample(NamedTuple):
     label: int
 
 
-def n_steps_for(times: np.ndarray, dt_ms: float) -> int:
-    """Steps needed to hold every spike: floor(last_time / dt) + 1 (1 for no spikes)."""
+def time_to_step(times, dt_ms: float) -> np.ndarray:
+    """Step of each spike time: ``floor(t * 1000 / dt_ms)``, int64, same shape as ``times``.
+
+    times: seconds (any real dtype; computed in float64); dt_ms: step length in ms, > 0.
+    The one place the binning rule is written.  Steps above 2**62 are clipped to 2**62.
+    """
+    t = np.asarray(times, dtype=np.float64)
+    return np.minimum(np.floor(t * 1000.0 / dt_ms), _STEP_CLIP).astype(np.int64)
+
+
+def n_steps_for(times: np.ndarray, dt_ms: float, where: str = "input") -> int:
+    """Steps needed to hold every spike: ``time_to_step(last time) + 1`` (1 for no spikes).
+
+    Raises :class:`InputFileError` when that is more than :data:`MAX_STEPS`.
+    """
+    times = np.asarray(times)
     if times.size == 0:
         return 1
-    return int(np.floor(float(times.max()) * 1000.0 / dt_ms)) + 1
+    last = float(np.max(times))
+    n = int(time_to_step(last, dt_ms)) + 1       # floor is monotonic: the last spike's step
+    if n > MAX_STEPS:
+        raise InputFileError(
+            f"{where}: spike time {last:g} s implies {n} steps at dt = {dt_ms:g} ms, more than the "
+            f"limit of {MAX_STEPS} steps (MAX_STEPS); the spike time is probably bogus (times are in "
+            f"seconds) - fix the file, or pass n_steps to cut the sample")
+    return n
 
 
 def validate_events(times, units, n_channels: int, where: str = "input") -> tuple[np.ndarray, np.ndarray]:
@@ -72,22 +113,39 @@ def validate_events(times, units, n_channels: int, where: str = "input") -> tupl
 
 
 def bin_spikes(times, units, *, dt_ms: float, n_channels: int, pool: int = 1,
-               n_steps: int | None = None, dtype=np.float32) -> np.ndarray:
+               n_steps: int | None = None, dtype=np.float32, where: str = "input") -> np.ndarray:
     """Bin one sample to a (n_steps, ceil(n_channels / pool)) array of spike counts.
 
-    With ``n_steps=None`` the sample gets :func:`n_steps_for` steps; otherwise spikes at or
-    beyond ``n_steps`` are dropped and shorter samples are padded with zeros.
+    With ``n_steps=None`` the sample gets :func:`n_steps_for` steps (so no spike is
+    dropped; more than :data:`MAX_STEPS` raises :class:`InputFileError`); otherwise spikes
+    at or beyond ``n_steps`` are dropped and shorter samples are padded with zeros.
+    ``where`` names the sample in error messages.
     """
-    t, u = validate_events(times, units, n_channels)
+    t, u = validate_events(times, units, n_channels, where=where)
     if n_steps is None:
-        n_steps = n_steps_for(t, dt_ms)
+        n_steps = n_steps_for(t, dt_ms, where=where)
     n_in = -(-n_channels // pool)
-    out = np.zeros((n_steps, n_in), dtype=dtype)
-    if t.size:
-        bins = np.floor(t * (1000.0 / dt_ms)).astype(np.int64)
-        keep = bins < n_steps
-        np.add.at(out, (bins[keep], u[keep] // pool), 1)
-    return out
+    steps = time_to_step(t, dt_ms)
+    keep = steps < n_steps
+    flat = steps[keep] * n_in + u[keep] // pool
+    return np.bincount(flat, minlength=n_steps * n_in).reshape(n_steps, n_in).astype(dtype, copy=False)
+
+
+def speaker_codes(speakers) -> np.ndarray:
+    """Speaker labels as int64: integers kept, anything else coded 0..n-1 in sorted order.
+
+    See "Speakers" in the module docstring.  Labels that cannot be sorted together (a mix
+    of types) are coded in order of first appearance.
+    """
+    sp = np.asarray(speakers)
+    if np.issubdtype(sp.dtype, np.integer):
+        return sp.astype(np.int64)
+    try:
+        _, codes = np.unique(sp, return_inverse=True)
+    except TypeError:                                   # e.g. a mix of str and bytes
+        first: dict = {}
+        codes = np.array([first.setdefault(v, len(first)) for v in sp.ravel().tolist()])
+    return np.asarray(codes, dtype=np.int64).reshape(sp.shape)
 
 
 class SpikeFile:
@@ -153,7 +211,7 @@ class SpikeFile:
         if "extra/speaker" in h5:
             sp = np.asarray(h5["extra/speaker"][()])
             if sp.shape == (self._n,):
-                self._speakers = sp.astype(np.int64)
+                self._speakers = speaker_codes(sp)
 
     # -- context manager ---------------------------------------------------------------
     def close(self):
@@ -202,7 +260,7 @@ class SpikeFile:
         """Sample ``i`` binned to counts, (steps, ceil(n_channels / pool))."""
         s = self.read(i)
         return bin_spikes(s.times, s.units, dt_ms=dt_ms, n_channels=self.n_channels, pool=pool,
-                          n_steps=n_steps, dtype=dtype)
+                          n_steps=n_steps, dtype=dtype, where=f"{self.path} sample {i}")
 
     def __iter__(self) -> Iterator[Sample]:
         for i in range(self._n):

@@ -49,7 +49,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from typing import Any, Sequence
@@ -87,7 +86,8 @@ def _as_float_array(name: str, value: Any, shape: tuple[int, ...], error=ModelFi
         raise error(f"{name}: dtype {arr.dtype} is not numeric; expected float32")
     if arr.shape != shape:
         raise error(f"{name}: shape {arr.shape}, expected {shape}")
-    arr = arr.astype(np.float32)
+    with np.errstate(over="ignore"):  # values beyond float32 become inf and are reported below
+        arr = arr.astype(np.float32)
     if not np.all(np.isfinite(arr)):
         bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
         raise error(f"{name}: {bad} NaN or infinite value(s); all values must be finite")
@@ -127,6 +127,8 @@ class HiddenLayer:
 
     def __post_init__(self):
         w = np.asarray(self.weight)
+        if w.dtype.kind not in "fiub":
+            raise ModelFileError(f"{self.name}.weight: dtype {w.dtype} is not numeric; expected float32")
         if w.ndim != 2:
             raise ModelFileError(f"{self.name}.weight: shape {w.shape}, expected (n, n_in)")
         n, n_in = w.shape
@@ -382,15 +384,10 @@ def save_model(model: Model, path: str | os.PathLike) -> None:
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         raise ModelFileError(f"cannot write {path}: directory {directory} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=".evsim-", suffix=".npz.tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **model.to_arrays())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    from ._io import atomic_write
+
+    with atomic_write(path) as fh:
+        np.savez(fh, **model.to_arrays())
 
 
 def load_model(path: str | os.PathLike) -> Model:

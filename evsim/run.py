@@ -17,7 +17,8 @@ from .model import Model
 
 ENGINES = ("event", "dense")
 
-__all__ = ["ENGINES", "SampleResult", "Classification", "get_engine", "classify_file", "classify_arrays"]
+__all__ = ["ENGINES", "SampleResult", "Classification", "get_engine", "classify_file", "classify_arrays",
+           "classify_batches"]
 
 
 class SampleResult(NamedTuple):
@@ -47,39 +48,54 @@ def get_engine(name: str) -> Callable:
     raise EvsimError(f"unknown engine {name!r}; expected one of: {', '.join(ENGINES)}")
 
 
-def classify_arrays(model: Model, samples: Sequence[np.ndarray], engine: str = "event",
-                    batch_size: int = 64, progress: Callable[[int], None] | None = None):
-    """Run ``samples`` (each (T_i, n_inputs) counts) in padded batches.
+def _batch(model: Model, chunk: Sequence[np.ndarray]):
+    lengths = np.array([c.shape[0] for c in chunk], np.int64)
+    x = np.zeros((len(chunk), int(lengths.max()), model.n_inputs), np.float64)
+    for i, c in enumerate(chunk):
+        x[i, :c.shape[0]] = c
+    return x, lengths
+
+
+def classify_batches(model: Model, batches: Iterable[Sequence[np.ndarray]], engine: str = "event",
+                     progress: Callable[[int], None] | None = None):
+    """Run batches of samples (each sample (T_i, n_inputs) counts), padded per batch with
+    every sample keeping its own length.
 
     Returns (predictions (n,), scores (n, C), stats) where stats sums the engine's
     counters when it reports any.
     """
     simulate = get_engine(engine)
-    n = len(samples)
-    preds = np.zeros(n, np.int64)
-    scores = np.zeros((n, model.n_classes))
+    preds, scores = [], []
     totals: dict = {}
-    for start in range(0, n, batch_size):
-        chunk = samples[start:start + batch_size]
-        lengths = np.array([c.shape[0] for c in chunk], np.int64)
-        x = np.zeros((len(chunk), int(lengths.max()), model.n_inputs), np.float64)
-        for i, c in enumerate(chunk):
-            x[i, :c.shape[0]] = c
+    for chunk in batches:
+        x, lengths = _batch(model, chunk)
         res = simulate(model, x, lengths=lengths)
-        preds[start:start + len(chunk)] = res.predictions
-        scores[start:start + len(chunk)] = res.scores
+        preds.append(res.predictions)
+        scores.append(res.scores)
         for key, value in (res.stats or {}).items():
             if key in ("synaptic_events", "spikes_per_layer"):
                 totals[key] = totals.get(key, 0) + np.asarray(value).sum(axis=0)
         if progress is not None:
             progress(len(chunk))
-    return preds, scores, totals
+    if not preds:
+        return np.zeros(0, np.int64), np.zeros((0, model.n_classes)), totals
+    return np.concatenate(preds), np.concatenate(scores), totals
+
+
+def classify_arrays(model: Model, samples: Sequence[np.ndarray], engine: str = "event",
+                    batch_size: int = 64, progress: Callable[[int], None] | None = None):
+    """:func:`classify_batches` over a list of binned samples."""
+    batches = (samples[i:i + batch_size] for i in range(0, len(samples), batch_size))
+    return classify_batches(model, batches, engine=engine, progress=progress)
 
 
 def classify_file(model: Model, path: str, sample: int | None = None, engine: str = "event",
                   batch_size: int = 64, progress: Callable[[int], None] | None = None,
                   indices: Iterable[int] | None = None) -> Classification:
-    """Classify every sample of ``path`` (or only ``sample``) with ``model``."""
+    """Classify every sample of ``path`` (or only ``sample``, or ``indices``) with ``model``.
+
+    Samples are read and binned one batch at a time, so memory stays bounded by the batch.
+    """
     from .data import SpikeFile
 
     meta = model.metadata
@@ -95,14 +111,22 @@ def classify_file(model: Model, path: str, sample: int | None = None, engine: st
         labels = f.labels
         if labels is not None and labels.size and labels.max() >= model.n_classes:
             raise EvsimError(f"{path}: label {labels.max()} is out of range for a model with {model.n_classes} classes")
-        xs = [f.binned(i, dt_ms=meta.dt_ms, pool=meta.pool, n_steps=meta.n_steps, dtype=np.float64) for i in idx]
-    preds, scores, stats = classify_arrays(model, xs, engine=engine, batch_size=batch_size, progress=progress)
+        steps: list[int] = []
+
+        def batches():
+            for start in range(0, len(idx), batch_size):
+                chunk = [f.binned(i, dt_ms=meta.dt_ms, pool=meta.pool, n_steps=meta.n_steps, dtype=np.float64)
+                         for i in idx[start:start + batch_size]]
+                steps.extend(c.shape[0] for c in chunk)
+                yield chunk
+
+        preds, scores, stats = classify_batches(model, batches(), engine=engine, progress=progress)
     names = model.class_names
     results = []
     for k, i in enumerate(idx):
         p = int(preds[k])
         results.append(SampleResult(index=i, prediction=p, class_name=names[p], score=float(scores[k, p]),
-                                    label=int(labels[i]) if labels is not None else -1, n_steps=int(xs[k].shape[0])))
+                                    label=int(labels[i]) if labels is not None else -1, n_steps=steps[k]))
     accuracy = None
     if labels is not None and results:
         accuracy = float(np.mean([r.prediction == r.label for r in results]))

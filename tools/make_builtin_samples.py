@@ -13,7 +13,7 @@ import numpy as np
 from evsim.data import SpikeFile, write_spike_file
 
 
-def main(src: str, dst: str = os.path.join(os.path.dirname(__file__), "..", "evsim", "data", "samples.h5")) -> None:
+def main(src: str, dst: str = os.path.join(os.path.dirname(__file__), "..", "evsim", "_builtin", "samples.h5")) -> None:
     with SpikeFile(src) as f:
         labels = f.labels
         picks = [int(np.nonzero(labels == c)[0][0]) for c in np.unique(labels)]

@@ -11,7 +11,9 @@ Per-channel shift::
     s[b, c] ~ UniformInteger[-S, S]             one draw per sample and channel
     y[b, t, c] = x[b, t - s[b, c], c]           0 where t - s[b, c] is outside [0, T)
 
-    A positive shift delays the channel.  S is in steps (S = 100 at dt = 10 ms by default).
+    A positive shift delays the channel.  S is in steps: S = 10 at dt = 10 ms by default,
+    i.e. 100 ms, the method's S = 100 at 1 ms steps (S = 100 at 10 ms would be 1 s, about
+    a whole SHD sample, and would push half of the spikes out of the window).
 
 Same-class blend of ``x`` (the sample) with ``p`` (another sample of the same class)::
 
@@ -60,13 +62,13 @@ VIEWS = ("original", "shift", "blend")
 class Augment:
     """Which augmentations make up an epoch, and their sizes.
 
-    max_shift: S, the largest per-channel shift in steps (>= 0)
+    max_shift: S, the largest per-channel shift in steps (>= 0); 10 steps = 100 ms at dt = 10 ms
     shift: include the channel-shifted copy of every sample
     blend: include the same-class blend of every sample
     keep: probability that a spike survives thinning in the blend (method: 0.5)
     """
 
-    max_shift: int = 100
+    max_shift: int = 10
     shift: bool = True
     blend: bool = True
     keep: float = 0.5

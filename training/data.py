@@ -1,11 +1,15 @@
 """A whole SHD-layout file held in memory for training, its speaker split and its batches.
 
-Binning (the SHD recipe; the same rule as :func:`evsim.data.bin_spikes`)::
+Binning (the SHD recipe): every sample is binned by :func:`evsim.data.bin_spikes` itself,
+so training sees exactly what ``evsim run`` sees::
 
-    step(t)    = floor(t * 1000 / dt_ms)              t in seconds, dt_ms = 10 by default
+    step(t)    = floor(t * 1000 / dt_ms)              evsim.data.time_to_step; dt_ms = 10 by default
     input(u)   = u // pool                            700 channels -> 140 inputs for pool 5
     x[step, input] += 1                               counts summed, not clipped
-    n_steps    = max over the training file of (last step + 1)
+    n_steps    = max over the training file of (last step + 1)    (evsim.data.n_steps_for)
+
+A sample longer than :data:`evsim.data.MAX_STEPS` steps raises
+:class:`~evsim.errors.InputFileError` when ``n_steps`` is computed from the file.
 
 Every sample is presented with exactly ``n_steps`` steps: shorter samples are padded with
 zeros at the end, and when ``n_steps`` is given (the test file binned with the training
@@ -27,7 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from evsim.data import SpikeFile
+from evsim.data import SpikeFile, bin_spikes
 from evsim.errors import EvsimError
 
 from .augment import Augment, blend, shift_channels
@@ -128,7 +132,8 @@ def load_dataset(path: str | os.PathLike, *, dt_ms: float = 10.0, pool: int = 5,
     if n_classes is not None and not (isinstance(n_classes, (int, np.integer)) and n_classes >= 1):
         raise EvsimError(f"n_classes: {n_classes!r}; expected a positive integer or None")
     n_in = -(-int(input_channels) // int(pool))
-    scale = 1000.0 / dt_ms
+    if n_steps is not None:
+        _check_int32(int(n_steps), n_in)
     with SpikeFile(path, n_channels=input_channels) as f:
         labels = f.labels
         if labels is None:
@@ -136,15 +141,17 @@ def load_dataset(path: str | os.PathLike, *, dt_ms: float = 10.0, pool: int = 5,
         names = f.class_names
         speakers = f.speakers
         n = len(f)
-        keys_per, counts_per, last_step = [], [], np.zeros(n, np.int64)
+        keys_per, counts_per, lengths_t = [], [], np.ones(n, np.int64)
+        dropped = 0
         for i in range(n):
             s = f.read(i)                                       # validated float64 times, int64 units
-            step = np.floor(s.times * scale).astype(np.int64)  # the rule of evsim.data.bin_spikes
-            last_step[i] = step.max() if step.size else 0
-            bc = np.bincount(step * n_in + s.units // pool) if step.size else np.zeros(0, np.int64)
-            nz = np.flatnonzero(bc)                             # ascending keys of non-empty bins
+            x = bin_spikes(s.times, s.units, dt_ms=dt_ms, n_channels=input_channels, pool=pool,
+                           n_steps=n_steps, dtype=np.int64, where=f"{f.path} sample {i}").reshape(-1)
+            nz = np.flatnonzero(x)                              # ascending keys step * n_in + input
             keys_per.append(nz)
-            counts_per.append(bc[nz])
+            counts_per.append(x[nz])
+            lengths_t[i] = x.size // n_in
+            dropped += s.times.size - int(x[nz].sum())          # spikes at or after n_steps
     if n_classes is None:
         n_classes = len(names) if names else (int(labels.max()) + 1 if n else 0)
     if n and labels.max() >= n_classes:
@@ -155,14 +162,8 @@ def load_dataset(path: str | os.PathLike, *, dt_ms: float = 10.0, pool: int = 5,
         names = tuple(names[:n_classes]) + tuple(str(c) for c in range(len(names), n_classes))
     if not names:
         names = tuple(str(c) for c in range(n_classes))
-    T = int(last_step.max()) + 1 if n_steps is None and n else int(n_steps or 1)
-    if T * n_in >= 2**31:
-        raise EvsimError(f"n_steps {T} x {n_in} inputs is too large to index with int32")
-    dropped = 0
-    for i in np.flatnonzero(last_step >= T):                    # spikes at or after n_steps
-        cut = np.searchsorted(keys_per[i], T * n_in)
-        dropped += int(counts_per[i][cut:].sum())
-        keys_per[i], counts_per[i] = keys_per[i][:cut], counts_per[i][:cut]
+    T = int(lengths_t.max()) if n_steps is None and n else int(n_steps or 1)
+    _check_int32(T, n_in)
     lengths = np.array([k.size for k in keys_per], np.int64)
     offsets = np.zeros(n + 1, np.int64)
     np.cumsum(lengths, out=offsets[1:])
@@ -173,6 +174,11 @@ def load_dataset(path: str | os.PathLike, *, dt_ms: float = 10.0, pool: int = 5,
                         speakers=speakers, class_names=tuple(names), n_steps=T, dt_ms=float(dt_ms),
                         pool=int(pool), input_channels=int(input_channels), n_dropped=dropped,
                         path=os.fspath(path))
+
+
+def _check_int32(n_steps: int, n_in: int) -> None:
+    if n_steps * n_in >= 2**31:
+        raise EvsimError(f"n_steps {n_steps} x {n_in} inputs is too large to index with int32")
 
 
 class Split(tuple):

@@ -48,7 +48,7 @@ import numpy as np
 
 from evsim.errors import EvsimError
 from evsim.model import HiddenLayer, Model, ModelMetadata, Readout
-from evsim.reference import SimResult
+from evsim.reference import SimResult, softmax
 
 from . import _kernels as K
 from .config import ConfigError, NetworkConfig
@@ -81,14 +81,9 @@ def delay_tables(d: np.ndarray, sigma: float, dtype=np.float64):
     return klo, mtab, dmtab
 
 
-def _softmax(u, axis=-1):
-    e = np.exp(u - u.max(axis=axis, keepdims=True))
-    return e / e.sum(axis=axis, keepdims=True)
-
-
 def cross_entropy(scores: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
     """Mean cross-entropy of ``scores`` (B, C) taken as logits; returns (loss, dL/dscores)."""
-    p = _softmax(scores.astype(np.float64), axis=1)
+    p = softmax(scores.astype(np.float64), axis=1)
     b = scores.shape[0]
     rows = np.arange(b)
     loss = float(-np.mean(np.log(np.maximum(p[rows, y], 1e-300))))
@@ -303,7 +298,7 @@ class Network:
         a_o += self.params["readout.bias"]
         u = K.leaky_fwd(np.ascontiguousarray(a_o.reshape(n_b, n_t, -1)), self.buffers["readout.beta"], self.buffers["readout.gain"])
         if cfg.loss == "sum_softmax":
-            q = _softmax(u, axis=2)
+            q = softmax(u, axis=2)
             scores = q.sum(axis=1)
         else:
             q = None

@@ -212,16 +212,33 @@ def make_optimizer(net, *, total_steps: int, lr: float = 1.3e-3, weight_decay: f
     return AdamW(net.params, groups)
 
 
+class DivergedError(EvsimError):
+    """A training step produced a non-finite loss or gradient; nothing was updated."""
+
+    def __init__(self, loss: float, grad_norm: float):
+        what = f"the loss became {loss}" if not math.isfinite(loss) else f"the gradient norm became {grad_norm}"
+        super().__init__(what)
+        self.loss, self.grad_norm = loss, grad_norm
+
+
 def train_step(net, optimizer: AdamW, x, y, rng, sigma: float = 0.0, *,
-               clip: float | None = None) -> tuple[float, dict]:
+               clip: float | None = None, frozen: Sequence[str] = ()) -> tuple[float, dict]:
     """loss_and_grad -> (optional) global-norm clipping -> AdamW step -> clamp delays.
 
-    Returns ``(loss, stats)``; ``stats`` adds ``"grad_norm"`` (before clipping) and
-    ``"lr"`` (the learning rate each optimiser group used) to those of
-    :meth:`training.network.Network.loss_and_grad`.
+    frozen: parameter names whose gradients are zeroed (they do not move; with no weight
+        decay in their group, AdamW leaves them exactly as they are)
+
+    Raises :class:`DivergedError` before touching parameters or optimiser moments when the
+    loss or the gradient norm is not finite.  Returns ``(loss, stats)``; ``stats`` adds
+    ``"grad_norm"`` (before clipping) and ``"lr"`` (the learning rate each optimiser
+    group used) to those of :meth:`training.network.Network.loss_and_grad`.
     """
     loss, grads, stats = net.loss_and_grad(x, y, rng, sigma)
+    for name in frozen:
+        grads[name][...] = 0.0
     stats["grad_norm"] = clip_grad_norm(grads, clip if clip else math.inf)
+    if not (math.isfinite(loss) and math.isfinite(stats["grad_norm"])):
+        raise DivergedError(loss, stats["grad_norm"])
     stats["lr"] = optimizer.step(grads)
     net.clamp_delays()
     return loss, stats

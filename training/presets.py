@@ -14,7 +14,9 @@ dense-recurrent with delays; tau 1.05, g = 1, reset gradient detached, one dropo
 per sequence.
 
 Both use dt = 10 ms here (CRSNN's paper uses 1 ms; at 10 ms a sample has ~100 steps
-instead of ~1000, which is what makes a 2-core CPU run feasible; tau is in steps).
+instead of ~1000, which is what makes a 2-core CPU run feasible).  tau and the delay
+initialisation [10, 30] are kept in *steps*, so at 10 ms they span ten times the time
+they span in the 1 ms paper; the per-channel shift S is kept in *time* (100 ms).
 
 The sigma schedule is DelRec's: ``sigma_e = sigma0 * (0.95 ** (100 / E)) ** e`` for epoch
 ``e = 0..E-1`` of ``E`` epochs (10 -> ~0.06).
@@ -23,6 +25,7 @@ The sigma schedule is DelRec's: ``sigma_e = sigma0 * (0.95 ** (100 / E)) ** e`` 
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
@@ -82,25 +85,34 @@ class TrainConfig:
         def bad(name, expected):
             raise ConfigFileError(f"{name}: {getattr(self, name)!r}; expected {expected}")
 
-        if not (isinstance(self.epochs, int) and self.epochs >= 1):
-            bad("epochs", "a positive integer")
-        if not (isinstance(self.batch_size, int) and self.batch_size >= 1):
-            bad("batch_size", "a positive integer")
+        def is_int(v):
+            return isinstance(v, int) and not isinstance(v, bool)
+
+        def is_real(v):
+            return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+        if self.preset not in PRESET_NAMES:
+            bad("preset", f"one of {', '.join(PRESET_NAMES)}")
+        for name in ("epochs", "batch_size", "pool", "input_channels"):
+            if not (is_int(getattr(self, name)) and getattr(self, name) >= 1):
+                bad(name, "a positive integer")
+        for name in ("seed", "shift_max"):
+            if not (is_int(getattr(self, name)) and getattr(self, name) >= 0):
+                bad(name, "an integer >= 0")
         for name in ("lr", "delay_lr", "dt_ms"):
-            if not (isinstance(getattr(self, name), (int, float)) and getattr(self, name) > 0):
-                bad(name, "a positive number")
+            if not (is_real(getattr(self, name)) and getattr(self, name) > 0):
+                bad(name, "a finite positive number")
         for name in ("weight_decay", "grad_clip", "sigma0"):
-            if not (isinstance(getattr(self, name), (int, float)) and getattr(self, name) >= 0):
-                bad(name, "a number >= 0")
+            if not (is_real(getattr(self, name)) and getattr(self, name) >= 0):
+                bad(name, "a finite number >= 0")
+        for name in ("learn_delays", "augment"):
+            if not isinstance(getattr(self, name), bool):
+                bad(name, "true or false")
         for name in ("lr_schedule", "delay_schedule"):
             if getattr(self, name) not in ("one_cycle", "cosine", "constant"):
                 bad(name, "one of one_cycle, cosine, constant")
-        if not (0.0 <= self.val_fraction < 1.0):
-            bad("val_fraction", "a fraction in [0, 1)")
-        if not (isinstance(self.shift_max, int) and self.shift_max >= 0):
-            bad("shift_max", "an integer >= 0")
-        if not (isinstance(self.pool, int) and self.pool >= 1):
-            bad("pool", "a positive integer")
+        if not (is_real(self.val_fraction) and 0.0 < self.val_fraction < 1.0):
+            bad("val_fraction", "a fraction strictly between 0 and 1")
         if not isinstance(self.network, dict):
             bad("network", "a table of network settings")
 
@@ -134,6 +146,8 @@ _CRSNN_NET = dict(hidden=[256, 256, 256, 256], recurrence=["none", "conv", "conv
 _DELREC_NET = dict(hidden=[256, 256], recurrence=["none", "dense"], reset="zero", detach_reset=True,
                    tau=[1.05, 1.05], gain=["one", "one"], dropout=0.4, rec_dropout=0.0,
                    dropout_mode="sequence", surrogate="arctan", surrogate_alpha=5.0, delay_init=[10.0, 30.0])
+
+PRESET_NAMES = ("crsnn", "delrec")
 
 PRESETS: dict[str, TrainConfig] = {
     "crsnn": TrainConfig(preset="crsnn", network=_CRSNN_NET),

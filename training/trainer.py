@@ -98,12 +98,45 @@ def _evaluate(net, dataset, indices, batch_size: int = 256) -> dict:
     return {"accuracy": correct / max(n, 1), "loss": loss_sum / max(n, 1), "n": n}
 
 
+def _check_test_labels(path: str, n_channels: int, n_classes: int) -> None:
+    from evsim.data import SpikeFile
+
+    with SpikeFile(path, n_channels=n_channels) as f:
+        labels = f.labels
+    if labels is None:
+        raise TrainingError(f"{path} has no labels; a test file needs them")
+    if labels.size and labels.max() >= n_classes:
+        raise TrainingError(f"{path}: label {labels.max()} is out of range for the {n_classes} classes of the training file")
+
+
+def _count(path: str, n_channels: int) -> int:
+    from evsim.data import SpikeFile
+
+    with SpikeFile(path, n_channels=n_channels) as f:
+        return len(f)
+
+
 def _model_metadata(config: TrainConfig, dataset, provenance: dict):
     from evsim.model import ModelMetadata
 
     return ModelMetadata(dt_ms=config.dt_ms, input_channels=config.input_channels, pool=config.pool,
                          n_steps=int(dataset.n_steps), class_names=tuple(dataset.class_names),
                          provenance=provenance)
+
+
+def _write_text(path: str, text: str) -> None:
+    from evsim._io import atomic_write
+
+    with atomic_write(path, "w") as fh:
+        fh.write(text)
+
+
+def saved_config(out_dir: str) -> TrainConfig:
+    """The configuration of the run in ``out_dir`` (for ``--resume`` without options)."""
+    path = RunFiles(os.fspath(out_dir)).checkpoint
+    if not os.path.exists(path):
+        raise CheckpointError(f"--resume: no checkpoint in {out_dir} (expected {path})")
+    return TrainConfig.from_json(str(load_checkpoint(path)["config"]))
 
 
 def train(config: TrainConfig, train_path: str, test_path: str, out_dir: str, *,
@@ -120,7 +153,7 @@ def train(config: TrainConfig, train_path: str, test_path: str, out_dir: str, *,
     from .augment import Augment
     from .data import iterate_batches, load_dataset, n_batches, split_by_speaker
     from .network import Network
-    from .optim import clip_grad_norm, make_optimizer
+    from .optim import DivergedError, make_optimizer, train_step
 
     rep = reporter or Reporter()
     t_start = time.time()
@@ -140,7 +173,7 @@ def train(config: TrainConfig, train_path: str, test_path: str, out_dir: str, *,
     data_kw = dict(dt_ms=config.dt_ms, pool=config.pool, input_channels=config.input_channels)
     train_ds = load_dataset(train_path, **data_kw)
     n_classes = train_ds.n_classes
-    test_ds = load_dataset(test_path, n_steps=train_ds.n_steps, n_classes=n_classes, **data_kw)
+    _check_test_labels(test_path, config.input_channels, n_classes)
     if valid_path:
         val_ds = load_dataset(valid_path, n_steps=train_ds.n_steps, n_classes=n_classes, **data_kw)
         train_idx = np.arange(len(train_ds.labels))
@@ -184,14 +217,15 @@ def train(config: TrainConfig, train_path: str, test_path: str, out_dir: str, *,
         history = json.loads(str(ck["history"]))
         best = json.loads(str(ck["best"]))
         best_state = _unprefixed("best/", ck) or None
+        # the log may lag the checkpoint by one epoch if a stop fell between the two writes
+        _write_text(files.log, "".join(json.dumps(r) + "\n" for r in history))
         rep.message(f"resuming {out_dir} after epoch {start_epoch}")
     else:
         os.makedirs(out_dir, exist_ok=True)
-        with open(files.path("config.json"), "w") as fh:
-            fh.write(json.dumps(json.loads(config.to_json()), indent=2) + "\n")
+        _write_text(files.path("config.json"), json.dumps(json.loads(config.to_json()), indent=2) + "\n")
         if os.path.exists(files.log):
             os.unlink(files.log)
-    rep.start({"train": len(train_idx), "val": len(val_idx), "test": len(test_ds.labels),
+    rep.start({"train": len(train_idx), "val": len(val_idx), "test": _count(test_path, config.input_channels),
                "n_steps": int(train_ds.n_steps), "steps_per_epoch": steps_per_epoch,
                "params": net.n_params(), "epochs": config.epochs, "start_epoch": start_epoch})
 
@@ -218,18 +252,13 @@ def train(config: TrainConfig, train_path: str, test_path: str, out_dir: str, *,
             loss_sum, correct, seen = 0.0, 0, 0
             rates = None
             for x, y in iterate_batches(train_ds, train_idx, config.batch_size, rng, shuffle=True, augment=augment):
-                loss, grads, stats = net.loss_and_grad(x, y, rng, sigma)
-                if not math.isfinite(loss):
-                    raise TrainingError(f"the loss became {loss} at epoch {epoch + 1}; training stopped. "
+                try:
+                    loss, stats = train_step(net, opt, x, y, rng, sigma, clip=config.grad_clip or None,
+                                             frozen=() if config.learn_delays else net.delay_names)
+                except DivergedError as exc:
+                    raise TrainingError(f"{exc} at epoch {epoch + 1}; training stopped. "
                                         f"The last good checkpoint (end of epoch {epoch}) is kept in {files.checkpoint}; "
-                                        "try a lower --lr or a smaller grad_clip")
-                if not config.learn_delays:
-                    for name in net.delay_names:
-                        grads[name][...] = 0.0
-                if config.grad_clip > 0:
-                    stats["grad_norm"] = clip_grad_norm(grads, config.grad_clip)
-                opt.step(grads)
-                net.clamp_delays()
+                                        "try a lower --lr or a smaller grad_clip") from None
                 loss_sum += loss * len(y)
                 correct += stats["correct"]
                 seen += len(y)
@@ -294,6 +323,5 @@ def train(config: TrainConfig, train_path: str, test_path: str, out_dir: str, *,
     provenance = dict(model.metadata.provenance, test_accuracy=test.accuracy,
                       trained=time.strftime("%Y-%m-%d"), train_minutes=round(result["train_seconds"] / 60, 1))
     replace(model, metadata=replace(model.metadata, provenance=provenance)).save(files.model)
-    with open(files.path("result.json"), "w") as fh:
-        fh.write(json.dumps(result, indent=2) + "\n")
+    _write_text(files.path("result.json"), json.dumps(result, indent=2) + "\n")
     return result

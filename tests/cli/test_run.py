@@ -72,6 +72,7 @@ def test_help_everywhere():
     (["run", "--model", "MODEL", "--input", "SPIKES", "--sample", "99"], "sample 99 out of range"),
     (["run", "--model", "MODEL", "--input", "WIDE"], "unit 30 outside [0, 20)"),
     (["info", "TEXT"], "is not an evsim model (.npz) file"),
+    (["run", "--model", "DIR", "--input", "SPIKES"], "model path is a directory, not a file"),
 ])
 def test_bad_input_is_one_line_and_non_zero(tmp_path, model_file, spike_file, args, message):
     from evsim.data import write_spike_file
@@ -80,12 +81,12 @@ def test_bad_input_is_one_line_and_non_zero(tmp_path, model_file, spike_file, ar
     text.write_text("hello")
     wide = tmp_path / "wide.h5"
     write_spike_file(wide, [([0.01], [30])])
-    subst = {"MODEL": model_file, "SPIKES": spike_file, "TEXT": text, "WIDE": wide,
+    subst = {"MODEL": model_file, "SPIKES": spike_file, "TEXT": text, "WIDE": wide, "DIR": tmp_path,
              "MISSING.npz": "MISSING.npz", "MISSING.h5": "MISSING.h5"}
     res = CliRunner().invoke(evsim, [str(subst.get(a, a)) for a in args])
     assert res.exit_code == 1
+    assert isinstance(res.exception, SystemExit), res.exception   # a clean exit, not a crash
     assert message in res.output
-    assert "Traceback" not in res.output
     assert len(res.output.strip().splitlines()) == 1
 
 
@@ -96,3 +97,13 @@ def test_label_out_of_range_for_the_model(tmp_path, model_file):
     write_spike_file(path, [([0.01], [1])], labels=[7])
     res = CliRunner().invoke(evsim, ["run", "--model", str(model_file), "--input", str(path), "--engine", "dense"])
     assert res.exit_code == 1 and "label 7 is out of range for a model with 3 classes" in res.output
+    assert isinstance(res.exception, SystemExit)
+
+
+def test_empty_file_says_so(tmp_path, model_file):
+    from evsim.data import write_spike_file
+
+    path = tmp_path / "empty.h5"
+    write_spike_file(path, [])
+    res = invoke("run", "--model", model_file, "--input", path)
+    assert res.exit_code == 0 and res.output.strip() == "0 samples"

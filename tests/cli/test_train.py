@@ -39,7 +39,7 @@ def test_train_shd_with_missing_files(tmp_path):
     res = run("train", "shd", "--data-dir", tmp_path)
     assert res.exit_code == 1
     assert "shd_train.h5 is missing; shd_test.h5 is missing" in res.output
-    assert "Traceback" not in res.output
+    assert isinstance(res.exception, SystemExit)
 
 
 def test_train_bad_settings_fail_before_work(tmp_path):
@@ -49,6 +49,7 @@ def test_train_bad_settings_fail_before_work(tmp_path):
                           (["--set", "epochs"], "--set 'epochs': expected KEY=VALUE")):
         res = run("train", "--train", tr, "--test", tr, "--out", tmp_path / "x", *args)
         assert res.exit_code == 1 and message in res.output, res.output
+        assert isinstance(res.exception, SystemExit)
         assert not (tmp_path / "x").exists()
 
 
@@ -72,3 +73,16 @@ def test_help_for_every_command():
     for args in (["train"], ["data"], ["data", "download"], ["data", "check"]):
         res = run(*args, "--help")
         assert res.exit_code == 0 and "Usage:" in res.output
+
+
+def test_resume_alone_continues_with_the_runs_settings(tmp_path):
+    tr, te = _toy(tmp_path / "tr.h5", 64, 1), _toy(tmp_path / "te.h5", 20, 2)
+    out = tmp_path / "run"
+    from training.presets import make_config, parse_overrides
+    from training.trainer import train
+
+    cfg = make_config("crsnn", overrides={**parse_overrides([a for a in SMALL[1::2] if "=" in a]), "epochs": 2, "batch_size": 16})
+    train(cfg, tr, te, out, stop_after_epochs=1)
+    res = run("train", "--train", tr, "--test", te, "--out", out, "--resume", "--json")
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output[res.output.index("{"):])["epochs_done"] == 2

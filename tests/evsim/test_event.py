@@ -9,6 +9,7 @@ dense membrane there is within 1e-9 x max(1, |theta|) of its threshold; after a 
 two runs may legitimately diverge, so nothing later is compared.
 """
 
+import numba
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -315,7 +316,6 @@ def test_ring_buffer_memory_does_not_grow_with_length():
 
 
 def test_threads_do_not_change_results():
-    numba = pytest.importorskip("numba")
     rng = np.random.default_rng(3)
     model = _model([_layer(rng.normal(0.5, 1, (20, 6)), recurrence="conv",
                            recurrent=np.array([0.3, -0.2, 0.4]), delays=rng.integers(0, 9, 20))])

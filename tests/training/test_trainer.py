@@ -142,6 +142,14 @@ def test_refuses_to_overwrite_a_run_and_resume_needs_a_checkpoint(tmp_path, toy)
     ({"epochs": 0}, "epochs: 0; expected a positive integer"),
     ({"lr_schedule": "linear"}, "lr_schedule: 'linear'; expected one of one_cycle, cosine, constant"),
     ({"learning_rate": 1}, "unknown setting(s): learning_rate"),
+    ({"learn_delays": "no"}, "learn_delays: 'no'; expected true or false"),
+    ({"augment": "False"}, "augment: 'False'; expected true or false"),
+    ({"epochs": True}, "epochs: True; expected a positive integer"),
+    ({"seed": -1}, "seed: -1; expected an integer >= 0"),
+    ({"seed": "abc"}, "seed: 'abc'; expected an integer >= 0"),
+    ({"val_fraction": 0}, "val_fraction: 0; expected a fraction strictly between 0 and 1"),
+    ({"lr": float("inf")}, "lr: inf; expected a finite positive number"),
+    ({"preset": "other"}, "preset: 'other'; expected one of crsnn, delrec"),
 ])
 def test_bad_configuration_fails_before_any_work(sets, message):
     with pytest.raises(EvsimError) as info:
@@ -159,3 +167,53 @@ def test_labels_out_of_range(tmp_path, toy):
     write_spike_file(bad, [([0.01], [1])], labels=[5], class_names=["a", "b", "c"])
     with pytest.raises(EvsimError, match="label"):
         train(small_config(epochs=1), toy[0], bad, tmp_path / "run")
+
+
+def test_presets_make_the_documented_choices():
+    """The README's table of choices where DelRec and CRSNN disagree."""
+    crsnn = make_config("crsnn").network_config(n_classes=20)
+    assert crsnn.hidden == (256, 256, 256, 256) and crsnn.recurrence == ("none", "conv", "conv", "conv")
+    assert crsnn.kernel_size == 5
+    assert crsnn.gain == ("one", "1-beta", "1-beta", "1-beta") and crsnn.readout_gain == "one"
+    assert crsnn.detach_reset is False and crsnn.dropout_mode == "step"
+    assert (crsnn.dropout, crsnn.rec_dropout) == (0.44, 0.24)
+    delrec = make_config("delrec").network_config(n_classes=20)
+    assert delrec.hidden == (256, 256) and delrec.recurrence == ("none", "dense")
+    assert delrec.gain == ("one", "one") and delrec.detach_reset is True and delrec.dropout_mode == "sequence"
+
+
+def test_sigma_schedule_is_delrecs():
+    from training.presets import sigma_at
+
+    cfg = make_config("crsnn", overrides={"epochs": 100})
+    assert sigma_at(cfg, 0) == 10.0
+    assert sigma_at(cfg, 100) == pytest.approx(10 * 0.95 ** 100)
+    cfg = make_config("crsnn", overrides={"epochs": 20})
+    assert sigma_at(cfg, 20) == pytest.approx(10 * 0.95 ** 100)   # same end point for any length
+
+
+def test_test_file_is_classified_once_after_the_last_epoch(tmp_path, toy, monkeypatch):
+    import evsim.run
+
+    calls = []
+    original = evsim.run.classify_file
+
+    def spy(model, path, *args, **kwargs):
+        log = open(tmp_path / "run" / "log.jsonl").read().splitlines()
+        calls.append((str(path), len(log)))
+        return original(model, path, *args, **kwargs)
+
+    monkeypatch.setattr(evsim.run, "classify_file", spy)
+    train(small_config(epochs=3), *toy, tmp_path / "run")
+    assert calls == [(str(toy[1]), 3)]
+
+
+def test_reported_validation_accuracy_is_the_engines(tmp_path, toy):
+    from training.data import load_dataset, split_by_speaker
+
+    cfg = small_config(epochs=2)
+    result = train(cfg, *toy, tmp_path / "run")
+    ds = load_dataset(toy[0], dt_ms=cfg.dt_ms, pool=cfg.pool, input_channels=cfg.input_channels)
+    val = split_by_speaker(ds, fraction=cfg.val_fraction, seed=cfg.seed).val
+    model = load_model(result["model"])
+    assert classify_file(model, str(toy[0]), indices=val, engine="event").accuracy == result["validation_accuracy"]
