@@ -1,11 +1,17 @@
 """The SHD-layout reader: binning, pooling, and clear errors for bad files."""
 
+import math
+
 import h5py
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from evsim.data import SpikeFile, bin_spikes, n_steps_for, write_spike_file
+from evsim.data import (MAX_STEPS, SpikeFile, bin_spikes, n_steps_for, speaker_codes, time_to_step,
+                        write_spike_file)
 from evsim.errors import InputFileError
+from tests.strategies import dt_and_spike_times
 
 
 def test_binning_and_pooling_by_hand():
@@ -110,3 +116,85 @@ def test_sample_index_out_of_range(tmp_path):
     path = _raw_file(tmp_path / "ok.h5", [[0.1]], [[1]])
     with SpikeFile(path) as f, pytest.raises(InputFileError, match="sample 5 out of range: .* has 1 samples"):
         f.read(5)
+
+
+# -- one binning rule: time_to_step -------------------------------------------------------
+
+def test_time_to_step_is_floor_of_t_times_1000_over_dt():
+    steps = time_to_step(np.array([0.0, 0.0099, 0.01, 0.0251, 1.001]), 10)
+    assert steps.dtype == np.int64 and steps.tolist() == [0, 0, 1, 2, 100]
+    assert time_to_step(np.float16(0.5), 10) == 50                  # any real dtype, computed in float64
+    assert time_to_step([[0.02]], 10).shape == (1, 1)
+    assert time_to_step([1e300], 1.0)[0] == 2**62                    # clipped, not an undefined cast
+
+
+def test_last_spike_kept_where_the_two_float_forms_disagree():
+    # t * 1000 / 7 = 142.99999... but t * (1000 / 7) = 143.0: binning once used the second
+    # form with n_steps from the first, giving 143 steps and dropping the only spike
+    assert np.floor(1.001 * (1000.0 / 7)) != np.floor(1.001 * 1000.0 / 7)
+    x = bin_spikes([1.001], [0], dt_ms=7, n_channels=1)
+    assert n_steps_for(np.array([1.001]), 7) == 143
+    assert x.shape == (143, 1) and x.sum() == 1 and x[142, 0] == 1
+
+
+@settings(max_examples=200, deadline=None)
+@given(dt_and_spike_times(), st.data())
+def test_no_spike_is_dropped_when_n_steps_is_none(case, data):
+    dt_ms, times = case
+    times = np.array(times)
+    units = np.array(data.draw(st.lists(st.integers(0, 4), min_size=times.size, max_size=times.size)))
+    x = bin_spikes(times, units, dt_ms=dt_ms, n_channels=5)
+    assert x.sum() == times.size                                      # nothing dropped
+    assert x.shape[0] == n_steps_for(times, dt_ms) and x[-1].sum() >= 1   # the last step is used
+    expected = np.zeros_like(x)
+    for t, u in zip(times.tolist(), units.tolist()):                  # one spike at a time, in Python floats
+        expected[math.floor(t * 1000.0 / dt_ms), u] += 1
+    np.testing.assert_array_equal(x, expected)
+
+
+# -- absurd sample lengths --------------------------------------------------------------
+
+def test_absurd_sample_length_is_refused_with_the_numbers():
+    with pytest.raises(InputFileError) as info:
+        bin_spikes([0.1, 6e4], [0, 1], dt_ms=10, n_channels=2)
+    msg = str(info.value)
+    assert "spike time 60000 s implies 6000001 steps at dt = 10 ms" in msg
+    assert f"limit of {MAX_STEPS} steps" in msg and MAX_STEPS == 1_000_000
+    # with n_steps given the sample is cut, not refused
+    x = bin_spikes([0.1, 6e4], [0, 1], dt_ms=10, n_channels=2, n_steps=20)
+    assert x.shape == (20, 2) and x.sum() == 1
+    # exactly MAX_STEPS steps is fine
+    assert n_steps_for(np.array([(MAX_STEPS - 1) * 1e-3]), 1.0) == MAX_STEPS
+
+
+def test_absurd_sample_length_in_a_file_names_the_sample(tmp_path):
+    path = tmp_path / "bogus.h5"
+    write_spike_file(path, [([0.125], [3]), ([0.25, 6e4], [1, 2])], labels=[0, 1])   # float16-exact
+    with SpikeFile(path) as f:
+        assert f.binned(0, dt_ms=10).shape == (13, 700)
+        with pytest.raises(InputFileError, match=r"bogus.h5 sample 1: spike time 60000 s implies 6000001 steps "
+                                                 r"at dt = 10 ms, more than the limit of 1000000 steps"):
+            f.binned(1, dt_ms=10)
+
+
+# -- speakers of any label type -----------------------------------------------------------
+
+@pytest.mark.parametrize("stored, expected", [
+    (np.array([b"anna", b"bob", b"anna", b"cleo"]), [0, 1, 0, 2]),
+    (np.array(["zed", "amy", "zed", "amy"], dtype=h5py.string_dtype()), [1, 0, 1, 0]),
+    (np.array([3.5, -1.0, 3.5, 2.0]), [2, 0, 2, 1]),
+    (np.array([12, 7, 12, 9], np.uint16), [12, 7, 12, 9]),          # integers are kept
+])
+def test_speaker_labels_of_any_type_become_integer_codes(tmp_path, stored, expected):
+    path = tmp_path / "spk.h5"
+    write_spike_file(path, [([0.1], [1])] * 4, labels=[0, 1, 0, 1])
+    with h5py.File(path, "a") as h5:
+        h5["extra"].create_dataset("speaker", data=stored)
+    with SpikeFile(path) as f:
+        assert f.speakers.dtype == np.int64 and f.speakers.tolist() == expected
+        assert f.binned(0, dt_ms=10).sum() == 1                        # reading still works
+
+
+def test_speaker_codes_of_unorderable_labels():
+    codes = speaker_codes(np.array(["a", b"a", "a", 3], dtype=object))
+    assert codes.dtype == np.int64 and codes.tolist() == [0, 1, 0, 2]

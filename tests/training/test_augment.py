@@ -147,3 +147,18 @@ def test_augment_config():
         Augment(max_shift=-1)
     with pytest.raises(EvsimError, match="keep"):
         Augment(keep=1.5)
+
+
+def test_default_shift_is_100_ms_at_10_ms_steps():
+    # the method's S = 100 is in 1 ms steps; at dt = 10 ms the same 100 ms is 10 steps
+    # (S = 100 steps would be 1 s, about a whole SHD sample)
+    assert Augment().max_shift == 10
+    from training.presets import TrainConfig
+
+    assert TrainConfig.__dataclass_fields__["shift_max"].default == Augment().max_shift
+    x = np.zeros((41, 2000), np.float32)
+    x[20] = 1                                                # every channel fires at step 20
+    y = shift_channels(x, Augment().max_shift, np.random.default_rng(0))
+    assert y.sum() == 2000                                   # nothing pushed out of 41 steps
+    moved = np.argmax(y, axis=0) - 20
+    assert moved.min() == -10 and moved.max() == 10

@@ -1,11 +1,16 @@
 """training.data: loading and binning, the speaker split, the batch iterator."""
 
+import os
+import tempfile
+
+import h5py
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from evsim.data import SpikeFile, write_spike_file
-from evsim.errors import EvsimError
+from evsim.data import SpikeFile, bin_spikes, n_steps_for, write_spike_file
+from evsim.errors import EvsimError, InputFileError
+from tests.strategies import dt_and_spike_times
 from evsim.model import ModelMetadata
 from training.augment import Augment
 from training.data import iterate_batches, load_dataset, n_batches, split_by_speaker
@@ -180,3 +185,72 @@ def test_augmented_epoch_helper(shd_file):
     ds = load_dataset(shd_file)
     out = list(augmented_epoch(ds, np.arange(10), 4, np.random.default_rng(0)))
     assert sum(len(y) for _, y in out) == 30
+
+
+# -- one binning rule, shared with evsim.data ----------------------------------------------
+
+def _float64_file(path, samples, labels, speakers=None):
+    """An SHD-layout file with float64 times (write_spike_file rounds them to float16)."""
+    with h5py.File(path, "w") as h5:
+        g = h5.create_group("spikes")
+        g.create_dataset("times", (len(samples),), dtype=h5py.vlen_dtype(np.float64))
+        g.create_dataset("units", (len(samples),), dtype=h5py.vlen_dtype(np.int64))
+        for i, (t, u) in enumerate(samples):
+            g["times"][i] = np.asarray(t, np.float64)
+            g["units"][i] = np.asarray(u, np.int64)
+        h5.create_dataset("labels", data=np.asarray(labels, np.int64))
+        if speakers is not None:
+            h5.create_group("extra").create_dataset("speaker", data=speakers)
+    return path
+
+
+def test_last_spike_kept_at_dt_7(tmp_path):
+    # 1.001 s at 7 ms: t * 1000 / 7 -> step 142, t * (1000 / 7) -> step 143; the old
+    # loader mixed the two rules with evsim.data and could lose such a spike
+    path = _float64_file(tmp_path / "d7.h5", [([1.001], [3]), ([0.5], [0])], labels=[0, 1])
+    ds = load_dataset(path, dt_ms=7.0, pool=1)
+    assert ds.n_steps == 143 and ds.n_dropped == 0
+    x = ds.dense([0, 1])
+    assert x[0, 142, 3] == 1 and x.sum() == 2
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(dt_and_spike_times(max_size=20), min_size=1, max_size=4).map(
+           lambda cases: (cases[0][0], [times for _, times in cases])),
+       st.integers(1, 7), st.sampled_from([None, 1, 50, 400]), st.integers(0, 2**31))
+def test_dataset_binning_is_bin_spikes(case, pool, n_steps, seed):
+    dt_ms, all_times = case
+    rng = np.random.default_rng(seed)
+    samples = [(np.array(t), rng.integers(0, 20, len(t))) for t in all_times]
+    with tempfile.TemporaryDirectory() as tmp:
+        path = _float64_file(os.path.join(tmp, "f.h5"), samples, labels=np.zeros(len(samples), int))
+        ds = load_dataset(path, dt_ms=dt_ms, pool=pool, n_steps=n_steps, input_channels=20)
+    if n_steps is None:
+        assert ds.n_steps == max(n_steps_for(t, dt_ms) for t, _ in samples) and ds.n_dropped == 0
+    x = ds.dense(np.arange(len(ds)))
+    kept = 0
+    for i, (t, u) in enumerate(samples):
+        expected = bin_spikes(t, u, dt_ms=dt_ms, n_channels=20, pool=pool, n_steps=ds.n_steps)
+        np.testing.assert_array_equal(x[i], expected)
+        kept += int(expected.sum())
+    assert kept + ds.n_dropped == sum(t.size for t, _ in samples)
+
+
+def test_absurd_sample_length_is_refused(tmp_path):
+    path = _float64_file(tmp_path / "bogus.h5", [([0.1], [1]), ([0.2, 6e4], [2, 3])], labels=[0, 1])
+    with pytest.raises(InputFileError, match=r"bogus.h5 sample 1: spike time 60000 s implies 6000001 steps at "
+                                             r"dt = 10 ms, more than the limit of 1000000 steps"):
+        load_dataset(path)
+    cut = load_dataset(path, n_steps=30)                  # a given n_steps cuts instead
+    assert cut.n_steps == 30 and cut.n_dropped == 1
+
+
+def test_string_speakers_split_by_speaker(tmp_path):
+    names = np.array([f"spk{i % 4}".encode() for i in range(16)])
+    samples = [([0.01 * (i + 1)], [i]) for i in range(16)]
+    path = _float64_file(tmp_path / "s.h5", samples, labels=np.arange(16) % 2, speakers=names)
+    ds = load_dataset(path)
+    np.testing.assert_array_equal(ds.speakers, np.arange(16) % 4)    # codes in sorted order of the names
+    split = split_by_speaker(ds, fraction=0.25, seed=0)
+    assert split.by_speaker and split.warning is None
+    assert not set(names[split.train]) & set(names[split.val])
