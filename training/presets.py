@@ -63,7 +63,7 @@ class TrainConfig:
 
     preset: str = "crsnn"
     network: dict = field(default_factory=dict)
-    epochs: int = 30
+    epochs: int = 24
     batch_size: int = 32
     lr: float = 1.3e-3
     weight_decay: float = 4e-6
