@@ -33,8 +33,8 @@ API (exact signatures):
   reset="zero", detach_reset=False, tau=None, gain=None, threshold=1.0, surrogate="arctan",
   surrogate_alpha=None, smooth_forward=False, dropout=0.44, rec_dropout=0.24,
   dropout_mode="step", batchnorm=True, bn_momentum=0.1, bn_eps=1e-5, delay_init=(10, 30),
-  readout_tau=1.05, readout_gain="one", loss="sum_softmax", dtype="float32")`` — frozen,
-  validated; ``to_json()`` / ``NetworkConfig.from_json(text)``.
+  readout_tau=1.05, readout_gain="one", loss="sum_softmax", rate_reg=0.0, rate_target=0.0,
+  dtype="float32")`` — frozen, validated; ``to_json()`` / ``NetworkConfig.from_json(text)``.
 * ``Network.init(config, seed=0) -> Network``; ``net.params`` / ``net.buffers`` (dicts of arrays)
 * ``net.loss_and_grad(x, y, rng=None, sigma=0.0, *, update_stats=True) -> (loss, grads, stats)``
 * ``net.evaluate(x, y=None, *, record_spikes=False, batch_size=128) -> evsim.reference.SimResult``
@@ -59,7 +59,12 @@ g = 1 for the first layer and the readout, g = 1 - beta for recurrent layers
 redrawn every step (``dropout_mode="step"``); recurrent dropout acts on the delayed spikes
 z_t before the recurrent weights.  The loss is PyTorch's ``CrossEntropyLoss`` applied to
 ``sum_t softmax(u_t)`` taken as logits (as DelRec/CRSNN do).  BatchNorm statistics cover
-every step of the padded batch.  All AdamW "weights" parameters (BatchNorm and biases
+every step of the padded batch.  An optional spike-rate penalty (``rate_reg`` > 0, off by
+default) makes the trained network fire sparsely, which is what the event-driven engine's
+speed scales with: with r_l the mean spikes per neuron per step of hidden layer l over the
+batch, the loss gains ``rate_reg * sum_l r_l`` (``rate_target`` = 0) or
+``rate_reg * sum_l max(0, r_l - rate_target)^2``; ``stats["loss"]`` includes it and
+``stats["rate_penalty"]`` reports it.  All AdamW "weights" parameters (BatchNorm and biases
 included) get weight decay; delays get none.  OneCycle does not cycle Adam's beta1.
 
 Speed: the time-loop kernels come in a batch-parallel build (``prange`` over samples) and

@@ -93,6 +93,15 @@ class NetworkConfig:
     readout_tau, readout_gain: the leaky readout's time constant and gain mode
     loss: ``"sum_softmax"`` (cross-entropy of the logits sum_t softmax(u_t), the method) or
         ``"sum_logits"`` (cross-entropy of sum_t u_t)
+    rate_reg, rate_target: spike-rate regulariser added to the loss (default off).  With
+        r_l = mean_{b,t,i} s_l[b,t,i] the firing rate of hidden layer l (spikes per neuron
+        per step over the whole padded B x T batch, before dropout):
+        ``rate_target == 0``: P = rate_reg * sum_l r_l (L1 on the rates);
+        ``rate_target > 0``: P = rate_reg * sum_l max(0, r_l - rate_target)^2 (squared
+        hinge: layers at or below the target are not penalised).  Its gradient,
+        rate_reg / (B T n_l) (L1) or 2 rate_reg max(0, r_l - rate_target) / (B T n_l), is
+        added to dL/ds_l of every spike.  ``rate_reg >= 0`` (0: no penalty, the loss and
+        gradients are exactly those without it), ``rate_target`` in [0, 1).
     dtype: ``"float32"`` (training) or ``"float64"`` (gradient checks)
     """
 
@@ -119,6 +128,8 @@ class NetworkConfig:
     readout_tau: float = 1.05
     readout_gain: str = "one"
     loss: str = "sum_softmax"
+    rate_reg: float = 0.0
+    rate_target: float = 0.0
     dtype: str = "float32"
 
     def __post_init__(self):
@@ -180,6 +191,15 @@ class NetworkConfig:
             raise ConfigError(f"readout_tau: {self.readout_tau!r}; expected >= 1 step")
         if self.loss not in LOSSES:
             raise ConfigError(f"loss: {self.loss!r}; expected one of {', '.join(LOSSES)}")
+        for name in ("rate_reg", "rate_target"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) or not np.isfinite(v):
+                raise ConfigError(f"{name}: {v!r}; expected a finite number")
+            set_(self, name, float(v))
+        if not self.rate_reg >= 0.0:
+            raise ConfigError(f"rate_reg: {self.rate_reg!r}; expected a penalty weight >= 0 (0 disables the spike-rate penalty)")
+        if not (0.0 <= self.rate_target < 1.0):
+            raise ConfigError(f"rate_target: {self.rate_target!r}; expected a firing rate (spikes per neuron per step) in [0, 1)")
         if self.dtype not in DTYPES:
             raise ConfigError(f"dtype: {self.dtype!r}; expected one of {', '.join(DTYPES)}")
 

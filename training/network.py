@@ -17,6 +17,9 @@ Equations (hidden layer l, n neurons, batch of B samples x T steps; x the layer'
     readout: u_t = beta_o u_{t-1} + g_o (W_o out_t + b_o)
     scores   S = sum_t softmax(u_t)   (loss "sum_softmax")  |  S = sum_t u_t  ("sum_logits")
     loss     L = mean_b [ logsumexp(S_b) - S_b[y_b] ]       cross-entropy with S as logits
+             (+ P, the optional spike-rate penalty: with r_l = mean_{b,t,i} s_l,
+              P = rate_reg sum_l r_l if rate_target = 0,
+              P = rate_reg sum_l max(0, r_l - rate_target)^2 otherwise)
 
 Dropout masks are Bernoulli(1 - p) / (1 - p), drawn from the ``numpy.random.Generator``
 passed in: ``zm`` (rate ``rec_dropout``) on the recurrent input, ``fm`` (rate ``dropout``)
@@ -28,7 +31,8 @@ Backward pass (what each gradient is):
     dL/du_t = q_t * (dL/dS - <dL/dS, q_t>),  q_t = softmax(u_t)   (or dL/dS for sum_logits)
     dL/da_o = g_o * sum_{t' >= t} beta_o^{t'-t} dL/du_t'
     dL/dv_t = dL/ds_t * sg(v_t - theta) + dL/dv_{t+1} * dv_{t+1}/dv_t
-    dL/ds_t = [from the next layer] + sum_k M[j,k] dL/dz_{t+k}[j] + dL/dv_{t+1} dv_{t+1}/ds_t
+    dL/ds_t = [from the next layer] + dP/ds_t + sum_k M[j,k] dL/dz_{t+k}[j] + dL/dv_{t+1} dv_{t+1}/ds_t
+              dP/ds_l = rate_reg / (B T n_l)  |  2 rate_reg max(0, r_l - rate_target) / (B T n_l)
               dv_{t+1}/dv_t = beta (1 - s_t) | beta;  dv_{t+1}/ds_t = -beta v_t | -beta theta
               (0 when ``detach_reset``)
     dL/dI_t = g * dL/dv_t;  dL/dW_rec = sum dL/dI_t z_t^T;  dL/dK[m] = sum dL/dI_t[i] z_t[i+m-h]
@@ -316,9 +320,11 @@ class Network:
         sigma: delay spread, w = 1 + sigma (>= 0)
         update_stats: update the BatchNorm running statistics (momentum ``bn_momentum``)
 
-        Returns ``(loss, grads, stats)``: the mean cross-entropy (float), a dict of gradients
-        with the keys and shapes of ``params``, and ``{"loss", "correct", "accuracy",
-        "spike_rate" (per-layer mean spikes per neuron per step), "batch"}``.
+        Returns ``(loss, grads, stats)``: the mean cross-entropy plus the spike-rate penalty
+        P (float; P = 0 unless ``config.rate_reg > 0``, see :class:`NetworkConfig`), a dict of
+        gradients with the keys and shapes of ``params``, and ``{"loss" (the same total),
+        "rate_penalty" (P), "correct", "accuracy", "spike_rate" (per-layer mean spikes per
+        neuron per step), "batch"}``.
         """
         cfg = self.config
         x = self._check_x(x)
@@ -329,6 +335,20 @@ class Network:
         dt = cfg.np_dtype
         caches, h, u, q, scores = self._forward(x, train=True, rng=rng, sigma=sigma, update_stats=update_stats)
         loss, g_scores = cross_entropy(scores, y)
+        # spike-rate penalty P and the constant dP/ds it adds to every spike of layer l
+        penalty = 0.0
+        g_pen = [None] * cfg.n_layers
+        if cfg.rate_reg > 0:
+            for l, cache in enumerate(caches):
+                rate = float(cache.s.mean(dtype=np.float64))
+                if cfg.rate_target == 0:
+                    penalty += cfg.rate_reg * rate
+                    g_pen[l] = cfg.rate_reg / cache.s.size
+                elif rate > cfg.rate_target:
+                    excess = rate - cfg.rate_target
+                    penalty += cfg.rate_reg * excess * excess
+                    g_pen[l] = 2.0 * cfg.rate_reg * excess / cache.s.size
+            loss += penalty
         grads = {}
         # readout: scores -> u -> a_o -> W_o, b_o and the last layer's output
         if q is not None:
@@ -349,6 +369,8 @@ class Network:
             rec = cfg.recurrence[l]
             g_out = g_h.reshape(n_b, n_t, n)
             gs_ext = np.ascontiguousarray(g_out if cache.fmask is None else g_out * cache.fmask, dtype=dt)
+            if g_pen[l] is not None:
+                gs_ext = gs_ext + dt.type(g_pen[l])       # new array: g_out may be a view of g_h
             g_cur = np.empty((n_b, n_t, n), dt)
             g_delay = np.zeros((n_b, n), dt)
             g_kernel = np.zeros((n_b, cfg.kernel_size if rec == "conv" else 0), dt)
@@ -387,7 +409,7 @@ class Network:
         grads = {k: np.ascontiguousarray(grads[k], dtype=dt) for k in self.params}
         pred = np.argmax(scores, axis=1)
         correct = int(np.sum(pred == y))
-        stats = {"loss": loss, "correct": correct, "accuracy": correct / n_b, "batch": n_b,
+        stats = {"loss": loss, "rate_penalty": penalty, "correct": correct, "accuracy": correct / n_b, "batch": n_b,
                  "spike_rate": [float(c.s.mean()) for c in caches]}
         return loss, grads, stats
 

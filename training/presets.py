@@ -43,7 +43,9 @@ class ConfigFileError(EvsimError):
 class TrainConfig:
     """Everything a training run needs besides the data files.
 
-    network: keyword arguments of :class:`training.config.NetworkConfig`
+    network: keyword arguments of :class:`training.config.NetworkConfig`, e.g. the optional
+        spike-rate penalty ``rate_reg`` (weight, default 0 = off) and ``rate_target``
+        (``--set network.rate_reg=0.5``; see NetworkConfig for the penalty's form)
     epochs: passes over the training split (each 3x long with augmentation)
     batch_size: samples per optimiser step
     lr, weight_decay, lr_schedule: AdamW for weights and biases; schedule ``one_cycle``,

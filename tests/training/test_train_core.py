@@ -289,3 +289,88 @@ def test_evaluate_in_chunks_equals_one_batch():
     assert a.stats == b.stats
     for sa, sb in zip(a.spikes, b.spikes):
         np.testing.assert_array_equal(sa, sb)
+
+
+def test_rate_reg_validation():
+    for bad in (-0.1, float("nan"), float("inf"), "0.1", True):
+        with pytest.raises(ConfigError, match="rate_reg"):
+            NetworkConfig(rate_reg=bad)
+    for bad in (-0.01, 1.0, 2, float("nan")):
+        with pytest.raises(ConfigError, match="rate_target"):
+            NetworkConfig(rate_target=bad)
+    cfg = NetworkConfig(rate_reg=np.float32(0.5), rate_target=0)
+    assert type(cfg.rate_reg) is float and type(cfg.rate_target) is float
+    assert NetworkConfig.from_json(cfg.to_json()) == cfg
+
+
+def test_rate_reg_zero_is_the_unregularised_path():
+    """rate_reg = 0 (the default) leaves the loss and every gradient bit for bit as without
+    the penalty, whatever rate_target says; configurations saved before the penalty existed
+    (JSON without the fields) load as rate_reg = 0."""
+    import json
+
+    from training import cross_entropy
+
+    kw = dict(n_inputs=5, hidden=(7, 6), recurrence=("none", "conv"), kernel_size=3, n_classes=3)
+    old = json.loads(NetworkConfig(**kw).to_json())
+    del old["rate_reg"], old["rate_target"]
+    cfgs = [NetworkConfig(**kw), NetworkConfig(**kw, rate_reg=0.0, rate_target=0.3),
+            NetworkConfig.from_json(json.dumps(old))]
+    rng = np.random.default_rng(0)
+    x = rng.poisson(1.0, (4, 12, 5))
+    y = np.array([0, 1, 2, 0])
+    results = [Network.init(cfg, 2).loss_and_grad(x, y, 5, 1.0) for cfg in cfgs]
+    loss, grads, stats = results[0]
+    assert stats["rate_penalty"] == 0.0 and stats["loss"] == loss
+    for l2, g2, s2 in results[1:]:
+        assert l2 == loss and s2["rate_penalty"] == 0.0 and s2["spike_rate"] == stats["spike_rate"]
+        for k in grads:
+            assert g2[k].dtype == grads[k].dtype and np.array_equal(g2[k], grads[k]), k
+    # the loss is exactly the cross-entropy of the forward pass's scores
+    net = Network.init(cfgs[0], 2)
+    *_, scores = net._forward(net._check_x(x), train=True, rng=np.random.default_rng(5), sigma=1.0, update_stats=False)
+    assert cross_entropy(scores, y)[0] == loss
+
+
+def test_rate_penalty_value_and_loss():
+    kw = dict(n_inputs=5, hidden=(7, 6), kernel_size=3, n_classes=3, dtype="float64")
+    rng = np.random.default_rng(1)
+    x = rng.poisson(1.0, (4, 12, 5))
+    y = np.array([0, 1, 2, 0])
+    l0, _, s0 = Network.init(NetworkConfig(**kw), 2).loss_and_grad(x, y, 5, 1.0)
+    rates = np.array(s0["spike_rate"])
+    assert rates.min() > 0
+    l1, _, s1 = Network.init(NetworkConfig(**kw, rate_reg=0.3), 2).loss_and_grad(x, y, 5, 1.0)
+    np.testing.assert_allclose(s1["rate_penalty"], 0.3 * rates.sum(), rtol=1e-12)
+    np.testing.assert_allclose(l1, l0 + s1["rate_penalty"], rtol=1e-12)
+    assert s1["loss"] == l1 and s1["spike_rate"] == s0["spike_rate"]
+    tgt = float(rates.min())          # the least active layer is not penalised
+    l2, _, s2 = Network.init(NetworkConfig(**kw, rate_reg=0.3, rate_target=tgt), 2).loss_and_grad(x, y, 5, 1.0)
+    np.testing.assert_allclose(s2["rate_penalty"], 0.3 * np.sum(np.maximum(rates - tgt, 0) ** 2), rtol=1e-12)
+    np.testing.assert_allclose(l2, l0 + s2["rate_penalty"], rtol=1e-12)
+
+
+def test_rate_reg_lowers_the_firing_rate():
+    """A few AdamW steps on a small random problem: with a large rate_reg every layer ends
+    up firing clearly less than it did at the start and than without the penalty."""
+    rng = np.random.default_rng(0)
+    x = rng.poisson(0.8, (16, 25, 10)).astype(np.float32)
+    y = rng.integers(0, 3, 16)
+    after = {}
+    for reg in (0.0, 10.0):
+        cfg = NetworkConfig(n_inputs=10, hidden=(16, 16), kernel_size=3, n_classes=3, delay_init=(0.0, 4.0),
+                            dropout=0.0, rec_dropout=0.0, rate_reg=reg)
+        net = Network.init(cfg, 0)
+        opt = make_optimizer(net, total_steps=10, lr=1e-2, schedule="constant")
+
+        def rates():
+            return np.array(net.loss_and_grad(x, y, None, 1.0, update_stats=False)[2]["spike_rate"])
+
+        before = rates()
+        assert before.min() > 0.05
+        for _ in range(10):
+            _, stats = train_step(net, opt, x, y, None, 1.0)
+        assert (stats["rate_penalty"] > 0) == (reg > 0)
+        after[reg] = rates()
+    assert np.all(after[10.0] < 0.8 * before), (before, after)
+    assert np.all(after[10.0] < 0.8 * after[0.0]), (before, after)

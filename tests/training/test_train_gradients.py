@@ -8,6 +8,8 @@ parameter's gradient must be below 1e-4.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -67,6 +69,9 @@ def assert_fd(net, x, y, sigma, seed=3):
 @st.composite
 def cases(draw):
     cfg = draw(small_configs(detach=False))
+    rate_reg = draw(st.sampled_from([0.0, 0.0, 0.5, 5.0]))
+    if rate_reg:
+        cfg = dataclasses.replace(cfg, rate_reg=rate_reg, rate_target=draw(st.sampled_from([0.0, 0.05, 0.2])))
     seed = draw(st.integers(0, 2**31 - 1))
     rng = np.random.default_rng(seed)
     b = draw(st.integers(1, 3))
@@ -106,6 +111,43 @@ def test_paths(path, surrogate):
     net = randomise(Network.init(cfg, 1), rng)
     x = rng.poisson(1.0, (3, 12, 3)).astype(np.float64)
     y = np.array([0, 1, 2])
+    assert_fd(net, x, y, sigma=1.5)
+
+
+@pytest.mark.parametrize("target", ["l1", "between"])
+@pytest.mark.parametrize("path", [PATHS[1], PATHS[2]])
+def test_rate_penalty_gradients(path, target):
+    """The spike-rate penalty, weighted heavily so that its share of every gradient is far
+    above the FD tolerance: L1 form (rate_target 0), and the squared hinge with the target
+    between the two layers' rates (one layer penalised, one not)."""
+    cfg = NetworkConfig(n_inputs=3, hidden=(4, 3), kernel_size=3, n_classes=3, surrogate_alpha=2.0,
+                        smooth_forward=True, dropout=0.2, rec_dropout=0.2, batchnorm=True, dtype="float64",
+                        rate_reg=20.0, **path)
+    rng = np.random.default_rng(11)
+    net = randomise(Network.init(cfg, 1), rng)
+    x = rng.poisson(1.0, (3, 12, 3)).astype(np.float64)
+    y = np.array([0, 1, 2])
+    base = Network(dataclasses.replace(cfg, rate_reg=0.0), net.params, net.buffers)
+    l0, g0, _ = base.loss_and_grad(x, y, 3, 1.5, update_stats=False)
+    rates = np.array(net.loss_and_grad(x, y, 3, 1.5, update_stats=False)[2]["spike_rate"])
+    if target == "between":
+        # layer 1 is penalised; layer 0 is not, its parameters feel P only through layer 1
+        assert rates[1] > rates[0] + 0.01
+        net.config = dataclasses.replace(cfg, rate_reg=2000.0, rate_target=float(rates.mean()))
+    loss, grads, stats = net.loss_and_grad(x, y, 3, 1.5, update_stats=False)
+    if target == "l1":
+        expected = 20.0 * rates.sum()
+    else:
+        expected = 2000.0 * (rates.max() - rates.mean()) ** 2
+    np.testing.assert_allclose(stats["rate_penalty"], expected, rtol=1e-12)
+    np.testing.assert_allclose(loss, l0 + stats["rate_penalty"], rtol=1e-12)
+    # the penalty is a large part of the gradient of every hidden parameter (the biases
+    # excepted: zero under batch-statistics BatchNorm) ...
+    for k in net.params:
+        if k.startswith("layer") and not k.endswith(".bias"):
+            assert np.linalg.norm(grads[k] - g0[k]) > 0.1 * np.linalg.norm(grads[k]), k
+    assert np.array_equal(grads["readout.weight"], g0["readout.weight"])
+    # ... and the whole gradient matches finite differences
     assert_fd(net, x, y, sigma=1.5)
 
 
