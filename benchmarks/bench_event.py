@@ -6,9 +6,10 @@
 
 Model: 140 inputs (700 channels pooled by 5), 4 x 256 hidden (layer 0 plain LIF, layers
 1-3 conv recurrence k = 5 with delays 0..30), 20 classes, 10 ms steps; CRSNN neuron
-constants (tau = 1.169 steps, g = 1 - beta).  Until a trained model exists its weights
-are random, each layer's scale calibrated (bisection) so that a target fraction of its
-neurons fires per step on real input (default 3 %).
+constants (tau = 1.169 steps, g = 1 - beta).  Without ``--model`` (and always in the
+firing-rate and size sweeps) its weights are random, each layer's scale calibrated
+(bisection) so that a target fraction of its neurons fires per step on real input
+(default 3 %).
 
 Measured, always both engines in the same run (the ratios are what to compare):
 samples per second at batch 1 and 64 on one thread and on all cores; streaming latency

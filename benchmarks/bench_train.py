@@ -17,13 +17,13 @@ is the median of several runs, and the claims are ratios measured in the same ru
 train step / inference forward, 2 cores / 1 core, and the growth with batch, steps and
 hidden size.  Peak memory is what NumPy allocates during one step (``tracemalloc``).
 
-Writes ``benchmarks/results/train.json`` and prints a markdown table.
+Writes ``benchmarks/results/train.json``, rewrites its table in ``benchmarks/README.md``
+and prints it.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -34,40 +34,12 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
-try:  # shared helpers of the benchmarks (median timing, environment, BLAS threads)
-    from benchmarks.common import blas_threads, environment, markdown_table, median_time
-except ImportError:  # pragma: no cover - keep the script usable on its own
-    import contextlib
-    import statistics
+from benchmarks.common import blas_threads, environment, markdown_table, median_time, write_results  # noqa: E402
 
-    def median_time(fn, repeats=5, warmup=1, min_seconds=0.0):
-        for _ in range(warmup):
-            fn()
-        runs = []
-        for _ in range(repeats):
-            t = time.perf_counter()
-            fn()
-            runs.append(time.perf_counter() - t)
-        return {"median": statistics.median(runs), "min": min(runs), "max": max(runs), "runs": runs}
-
-    @contextlib.contextmanager
-    def blas_threads(n):
-        yield
-
-    def environment():
-        import numba
-        return {"numba": numba.__version__, "numpy": np.__version__, "numba_threads": numba.get_num_threads()}
-
-    def markdown_table(header, rows):
-        fmt = lambda v: f"{v:.4g}" if isinstance(v, float) else str(v)
-        return "\n".join(["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-                         + ["| " + " | ".join(fmt(v) for v in r) + " |" for r in rows])
-
-import numba
+import numba  # noqa: E402
 
 from training import Network, NetworkConfig, make_optimizer
 
-RESULTS = os.path.join(HERE, "results", "train.json")
 
 
 def crsnn(hidden=256, n_layers=4, **kw):
@@ -107,7 +79,6 @@ def peak_memory(cfg, n_b, n_t, sigma=1.0):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="fewer repeats and a smaller sweep")
-    ap.add_argument("--out", default=RESULTS, help="JSON output path")
     args = ap.parse_args(argv)
     rep = 3 if args.quick else 7
     results = {"environment": environment(), "quick": args.quick}
@@ -170,10 +141,7 @@ def main(argv=None):
     md = (f"numba {env.get('numba')}, numpy {env.get('numpy')}, {env.get('numba_threads')} numba threads, "
           f"BLAS threads {env.get('blas_threads')}, load {env.get('load_average')}\n\n{head}\n\n{growth}\n")
     results["markdown"] = md
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    with open(args.out + ".tmp", "w") as fh:
-        json.dump(results, fh, indent=2, sort_keys=True, default=float)
-    os.replace(args.out + ".tmp", args.out)
+    write_results("train", results, md)
     print(md)
     return results
 

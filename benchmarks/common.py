@@ -29,6 +29,9 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from evsim._io import atomic_write  # noqa: E402
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 RESULTS_DIR = os.path.join(HERE, "results")
 README = os.path.join(HERE, "README.md")
@@ -162,11 +165,9 @@ def write_results(name: str, results: dict, markdown: str, readme: str = README)
     with the markers if they are missing).  Returns the JSON path."""
     os.makedirs(RESULTS_DIR, exist_ok=True)
     path = os.path.join(RESULTS_DIR, f"{name}.json")
-    tmp = path + ".tmp"
-    with open(tmp, "w") as fh:
+    with atomic_write(path, "w") as fh:
         json.dump(_jsonable(results), fh, indent=2, sort_keys=True)
         fh.write("\n")
-    os.replace(tmp, path)
 
     start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
     block = f"{start}\n{markdown.rstrip()}\n{end}"
@@ -175,7 +176,6 @@ def write_results(name: str, results: dict, markdown: str, readme: str = README)
         text = text[:text.index(start)] + block + text[text.index(end) + len(end):]
     else:
         text = text.rstrip() + ("\n\n" if text else "") + block + "\n"
-    with open(readme + ".tmp", "w") as fh:
+    with atomic_write(readme, "w") as fh:
         fh.write(text)
-    os.replace(readme + ".tmp", readme)
     return path

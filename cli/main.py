@@ -16,6 +16,7 @@ import click
 
 from evsim.errors import EvsimError
 
+ENGINES = ("event", "dense")  # evsim.run.ENGINES, repeated so --help needs no numpy
 
 class EvsimGroup(click.Group):
     """Turns library errors into click errors: no tracebacks for bad input."""
@@ -66,7 +67,7 @@ def evsim():
 @click.option("--input", "input_path", metavar="PATH", default=None,
               help="Spike file in the SHD HDF5 layout. Default: the built-in samples.")
 @click.option("--sample", type=int, default=None, help="Classify only this sample (index).")
-@click.option("--engine", type=click.Choice(["event", "dense"]), default="event", show_default=True,
+@click.option("--engine", type=click.Choice(ENGINES), default="event", show_default=True,
               help="event: Numba event-driven engine; dense: NumPy step-by-step reference.")
 @click.option("--batch-size", type=click.IntRange(1, 4096), default=64, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
@@ -79,8 +80,8 @@ def run(model_path, input_path, sample, engine, batch_size, as_json, quiet):
     model_path = _default_path(model_path, "default_model.npz", "model")
     input_path = _default_path(input_path, "samples.h5", "input")
     model = load_model(model_path)
-    n_total = _count_samples(input_path, model) if sample is None else 1
-    show_bar = not as_json and n_total > 1 and sys.stderr.isatty()
+    show_bar = not as_json and sample is None and sys.stderr.isatty()
+    n_total = _count_samples(input_path, model) if show_bar else 0
     with click.progressbar(length=n_total, label="classifying", file=sys.stderr) if show_bar else _NoBar() as bar:
         result = classify_file(model, input_path, sample=sample, engine=engine, batch_size=batch_size,
                                progress=bar.update)
@@ -191,7 +192,7 @@ class _TrainReporter:
               help="Directory holding the official files of DATASET (see `evsim data download`).")
 @click.option("--train", "train_file", type=click.Path(dir_okay=False), help="Training file (SHD layout), instead of DATASET.")
 @click.option("--test", "test_file", type=click.Path(dir_okay=False), help="Test file (SHD layout), with --train.")
-@click.option("--preset", default="crsnn", show_default=True, help="Recipe: crsnn (conv recurrence with delays) or delrec (dense recurrence with delays).")
+@click.option("--preset", default=None, help="Recipe: crsnn (conv recurrence with delays, the default) or delrec (dense recurrence with delays).")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), help="JSON or TOML file of settings (overrides the preset).")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Any setting, e.g. --set epochs=20 --set network.hidden=[128,128]. Repeatable; wins over --config.")
 @click.option("--epochs", type=click.IntRange(1), help="Shorthand for --set epochs=N.")
@@ -232,9 +233,9 @@ def train(dataset, data_dir, train_file, test_file, preset, config_file, overrid
             sets[key] = value
     if no_delay_learning:
         sets["learn_delays"] = False
-    explicit = bool(sets or config_file or preset != "crsnn")
+    explicit = bool(sets or config_file or preset)
     # --resume alone continues with the run's own settings; given settings must match them
-    config = saved_config(out_dir) if resume and not explicit else make_config(preset, config_file, sets)
+    config = saved_config(out_dir) if resume and not explicit else make_config(preset or "crsnn", config_file, sets)
     result = run_training(config, train_file, test_file, out_dir, valid_path=valid_file, resume=resume,
                           max_minutes=max_minutes, reporter=_TrainReporter(quiet))
     if as_json:

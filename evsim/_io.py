@@ -19,6 +19,13 @@ def _umask() -> int:
     return mask
 
 
+def publish(tmp: str, path: str) -> None:
+    """Give the finished temporary file ``tmp`` ordinary permissions and rename it to
+    ``path`` (atomic on one file system)."""
+    os.chmod(tmp, 0o666 & ~_umask())
+    os.replace(tmp, path)
+
+
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
     """``with atomic_write(path) as fh: fh.write(...)`` — ``path`` appears only when the
@@ -31,8 +38,7 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
             yield fh
             fh.flush()
             os.fsync(fh.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
+        publish(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)

@@ -37,7 +37,7 @@ import numpy as np
 
 from .errors import InputFileError
 
-__all__ = ["MAX_STEPS", "SpikeFile", "Sample", "bin_spikes", "n_steps_for", "speaker_codes", "time_to_step",
+__all__ = ["MAX_STEPS", "SpikeFile", "Sample", "bin_spikes", "bin_validated", "n_steps_for", "speaker_codes", "time_to_step",
            "validate_events"]
 
 #: Longest sample, in steps, that :func:`n_steps_for` accepts (SHD at dt = 1 ms: ~1400).
@@ -122,6 +122,14 @@ def bin_spikes(times, units, *, dt_ms: float, n_channels: int, pool: int = 1,
     ``where`` names the sample in error messages.
     """
     t, u = validate_events(times, units, n_channels, where=where)
+    return bin_validated(t, u, dt_ms=dt_ms, n_channels=n_channels, pool=pool, n_steps=n_steps,
+                         dtype=dtype, where=where)
+
+
+def bin_validated(t: np.ndarray, u: np.ndarray, *, dt_ms: float, n_channels: int, pool: int = 1,
+                  n_steps: int | None = None, dtype=np.float32, where: str = "input") -> np.ndarray:
+    """:func:`bin_spikes` for events already checked by :func:`validate_events` (float64
+    times, int64 units in range), e.g. a :class:`Sample` from :meth:`SpikeFile.read`."""
     if n_steps is None:
         n_steps = n_steps_for(t, dt_ms, where=where)
     n_in = -(-n_channels // pool)
@@ -259,8 +267,8 @@ class SpikeFile:
                dtype=np.float32) -> np.ndarray:
         """Sample ``i`` binned to counts, (steps, ceil(n_channels / pool))."""
         s = self.read(i)
-        return bin_spikes(s.times, s.units, dt_ms=dt_ms, n_channels=self.n_channels, pool=pool,
-                          n_steps=n_steps, dtype=dtype, where=f"{self.path} sample {i}")
+        return bin_validated(s.times, s.units, dt_ms=dt_ms, n_channels=self.n_channels, pool=pool,
+                             n_steps=n_steps, dtype=dtype, where=f"{self.path} sample {i}")
 
     def __iter__(self) -> Iterator[Sample]:
         for i in range(self._n):

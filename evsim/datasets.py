@@ -35,6 +35,7 @@ import urllib.request
 import warnings
 from typing import Callable, NamedTuple
 
+from ._io import publish
 from .errors import EvsimError
 
 __all__ = [
@@ -235,7 +236,7 @@ def _gunzip(gz_path: str, final_path: str, dest_dir: str) -> None:
             shutil.copyfileobj(src, out, _CHUNK)
         if not _looks_like_spike_file(tmp):
             raise EvsimError(f"{gz_path} does not contain an SHD-layout HDF5 file (spikes/times, spikes/units, labels)")
-        os.replace(tmp, final_path)
+        publish(tmp, final_path)
         tmp = None
     except (OSError, EOFError) as exc:
         raise EvsimError(f"cannot gunzip {gz_path}: {exc}") from exc
@@ -328,7 +329,7 @@ def _download_into(files, dest_dir, progress, base_url, timeout, keep_gz) -> lis
                                  + _by_hand(files, dest_dir, base_url)) from exc
             _verify(f, md5, sha, expected, source, where=url)
             if keep_gz:
-                os.replace(tmp, gz_here)
+                publish(tmp, gz_here)
                 tmp = None
                 _gunzip(gz_here, final, dest_dir)
             else:

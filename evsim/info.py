@@ -6,10 +6,11 @@ import numpy as np
 
 from .model import Model
 
-__all__ = ["describe", "format_description"]
+__all__ = ["describe", "format_description", "delay_summary"]
 
 
-def _delay_summary(delays: np.ndarray) -> dict:
+def delay_summary(delays: np.ndarray) -> dict:
+    """min, max, mean, median and a histogram {delay: count} of integer delays."""
     if delays.size == 0:
         return {}
     counts = np.bincount(delays)
@@ -34,7 +35,7 @@ def describe(model: Model) -> dict:
             "gain": [float(l.gain.min()), float(l.gain.max())],
         }
         if l.recurrence != "none":
-            entry["delays"] = _delay_summary(l.delays)
+            entry["delays"] = delay_summary(l.delays)
         layers.append(entry)
     return {
         "dt_ms": meta.dt_ms, "input_channels": meta.input_channels, "pool": meta.pool,

@@ -58,7 +58,7 @@ def check_inputs(model: Model, x, lengths=None) -> tuple[np.ndarray, np.ndarray]
         raise EvsimError(f"input has {x.shape[2]} channels per step; the model expects {model.n_inputs}")
     if not (np.issubdtype(x.dtype, np.number) or x.dtype == np.bool_):
         raise EvsimError(f"input dtype {x.dtype} is not numeric")
-    x = x.astype(np.float64)
+    x = np.asarray(x, dtype=np.float64)  # no copy when it is float64 already
     if not np.all(np.isfinite(x)):
         raise EvsimError("input contains NaN or infinite values")
     b, t, _ = x.shape

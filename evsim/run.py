@@ -99,8 +99,7 @@ def classify_file(model: Model, path: str, sample: int | None = None, engine: st
     from .data import SpikeFile
 
     meta = model.metadata
-    if engine not in ENGINES:
-        raise EvsimError(f"unknown engine {engine!r}; expected one of: {', '.join(ENGINES)}")
+    get_engine(engine)  # an unknown engine fails before the file is opened
     with SpikeFile(path, n_channels=meta.input_channels) as f:
         if sample is not None:
             idx = [f._index(sample)]

@@ -1,6 +1,7 @@
 """A whole SHD-layout file held in memory for training, its speaker split and its batches.
 
-Binning (the SHD recipe): every sample is binned by :func:`evsim.data.bin_spikes` itself,
+Binning (the SHD recipe): every sample is binned by :func:`evsim.data.bin_validated` (the body of
+:func:`evsim.data.bin_spikes`, on the events :meth:`SpikeFile.read` already checked),
 so training sees exactly what ``evsim run`` sees::
 
     step(t)    = floor(t * 1000 / dt_ms)              evsim.data.time_to_step; dt_ms = 10 by default
@@ -31,7 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from evsim.data import SpikeFile, bin_spikes
+from evsim.data import SpikeFile, bin_validated
 from evsim.errors import EvsimError
 
 from .augment import Augment, blend, shift_channels
@@ -145,7 +146,7 @@ def load_dataset(path: str | os.PathLike, *, dt_ms: float = 10.0, pool: int = 5,
         dropped = 0
         for i in range(n):
             s = f.read(i)                                       # validated float64 times, int64 units
-            x = bin_spikes(s.times, s.units, dt_ms=dt_ms, n_channels=input_channels, pool=pool,
+            x = bin_validated(s.times, s.units, dt_ms=dt_ms, n_channels=input_channels, pool=pool,
                            n_steps=n_steps, dtype=np.int64, where=f"{f.path} sample {i}").reshape(-1)
             nz = np.flatnonzero(x)                              # ascending keys step * n_in + input
             keys_per.append(nz)

@@ -98,22 +98,17 @@ def _evaluate(net, dataset, indices, batch_size: int = 256) -> dict:
     return {"accuracy": correct / max(n, 1), "loss": loss_sum / max(n, 1), "n": n}
 
 
-def _check_test_labels(path: str, n_channels: int, n_classes: int) -> None:
+def _check_test_labels(path: str, n_channels: int, n_classes: int) -> int:
+    """Check the test file's labels against the classes; return its number of samples."""
     from evsim.data import SpikeFile
 
     with SpikeFile(path, n_channels=n_channels) as f:
-        labels = f.labels
+        labels, n = f.labels, len(f)
     if labels is None:
         raise TrainingError(f"{path} has no labels; a test file needs them")
     if labels.size and labels.max() >= n_classes:
         raise TrainingError(f"{path}: label {labels.max()} is out of range for the {n_classes} classes of the training file")
-
-
-def _count(path: str, n_channels: int) -> int:
-    from evsim.data import SpikeFile
-
-    with SpikeFile(path, n_channels=n_channels) as f:
-        return len(f)
+    return n
 
 
 def _model_metadata(config: TrainConfig, dataset, provenance: dict):
@@ -173,7 +168,7 @@ def train(config: TrainConfig, train_path: str, test_path: str, out_dir: str, *,
     data_kw = dict(dt_ms=config.dt_ms, pool=config.pool, input_channels=config.input_channels)
     train_ds = load_dataset(train_path, **data_kw)
     n_classes = train_ds.n_classes
-    _check_test_labels(test_path, config.input_channels, n_classes)
+    n_test = _check_test_labels(test_path, config.input_channels, n_classes)
     if valid_path:
         val_ds = load_dataset(valid_path, n_steps=train_ds.n_steps, n_classes=n_classes, **data_kw)
         train_idx = np.arange(len(train_ds.labels))
@@ -225,19 +220,18 @@ def train(config: TrainConfig, train_path: str, test_path: str, out_dir: str, *,
         _write_text(files.path("config.json"), json.dumps(json.loads(config.to_json()), indent=2) + "\n")
         if os.path.exists(files.log):
             os.unlink(files.log)
-    rep.start({"train": len(train_idx), "val": len(val_idx), "test": _count(test_path, config.input_channels),
+    rep.start({"train": len(train_idx), "val": len(val_idx), "test": n_test,
                "n_steps": int(train_ds.n_steps), "steps_per_epoch": steps_per_epoch,
                "params": net.n_params(), "epochs": config.epochs, "start_epoch": start_epoch})
 
     def export_best():
-        best_net = Network.init(net_cfg, seed=config.seed)
-        best_net.load_state_dict(best_state)
+        best_net = Network.from_state_dict(best_state)
         provenance = {"recipe": config.preset, "config": json.loads(config.to_json()),
                       "train_file": os.path.basename(train_path), "epoch": best["epoch"],
                       "validation_accuracy": best["val_accuracy"],
                       "learn_delays": config.learn_delays}
         model = best_net.export(_model_metadata(config, train_ds, provenance))
-        model.save(files.model)
+        model.save(files.model)  # saved before the test run, so a failure there loses nothing
         return model
 
     # -- epochs ------------------------------------------------------------------------
@@ -304,6 +298,7 @@ def train(config: TrainConfig, train_path: str, test_path: str, out_dir: str, *,
         return {"stopped": stopped, "epochs_done": epoch + 1}
 
     # -- export and the one evaluation on the test file ---------------------------------
+    from evsim.info import delay_summary
     from evsim.run import classify_file
 
     model = export_best()
@@ -314,10 +309,7 @@ def train(config: TrainConfig, train_path: str, test_path: str, out_dir: str, *,
         "epochs_done": epoch + 1, "epochs_planned": config.epochs, "stopped": stopped,
         "train_seconds": time.time() - t_start, "test_seconds": time.time() - t_test,
         "params_total": model.n_params(), "params_recurrent": model.n_recurrent_params(),
-        "delays": {f"layer{i}": {"min": int(l.delays.min()), "mean": float(l.delays.mean()),
-                                 "max": int(l.delays.max()),
-                                 "histogram": np.bincount(l.delays).tolist()}
-                   for i, l in enumerate(model.layers) if l.recurrence != "none"},
+        "delays": {f"layer{i}": delay_summary(l.delays) for i, l in enumerate(model.layers) if l.recurrence != "none"},
         "model": files.model, "test_file": test_path,
     }
     provenance = dict(model.metadata.provenance, test_accuracy=test.accuracy,

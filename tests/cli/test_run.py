@@ -107,3 +107,10 @@ def test_empty_file_says_so(tmp_path, model_file):
     write_spike_file(path, [])
     res = invoke("run", "--model", model_file, "--input", path)
     assert res.exit_code == 0 and res.output.strip() == "0 samples"
+
+
+def test_cli_engine_list_is_the_librarys():
+    import cli.main
+    import evsim.run
+
+    assert cli.main.ENGINES == evsim.run.ENGINES

@@ -108,6 +108,10 @@ def test_download_verifies_and_gunzips(served):
         assert len(f) == 3 and f.class_names == ("c0", "c1", "c2")
     assert {a[0] for a in seen} == {"shd_train.h5.gz", "shd_test.h5.gz"}
     assert datasets.check_dir("shd", dest) == {"train": paths[0], "test": paths[1]}
+    umask = os.umask(0)
+    os.umask(umask)
+    for p in paths:   # ordinary permissions, not mkstemp's private 0600
+        assert os.stat(p).st_mode & 0o777 == 0o666 & ~umask
 
 
 def test_present_files_are_not_fetched_again(served, monkeypatch):

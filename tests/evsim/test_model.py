@@ -26,9 +26,14 @@ def test_round_trip_gives_identical_arrays(tmp_path):
 
 
 def test_save_is_atomic_and_leaves_no_temporary(tmp_path):
+    import os
+
     model = make_small_model()
     model.save(tmp_path / "m.npz")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.npz"]
+    umask = os.umask(0)
+    os.umask(umask)
+    assert os.stat(tmp_path / "m.npz").st_mode & 0o777 == 0o666 & ~umask
 
 
 def test_arrays_are_read_only(small_model):
