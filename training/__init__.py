@@ -44,13 +44,16 @@ API (exact signatures):
   ``Network.from_state_dict(d) -> Network``
 * ``make_optimizer(net, *, total_steps, lr=1.3e-3, weight_decay=4e-6, delay_lr=2.8e-2,
   delay_weight_decay=0.0, schedule="one_cycle", delay_schedule="cosine",
-  betas=(0.9, 0.999), eps=1e-8) -> AdamW``; ``AdamW(params, groups)`` with
+  betas=(0.9, 0.999), eps=1e-8, learn_delays=True) -> AdamW`` (without delays: they stay
+  fixed); ``AdamW(params, groups)`` with
   ``ParamGroup(name, keys, lr, weight_decay, betas, eps, schedule)``;
   ``opt.step(grads) -> {group: lr}``; ``opt.lr(group)``; ``opt.state_dict()`` /
   ``opt.load_state_dict(d)``; schedules ``Constant()``, ``OneCycle(total_steps, pct_start=0.3,
   div_factor=25, final_div_factor=1e4)``, ``Cosine(total_steps, min_factor=0)``
 * ``clip_grad_norm(grads, max_norm, keys=None) -> float`` (norm before clipping)
-* ``train_step(net, opt, x, y, rng, sigma=0.0, *, clip=None) -> (loss, stats)``
+* ``train_step(net, opt, x, y, rng, sigma=0.0, *, clip=None) -> (loss, stats)``: clips over
+  the parameters ``opt`` trains; raises ``DivergedError`` before any update on a non-finite
+  loss or gradient
 * ``SURROGATES`` (dict by name: arctan, fast_sigmoid, triangle), ``get_surrogate(name)``
 
 Defaults where the published codes disagree (CRSNN's choices; each is an option):

@@ -126,6 +126,8 @@ class AdamW:
                 if k in seen:
                     raise EvsimError(f"parameter {k!r} is in two optimiser groups")
                 seen.add(k)
+        #: the parameters this optimiser trains; all others stay exactly as they are
+        self.keys = frozenset(seen)
         self.m = {k: np.zeros_like(params[k]) for k in seen}
         self.v = {k: np.zeros_like(params[k]) for k in seen}
         self.steps = {g.name: 0 for g in self.groups}
@@ -200,13 +202,14 @@ def clip_grad_norm(grads: dict[str, np.ndarray], max_norm: float, keys: Sequence
 def make_optimizer(net, *, total_steps: int, lr: float = 1.3e-3, weight_decay: float = 4e-6,
                    delay_lr: float = 2.8e-2, delay_weight_decay: float = 0.0,
                    schedule: str = "one_cycle", delay_schedule: str = "cosine",
-                   betas=(0.9, 0.999), eps: float = 1e-8) -> AdamW:
+                   betas=(0.9, 0.999), eps: float = 1e-8, learn_delays: bool = True) -> AdamW:
     """The method's optimiser for ``net``: AdamW on weights, biases, BatchNorm and recurrent
     parameters (``lr``, ``weight_decay``, one-cycle) and a second group for the delays
-    (``delay_lr``, no weight decay, cosine), both over ``total_steps`` optimiser steps."""
+    (``delay_lr``, no weight decay, cosine), both over ``total_steps`` optimiser steps.
+    ``learn_delays=False`` leaves the delays out: they keep their values (the ablation)."""
     groups = [ParamGroup("weights", tuple(net.weight_names), lr, weight_decay, tuple(betas), eps,
                          make_schedule(schedule, total_steps))]
-    if net.delay_names:
+    if net.delay_names and learn_delays:
         groups.append(ParamGroup("delays", tuple(net.delay_names), delay_lr, delay_weight_decay, tuple(betas), eps,
                                  make_schedule(delay_schedule, total_steps)))
     return AdamW(net.params, groups)
@@ -222,21 +225,17 @@ class DivergedError(EvsimError):
 
 
 def train_step(net, optimizer: AdamW, x, y, rng, sigma: float = 0.0, *,
-               clip: float | None = None, frozen: Sequence[str] = ()) -> tuple[float, dict]:
+               clip: float | None = None) -> tuple[float, dict]:
     """loss_and_grad -> (optional) global-norm clipping -> AdamW step -> clamp delays.
 
-    frozen: parameter names whose gradients are zeroed (they do not move; with no weight
-        decay in their group, AdamW leaves them exactly as they are)
-
-    Raises :class:`DivergedError` before touching parameters or optimiser moments when the
+    The gradient norm (and clipping) covers the parameters ``optimizer`` trains.  Raises :class:`DivergedError` before touching parameters or optimiser moments when the
     loss or the gradient norm is not finite.  Returns ``(loss, stats)``; ``stats`` adds
     ``"grad_norm"`` (before clipping) and ``"lr"`` (the learning rate each optimiser
     group used) to those of :meth:`training.network.Network.loss_and_grad`.
     """
     loss, grads, stats = net.loss_and_grad(x, y, rng, sigma)
-    for name in frozen:
-        grads[name][...] = 0.0
-    stats["grad_norm"] = clip_grad_norm(grads, clip if clip else math.inf)
+    trained = [k for k in grads if k in optimizer.keys]
+    stats["grad_norm"] = clip_grad_norm(grads, clip if clip else math.inf, keys=trained)
     if not (math.isfinite(loss) and math.isfinite(stats["grad_norm"])):
         raise DivergedError(loss, stats["grad_norm"])
     stats["lr"] = optimizer.step(grads)

@@ -193,7 +193,7 @@ def train(config: TrainConfig, train_path: str, test_path: str, out_dir: str, *,
             net.params[name][...] = np.rint(net.params[name])
     opt = make_optimizer(net, total_steps=total_steps, lr=config.lr, weight_decay=config.weight_decay,
                          delay_lr=config.delay_lr, schedule=config.lr_schedule,
-                         delay_schedule=config.delay_schedule)
+                         delay_schedule=config.delay_schedule, learn_delays=config.learn_delays)
     rng = np.random.default_rng(config.seed + 1)
     history: list[dict] = []
     best = {"epoch": -1, "val_accuracy": -1.0}
@@ -247,8 +247,7 @@ def train(config: TrainConfig, train_path: str, test_path: str, out_dir: str, *,
             rates = None
             for x, y in iterate_batches(train_ds, train_idx, config.batch_size, rng, shuffle=True, augment=augment):
                 try:
-                    loss, stats = train_step(net, opt, x, y, rng, sigma, clip=config.grad_clip or None,
-                                             frozen=() if config.learn_delays else net.delay_names)
+                    loss, stats = train_step(net, opt, x, y, rng, sigma, clip=config.grad_clip or None)
                 except DivergedError as exc:
                     raise TrainingError(f"{exc} at epoch {epoch + 1}; training stopped. "
                                         f"The last good checkpoint (end of epoch {epoch}) is kept in {files.checkpoint}; "
