@@ -230,6 +230,16 @@ class Network:
         scale = self.params[p + "bn_weight"] / np.sqrt(self.buffers[p + "bn_var"] + self.config.bn_eps)
         return (w * scale[:, None]).astype(w.dtype), ((b - self.buffers[p + "bn_mean"]) * scale + self.params[p + "bn_bias"]).astype(w.dtype)
 
+    def _recurrent_operands(self, l: int) -> tuple[np.ndarray, np.ndarray]:
+        """The kernels' recurrent arguments of layer ``l``: (W_rec transposed, contiguous)
+        for a dense recurrence, the kernel K for a conv one, empty stand-ins otherwise."""
+        dt = self.config.np_dtype
+        rec = self.config.recurrence[l]
+        w_rec = self.params[f"layer{l}.recurrent"] if rec != "none" else None
+        w_rec_t = np.ascontiguousarray(w_rec.T) if rec == "dense" else np.zeros((0, 0), dt)
+        kern = w_rec if rec == "conv" else np.zeros(1, dt)
+        return w_rec_t, kern
+
     def _mask(self, rng, p, shape_bt, n):
         b, t = shape_bt
         shape = (b, t, n) if self.config.dropout_mode == "step" else (b, 1, n)
@@ -276,13 +286,10 @@ class Network:
                 d = self.params[p + "delays"]
                 tables = delay_tables(d, sigma, dt) if train else delay_tables(np.rint(np.maximum(d, 0)), 0.0, dt)
                 z = np.empty((n_b, n_t, n), dt)
-                w_rec = self.params[p + "recurrent"]
-                w_rec_t = np.ascontiguousarray(w_rec.T) if rec == "dense" else np.zeros((0, 0), dt)
-                kern = w_rec if rec == "conv" else np.zeros(1, dt)
             else:
                 tables = (np.zeros(n, np.int64), np.zeros((n, 0), dt), np.zeros((n, 0), dt))
                 z = np.empty((0, 0, 0), dt)
-                w_rec_t, kern = np.zeros((0, 0), dt), np.zeros(1, dt)
+            w_rec_t, kern = self._recurrent_operands(l)
             use_zmask = train and rec != "none" and cfg.rec_dropout > 0
             if use_zmask:
                 zmask = np.ascontiguousarray(np.broadcast_to(self._mask(rng, cfg.rec_dropout, (n_b, n_t), n), (n_b, n_t, n)))
@@ -374,12 +381,7 @@ class Network:
             g_cur = np.empty((n_b, n_t, n), dt)
             g_delay = np.zeros((n_b, n), dt)
             g_kernel = np.zeros((n_b, cfg.kernel_size if rec == "conv" else 0), dt)
-            if rec != "none":
-                w_rec = self.params[p + "recurrent"]
-                w_rec_t = np.ascontiguousarray(w_rec.T) if rec == "dense" else np.zeros((0, 0), dt)
-                kern = w_rec if rec == "conv" else np.zeros(1, dt)
-            else:
-                w_rec_t, kern = np.zeros((0, 0), dt), np.zeros(1, dt)
+            w_rec_t, kern = self._recurrent_operands(l)
             klo, mtab, dmtab = cache.tables
             use_zmask = cache.zmask.shape != (1, 1, 1)
             bwd = K.lif_bwd_parallel if gs_ext.size >= K.PARALLEL_MIN_WORK else K.lif_bwd_serial
