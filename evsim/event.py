@@ -39,14 +39,11 @@ import weakref
 import numpy as np
 
 from .errors import EvsimError
-from .model import Model
+from .model import DECISION_CODE, RECURRENCE_CODE, RESET_CODE, Model
 from .reference import SimResult, check_inputs
 
 __all__ = ["simulate", "EventStream", "pack_model"]
 
-_RESET = {"zero": 0, "subtract": 1}
-_REC = {"none": 0, "dense": 1, "conv": 2}
-_DECISION = {"sum_softmax": 0, "sum_membrane": 1}
 
 
 def _kernels():
@@ -103,18 +100,18 @@ def _pack(model: Model):
         nrn_off=_offsets(size[1:]),
         ff_w=np.concatenate([np.ascontiguousarray(l.weight.T, np.float32).ravel() for l in layers]),
         ff_off=_offsets([l.weight.size for l in layers]),
-        rec_kind=np.array([_REC[l.recurrence] for l in layers], np.int64),
+        rec_kind=np.array([RECURRENCE_CODE[l.recurrence] for l in layers], np.int64),
         rec_w=np.concatenate(rec_parts),
         rec_off=_offsets([r.size for r in rec_parts]),
         delay=np.concatenate([np.asarray(l.delays, np.int64) for l in layers]),
         slots=slots,
         ring_off=_offsets(slots * size[1:]),
         bias=cat("bias"), beta=cat("beta"), theta=cat("threshold"), gain=cat("gain"),
-        reset=np.array([_RESET[l.reset] for l in layers], np.int64),
+        reset=np.array([RESET_CODE[l.reset] for l in layers], np.int64),
         ro_w=np.ascontiguousarray(ro.weight.T, np.float32).ravel(),
         ro_bias=np.asarray(ro.bias, np.float64), ro_beta=np.asarray(ro.beta, np.float64),
         ro_gain=np.asarray(ro.gain, np.float64),
-        decision=np.array([_DECISION[ro.decision]], np.int64),
+        decision=np.array([DECISION_CODE[ro.decision]], np.int64),
     )
 
 

@@ -62,6 +62,11 @@ RESETS = ("zero", "subtract")
 RECURRENCES = ("none", "dense", "conv")
 DECISIONS = ("sum_softmax", "sum_membrane")
 
+#: the integer codes the numba kernels use for these kinds: a kind's position above
+RECURRENCE_CODE = {k: i for i, k in enumerate(RECURRENCES)}
+RESET_CODE = {k: i for i, k in enumerate(RESETS)}
+DECISION_CODE = {k: i for i, k in enumerate(DECISIONS)}
+
 __all__ = [
     "SCHEMA_VERSION",
     "RESETS",

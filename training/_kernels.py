@@ -18,8 +18,8 @@ The delay mask is stored as a table over each neuron's window only: neuron j's n
 and ``dmtab[j, q] = dM[j, klo[j]+q] / dd_j`` (zero past the window's end).  The spread
 costs O(B T n nq) with nq ~ 2 w, not O(B T n L).
 
-``rec_kind``: 0 none, 1 dense (``w_rec_t`` is W_rec transposed, (n, n), row = source),
-2 conv (``kernel``, (k,)).
+``rec_kind``: ``evsim.model.RECURRENCE_CODE`` of the layer's recurrence: 0 none, 1 dense
+(``w_rec_t`` is W_rec transposed, (n, n), row = source), 2 conv (``kernel``, (k,)).
 """
 
 from __future__ import annotations
@@ -29,11 +29,13 @@ import numpy as np
 from numba import prange
 
 from evsim._numba_config import FASTMATH
+from evsim.model import RECURRENCE_CODE
 
 from .surrogates import spike_fn, surrogate_grad
 
 _PAR = {"cache": True, "nogil": True, "parallel": True, "fastmath": FASTMATH}
 _SER = {"cache": True, "nogil": True, "fastmath": FASTMATH}
+REC_NONE, REC_DENSE = RECURRENCE_CODE["none"], RECURRENCE_CODE["dense"]
 
 
 def lif_fwd(c, beta, gain, theta, reset_sub, rec_kind, w_rec_t, kernel, klo, mtab, zmask,
@@ -47,7 +49,7 @@ def lif_fwd(c, beta, gain, theta, reset_sub, rec_kind, w_rec_t, kernel, klo, mta
         v_prev = np.zeros_like(beta)
         s_prev = np.zeros_like(beta)
         for t in range(n_t):
-            if rec_kind != 0:
+            if rec_kind != REC_NONE:
                 # delayed, spread presynaptic spikes arriving now
                 for j in range(n):
                     acc = 0.0
@@ -61,7 +63,7 @@ def lif_fwd(c, beta, gain, theta, reset_sub, rec_kind, w_rec_t, kernel, klo, mta
                     z[b, t, j] = acc
                 # recurrent input
                 r[:] = 0.0
-                if rec_kind == 1:
+                if rec_kind == REC_DENSE:
                     for j in range(n):
                         zj = z[b, t, j]
                         if zj != 0.0:
@@ -124,10 +126,10 @@ def lif_bwd(gs_ext, v, s, z, beta, gain, theta, reset_sub, detach, rec_kind, w_r
                 gv = gs * surrogate_grad(v[b, t, i] - theta[i], sur, alpha) + gvn * carry
                 gv_next[i] = gv
                 g_cur[b, t, i] = gain[i] * gv
-            if rec_kind == 0:
+            if rec_kind == REC_NONE:
                 continue
             # recurrent input: dL/dz_t
-            if rec_kind == 1:
+            if rec_kind == REC_DENSE:
                 for j in range(n):
                     acc = 0.0
                     for i in range(n):

@@ -51,7 +51,7 @@ from typing import NamedTuple
 import numpy as np
 
 from evsim.errors import EvsimError
-from evsim.model import HiddenLayer, Model, ModelMetadata, Readout
+from evsim.model import RECURRENCE_CODE, HiddenLayer, Model, ModelMetadata, Readout
 from evsim.reference import SimResult, softmax
 
 from . import _kernels as K
@@ -59,8 +59,6 @@ from .config import ConfigError, NetworkConfig
 from .surrogates import get_surrogate
 
 __all__ = ["Network", "delay_tables", "cross_entropy"]
-
-_REC_CODE = {"none": 0, "dense": 1, "conv": 2}
 
 
 def delay_tables(d: np.ndarray, sigma: float, dtype=np.float64):
@@ -299,7 +297,7 @@ class Network:
             s = np.empty((n_b, n_t, n), dt)
             fwd = K.lif_fwd_parallel if c.size >= K.PARALLEL_MIN_WORK else K.lif_fwd_serial
             fwd(c, self.buffers[p + "beta"], self.buffers[p + "gain"], self.buffers[p + "threshold"],
-                      cfg.reset == "subtract", _REC_CODE[rec], w_rec_t, kern, tables[0], tables[1], zmask,
+                      cfg.reset == "subtract", RECURRENCE_CODE[rec], w_rec_t, kern, tables[0], tables[1], zmask,
                       use_zmask, sur.code, cfg.surrogate_alpha, cfg.smooth_forward, v, s, z)
             fmask = self._mask(rng, cfg.dropout, (n_b, n_t), n) if train and cfg.dropout > 0 else None
             out = s if fmask is None else s * fmask
@@ -387,7 +385,7 @@ class Network:
             bwd = K.lif_bwd_parallel if gs_ext.size >= K.PARALLEL_MIN_WORK else K.lif_bwd_serial
             bwd(gs_ext, cache.v, cache.s, cache.z, self.buffers[p + "beta"], self.buffers[p + "gain"],
                       self.buffers[p + "threshold"], cfg.reset == "subtract", cfg.detach_reset,
-                      _REC_CODE[rec], w_rec_t, kern, klo, mtab, dmtab, cache.zmask, use_zmask,
+                      RECURRENCE_CODE[rec], w_rec_t, kern, klo, mtab, dmtab, cache.zmask, use_zmask,
                       sur.code, cfg.surrogate_alpha, g_cur, g_delay, g_kernel)
             gc = g_cur.reshape(n_b * n_t, n)
             if rec == "dense":
