@@ -36,6 +36,7 @@ from typing import Iterator, NamedTuple
 import numpy as np
 
 from .errors import InputFileError
+from .model import pooled_inputs
 
 __all__ = ["MAX_STEPS", "SpikeFile", "Sample", "bin_spikes", "bin_validated", "n_steps_for", "speaker_codes", "time_to_step",
            "validate_events"]
@@ -132,7 +133,7 @@ def bin_validated(t: np.ndarray, u: np.ndarray, *, dt_ms: float, n_channels: int
     times, int64 units in range), e.g. a :class:`Sample` from :meth:`SpikeFile.read`."""
     if n_steps is None:
         n_steps = n_steps_for(t, dt_ms, where=where)
-    n_in = -(-n_channels // pool)
+    n_in = pooled_inputs(n_channels, pool)
     steps = time_to_step(t, dt_ms)
     keep = steps < n_steps
     flat = steps[keep] * n_in + u[keep] // pool

@@ -62,6 +62,12 @@ RESETS = ("zero", "subtract")
 RECURRENCES = ("none", "dense", "conv")
 DECISIONS = ("sum_softmax", "sum_membrane")
 
+def pooled_inputs(input_channels: int, pool: int) -> int:
+    """Model inputs when groups of ``pool`` adjacent channels are summed (the last group
+    may be partial): ceil(input_channels / pool)."""
+    return -(-int(input_channels) // int(pool))
+
+
 #: the integer codes the numba kernels use for these kinds: a kind's position above
 RECURRENCE_CODE = {k: i for i, k in enumerate(RECURRENCES)}
 RESET_CODE = {k: i for i, k in enumerate(RESETS)}
@@ -69,6 +75,7 @@ DECISION_CODE = {k: i for i, k in enumerate(DECISIONS)}
 
 __all__ = [
     "SCHEMA_VERSION",
+    "pooled_inputs",
     "RESETS",
     "RECURRENCES",
     "DECISIONS",
@@ -287,7 +294,7 @@ class ModelMetadata:
 
     @property
     def n_inputs(self) -> int:
-        return -(-self.input_channels // self.pool)
+        return pooled_inputs(self.input_channels, self.pool)
 
 
 @dataclass(frozen=True, eq=False)

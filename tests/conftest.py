@@ -7,14 +7,14 @@ import numpy as np
 import pytest
 
 from evsim.data import write_spike_file
-from evsim.model import ModelMetadata, build_model
+from evsim.model import ModelMetadata, build_model, pooled_inputs
 
 
 def make_small_model(seed=0, recurrence=("none", "conv"), n_channels=20, pool=2, hidden=(12, 10),
                      n_classes=3, dt_ms=10.0, n_steps=None):
     """A small random model with recurrence and delays, inputs = n_channels / pool."""
     rng = np.random.default_rng(seed)
-    n_in = -(-n_channels // pool)
+    n_in = pooled_inputs(n_channels, pool)
     weights, recs, delays = [], [], []
     prev = n_in
     for n, kind in zip(hidden, recurrence):

@@ -34,6 +34,7 @@ import numpy as np
 
 from evsim.data import SpikeFile, bin_validated
 from evsim.errors import EvsimError
+from evsim.model import pooled_inputs
 
 from .augment import Augment, blend, shift_channels
 
@@ -74,7 +75,7 @@ class SpikeDataset:
 
     @property
     def n_inputs(self) -> int:
-        return -(-self.input_channels // self.pool)
+        return pooled_inputs(self.input_channels, self.pool)
 
     @property
     def n_classes(self) -> int:
@@ -132,7 +133,7 @@ def load_dataset(path: str | os.PathLike, *, dt_ms: float = 10.0, pool: int = 5,
         raise EvsimError(f"n_steps: {n_steps!r}; expected a positive integer or None")
     if n_classes is not None and not (isinstance(n_classes, (int, np.integer)) and n_classes >= 1):
         raise EvsimError(f"n_classes: {n_classes!r}; expected a positive integer or None")
-    n_in = -(-int(input_channels) // int(pool))
+    n_in = pooled_inputs(input_channels, pool)
     if n_steps is not None:
         _check_int32(int(n_steps), n_in)
     with SpikeFile(path, n_channels=input_channels) as f:

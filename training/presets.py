@@ -31,6 +31,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from evsim.errors import EvsimError
+from evsim.model import pooled_inputs
 
 __all__ = ["TrainConfig", "PRESETS", "make_config", "parse_overrides", "sigma_at", "ConfigFileError"]
 
@@ -123,7 +124,7 @@ class TrainConfig:
         from .config import NetworkConfig
 
         kwargs = dict(self.network)
-        kwargs.setdefault("n_inputs", -(-self.input_channels // self.pool))
+        kwargs.setdefault("n_inputs", pooled_inputs(self.input_channels, self.pool))
         if n_classes is not None:
             kwargs["n_classes"] = n_classes
         try:
