@@ -18,3 +18,6 @@ FAST = {"cache": True, "nogil": True, "fastmath": FASTMATH}
 
 #: options for kernels that run samples of a batch in parallel with ``prange``
 PARALLEL = {"cache": True, "nogil": True, "parallel": True}
+
+#: parallel kernels where reassociation is harmless (the training kernels)
+PARALLEL_FAST = {"cache": True, "nogil": True, "parallel": True, "fastmath": FASTMATH}

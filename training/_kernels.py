@@ -28,13 +28,11 @@ import numba
 import numpy as np
 from numba import prange
 
-from evsim._numba_config import FASTMATH
+from evsim._numba_config import FAST, PARALLEL_FAST
 from evsim.model import RECURRENCE_CODE
 
 from .surrogates import spike_fn, surrogate_grad
 
-_PAR = {"cache": True, "nogil": True, "parallel": True, "fastmath": FASTMATH}
-_SER = {"cache": True, "nogil": True, "fastmath": FASTMATH}
 REC_NONE, REC_DENSE = RECURRENCE_CODE["none"], RECURRENCE_CODE["dense"]
 
 
@@ -168,16 +166,16 @@ def lif_bwd(gs_ext, v, s, z, beta, gain, theta, reset_sub, detach, rec_kind, w_r
 # Each time-loop kernel in two builds: batch-parallel, and serial for small batches (the
 # gradient checks, single samples), where starting threads costs more than it saves and
 # a shared, loaded machine makes every parallel region wait for a descheduled thread.
-lif_fwd_parallel = numba.njit(**_PAR)(lif_fwd)
-lif_bwd_parallel = numba.njit(**_PAR)(lif_bwd)
-lif_fwd_serial = numba.njit(**_SER)(lif_fwd)
-lif_bwd_serial = numba.njit(**_SER)(lif_bwd)
+lif_fwd_parallel = numba.njit(**PARALLEL_FAST)(lif_fwd)
+lif_bwd_parallel = numba.njit(**PARALLEL_FAST)(lif_bwd)
+lif_fwd_serial = numba.njit(**FAST)(lif_fwd)
+lif_bwd_serial = numba.njit(**FAST)(lif_bwd)
 
 #: below this many neuron-steps (B * T * n) per layer the serial build is used
 PARALLEL_MIN_WORK = 100_000
 
 
-@numba.njit(**_SER)
+@numba.njit(**FAST)
 def leaky_fwd(a, beta, gain):
     """Readout membrane u_t = beta u_{t-1} + g a_t for a (B, T, C)."""
     n_b, n_t, n_c = a.shape
@@ -191,7 +189,7 @@ def leaky_fwd(a, beta, gain):
     return u
 
 
-@numba.njit(**_SER)
+@numba.njit(**FAST)
 def leaky_bwd(gu, beta, gain):
     """dL/da_t from dL/du_t for :func:`leaky_fwd`."""
     n_b, n_t, n_c = gu.shape

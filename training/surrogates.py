@@ -31,41 +31,41 @@ from typing import Callable, NamedTuple
 
 import numba
 
+from evsim._numba_config import EXACT
 from evsim.errors import EvsimError
 
 __all__ = ["Surrogate", "SURROGATES", "get_surrogate", "spike_fn", "surrogate_grad"]
 
-_JIT = {"cache": True, "nogil": True}
 
 
-@numba.njit(**_JIT)
+@numba.njit(**EXACT)
 def arctan_grad(x, alpha):
     y = 0.5 * math.pi * alpha * x
     return 0.5 * alpha / (1.0 + y * y)
 
 
-@numba.njit(**_JIT)
+@numba.njit(**EXACT)
 def arctan_primitive(x, alpha):
     return 0.5 + math.atan(0.5 * math.pi * alpha * x) / math.pi
 
 
-@numba.njit(**_JIT)
+@numba.njit(**EXACT)
 def fast_sigmoid_grad(x, alpha):
     d = 1.0 + alpha * abs(x)
     return 1.0 / (d * d)
 
 
-@numba.njit(**_JIT)
+@numba.njit(**EXACT)
 def fast_sigmoid_primitive(x, alpha):
     return 0.5 + x / (1.0 + alpha * abs(x))
 
 
-@numba.njit(**_JIT)
+@numba.njit(**EXACT)
 def triangle_grad(x, alpha):
     return alpha * max(0.0, 1.0 - alpha * abs(x))
 
 
-@numba.njit(**_JIT)
+@numba.njit(**EXACT)
 def triangle_primitive(x, alpha):
     y = alpha * x
     if y <= -1.0:
@@ -104,7 +104,7 @@ def get_surrogate(name: str) -> Surrogate:
         raise EvsimError(f"unknown surrogate {name!r}; valid surrogates: {', '.join(sorted(SURROGATES))}") from None
 
 
-@numba.njit(**_JIT)
+@numba.njit(**EXACT)
 def surrogate_grad(x, code, alpha):
     """dH/dx surrogate number ``code`` (see :data:`SURROGATES`)."""
     if code == 0:
@@ -114,7 +114,7 @@ def surrogate_grad(x, code, alpha):
     return triangle_grad(x, alpha)
 
 
-@numba.njit(**_JIT)
+@numba.njit(**EXACT)
 def spike_fn(x, code, alpha, smooth):
     """The forward nonlinearity: H(x) (1 when x >= 0), or the surrogate's primitive when
     ``smooth`` (gradient checks only)."""
