@@ -31,6 +31,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks.common import blas_threads, environment, markdown_table, median_time, write_results  # noqa: E402
+from evsim.run import pad_batch  # noqa: E402
 
 DIGITS = "/work/shared/data/digits/digits_test.h5"
 DT_MS = 10.0
@@ -45,14 +46,6 @@ def load_samples(path: str, n: int, seed: int = 0) -> list[np.ndarray]:
     with SpikeFile(path) as f:
         idx = np.linspace(0, len(f) - 1, min(n, len(f))).astype(int)
         return [f.binned(int(i), dt_ms=DT_MS, pool=POOL, dtype=np.float64) for i in idx]
-
-
-def pad(samples: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    lengths = np.array([s.shape[0] for s in samples], np.int64)
-    x = np.zeros((len(samples), int(lengths.max()), samples[0].shape[1]))
-    for i, s in enumerate(samples):
-        x[i, :s.shape[0]] = s
-    return x, lengths
 
 
 def crsnn_model(scales, hidden=256, n_layers=4, k=5, max_delay=30, n_classes=20, seed=0):
@@ -92,7 +85,7 @@ def firing_rates(model, x, lengths) -> np.ndarray:
 def calibrate(target: float, samples, hidden=256, iters=12, seed=0):
     """Scale each layer (in order) by bisection in log space so ~``target`` of its neurons
     fire per step on ``samples``.  Returns (model, measured rates)."""
-    x, lengths = pad(samples)
+    x, lengths = pad_batch(samples)
     scales = [1.0] * 4
     for l in range(4):
         lo, hi = -4.0, 4.0  # log2 scale
@@ -119,7 +112,7 @@ def per_sample(run, samples):
 
 
 def batches(samples, size):
-    return [pad(samples[i:i + size]) for i in range(0, len(samples), size)]
+    return [pad_batch(samples[i:i + size]) for i in range(0, len(samples), size)]
 
 
 def throughput(model, samples, dense_samples, repeats, threads_all):
@@ -325,7 +318,7 @@ def main(argv=None) -> dict:
 
     if args.model:
         model = load_model(args.model)
-        x, lengths = pad(samples[:32])
+        x, lengths = pad_batch(samples[:32])
         rates = firing_rates(model, x, lengths)
         desc = f"{args.model}: " + ", ".join(f"{l.n} {l.recurrence}" for l in model.layers)
     else:

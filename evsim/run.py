@@ -18,7 +18,7 @@ from .model import Model
 ENGINES = ("event", "dense")
 
 __all__ = ["ENGINES", "SampleResult", "Classification", "get_engine", "classify_file", "classify_arrays",
-           "classify_batches"]
+           "classify_batches", "pad_batch"]
 
 
 class SampleResult(NamedTuple):
@@ -48,10 +48,12 @@ def get_engine(name: str) -> Callable:
     raise EvsimError(f"unknown engine {name!r}; expected one of: {', '.join(ENGINES)}")
 
 
-def _batch(model: Model, chunk: Sequence[np.ndarray]):
-    lengths = np.array([c.shape[0] for c in chunk], np.int64)
-    x = np.zeros((len(chunk), int(lengths.max()), model.n_inputs), np.float64)
-    for i, c in enumerate(chunk):
+def pad_batch(samples: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Samples (T_i, n_inputs) -> a zero-padded float64 batch (B, max T_i, n_inputs) and
+    their lengths (B,), the form every engine's ``simulate`` takes."""
+    lengths = np.array([c.shape[0] for c in samples], np.int64)
+    x = np.zeros((len(samples), int(lengths.max()), samples[0].shape[1]), np.float64)
+    for i, c in enumerate(samples):
         x[i, :c.shape[0]] = c
     return x, lengths
 
@@ -68,7 +70,7 @@ def classify_batches(model: Model, batches: Iterable[Sequence[np.ndarray]], engi
     preds, scores = [], []
     totals: dict = {}
     for chunk in batches:
-        x, lengths = _batch(model, chunk)
+        x, lengths = pad_batch(chunk)
         res = simulate(model, x, lengths=lengths)
         preds.append(res.predictions)
         scores.append(res.scores)
