@@ -50,7 +50,7 @@ from __future__ import annotations
 import json
 import os
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Sequence
 
 import numpy as np
@@ -328,7 +328,7 @@ class Model:
         if names and len(names) != self.readout.n_classes:
             raise ModelFileError(f"metadata.class_names: {len(names)} names for {self.readout.n_classes} readout classes")
         if not names:
-            object.__setattr__(self, "metadata", _replace_meta(self.metadata, class_names=tuple(str(c) for c in range(self.readout.n_classes))))
+            object.__setattr__(self, "metadata", replace(self.metadata, class_names=tuple(str(c) for c in range(self.readout.n_classes))))
 
     # -- derived facts -----------------------------------------------------------------
     @property
@@ -383,11 +383,6 @@ class Model:
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray], source: str = "model") -> "Model":
         return _model_from_arrays(arrays, source)
-
-
-def _replace_meta(meta: ModelMetadata, **changes) -> ModelMetadata:
-    from dataclasses import replace
-    return replace(meta, **changes)
 
 
 def save_model(model: Model, path: str | os.PathLike) -> None:
