@@ -111,14 +111,6 @@ def _check_test_labels(path: str, n_channels: int, n_classes: int) -> int:
     return n
 
 
-def _model_metadata(config: TrainConfig, dataset, provenance: dict):
-    from evsim.model import ModelMetadata
-
-    return ModelMetadata(dt_ms=config.dt_ms, input_channels=config.input_channels, pool=config.pool,
-                         n_steps=int(dataset.n_steps), class_names=tuple(dataset.class_names),
-                         provenance=provenance)
-
-
 def _write_text(path: str, text: str) -> None:
     from evsim._io import atomic_write
 
@@ -145,6 +137,8 @@ def train(config: TrainConfig, train_path: str, test_path: str, out_dir: str, *,
     stop_after_epochs: stop (as if interrupted) after this many epochs of this call; for
         testing resume
     """
+    from evsim.model import ModelMetadata
+
     from .augment import Augment
     from .data import iterate_batches, load_dataset, n_batches, split_by_speaker
     from .network import Network
@@ -230,7 +224,7 @@ def train(config: TrainConfig, train_path: str, test_path: str, out_dir: str, *,
                       "train_file": os.path.basename(train_path), "epoch": best["epoch"],
                       "validation_accuracy": best["val_accuracy"],
                       "learn_delays": config.learn_delays}
-        model = best_net.export(_model_metadata(config, train_ds, provenance))
+        model = best_net.export(ModelMetadata(**train_ds.metadata(), provenance=provenance))
         model.save(files.model)  # saved before the test run, so a failure there loses nothing
         return model
 
