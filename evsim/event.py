@@ -40,6 +40,7 @@ import numpy as np
 
 from .errors import EvsimError
 from .model import DECISION_CODE, RECURRENCE_CODE, RESET_CODE, Model
+from .data import MAX_STEPS, time_to_step, validate_events
 from .reference import SimResult, check_inputs
 
 __all__ = ["simulate", "EventStream", "pack_model"]
@@ -79,9 +80,25 @@ def pack_model(model: Model):
     return params
 
 
+#: Largest delay-queue memory of one sample's state (a batch holds one state per thread).
+#: Only absurd delays reach it (256 neurons with delays of 500 000 steps).
+MAX_QUEUE_BYTES = 1 << 30
+
+
+def _check_queue_memory(layers) -> None:
+    need = sum((l.max_delay + 2) * l.n * 8 for l in layers if l.recurrence != "none")
+    if need > MAX_QUEUE_BYTES:
+        worst = max((l for l in layers if l.recurrence != "none"), key=lambda l: (l.max_delay + 2) * l.n)
+        raise EvsimError(f"the delay queues would need {need / 2**20:.0f} MiB per sample, more than the "
+                         f"{MAX_QUEUE_BYTES / 2**20:.0f} MiB limit (a layer of {worst.n} neurons has a delay of "
+                         f"{worst.max_delay} steps); delays are in steps of dt, so delays this long are "
+                         "probably a units mistake")
+
+
 def _pack(model: Model):
     k = _kernels()
     layers = model.layers
+    _check_queue_memory(layers)
     size = np.array([model.n_inputs] + [l.n for l in layers], np.int64)
     rec_parts = []
     for l in layers:
@@ -155,6 +172,10 @@ class EventStream:
     ...     u_t = stream.step(counts)                     # readout membrane of this step
     ...     print(stream.prediction)                      # best class so far
 
+    Raw events (times in seconds, channel numbers, as in an SHD file) go in with
+    :meth:`push`, which bins them and runs each step once it is complete, and
+    :meth:`finish` at the end of the sample.
+
     After feeding the steps of a sample, ``scores``, ``prediction`` and the returned
     readout rows equal those of ``simulate(model, sample)``, however the steps were split
     into chunks.  Memory is bounded (no history is kept).  ``reset()`` starts a new sample.
@@ -168,8 +189,77 @@ class EventStream:
         self.reset()
 
     def reset(self) -> None:
-        """Forget the current sample: membranes, delay queues, scores and counters."""
+        """Forget the current sample: membranes, delay queues, scores, counters and any
+        raw events buffered by :meth:`push`."""
         self._state = self._k.new_state(self._params)
+        self._pending = np.zeros((0, self.model.n_inputs))   # counts of steps n_steps, n_steps+1, ...
+        self._last_step = -1                                  # step of the latest pushed event
+
+    def push(self, times, units, until: float | None = None) -> np.ndarray:
+        """Feed raw events and run every step that is complete; return those steps'
+        readout membranes, (steps, C) float64 (possibly 0 rows).
+
+        times: seconds from the start of the sample; units: raw channel numbers in
+        ``[0, input_channels)`` (pooled by the model's ``pool``), as in an SHD file.  Events
+        are binned with the same rule as the files (``floor(t * 1000 / dt_ms)``).
+        until: the input is known to be complete up to this time (seconds), e.g. the end
+            of the audio chunk just encoded: every step ending at or before it runs, with
+            silence where no event came.  None: run the steps before the latest event's
+            step (a later push may still add events to that step).
+        Events in a step that has already run raise :class:`EvsimError` (times must not go
+        back past what ``until`` declared complete).  With a model whose metadata fixes
+        ``n_steps``, events at or after that step are dropped and no step past it runs,
+        as in a file.  Call :meth:`finish` at the end of the sample: the outputs then equal
+        ``simulate`` on the binned sample, however the events were split into pushes.
+        """
+        meta = self.model.metadata
+        t, u = validate_events(times, units, meta.input_channels, where="push")
+        steps = time_to_step(t, meta.dt_ms)
+        if t.size:
+            first = int(steps.min())
+            if first < self.n_steps:
+                raise EvsimError(f"push: an event at {float(t[np.argmin(steps)]):g} s belongs to step {first}, "
+                                 f"which has already run ({self.n_steps} steps so far); push events in time order "
+                                 "and pass `until` no later than the next events")
+            keep = steps < (meta.n_steps if meta.n_steps is not None else MAX_STEPS)
+            steps, u = steps[keep], u[keep]
+        if steps.size:
+            self._last_step = max(self._last_step, int(steps.max()))
+            rel = steps - self.n_steps
+            need = int(rel.max()) + 1
+            if need > self._pending.shape[0]:
+                grown = np.zeros((need, self.model.n_inputs))
+                grown[:self._pending.shape[0]] = self._pending
+                self._pending = grown
+            np.add.at(self._pending, (rel, u // meta.pool), 1.0)
+        if until is None:
+            ready = self._last_step
+        else:
+            if not (np.isfinite(until) and until >= 0):
+                raise EvsimError(f"push: until = {until!r}; expected a time in seconds >= 0")
+            ready = int(time_to_step(until, meta.dt_ms))
+        return self._run_pending(ready)
+
+    def finish(self) -> np.ndarray:
+        """Run the remaining steps of the sample -- up to the latest event's step, or up to
+        the model's fixed ``n_steps`` -- and return their readout membranes.  ``scores`` and
+        ``prediction`` are then the whole sample's; :meth:`reset` starts the next one."""
+        n = self.model.metadata.n_steps
+        return self._run_pending(n if n is not None else max(self._last_step + 1, 1))
+
+    def _run_pending(self, end: int) -> np.ndarray:
+        """Run steps n_steps .. end - 1 from the pending counts (silence past them)."""
+        cap = self.model.metadata.n_steps
+        if cap is not None:
+            end = min(end, cap)
+        count = end - self.n_steps
+        if count <= 0:
+            return np.zeros((0, self.model.n_classes))
+        x = np.zeros((count, self.model.n_inputs))
+        have = min(count, self._pending.shape[0])
+        x[:have] = self._pending[:have]
+        self._pending = self._pending[have:].copy()
+        return self.run_chunk(x)
 
     def _check(self, counts, ndim: int, what: str) -> np.ndarray:
         arr = np.asarray(counts)

@@ -33,10 +33,10 @@ API (exact signatures):
   reset="zero", detach_reset=False, tau=None, gain=None, threshold=1.0, surrogate="arctan",
   surrogate_alpha=None, smooth_forward=False, dropout=0.44, rec_dropout=0.24,
   dropout_mode="step", batchnorm=True, bn_momentum=0.1, bn_eps=1e-5, delay_init=(10, 30),
-  readout_tau=1.05, readout_gain="one", loss="sum_softmax", rate_reg=0.0, rate_target=0.0,
+  readout_tau=1.05, readout_gain="one", loss="sum_softmax", rate_reg=0.0, rate_target=0.0, rate_cost="uniform",
   dtype="float32")`` — frozen, validated; ``to_json()`` / ``NetworkConfig.from_json(text)``.
 * ``Network.init(config, seed=0) -> Network``; ``net.params`` / ``net.buffers`` (dicts of arrays)
-* ``net.loss_and_grad(x, y, rng=None, sigma=0.0, *, update_stats=True) -> (loss, grads, stats)``
+* ``net.loss_and_grad(x, y, rng=None, sigma=0.0, *, update_stats=True, rate_scale=1.0) -> (loss, grads, stats)``
 * ``net.evaluate(x, y=None, *, record_spikes=False, batch_size=128) -> evsim.reference.SimResult``
 * ``net.clamp_delays()``; ``net.delay_names``; ``net.weight_names``; ``net.n_params()``
 * ``net.export(metadata=None) -> evsim.model.Model``
@@ -51,7 +51,7 @@ API (exact signatures):
   ``opt.load_state_dict(d)``; schedules ``Constant()``, ``OneCycle(total_steps, pct_start=0.3,
   div_factor=25, final_div_factor=1e4)``, ``Cosine(total_steps, min_factor=0)``
 * ``clip_grad_norm(grads, max_norm, keys=None) -> float`` (norm before clipping)
-* ``train_step(net, opt, x, y, rng, sigma=0.0, *, clip=None) -> (loss, stats)``: clips over
+* ``train_step(net, opt, x, y, rng, sigma=0.0, *, clip=None, rate_scale=1.0) -> (loss, stats)``: clips over
   the parameters ``opt`` trains; raises ``DivergedError`` before any update on a non-finite
   loss or gradient
 * ``SURROGATES`` (dict by name: arctan, fast_sigmoid, triangle), ``get_surrogate(name)``

@@ -34,6 +34,7 @@ GAINS = ("one", "1-beta")
 LOSSES = ("sum_softmax", "sum_logits")
 DROPOUT_MODES = ("sequence", "step")
 DTYPES = ("float32", "float64")
+RATE_COSTS = ("uniform", "synops")
 
 
 class ConfigError(EvsimError):
@@ -102,6 +103,15 @@ class NetworkConfig:
         rate_reg / (B T n_l) (L1) or 2 rate_reg max(0, r_l - rate_target) / (B T n_l), is
         added to dL/ds_l of every spike.  ``rate_reg >= 0`` (0: no penalty, the loss and
         gradients are exactly those without it), ``rate_target`` in [0, 1).
+    rate_cost: what the penalty counts.  ``"uniform"`` (default): each layer's rate, as
+        above.  ``"synops"``: one number, the synaptic work the hidden spikes cause as a
+        fraction of the dense work, C = sum_l f_l S_l / (B T sum_l n_l f_l), with S_l the
+        layer's spike count and f_l its fan-out per spike (the next layer's size, or the
+        number of classes after the last layer, plus k for a conv recurrence or n_l for a
+        dense one) -- what the event engine's time follows.  P = rate_reg * C (target 0)
+        or rate_reg * max(0, C - rate_target)^2, and dP/ds_l = rate_reg f_l / (B T sum n f)
+        or 2 rate_reg max(0, C - rate_target) f_l / (B T sum n f).  A layer that feeds
+        only the readout is nearly free under "synops".
     dtype: ``"float32"`` (training) or ``"float64"`` (gradient checks)
     """
 
@@ -130,6 +140,7 @@ class NetworkConfig:
     loss: str = "sum_softmax"
     rate_reg: float = 0.0
     rate_target: float = 0.0
+    rate_cost: str = "uniform"
     dtype: str = "float32"
 
     def __post_init__(self):
@@ -200,8 +211,17 @@ class NetworkConfig:
             raise ConfigError(f"rate_reg: {self.rate_reg!r}; expected a penalty weight >= 0 (0 disables the spike-rate penalty)")
         if not (0.0 <= self.rate_target < 1.0):
             raise ConfigError(f"rate_target: {self.rate_target!r}; expected a firing rate (spikes per neuron per step) in [0, 1)")
+        if self.rate_cost not in RATE_COSTS:
+            raise ConfigError(f"rate_cost: {self.rate_cost!r}; expected one of {', '.join(RATE_COSTS)}")
         if self.dtype not in DTYPES:
             raise ConfigError(f"dtype: {self.dtype!r}; expected one of {', '.join(DTYPES)}")
+
+    def fan_out(self) -> tuple:
+        """Synaptic targets of one spike of each hidden layer: the next layer's neurons (the
+        classes after the last layer) plus k (conv) or n_l (dense) recurrent targets."""
+        nxt = self.hidden[1:] + (self.n_classes,)
+        rec = {"none": lambda n: 0, "conv": lambda n: self.kernel_size, "dense": lambda n: n}
+        return tuple(int(m + rec[r](n)) for n, m, r in zip(self.hidden, nxt, self.recurrence))
 
     @property
     def n_layers(self) -> int:

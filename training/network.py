@@ -19,7 +19,8 @@ Equations (hidden layer l, n neurons, batch of B samples x T steps; x the layer'
     loss     L = mean_b [ logsumexp(S_b) - S_b[y_b] ]       cross-entropy with S as logits
              (+ P, the optional spike-rate penalty: with r_l = mean_{b,t,i} s_l,
               P = rate_reg sum_l r_l if rate_target = 0,
-              P = rate_reg sum_l max(0, r_l - rate_target)^2 otherwise)
+              P = rate_reg sum_l max(0, r_l - rate_target)^2 otherwise; or, with rate_cost
+              "synops", the same forms on one fan-out-weighted rate, see NetworkConfig)
 
 Dropout masks are Bernoulli(1 - p) / (1 - p), drawn from the ``numpy.random.Generator``
 passed in: ``zm`` (rate ``rec_dropout``) on the recurrent input, ``fm`` (rate ``dropout``)
@@ -81,6 +82,41 @@ def delay_tables(d: np.ndarray, sigma: float, dtype=np.float64):
     mtab = np.where(inside, (w - np.abs(diff)) / (w * w), 0.0).astype(dtype)
     dmtab = np.where(inside, np.sign(diff) / (w * w), 0.0).astype(dtype)
     return klo, mtab, dmtab
+
+
+def rate_penalty(cfg: NetworkConfig, counts, rows: int, scale: float = 1.0) -> tuple[float, list]:
+    """The spike-rate penalty P and the constant dP/ds it adds to every spike of each layer.
+
+    counts: spikes per hidden layer over the batch; rows: B x T (padded steps included);
+    scale: factor on ``cfg.rate_reg``.  Forms (``rate_cost``, ``rate_target``) as in
+    :class:`training.config.NetworkConfig`.  Returns ``(P, [dP/ds_l per layer])``;
+    P = 0 and every entry 0.0 when the penalty is off or below its target.
+    """
+    reg = cfg.rate_reg * scale
+    n_l = cfg.hidden
+    grads = [0.0] * len(n_l)
+    if reg <= 0:
+        return 0.0, grads
+    if cfg.rate_cost == "uniform":
+        groups = [([l], [1.0], rows * n) for l, n in enumerate(n_l)]   # one rate per layer
+    else:
+        f = cfg.fan_out()
+        groups = [(list(range(len(n_l))), [float(v) for v in f], rows * sum(n * v for n, v in zip(n_l, f)))]
+    penalty = 0.0
+    for layers, weights, denom in groups:
+        rate = sum(w * counts[l] for l, w in zip(layers, weights)) / denom
+        if cfg.rate_target == 0:
+            penalty += reg * rate
+            slope = reg
+        elif rate > cfg.rate_target:
+            excess = rate - cfg.rate_target
+            penalty += reg * excess * excess
+            slope = 2.0 * reg * excess
+        else:
+            continue
+        for l, w in zip(layers, weights):
+            grads[l] = slope * w / denom
+    return penalty, grads
 
 
 def cross_entropy(scores: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
@@ -315,7 +351,8 @@ class Network:
         return caches, h, u, q, scores
 
     # -- training ----------------------------------------------------------------------
-    def loss_and_grad(self, x, y, rng=None, sigma: float = 0.0, *, update_stats: bool = True):
+    def loss_and_grad(self, x, y, rng=None, sigma: float = 0.0, *, update_stats: bool = True,
+                      rate_scale: float = 1.0):
         """One training forward pass (batch-statistics BatchNorm, dropout, delays spread by
         ``sigma``) and the backward pass through time.
 
@@ -324,6 +361,7 @@ class Network:
         rng: numpy Generator or int seed for the dropout masks (needed when dropout > 0)
         sigma: delay spread, w = 1 + sigma (>= 0)
         update_stats: update the BatchNorm running statistics (momentum ``bn_momentum``)
+        rate_scale: factor on ``config.rate_reg`` for this step (the trainer's warm-up ramp)
 
         Returns ``(loss, grads, stats)``: the mean cross-entropy plus the spike-rate penalty
         P (float; P = 0 unless ``config.rate_reg > 0``, see :class:`NetworkConfig`), a dict of
@@ -336,24 +374,15 @@ class Network:
         y = self._check_y(y, x.shape[0])
         if not (np.isfinite(sigma) and sigma >= 0):
             raise EvsimError(f"sigma: {sigma!r}; expected a finite number >= 0")
+        if not (np.isfinite(rate_scale) and rate_scale >= 0):
+            raise EvsimError(f"rate_scale: {rate_scale!r}; expected a finite number >= 0")
         n_b, n_t, _ = x.shape
         dt = cfg.np_dtype
         caches, h, u, q, scores = self._forward(x, train=True, rng=rng, sigma=sigma, update_stats=update_stats)
         loss, g_scores = cross_entropy(scores, y)
-        # spike-rate penalty P and the constant dP/ds it adds to every spike of layer l
-        penalty = 0.0
-        g_pen = [None] * cfg.n_layers
-        if cfg.rate_reg > 0:
-            for l, cache in enumerate(caches):
-                rate = float(cache.s.mean(dtype=np.float64))
-                if cfg.rate_target == 0:
-                    penalty += cfg.rate_reg * rate
-                    g_pen[l] = cfg.rate_reg / cache.s.size
-                elif rate > cfg.rate_target:
-                    excess = rate - cfg.rate_target
-                    penalty += cfg.rate_reg * excess * excess
-                    g_pen[l] = 2.0 * cfg.rate_reg * excess / cache.s.size
-            loss += penalty
+        counts = [float(c.s.sum(dtype=np.float64)) for c in caches]
+        penalty, g_pen = rate_penalty(cfg, counts, n_b * n_t, rate_scale)
+        loss += penalty
         grads = {}
         # readout: scores -> u -> a_o -> W_o, b_o and the last layer's output
         if q is not None:
@@ -374,7 +403,7 @@ class Network:
             rec = cfg.recurrence[l]
             g_out = g_h.reshape(n_b, n_t, n)
             gs_ext = np.ascontiguousarray(g_out if cache.fmask is None else g_out * cache.fmask, dtype=dt)
-            if g_pen[l] is not None:
+            if g_pen[l] != 0.0:
                 gs_ext = gs_ext + dt.type(g_pen[l])       # new array: g_out may be a view of g_h
             g_cur = np.empty((n_b, n_t, n), dt)
             g_delay = np.zeros((n_b, n), dt)

@@ -225,15 +225,16 @@ class DivergedError(EvsimError):
 
 
 def train_step(net, optimizer: AdamW, x, y, rng, sigma: float = 0.0, *,
-               clip: float | None = None) -> tuple[float, dict]:
+               clip: float | None = None, rate_scale: float = 1.0) -> tuple[float, dict]:
     """loss_and_grad -> (optional) global-norm clipping -> AdamW step -> clamp delays.
 
+    ``rate_scale`` multiplies the spike-rate penalty's weight for this step.
     The gradient norm (and clipping) covers the parameters ``optimizer`` trains.  Raises :class:`DivergedError` before touching parameters or optimiser moments when the
     loss or the gradient norm is not finite.  Returns ``(loss, stats)``; ``stats`` adds
     ``"grad_norm"`` (before clipping) and ``"lr"`` (the learning rate each optimiser
     group used) to those of :meth:`training.network.Network.loss_and_grad`.
     """
-    loss, grads, stats = net.loss_and_grad(x, y, rng, sigma)
+    loss, grads, stats = net.loss_and_grad(x, y, rng, sigma, rate_scale=rate_scale)
     trained = [k for k in grads if k in optimizer.keys]
     stats["grad_norm"] = clip_grad_norm(grads, clip if clip else math.inf, keys=trained)
     if not (math.isfinite(loss) and math.isfinite(stats["grad_norm"])):

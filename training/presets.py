@@ -33,7 +33,7 @@ from typing import Any
 from evsim.errors import EvsimError
 from evsim.model import pooled_inputs
 
-__all__ = ["TrainConfig", "PRESETS", "make_config", "parse_overrides", "sigma_at", "ConfigFileError"]
+__all__ = ["TrainConfig", "PRESETS", "make_config", "parse_overrides", "rate_scale_at", "sigma_at", "ConfigFileError"]
 
 
 class ConfigFileError(EvsimError):
@@ -55,6 +55,9 @@ class TrainConfig:
     learn_delays: False freezes the delays at their initial values (the ablation)
     sigma0: initial half-width excess of the delay triangle (w = 1 + sigma)
     grad_clip: global gradient-norm clip (0 disables)
+    rate_warmup: epochs over which the spike-rate penalty's weight ramps linearly from 0 to
+        ``network.rate_reg`` (scale e / rate_warmup at 0-based epoch e; 0 = full from the
+        start), so that the network learns the task before it is pushed to be sparse
     augment: add the shifted and the blended copy of every sample (3x epoch)
     shift_max: largest per-channel shift S in steps; 10 steps = 100 ms at dt = 10 ms, the
         same time span as the method's S = 100 at CRSNN's 1 ms steps (S = 100 at 10 ms would
@@ -76,6 +79,7 @@ class TrainConfig:
     learn_delays: bool = True
     sigma0: float = 10.0
     grad_clip: float = 5.0
+    rate_warmup: int = 0
     augment: bool = True
     shift_max: int = 10
     val_fraction: float = 0.1
@@ -99,7 +103,7 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "pool", "input_channels"):
             if not (is_int(getattr(self, name)) and getattr(self, name) >= 1):
                 bad(name, "a positive integer")
-        for name in ("seed", "shift_max"):
+        for name in ("seed", "shift_max", "rate_warmup"):
             if not (is_int(getattr(self, name)) and getattr(self, name) >= 0):
                 bad(name, "an integer >= 0")
         for name in ("lr", "delay_lr", "dt_ms"):
@@ -157,6 +161,11 @@ PRESETS: dict[str, TrainConfig] = {
     "delrec": TrainConfig(preset="delrec", network=_DELREC_NET, lr=1e-3, weight_decay=1e-5, lr_schedule="cosine",
                           delay_lr=3e-2),
 }
+
+
+def rate_scale_at(config: TrainConfig, epoch: int) -> float:
+    """Factor on the spike-rate penalty at ``epoch`` (0-based): min(1, epoch / rate_warmup)."""
+    return 1.0 if config.rate_warmup == 0 else min(1.0, epoch / config.rate_warmup)
 
 
 def sigma_at(config: TrainConfig, epoch: int) -> float:

@@ -40,7 +40,7 @@ import numpy as np
 from evsim.errors import EvsimError
 
 from .checkpoint import CheckpointError, load_checkpoint, rng_from_state, rng_state, save_checkpoint
-from .presets import TrainConfig, sigma_at
+from .presets import TrainConfig, rate_scale_at, sigma_at
 
 __all__ = ["TrainingError", "Reporter", "RunFiles", "train"]
 
@@ -241,7 +241,8 @@ def train(config: TrainConfig, train_path: str, test_path: str, out_dir: str, *,
             rates = None
             for x, y in iterate_batches(train_ds, train_idx, config.batch_size, rng, shuffle=True, augment=augment):
                 try:
-                    loss, stats = train_step(net, opt, x, y, rng, sigma, clip=config.grad_clip or None)
+                    loss, stats = train_step(net, opt, x, y, rng, sigma, clip=config.grad_clip or None,
+                                             rate_scale=rate_scale_at(config, epoch))
                 except DivergedError as exc:
                     raise TrainingError(f"{exc} at epoch {epoch + 1}; training stopped. "
                                         f"The last good checkpoint (end of epoch {epoch}) is kept in {files.checkpoint}; "

@@ -25,7 +25,7 @@ from evsim import event, reference
 from evsim.errors import EvsimError
 from evsim.model import HiddenLayer, Model, ModelMetadata, Readout
 from tests.strategies import (RECURRENT_INPUT_KW, RECURRENT_MODEL_KW, inputs, model_and_inputs, models,
-                              random_case, recurrent_cases)
+                              random_case, recurrent_cases, spike_times)
 
 TIE_TOL = 1e-9
 MAX_TIE_FRACTION = 0.05     # of one example's samples (batches hold <= 3: no tie at all)
@@ -210,6 +210,71 @@ def test_stream_equals_batch(model, data):
     assert np.array_equal(again, whole.readout[0])
 
 
+@settings(max_examples=60, **HYP)
+@given(models(max_neurons=24), st.data())
+def test_pushed_raw_events_equal_the_binned_sample(model, data):
+    """Raw (times, units) pushed in random pieces, with or without ``until``, then
+    ``finish``: the readout rows, scores and counters equal ``simulate`` on the sample
+    binned as a file is (same dt, pooling and fixed ``n_steps``)."""
+    import dataclasses
+
+    from evsim.data import bin_spikes
+
+    pool = data.draw(st.integers(1, 3), label="pool")
+    channels = model.n_inputs * pool - data.draw(st.integers(0, pool - 1), label="short")
+    dt = data.draw(st.sampled_from([1.0, 2.5, 10.0]), label="dt")
+    fixed = data.draw(st.one_of(st.none(), st.integers(1, 60)), label="n_steps")
+    meta = dataclasses.replace(model.metadata, dt_ms=dt, input_channels=channels, pool=pool, n_steps=fixed)
+    model = dataclasses.replace(model, metadata=meta)
+    times = np.sort(np.array(data.draw(spike_times(dt, max_t=0.4, min_size=0, max_size=60), label="times"),
+                             dtype=np.float64))           # many on or one ulp beside a step edge
+    n_ev = times.size
+    units = np.array(data.draw(st.lists(st.integers(0, channels - 1), min_size=n_ev, max_size=n_ev), label="units"),
+                     dtype=np.int64)
+    x = bin_spikes(times, units, dt_ms=dt, n_channels=channels, pool=pool, n_steps=fixed)
+    whole = event.simulate(model, x[None])
+    cuts = sorted(set(data.draw(st.lists(st.integers(0, n_ev), max_size=5), label="cuts")))
+    stream = event.EventStream(model)
+    rows = []
+    bounds = [0] + cuts + [n_ev]
+    for lo, hi in zip(bounds[:-1], bounds[1:]):
+        until = None
+        if hi < n_ev and data.draw(st.booleans(), label="until"):
+            until = float(times[hi])            # complete up to the next piece's first event
+        rows.append(stream.push(times[lo:hi], units[lo:hi], until=until))
+    rows.append(stream.finish())
+    out = np.concatenate(rows)
+    assert out.shape == whole.readout[0].shape
+    assert np.array_equal(out, whole.readout[0])
+    assert np.array_equal(stream.scores, whole.scores[0]) and stream.prediction == whole.predictions[0]
+    assert stream.stats["synaptic_events"] == whole.stats["synaptic_events"][0]
+    assert stream.finish().shape == (0, model.n_classes)       # nothing left to run
+
+
+def test_push_runs_steps_as_they_complete_and_refuses_the_past():
+    layer = HiddenLayer(weight=np.ones((1, 2), np.float32), bias=np.zeros(1, np.float32), beta=np.zeros(1),
+                        threshold=np.full(1, 0.5), gain=np.ones(1))
+    readout = Readout(weight=np.ones((2, 1), np.float32), bias=np.zeros(2, np.float32), beta=np.zeros(2),
+                      gain=np.ones(2))
+    model = Model(layers=(layer,), readout=readout,
+                  metadata=ModelMetadata(dt_ms=10.0, input_channels=4, pool=2, class_names=("a", "b")))
+    stream = event.EventStream(model)
+    assert stream.push([0.001, 0.025], [0, 3]).shape == (2, 2)    # steps 0, 1 done; step 2 may grow
+    assert stream.n_steps == 2
+    assert stream.push([0.029], [1]).shape == (0, 2)              # still step 2
+    assert stream.push([], [], until=0.06).shape == (4, 2)        # steps 2..5 complete
+    with pytest.raises(EvsimError, match=r"an event at 0.05 s belongs to step 5, which has already run \(6 steps"):
+        stream.push([0.05], [0])
+    for bad in (float("nan"), -1.0):
+        with pytest.raises(EvsimError, match="until"):
+            stream.push([], [], until=bad)
+    with pytest.raises(EvsimError, match=r"unit 4 outside \[0, 4\)"):
+        stream.push([0.1], [4])
+    assert stream.finish().shape == (0, 2)
+    stream.reset()
+    assert stream.n_steps == 0 and stream.finish().shape == (1, 2)   # an empty sample: one step
+
+
 @settings(max_examples=40, **HYP)
 @given(models(max_neurons=24), st.data())
 def test_batch_equals_single_samples(model, data):
@@ -378,6 +443,22 @@ def test_ring_buffer_memory_does_not_grow_with_length():
     assert stream._state.ring.size == (7 + 2) * 4
     stream.run_chunk(np.ones((500, 1)))
     assert stream._state.ring.size == (7 + 2) * 4 and stream.n_steps == 500
+
+
+def test_absurd_delays_are_refused_before_allocating_the_queues():
+    """Delays near the model-file limit (1e6 steps) on a wide layer would need gigabytes of
+    queue per sample: a clear error instead, before any allocation."""
+    n = 300
+    layer = _layer(np.ones((n, 1)), recurrence="conv", recurrent=np.ones(3),
+                   delays=np.full(n, 999_999))
+    model = _model([layer])
+    with pytest.raises(EvsimError, match=r"delay queues would need 2289 MiB per sample, more than the 1024 MiB "
+                                         r"limit \(a layer of 300 neurons has a delay of 999999 steps\)"):
+        event.EventStream(model)
+    with pytest.raises(EvsimError, match="delay queues"):
+        event.simulate(model, np.zeros((1, 2, 1)))
+    below = _layer(np.ones((n, 1)), recurrence="conv", recurrent=np.ones(3), delays=np.full(n, 400_000))
+    assert event._check_queue_memory([below]) is None    # 916 MiB: allowed (not allocated here)
 
 
 def test_threads_do_not_change_results():

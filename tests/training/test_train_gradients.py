@@ -15,6 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from evsim.errors import EvsimError
 from training import Network, NetworkConfig
 
 from .train_strategies import randomise, small_configs
@@ -71,7 +72,8 @@ def cases(draw):
     cfg = draw(small_configs(detach=False))
     rate_reg = draw(st.sampled_from([0.0, 0.0, 0.5, 5.0]))
     if rate_reg:
-        cfg = dataclasses.replace(cfg, rate_reg=rate_reg, rate_target=draw(st.sampled_from([0.0, 0.05, 0.2])))
+        cfg = dataclasses.replace(cfg, rate_reg=rate_reg, rate_target=draw(st.sampled_from([0.0, 0.05, 0.2])),
+                                  rate_cost=draw(st.sampled_from(["uniform", "synops"])))
     seed = draw(st.integers(0, 2**31 - 1))
     rng = np.random.default_rng(seed)
     b = draw(st.integers(1, 3))
@@ -149,6 +151,66 @@ def test_rate_penalty_gradients(path, target):
     assert np.array_equal(grads["readout.weight"], g0["readout.weight"])
     # ... and the whole gradient matches finite differences
     assert_fd(net, x, y, sigma=1.5)
+
+
+@pytest.mark.parametrize("target", ["l1", "hinge"])
+def test_synops_penalty_value_and_gradients(target):
+    """rate_cost "synops": one fan-out-weighted rate C = sum_l f_l S_l / (B T sum_l n_l f_l),
+    computed here by hand from the spike counts; P and the whole gradient match finite
+    differences (the penalty weighted so that it dominates)."""
+    path = dict(recurrence=("dense", "conv"), reset="zero")
+    cfg = NetworkConfig(n_inputs=3, hidden=(4, 3), kernel_size=3, n_classes=5, surrogate_alpha=2.0,
+                        smooth_forward=True, dropout=0.2, rec_dropout=0.2, batchnorm=True, dtype="float64",
+                        rate_reg=50.0, rate_cost="synops", **path)
+    assert cfg.fan_out() == (3 + 4, 5 + 3)       # next layer + dense n_0; classes + conv k
+    rng = np.random.default_rng(5)
+    net = randomise(Network.init(cfg, 1), rng)
+    x = rng.poisson(1.0, (3, 12, 3)).astype(np.float64)
+    y = np.array([0, 1, 4])
+    base = Network(dataclasses.replace(cfg, rate_reg=0.0), net.params, net.buffers)
+    l0, g0, s0 = base.loss_and_grad(x, y, 3, 1.5, update_stats=False)
+    # smooth forward: "spikes" are the surrogate primitive, so rates are means of those values
+    r = np.array(s0["spike_rate"])
+    c = (7 * 4 * r[0] + 8 * 3 * r[1]) / (4 * 7 + 3 * 8)
+    if target == "hinge":
+        net.config = dataclasses.replace(cfg, rate_reg=3000.0, rate_target=float(c) - 0.02)
+        expected = 3000.0 * 0.02 ** 2
+    else:
+        expected = 50.0 * c
+    loss, grads, stats = net.loss_and_grad(x, y, 3, 1.5, update_stats=False)
+    np.testing.assert_allclose(stats["rate_penalty"], expected, rtol=1e-9)
+    np.testing.assert_allclose(loss, l0 + stats["rate_penalty"], rtol=1e-12)
+    for k in net.params:
+        if k.startswith("layer") and not k.endswith(".bias"):
+            assert np.linalg.norm(grads[k] - g0[k]) > 0.05 * np.linalg.norm(grads[k]), k
+    assert_fd(net, x, y, sigma=1.5)
+    # below the target: no penalty and exactly the unregularised gradients
+    net.config = dataclasses.replace(cfg, rate_reg=3000.0, rate_target=float(c) + 0.02)
+    loss, grads, stats = net.loss_and_grad(x, y, 3, 1.5, update_stats=False)
+    assert stats["rate_penalty"] == 0.0 and loss == l0
+    assert all(np.array_equal(grads[k], g0[k]) for k in grads)
+
+
+@pytest.mark.parametrize("cost", ["uniform", "synops"])
+def test_rate_scale_is_a_factor_on_the_weight(cost):
+    """loss_and_grad(rate_scale=s) is the network with rate_reg * s, bit for bit (the
+    trainer's warm-up ramp), and rate_scale=0 is the unregularised network."""
+    cfg = NetworkConfig(n_inputs=3, hidden=(4, 3), kernel_size=3, n_classes=3, dropout=0.0, rec_dropout=0.0,
+                        dtype="float64", rate_reg=8.0, rate_cost=cost)
+    rng = np.random.default_rng(2)
+    net = randomise(Network.init(cfg, 1), rng)
+    x = rng.poisson(2.0, (2, 10, 3)).astype(np.float64)
+    y = np.array([0, 2])
+    for scale, reg in ((0.25, 2.0), (0.0, 0.0)):
+        ref = Network(dataclasses.replace(cfg, rate_reg=reg), net.params, net.buffers)
+        la, ga, sa = net.loss_and_grad(x, y, 3, 1.0, update_stats=False, rate_scale=scale)
+        lb, gb, sb = ref.loss_and_grad(x, y, 3, 1.0, update_stats=False)
+        assert la == lb and sa["rate_penalty"] == sb["rate_penalty"]
+        assert all(np.array_equal(ga[k], gb[k]) for k in ga)
+    assert net.loss_and_grad(x, y, 3, 1.0, update_stats=False)[2]["rate_penalty"] > 0
+    for bad in (-1.0, float("nan"), float("inf")):
+        with pytest.raises(EvsimError, match="rate_scale"):
+            net.loss_and_grad(x, y, 3, 1.0, rate_scale=bad)
 
 
 def test_delay_gradient_nonzero_and_correct_at_sigma_zero():

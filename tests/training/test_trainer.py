@@ -93,8 +93,8 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, toy, monkey
     cfg = small_config()
     original = Network.loss_and_grad
 
-    def poisoned(self, x, y, rng, sigma):
-        loss, grads, stats = original(self, x, y, rng, sigma)
+    def poisoned(self, x, y, rng, sigma, **kw):
+        loss, grads, stats = original(self, x, y, rng, sigma, **kw)
         return (float("nan") if sigma < cfg.sigma0 else loss), grads, stats   # from the 2nd epoch on
 
     monkeypatch.setattr(Network, "loss_and_grad", poisoned)
@@ -111,10 +111,10 @@ def test_ctrl_c_exports_the_best_model_and_can_resume(tmp_path, toy, monkeypatch
     cfg = small_config()
     original = Network.loss_and_grad
 
-    def interrupted(self, x, y, rng, sigma):
+    def interrupted(self, x, y, rng, sigma, **kw):
         if sigma < cfg.sigma0:   # the 2nd epoch
             raise KeyboardInterrupt
-        return original(self, x, y, rng, sigma)
+        return original(self, x, y, rng, sigma, **kw)
 
     monkeypatch.setattr(Network, "loss_and_grad", interrupted)
     with pytest.raises(TrainingError, match="interrupted during epoch 2; .* \\(continue with --resume\\)"):
@@ -150,6 +150,9 @@ def test_refuses_to_overwrite_a_run_and_resume_needs_a_checkpoint(tmp_path, toy)
     ({"val_fraction": 0}, "val_fraction: 0; expected a fraction strictly between 0 and 1"),
     ({"lr": float("inf")}, "lr: inf; expected a finite positive number"),
     ({"preset": "other"}, "preset: 'other'; expected one of crsnn, delrec"),
+    ({"rate_warmup": -1}, "rate_warmup: -1; expected an integer >= 0"),
+    ({"rate_warmup": 1.5}, "rate_warmup: 1.5; expected an integer >= 0"),
+    ({"network": {"rate_cost": "energy"}}, "rate_cost: 'energy'; expected one of uniform, synops"),
 ])
 def test_bad_configuration_fails_before_any_work(sets, message):
     with pytest.raises(EvsimError) as info:
@@ -190,6 +193,32 @@ def test_sigma_schedule_is_delrecs():
     assert sigma_at(cfg, 100) == pytest.approx(10 * 0.95 ** 100)
     cfg = make_config("crsnn", overrides={"epochs": 20})
     assert sigma_at(cfg, 20) == pytest.approx(10 * 0.95 ** 100)   # same end point for any length
+
+
+def test_rate_warmup_ramps_the_penalty_per_epoch(tmp_path, toy, monkeypatch):
+    """rate_warmup = W: the penalty's weight is scaled by e / W at 0-based epoch e (full from
+    epoch W on); every training step of an epoch gets that epoch's scale, also on resume."""
+    import training.optim
+    from training.presets import rate_scale_at
+
+    cfg = make_config("crsnn", overrides={"epochs": 6, "rate_warmup": 4})
+    assert [rate_scale_at(cfg, e) for e in range(6)] == [0.0, 0.25, 0.5, 0.75, 1.0, 1.0]
+    assert rate_scale_at(make_config("crsnn"), 0) == 1.0          # default: no warm-up
+    seen = []
+    original = training.optim.train_step
+
+    def spy(*args, **kw):
+        seen.append(kw["rate_scale"])
+        return original(*args, **kw)
+
+    monkeypatch.setattr(training.optim, "train_step", spy)
+    net = {"rate_reg": 1.0, "rate_target": 0.01, "rate_cost": "synops"}
+    cfg = small_config(epochs=3, rate_warmup=2, network={**small_config().network, **net})
+    train(cfg, *toy, tmp_path / "run", stop_after_epochs=2)
+    train(cfg, *toy, tmp_path / "run", resume=True)
+    per_epoch = len(seen) // 3
+    assert len(seen) == 3 * per_epoch and per_epoch > 0
+    assert seen == [0.0] * per_epoch + [0.5] * per_epoch + [1.0] * per_epoch
 
 
 def test_test_file_is_classified_once_after_the_last_epoch(tmp_path, toy, monkeypatch):
