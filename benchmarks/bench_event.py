@@ -208,6 +208,32 @@ def time_both(model, ev_samples, de_samples, repeats):
     return te / len(ev_samples), td / len(de_samples), syn / te
 
 
+def compare_models(paths, samples, dense_samples, repeats):
+    """Batch 1, one thread: event vs dense for each trained model, with its recorded
+    accuracies (validation and test, from the model's provenance)."""
+    import numba
+
+    from evsim.model import load_model
+
+    numba.set_num_threads(1)
+    rows = []
+    audio_s = np.mean([s.shape[0] for s in samples]) * DT_MS / 1000.0
+    for path in paths:
+        model = load_model(path)
+        x, lengths = pad_batch(samples[:32])
+        rates = firing_rates(model, x, lengths)
+        te, td, syn_rate = time_both(model, samples, dense_samples, repeats)
+        prov = model.metadata.provenance
+        rows.append({"model": str(path), "rates": rates.tolist(),
+                     "validation_accuracy": prov.get("validation_accuracy"), "test_accuracy": prov.get("test_accuracy"),
+                     "event_ms_per_sample": te * 1e3, "dense_ms_per_sample": td * 1e3, "speedup": td / te,
+                     "realtime_factor": audio_s / te, "synaptic_events_per_s": syn_rate})
+        print(f"  {path}: rates {np.round(rates, 3).tolist()}, event {te * 1e3:.3f} ms, dense {td * 1e3:.2f} ms, "
+              f"x{td / te:.1f}", flush=True)
+    numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+    return rows
+
+
 def rate_sweep(samples, dense_samples, rates, repeats):
     import numba
 
@@ -285,6 +311,15 @@ def report(res: dict) -> str:
          "synaptic events/s"],
         [[r["hidden"], str(np.round(r["measured_rates"], 3).tolist()), r["event_ms_per_sample"],
           r["dense_ms_per_sample"], r["speedup"], r["synaptic_events_per_s"]] for r in res["size_sweep"]]), ""]
+    if res.get("compare"):
+        def pct(v):
+            return "-" if v is None else f"{100 * v:.1f} %"
+        lines += ["Trained models, batch 1, one thread (accuracies as recorded by `evsim train`):", "", markdown_table(
+            ["model", "firing rates (per layer)", "validation", "test", "event ms/sample", "dense ms/sample",
+             "event / dense", "x real time"],
+            [[r["model"], str(np.round(r["rates"], 3).tolist()), pct(r["validation_accuracy"]), pct(r["test_accuracy"]),
+              r["event_ms_per_sample"], r["dense_ms_per_sample"], r["speedup"], r["realtime_factor"]]
+             for r in res["compare"]]), ""]
     t = res["targets"]
     lines += ["Targets (batch 1, one thread): "
               f"event/dense x{t['speedup_batch1']:.1f} (>= 20: {'yes' if t['speedup_batch1'] >= 20 else 'NO'}), "
@@ -300,6 +335,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--model", help="a trained .npz model to use instead of the calibrated random one")
     ap.add_argument("--data", default=DIGITS, help="SHD-layout test file (default: %(default)s)")
     ap.add_argument("--rate", type=float, default=0.03, help="target firing rate of the random model (default 0.03)")
+    ap.add_argument("--compare", nargs="+", default=[], metavar="MODEL",
+                    help="more trained .npz models to time against the dense engine in the same run (batch 1, one thread)")
     ap.add_argument("--no-write", action="store_true", help="print only; do not write JSON / README")
     args = ap.parse_args(argv)
 
@@ -339,16 +376,23 @@ def main(argv=None) -> dict:
     sizes = [256, 1024] if quick else [256, 512, 1024, 2048, 4096]
     ss = size_sweep(samples[:16 if quick else 64], dense_samples[:4 if quick else 8], sizes, 0.03, repeats)
 
+    cmp_rows = []
+    if args.compare:
+        print("trained models", flush=True)
+        cmp_rows = compare_models(args.compare, samples[:200 if not quick else 24], dense_samples[:40 if not quick else 6],
+                                  repeats)
+
     b1 = tp["batch1_threads1"]
     res = {
         "command": "python benchmarks/bench_event.py" + (" --quick" if quick else "")
-                   + (f" --model {args.model}" if args.model else ""),
+                   + (f" --model {args.model}" if args.model else "")
+                   + (" --compare " + " ".join(args.compare) if args.compare else ""),
         "environment": environment(),
         "model": {"description": desc, "rates": rates.tolist()},
         "samples": {"event": len(samples), "dense": len(dense_samples),
                     "mean_steps": float(np.mean([s.shape[0] for s in samples])),
                     "synaptic_events_total": syn},
-        "throughput": tp, "streaming": st, "rate_sweep": rs, "size_sweep": ss,
+        "throughput": tp, "streaming": st, "rate_sweep": rs, "size_sweep": ss, "compare": cmp_rows,
         "targets": {"speedup_batch1": b1["speedup"], "realtime_factor_1core": b1["event_realtime_factor"],
                     "synaptic_events_per_s_per_core": b1["event_synaptic_events_per_s_per_core"]},
     }

@@ -116,21 +116,26 @@ def test_paths(path, surrogate):
     assert_fd(net, x, y, sigma=1.5)
 
 
+def penalty_case(seed, y, **cfg_kw):
+    """A small smooth-forward float64 network with a spike-rate penalty, its input, and the
+    loss, gradients and stats of the same network without the penalty."""
+    cfg = NetworkConfig(n_inputs=3, hidden=(4, 3), kernel_size=3, surrogate_alpha=2.0, smooth_forward=True,
+                        dropout=0.2, rec_dropout=0.2, batchnorm=True, dtype="float64", **cfg_kw)
+    rng = np.random.default_rng(seed)
+    net = randomise(Network.init(cfg, 1), rng)
+    x = rng.poisson(1.0, (3, 12, 3)).astype(np.float64)
+    base = Network(dataclasses.replace(cfg, rate_reg=0.0), net.params, net.buffers)
+    return cfg, net, x, base.loss_and_grad(x, y, 3, 1.5, update_stats=False)
+
+
 @pytest.mark.parametrize("target", ["l1", "between"])
 @pytest.mark.parametrize("path", [PATHS[1], PATHS[2]])
 def test_rate_penalty_gradients(path, target):
     """The spike-rate penalty, weighted heavily so that its share of every gradient is far
     above the FD tolerance: L1 form (rate_target 0), and the squared hinge with the target
     between the two layers' rates (one layer penalised, one not)."""
-    cfg = NetworkConfig(n_inputs=3, hidden=(4, 3), kernel_size=3, n_classes=3, surrogate_alpha=2.0,
-                        smooth_forward=True, dropout=0.2, rec_dropout=0.2, batchnorm=True, dtype="float64",
-                        rate_reg=20.0, **path)
-    rng = np.random.default_rng(11)
-    net = randomise(Network.init(cfg, 1), rng)
-    x = rng.poisson(1.0, (3, 12, 3)).astype(np.float64)
     y = np.array([0, 1, 2])
-    base = Network(dataclasses.replace(cfg, rate_reg=0.0), net.params, net.buffers)
-    l0, g0, _ = base.loss_and_grad(x, y, 3, 1.5, update_stats=False)
+    cfg, net, x, (l0, g0, _) = penalty_case(11, y, n_classes=3, rate_reg=20.0, **path)
     rates = np.array(net.loss_and_grad(x, y, 3, 1.5, update_stats=False)[2]["spike_rate"])
     if target == "between":
         # layer 1 is penalised; layer 0 is not, its parameters feel P only through layer 1
@@ -158,17 +163,10 @@ def test_synops_penalty_value_and_gradients(target):
     """rate_cost "synops": one fan-out-weighted rate C = sum_l f_l S_l / (B T sum_l n_l f_l),
     computed here by hand from the spike counts; P and the whole gradient match finite
     differences (the penalty weighted so that it dominates)."""
-    path = dict(recurrence=("dense", "conv"), reset="zero")
-    cfg = NetworkConfig(n_inputs=3, hidden=(4, 3), kernel_size=3, n_classes=5, surrogate_alpha=2.0,
-                        smooth_forward=True, dropout=0.2, rec_dropout=0.2, batchnorm=True, dtype="float64",
-                        rate_reg=50.0, rate_cost="synops", **path)
-    assert cfg.fan_out() == (3 + 4, 5 + 3)       # next layer + dense n_0; classes + conv k
-    rng = np.random.default_rng(5)
-    net = randomise(Network.init(cfg, 1), rng)
-    x = rng.poisson(1.0, (3, 12, 3)).astype(np.float64)
     y = np.array([0, 1, 4])
-    base = Network(dataclasses.replace(cfg, rate_reg=0.0), net.params, net.buffers)
-    l0, g0, s0 = base.loss_and_grad(x, y, 3, 1.5, update_stats=False)
+    cfg, net, x, (l0, g0, s0) = penalty_case(5, y, n_classes=5, rate_reg=50.0, rate_cost="synops",
+                                             recurrence=("dense", "conv"), reset="zero")
+    assert cfg.fan_out() == (3 + 4, 5 + 3)       # next layer + dense n_0; classes + conv k
     # smooth forward: "spikes" are the surrogate primitive, so rates are means of those values
     r = np.array(s0["spike_rate"])
     c = (7 * 4 * r[0] + 8 * 3 * r[1]) / (4 * 7 + 3 * 8)
