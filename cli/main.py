@@ -200,13 +200,14 @@ class _TrainReporter:
 @click.option("--lr", type=float, help="Shorthand for --set lr=X.")
 @click.option("--seed", type=click.IntRange(0), help="Shorthand for --set seed=N.")
 @click.option("--no-delay-learning", is_flag=True, help="Ablation: keep the delays at their (rounded) initial values.")
+@click.option("--init-from", type=click.Path(), metavar="RUN", help="Start from the best network of an earlier run (its --out directory or checkpoint.npz) instead of a random one, e.g. to fine-tune it sparser.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="runs/latest", show_default=True, help="Output directory (model.npz, checkpoint.npz, log.jsonl, result.json).")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
 @click.option("--max-minutes", type=float, help="Stop after the first epoch that ends past this many minutes.")
 @click.option("--json", "as_json", is_flag=True, help="Print the final result as JSON.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
 def train(dataset, data_dir, train_file, test_file, preset, config_file, overrides, epochs, batch_size, lr, seed,
-          no_delay_learning, out_dir, resume, max_minutes, as_json, quiet):
+          no_delay_learning, init_from, out_dir, resume, max_minutes, as_json, quiet):
     """Train a delay-learning spiking network and export model.npz.
 
     \b
@@ -233,6 +234,8 @@ def train(dataset, data_dir, train_file, test_file, preset, config_file, overrid
             sets[key] = value
     if no_delay_learning:
         sets["learn_delays"] = False
+    if init_from:
+        sets["init_from"] = os.path.abspath(init_from)
     explicit = bool(sets or config_file or preset)
     # --resume alone continues with the run's own settings; given settings must match them
     config = saved_config(out_dir) if resume and not explicit else make_config(preset or "crsnn", config_file, sets)

@@ -58,6 +58,11 @@ class TrainConfig:
     rate_warmup: epochs over which the spike-rate penalty's weight ramps linearly from 0 to
         ``network.rate_reg`` (scale e / rate_warmup at 0-based epoch e; 0 = full from the
         start), so that the network learns the task before it is pushed to be sparse
+    init_from: start from the network of an earlier run instead of a random one: that run's
+        directory or its ``checkpoint.npz`` (the best network it exported is used: weights,
+        delays, BatchNorm statistics, neuron constants); the architecture must be the same.
+        "" (default): random initialisation.  E.g. sparsity fine-tuning: the rate penalty
+        applied to a trained network for a few epochs.
     augment: add the shifted and the blended copy of every sample (3x epoch)
     shift_max: largest per-channel shift S in steps; 10 steps = 100 ms at dt = 10 ms, the
         same time span as the method's S = 100 at CRSNN's 1 ms steps (S = 100 at 10 ms would
@@ -80,6 +85,7 @@ class TrainConfig:
     sigma0: float = 10.0
     grad_clip: float = 5.0
     rate_warmup: int = 0
+    init_from: str = ""
     augment: bool = True
     shift_max: int = 10
     val_fraction: float = 0.1
@@ -120,6 +126,8 @@ class TrainConfig:
                 bad(name, "one of one_cycle, cosine, constant")
         if not (is_real(self.val_fraction) and 0.0 < self.val_fraction < 1.0):
             bad("val_fraction", "a fraction strictly between 0 and 1")
+        if not isinstance(self.init_from, str):
+            bad("init_from", "a path to a run directory or checkpoint.npz (or \"\" for none)")
         if not isinstance(self.network, dict):
             bad("network", "a table of network settings")
 

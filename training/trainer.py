@@ -83,6 +83,20 @@ def _prefixed(prefix: str, d: dict) -> dict:
     return {prefix + k: v for k, v in d.items()}
 
 
+def _init_state(source: str) -> dict:
+    """The network state that ``init_from`` names: the best network of the run in the
+    directory (or checkpoint file) ``source``, else its last one."""
+    path = os.path.join(source, "checkpoint.npz") if os.path.isdir(source) else source
+    if not os.path.isfile(path):
+        raise TrainingError(f"init_from: no checkpoint at {path}; give an earlier run's directory or its checkpoint.npz")
+    ck = load_checkpoint(path)
+    state = _unprefixed("best/", ck) or _unprefixed("net/", ck)
+    if not state:
+        raise TrainingError(f"init_from: {path} holds no network state")
+    state.pop("config", None)
+    return state
+
+
 def _unprefixed(prefix: str, d: dict) -> dict:
     return {k[len(prefix):]: v for k, v in d.items() if k.startswith(prefix)}
 
@@ -157,6 +171,7 @@ def train(config: TrainConfig, train_path: str, test_path: str, out_dir: str, *,
     if not resume and os.path.exists(files.checkpoint):
         raise TrainingError(f"{out_dir} already holds a run (checkpoint.npz); use --resume to continue it or choose another --out")
     config.network_config()  # validate before loading data
+    init_state = _init_state(config.init_from) if config.init_from and not resume else None
 
     # -- data --------------------------------------------------------------------------
     data_kw = dict(dt_ms=config.dt_ms, pool=config.pool, input_channels=config.input_channels)
@@ -182,6 +197,12 @@ def train(config: TrainConfig, train_path: str, test_path: str, out_dir: str, *,
 
     # -- state -------------------------------------------------------------------------
     net = Network.init(net_cfg, seed=config.seed)
+    if init_state is not None:
+        try:
+            net.load_state_dict(init_state)
+        except EvsimError as exc:
+            raise TrainingError(f"init_from {config.init_from}: {exc}; its network must have this run's "
+                                "architecture (layers, recurrences, kernel size, inputs and classes)") from None
     if not config.learn_delays:
         for name in net.delay_names:
             net.params[name][...] = np.rint(net.params[name])

@@ -46,7 +46,9 @@ def test_train_bad_settings_fail_before_work(tmp_path):
     tr = _toy(tmp_path / "tr.h5", 8, 1)
     for args, message in ((["--preset", "snn"], "unknown preset 'snn'"),
                           (["--set", "network.kernel_size=4"], "kernel_size: 4; expected an odd positive integer"),
-                          (["--set", "epochs"], "--set 'epochs': expected KEY=VALUE")):
+                          (["--set", "epochs"], "--set 'epochs': expected KEY=VALUE"),
+                          (["--init-from", tmp_path / "nowhere"], "init_from: no checkpoint at"),
+                          (["--set", "network.rate_cost=energy"], "rate_cost: 'energy'; expected one of uniform, synops")):
         res = run("train", "--train", tr, "--test", tr, "--out", tmp_path / "x", *args)
         assert res.exit_code == 1 and message in res.output, res.output
         assert isinstance(res.exception, SystemExit)

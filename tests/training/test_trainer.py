@@ -221,6 +221,41 @@ def test_rate_warmup_ramps_the_penalty_per_epoch(tmp_path, toy, monkeypatch):
     assert seen == [0.0] * per_epoch + [0.5] * per_epoch + [1.0] * per_epoch
 
 
+def test_init_from_starts_from_the_earlier_runs_best_network(tmp_path, toy, monkeypatch):
+    """--init-from: the first training step sees exactly the parameters and buffers of the
+    earlier run's best network; a missing run or another architecture fails before any
+    training, with one clear line."""
+    import training.optim
+    from training.checkpoint import load_checkpoint
+
+    train(small_config(epochs=2), *toy, tmp_path / "a")
+    best = {k: v for k, v in load_checkpoint(tmp_path / "a" / "checkpoint.npz").items() if k.startswith("best/")}
+    assert best
+    seen = {}
+    original = training.optim.train_step
+
+    def spy(net, *args, **kw):
+        if not seen:
+            seen.update({f"best/param.{k}": v.copy() for k, v in net.params.items()})
+            seen.update({f"best/buffer.{k}": v.copy() for k, v in net.buffers.items()})
+        return original(net, *args, **kw)
+
+    monkeypatch.setattr(training.optim, "train_step", spy)
+    for source in (tmp_path / "a", tmp_path / "a" / "checkpoint.npz"):
+        seen.clear()
+        out = tmp_path / ("b" + source.suffix)
+        train(small_config(epochs=1, init_from=str(source), seed=5), *toy, out)
+        assert set(seen) == set(best) - {"best/config"}
+        for k, v in seen.items():
+            assert np.array_equal(v, best[k]), k
+    with pytest.raises(TrainingError, match="init_from: no checkpoint at .*nowhere"):
+        train(small_config(init_from=str(tmp_path / "nowhere")), *toy, tmp_path / "c")
+    other = small_config(init_from=str(tmp_path / "a"), network={**small_config().network, "hidden": [12, 9]})
+    with pytest.raises(TrainingError, match="init_from .*: state_dict array 'param.layer1.weight' has shape \\(10, 12\\), "
+                                            "expected \\(9, 12\\); its network must have this run's architecture"):
+        train(other, *toy, tmp_path / "d")
+
+
 def test_test_file_is_classified_once_after_the_last_epoch(tmp_path, toy, monkeypatch):
     import evsim.run
 
