@@ -57,7 +57,8 @@ class TrainConfig:
     grad_clip: global gradient-norm clip (0 disables)
     rate_warmup: epochs over which the spike-rate penalty's weight ramps linearly from 0 to
         ``network.rate_reg`` (scale e / rate_warmup at 0-based epoch e; 0 = full from the
-        start), so that the network learns the task before it is pushed to be sparse
+        start), so that the network learns the task before it is pushed to be sparse.
+        Only epochs at full weight compete for the exported model; rate_warmup < epochs.
     init_from: start from the network of an earlier run instead of a random one: that run's
         directory or its ``checkpoint.npz`` (the best network it exported is used: weights,
         delays, BatchNorm statistics, neuron constants); the architecture must be the same.
@@ -126,6 +127,8 @@ class TrainConfig:
                 bad(name, "one of one_cycle, cosine, constant")
         if not (is_real(self.val_fraction) and 0.0 < self.val_fraction < 1.0):
             bad("val_fraction", "a fraction strictly between 0 and 1")
+        if self.rate_warmup and is_int(self.epochs) and self.rate_warmup >= self.epochs:
+            bad("rate_warmup", f"fewer epochs than epochs ({self.epochs}), so that the penalty reaches full weight")
         if not isinstance(self.init_from, str):
             bad("init_from", "a path to a run directory or checkpoint.npz (or \"\" for none)")
         if not isinstance(self.network, dict):

@@ -282,11 +282,13 @@ def train(config: TrainConfig, train_path: str, test_path: str, out_dir: str, *,
                       "delays_mean": float(np.mean([net.params[n].mean() for n in net.delay_names])) if net.delay_names else None,
                       "seconds": time.time() - t0}
             history.append(record)
-            if val["accuracy"] > best["val_accuracy"]:
+            # during the penalty's warm-up a network is not yet trained to be sparse: only
+            # epochs at full penalty weight are candidates for the exported model
+            if rate_scale_at(config, epoch) == 1.0 and val["accuracy"] > best["val_accuracy"]:
                 best = {"epoch": epoch + 1, "val_accuracy": val["accuracy"]}
                 best_state = {k: np.array(v) for k, v in net.state_dict().items()}
             ck = {**_prefixed("net/", net.state_dict()), **_prefixed("opt/", opt.state_dict()),
-                  **_prefixed("best/", best_state), "rng": rng_state(rng), "epoch": np.array(epoch),
+                  **_prefixed("best/", best_state or {}), "rng": rng_state(rng), "epoch": np.array(epoch),
                   "history": np.array(json.dumps(history)), "best": np.array(json.dumps(best)),
                   "config": np.array(config.to_json())}
             save_checkpoint(files.checkpoint, ck)
@@ -307,10 +309,12 @@ def train(config: TrainConfig, train_path: str, test_path: str, out_dir: str, *,
                             f"{files.checkpoint} (continue with --resume)"
                             + (f", the best model so far in {files.model}" if best_state is not None else "")) from None
 
-    if best_state is None:
-        raise TrainingError("no epoch finished; nothing to export")
     if stopped == "stopped early on request":
         return {"stopped": stopped, "epochs_done": epoch + 1}
+    if best_state is None:
+        raise TrainingError("no epoch finished" + (f" with the rate penalty at full weight (its warm-up lasts "
+                                                   f"{config.rate_warmup} epochs)" if config.rate_warmup else "")
+                            + f"; nothing to export (continue with --resume from {files.checkpoint})")
 
     # -- export and the one evaluation on the test file ---------------------------------
     from evsim.info import delay_summary

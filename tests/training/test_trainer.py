@@ -152,6 +152,7 @@ def test_refuses_to_overwrite_a_run_and_resume_needs_a_checkpoint(tmp_path, toy)
     ({"preset": "other"}, "preset: 'other'; expected one of crsnn, delrec"),
     ({"rate_warmup": -1}, "rate_warmup: -1; expected an integer >= 0"),
     ({"rate_warmup": 1.5}, "rate_warmup: 1.5; expected an integer >= 0"),
+    ({"rate_warmup": 5, "epochs": 5}, "rate_warmup: 5; expected fewer epochs than epochs (5)"),
     ({"network": {"rate_cost": "energy"}}, "rate_cost: 'energy'; expected one of uniform, synops"),
 ])
 def test_bad_configuration_fails_before_any_work(sets, message):
@@ -219,6 +220,8 @@ def test_rate_warmup_ramps_the_penalty_per_epoch(tmp_path, toy, monkeypatch):
     per_epoch = len(seen) // 3
     assert len(seen) == 3 * per_epoch and per_epoch > 0
     assert seen == [0.0] * per_epoch + [0.5] * per_epoch + [1.0] * per_epoch
+    # only the epoch at full weight (the third) may be exported, whatever the validation says
+    assert json.load(open(tmp_path / "run" / "result.json"))["best_epoch"] == 3
 
 
 def test_init_from_starts_from_the_earlier_runs_best_network(tmp_path, toy, monkeypatch):
