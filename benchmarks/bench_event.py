@@ -196,6 +196,41 @@ def streaming(model, samples, repeats):
     return res
 
 
+def push_latency(model, path, n, repeats):
+    """Latency of EventStream.push with the raw events (times, channels) of each 10 ms,
+    ``until`` = the end of those 10 ms: binning, pooling and one step, as a live encoder
+    would feed it."""
+    import numba
+
+    from evsim import event
+    from evsim.data import SpikeFile, time_to_step
+
+    numba.set_num_threads(1)
+    with SpikeFile(path) as f:
+        raw = [f.read(int(i)) for i in np.linspace(0, len(f) - 1, min(n, len(f))).astype(int)]
+    pieces = []                     # per sample: [(times, units, until)] per 10 ms
+    for s in raw:
+        order = np.argsort(s.times, kind="stable")
+        t, u = s.times[order], s.units[order]
+        steps = time_to_step(t, DT_MS)
+        n_steps = int(steps[-1]) + 1 if t.size else 1
+        edges = np.searchsorted(steps, np.arange(n_steps + 1), side="left")
+        pieces.append([(t[a:b], u[a:b], (k + 1) * DT_MS / 1000.0) for k, (a, b) in enumerate(zip(edges[:-1], edges[1:]))])
+    stream = event.EventStream(model)
+    total = sum(len(p) for p in pieces)
+
+    def go():
+        for p in pieces:
+            stream.reset()
+            for t, u, until in p:
+                stream.push(t, u, until=until)
+
+    t_push = median_time(go, repeats=repeats)["median"] / total
+    numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+    print(f"  push (raw events of 10 ms): {t_push * 1e6:.1f} us, RTF {DT_MS / 1000.0 / t_push:.0f}", flush=True)
+    return {"push_latency_us_median": t_push * 1e6, "push_realtime_factor": DT_MS / 1000.0 / t_push, "pushes": total}
+
+
 def time_both(model, ev_samples, de_samples, repeats):
     """Seconds per sample (batch 1, one thread) of each engine, and synaptic events."""
     from evsim import event, reference
@@ -300,7 +335,9 @@ def report(res: dict) -> str:
         ["streaming (1 thread)", "latency (us)", "x real time"],
         [["step (10 ms)", st["step_latency_us_median"], st["step_realtime_factor"]],
          ["step, p99", st["step_latency_us_p99"], 10e3 / st["step_latency_us_p99"]],
-         ["run_chunk (100 ms)", st["chunk10_latency_us"], st["chunk10_realtime_factor"]]]), ""]
+         ["run_chunk (100 ms)", st["chunk10_latency_us"], st["chunk10_realtime_factor"]]]
+        + ([["push: raw events of 10 ms", st["push_latency_us_median"], st["push_realtime_factor"]]]
+           if "push_latency_us_median" in st else [])), ""]
     lines += [markdown_table(
         ["target rate", "measured rates (per layer)", "event ms/sample", "dense ms/sample", "event / dense",
          "synaptic events/s"],
@@ -369,6 +406,7 @@ def main(argv=None) -> dict:
     tp, syn = throughput(model, samples, dense_samples, repeats, threads_all)
     print("streaming", flush=True)
     st = streaming(model, samples[:20 if quick else 100], repeats)
+    st.update(push_latency(model, args.data, 20 if quick else 100, repeats))
     print("firing-rate sweep", flush=True)
     rate_list = [0.01, 0.05] if quick else [0.005, 0.01, 0.02, 0.05, 0.1, 0.2]
     rs = rate_sweep(samples[:32 if quick else 128], dense_samples[:6 if quick else 24], rate_list, repeats)

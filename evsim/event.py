@@ -213,7 +213,7 @@ class EventStream:
         ``simulate`` on the binned sample, however the events were split into pushes.
         """
         meta = self.model.metadata
-        t, u = validate_events(times, units, meta.input_channels, where="push")
+        t, u = self._events(times, units, meta.input_channels)
         steps = time_to_step(t, meta.dt_ms)
         if t.size:
             first = int(steps.min())
@@ -231,7 +231,9 @@ class EventStream:
                 grown = np.zeros((need, self.model.n_inputs))
                 grown[:self._pending.shape[0]] = self._pending
                 self._pending = grown
-            np.add.at(self._pending, (rel, u // meta.pool), 1.0)
+            n_in = self.model.n_inputs
+            flat = np.bincount(rel * n_in + u // meta.pool, minlength=need * n_in)
+            self._pending[:need] += flat.reshape(need, n_in)
         if until is None:
             ready = self._last_step
         else:
@@ -239,6 +241,18 @@ class EventStream:
                 raise EvsimError(f"push: until = {until!r}; expected a time in seconds >= 0")
             ready = int(time_to_step(until, meta.dt_ms))
         return self._run_pending(ready)
+
+    @staticmethod
+    def _events(times, units, channels: int) -> tuple[np.ndarray, np.ndarray]:
+        """float64 times and int64 units, checked; the common live case (1-D numeric
+        arrays, valid values) without the full validation's overhead."""
+        t, u = np.asarray(times), np.asarray(units)
+        if (t.ndim == 1 and t.shape == u.shape and t.dtype.kind in "iuf" and u.dtype.kind in "iu"):
+            t = t.astype(np.float64, copy=False)
+            u = u.astype(np.int64, copy=False)
+            if not t.size or (np.isfinite(t).all() and t.min() >= 0 and u.min() >= 0 and u.max() < channels):
+                return t, u
+        return validate_events(times, units, channels, where="push")   # raises the precise error
 
     def finish(self) -> np.ndarray:
         """Run the remaining steps of the sample -- up to the latest event's step, or up to
@@ -255,11 +269,17 @@ class EventStream:
         count = end - self.n_steps
         if count <= 0:
             return np.zeros((0, self.model.n_classes))
-        x = np.zeros((count, self.model.n_inputs))
         have = min(count, self._pending.shape[0])
-        x[:have] = self._pending[:have]
-        self._pending = self._pending[have:].copy()
-        return self.run_chunk(x)
+        if have == count:
+            x, self._pending = self._pending[:count], self._pending[count:]
+        else:
+            x = np.zeros((count, self.model.n_inputs))
+            x[:have] = self._pending[:have]
+            self._pending = self._pending[have:]
+        x = np.ascontiguousarray(x)
+        out = np.zeros((count, self.model.n_classes))
+        self._k.run_sample(self._params, self._state, x, count, out, self._empty, False)
+        return out
 
     def _check(self, counts, ndim: int, what: str) -> np.ndarray:
         arr = np.asarray(counts)
