@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import math
+
 import numpy as np
 
 from .errors import EvsimError
@@ -56,10 +58,13 @@ def check_inputs(model: Model, x, lengths=None) -> tuple[np.ndarray, np.ndarray]
         raise EvsimError(f"input has shape {x.shape}; expected (batch, steps, {model.n_inputs}) or (steps, {model.n_inputs})")
     if x.shape[2] != model.n_inputs:
         raise EvsimError(f"input has {x.shape[2]} channels per step; the model expects {model.n_inputs}")
-    if not (np.issubdtype(x.dtype, np.number) or x.dtype == np.bool_):
+    if x.dtype.kind not in "biuf":
         raise EvsimError(f"input dtype {x.dtype} is not numeric")
     x = np.asarray(x, dtype=np.float64)  # no copy when it is float64 already
-    if not np.all(np.isfinite(x)):
+    # one sum is finite iff every value is (or the sum overflowed: then check them all)
+    with np.errstate(over="ignore", invalid="ignore"):
+        total = x.sum()
+    if not math.isfinite(total) and not np.isfinite(x).all():
         raise EvsimError("input contains NaN or infinite values")
     b, t, _ = x.shape
     if lengths is None:

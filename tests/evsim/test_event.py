@@ -489,12 +489,26 @@ def tiny():
     (np.zeros(4), "input has shape (4,); expected (batch, steps, 4) or (steps, 4)"),
     (np.zeros((1, 2, 3, 4)), "input has shape (1, 2, 3, 4); expected (batch, steps, 4) or (steps, 4)"),
     (np.full((2, 4), np.nan), "input contains NaN or infinite values"),
+    (np.array([[0.0, np.inf, -np.inf, 1.0]]), "input contains NaN or infinite values"),
+    (np.array([[0.0, 0.0, np.inf, 1e308]]), "input contains NaN or infinite values"),
     (np.array([["a"] * 4]), "input dtype <U1 is not numeric"),
+    (np.ones((1, 4), complex), "input dtype complex128 is not numeric"),
 ])
 def test_bad_inputs_raise(tiny, x, message):
     with pytest.raises(EvsimError) as exc:
         event.simulate(tiny, x)
     assert str(exc.value) == message
+
+
+def test_huge_finite_inputs_are_accepted(tiny):
+    """The finiteness check sums the input first; a sum that overflows (finite values
+    near the float64 limit) must fall back to the element check, not raise."""
+    from evsim.reference import check_inputs
+
+    x = np.full((2, 4), 1e308)
+    with np.errstate(over="raise"):
+        checked, lengths = check_inputs(tiny, x)
+    assert checked.shape == (1, 2, 4) and np.array_equal(checked[0], x) and lengths.tolist() == [2]
 
 
 def test_bad_lengths_and_model_raise(tiny):
