@@ -86,9 +86,10 @@ def run(model_path, input_path, sample, engine, batch_size, as_json, quiet):
         result = classify_file(model, input_path, sample=sample, engine=engine, batch_size=batch_size,
                                progress=bar.update)
     names = model.class_names
+    activity = _activity(model, result)
     if as_json:
         click.echo(_dumps({
-            "model": model_path, "input": input_path, "engine": engine,
+            "model": model_path, "input": input_path, "engine": engine, **activity,
             "n_samples": len(result.samples), "accuracy": result.accuracy,
             "samples": [{"index": r.index, "prediction": r.prediction, "class": r.class_name,
                          "score": r.score, "label": r.label if r.label >= 0 else None,
@@ -106,9 +107,28 @@ def run(model_path, input_path, sample, engine, batch_size, as_json, quiet):
             click.echo(line)
     if not result.samples:
         click.echo("0 samples")
+    elif activity and not quiet:
+        rates = ", ".join(f"{100 * r:.1f}" for r in activity["firing_rates"])
+        click.echo(f"activity: {100 * activity['firing_rate']:.1f} % of hidden neurons fire per step (layers: {rates} %), "
+                   f"{activity['synaptic_events_per_step']:.0f} synaptic events per step")
     if result.accuracy is not None:
         n_ok = sum(r.prediction == r.label for r in result.samples)
         click.echo(f"accuracy: {100 * result.accuracy:.2f} % ({n_ok}/{len(result.samples)})")
+
+
+def _activity(model, result) -> dict:
+    """Firing rates (spikes per neuron per simulated step, per hidden layer and overall) and
+    synaptic events per step, from the event engine's counters ({} for the dense engine)."""
+    import numpy as np
+
+    stats = result.stats or {}
+    steps = sum(r.n_steps for r in result.samples)
+    if "spikes_per_layer" not in stats or not steps:
+        return {}
+    sizes = np.array([layer.n for layer in model.layers])
+    spikes = np.asarray(stats["spikes_per_layer"], float)
+    return {"firing_rates": (spikes / (sizes * steps)).tolist(), "firing_rate": float(spikes.sum() / (sizes.sum() * steps)),
+            "synaptic_events_per_step": float(stats["synaptic_events"]) / steps}
 
 
 class _NoBar:

@@ -23,9 +23,11 @@ def test_run_prints_each_sample_and_accuracy(model_file, spike_file, engine):
     res = invoke("run", "--model", model_file, "--input", spike_file, "--engine", engine)
     assert res.exit_code == 0, res.output
     lines = res.output.strip().splitlines()
-    assert len(lines) == 7
+    assert len(lines) == (8 if engine == "event" else 7)   # the event engine adds its activity
     assert lines[0].startswith("sample 0: class")
     assert lines[-1].startswith("accuracy: ")
+    if engine == "event":
+        assert lines[-2].startswith("activity: ") and "% of hidden neurons fire per step (layers: " in lines[-2]
 
 
 @pytest.mark.parametrize("engine", ENGINES)
@@ -41,6 +43,19 @@ def test_run_json_matches_the_reference(model_file, spike_file, engine):
     assert [s["label"] for s in out["samples"]] == labels
     assert out["accuracy"] == pytest.approx(np.mean(np.array(preds) == np.array(labels)))
     assert out["engine"] == engine and out["n_samples"] == 6
+    if engine == "event":
+        # activity from the engine's counters, checked against the reference's rasters
+        steps = sum(s["steps"] for s in out["samples"])
+        with SpikeFile(spike_file, n_channels=20) as f:
+            runs = [simulate(model, f.binned(i, dt_ms=10, pool=2), record_spikes=True) for i in range(len(f))]
+        spikes = np.sum([[r.sum() for r in res.spikes] for res in runs], axis=0)
+        assert spikes.sum() > 0
+        sizes = np.array([layer.n for layer in model.layers])
+        assert out["firing_rates"] == pytest.approx((spikes / (sizes * steps)).tolist())
+        assert out["firing_rate"] == pytest.approx(spikes.sum() / (sizes.sum() * steps))
+        assert out["synaptic_events_per_step"] == pytest.approx(out["stats"]["synaptic_events"] / steps)
+    else:
+        assert "firing_rates" not in out
 
 
 def test_run_one_sample(model_file, spike_file):
