@@ -124,11 +124,10 @@ def new_state(p):
 def gather_inputs(x_t, idx, cnt):
     """The nonzero input counts of one step as events (unit, count); returns how many."""
     m = 0
-    for j in range(x_t.shape[0]):
-        if x_t[j] != 0.0:
-            idx[m] = j
-            cnt[m] = x_t[j]
-            m += 1
+    for j in range(x_t.shape[0]):  # compacted without a branch, as in membrane
+        idx[m] = j
+        cnt[m] = x_t[j]
+        m += x_t[j] != 0.0
     return m
 
 
@@ -201,12 +200,11 @@ def membrane(v, cur, bias, beta, theta, gain, subtract, spk):
     # membrane update (v already holds reset(v_{t-1}, s_{t-1})); branch-free, vectorised
     for i in range(n):
         v[i] = beta[i] * v[i] + gain[i] * (cur[i] + bias[i])
-    # spikes
+    # spikes, compacted without a branch (a spike pattern is not predictable)
     k = 0
     for i in range(n):
-        if v[i] >= theta[i]:
-            spk[k] = i
-            k += 1
+        spk[k] = i
+        k += v[i] >= theta[i]
     # reset
     for e in range(k):
         i = spk[e]
