@@ -71,13 +71,19 @@ _PACKED: "weakref.WeakKeyDictionary[Model, object]" = weakref.WeakKeyDictionary(
 def pack_model(model: Model):
     """Pack ``model`` into the flat arrays of :class:`evsim.kernels.event.Params`
     (cached per model object)."""
+    return _packed(model)[0]
+
+
+def _packed(model: Model):
+    """``(Params, tuple(Params))``: the kernels' entry points take the plain tuple."""
     if not isinstance(model, Model):
         raise EvsimError(f"expected an evsim.model.Model, got {type(model).__name__}; "
                          "load one with evsim.load_model(path)")
-    params = _PACKED.get(model)
-    if params is None:
-        params = _PACKED[model] = _pack(model)
-    return params
+    packed = _PACKED.get(model)
+    if packed is None:
+        params = _pack(model)
+        packed = _PACKED[model] = (params, tuple(params))
+    return packed
 
 
 #: Largest delay-queue memory of one sample's state (a batch holds one state per thread).
@@ -142,7 +148,7 @@ def simulate(model: Model, x, lengths=None, record_spikes: bool = False) -> SimR
     (B, T, n_l) uint8 raster per hidden layer.  ``stats`` holds ``synaptic_events`` (B,)
     and ``spikes_per_layer`` (B, L), both int64.
     """
-    params = pack_model(model)
+    params, params_t = _packed(model)
     x, lengths = check_inputs(model, x, lengths)
     x = np.ascontiguousarray(x)
     b, n_t, _ = x.shape
@@ -155,7 +161,7 @@ def simulate(model: Model, x, lengths=None, record_spikes: bool = False) -> SimR
     spikes = np.zeros((b, n_layers), np.int64)
     k = _kernels()
     run = k.run_batch if b > 1 and _threads() > 1 else k.run_batch_serial
-    run(params, x, lengths, readout, scores, raster, bool(record_spikes), syn, spikes)
+    run(params_t, x, lengths, readout, scores, raster, bool(record_spikes), syn, spikes)
     rasters = None
     if record_spikes:
         off = params.nrn_off
@@ -183,15 +189,15 @@ class EventStream:
 
     def __init__(self, model: Model):
         self.model = model
-        self._params = pack_model(model)
+        self._params, self._params_t = _packed(model)
         self._k = _kernels()
-        self._empty = np.zeros((1, 0), np.uint8)
         self.reset()
 
     def reset(self) -> None:
         """Forget the current sample: membranes, delay queues, scores, counters and any
         raw events buffered by :meth:`push`."""
         self._state = self._k.new_state(self._params)
+        self._state_t = tuple(self._state)        # the same arrays, for the kernel calls
         self._pending = np.zeros((0, self.model.n_inputs))   # counts of steps n_steps, n_steps+1, ...
         self._last_step = -1                                  # step of the latest pushed event
 
@@ -278,7 +284,7 @@ class EventStream:
             self._pending = self._pending[have:]
         x = np.ascontiguousarray(x)
         out = np.zeros((count, self.model.n_classes))
-        self._k.run_sample(self._params, self._state, x, count, out, self._empty, False)
+        self._k.stream_chunk(self._params_t, self._state_t, x, count, out)
         return out
 
     def _check(self, counts, ndim: int, what: str) -> np.ndarray:
@@ -301,7 +307,7 @@ class EventStream:
         membrane u_t, (C,) float64."""
         x = self._check(counts, 1, "step")
         out = np.zeros((1, self.model.n_classes))
-        self._k.run_sample(self._params, self._state, x, 1, out, self._empty, False)
+        self._k.stream_chunk(self._params_t, self._state_t, x, 1, out)
         return out[0]
 
     def run_chunk(self, counts) -> np.ndarray:
@@ -309,7 +315,7 @@ class EventStream:
         membranes, (steps, C) float64."""
         x = self._check(counts, 2, "run_chunk")
         out = np.zeros((x.shape[0], self.model.n_classes))
-        self._k.run_sample(self._params, self._state, x, x.shape[0], out, self._empty, False)
+        self._k.stream_chunk(self._params_t, self._state_t, x, x.shape[0], out)
         return out
 
     @property
