@@ -312,7 +312,9 @@ def report(res: dict) -> str:
         f"Command: `{res['command']}`  ",
         f"{env['date_utc']} UTC, {env['cpu']}, {env['cores']} cores, numba {env['numba']} "
         f"({env['numba_max_threads']} threads max), numpy {env['numpy']}, load {np.round(env['load_average'], 2).tolist()}.  ",
-        f"Model: {res['model']['description']}; firing rates per layer {np.round(res['model']['rates'], 3).tolist()}; "
+        f"Model: {res['model']['description']}; firing rates per layer {np.round(res['model']['rates'], 3).tolist()}"
+        + ("".join(f", {k} accuracy {100 * res['model'][k]:.1f} %" for k in ("validation", "test")
+                   if res["model"].get(k) is not None)) + "; "
         f"{res['samples']['event']} test samples (dense: {res['samples']['dense']}), mean {res['samples']['mean_steps']:.1f} steps of 10 ms.",
         "",
     ]
@@ -390,8 +392,11 @@ def main(argv=None) -> dict:
     samples = load_samples(args.data, n_ev)
     dense_samples = samples[::max(1, len(samples) // n_de)][:n_de]
 
+    accuracies = {}
     if args.model:
         model = load_model(args.model)
+        prov = model.metadata.provenance
+        accuracies = {"validation": prov.get("validation_accuracy"), "test": prov.get("test_accuracy")}
         x, lengths = pad_batch(samples[:32])
         rates = firing_rates(model, x, lengths)
         desc = f"{args.model}: " + ", ".join(f"{l.n} {l.recurrence}" for l in model.layers)
@@ -426,7 +431,7 @@ def main(argv=None) -> dict:
                    + (f" --model {args.model}" if args.model else "")
                    + (" --compare " + " ".join(args.compare) if args.compare else ""),
         "environment": environment(),
-        "model": {"description": desc, "rates": rates.tolist()},
+        "model": {"description": desc, "rates": rates.tolist(), **accuracies},
         "samples": {"event": len(samples), "dense": len(dense_samples),
                     "mean_steps": float(np.mean([s.shape[0] for s in samples])),
                     "synaptic_events_total": syn},

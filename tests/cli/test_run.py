@@ -129,3 +129,23 @@ def test_cli_engine_list_is_the_librarys():
     import evsim.run
 
     assert cli.main.ENGINES == evsim.run.ENGINES
+
+
+def test_builtin_models_by_name(tmp_path, model_file, monkeypatch):
+    """`--model default|sparse` (and `evsim info NAME`) pick the models shipped with the
+    package; the sparse one fires less on the built-in samples; a file of that name wins."""
+    out = {}
+    for name in ("default", "sparse", None):
+        res = invoke("run", "--json", *(["--model", name] if name else []))
+        assert res.exit_code == 0, res.output
+        out[name] = json.loads(res.output)
+        assert out[name]["model"].endswith(f"{name or 'default'}_model.npz") and out[name]["n_samples"] == 20
+    assert out[None]["samples"] == out["default"]["samples"]
+    assert out["sparse"]["firing_rate"] < 0.5 * out["default"]["firing_rate"]
+    assert out["sparse"]["synaptic_events_per_step"] < 0.7 * out["default"]["synaptic_events_per_step"]
+    info = json.loads(invoke("info", "sparse", "--json").output)
+    assert len(info["layers"]) == 4
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "sparse").write_bytes(open(model_file, "rb").read())
+    local = json.loads(invoke("info", "sparse", "--json").output)
+    assert local == json.loads(invoke("info", model_file, "--json").output) and local != info
