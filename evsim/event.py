@@ -215,7 +215,8 @@ class EventStream:
         Events in a step that has already run raise :class:`EvsimError` (times must not go
         back past what ``until`` declared complete).  With a model whose metadata fixes
         ``n_steps``, events at or after that step are dropped and no step past it runs,
-        as in a file.  Call :meth:`finish` at the end of the sample: the outputs then equal
+        as in a file; without it, an event or ``until`` more than ``MAX_STEPS`` steps past
+        the stream raises (a bogus time, as in a file).  Call :meth:`finish` at the end of the sample: the outputs then equal
         ``simulate`` on the binned sample, however the events were split into pushes.
         """
         meta = self.model.metadata
@@ -227,8 +228,11 @@ class EventStream:
                 raise EvsimError(f"push: an event at {float(t[np.argmin(steps)]):g} s belongs to step {first}, "
                                  f"which has already run ({self.n_steps} steps so far); push events in time order "
                                  "and pass `until` no later than the next events")
-            keep = steps < (meta.n_steps if meta.n_steps is not None else MAX_STEPS)
-            steps, u = steps[keep], u[keep]
+            if meta.n_steps is not None:
+                keep = steps < meta.n_steps
+                steps, u = steps[keep], u[keep]
+            elif int(steps.max()) - self.n_steps >= MAX_STEPS:
+                raise EvsimError(self._too_far("spike time", float(t.max()), int(steps.max())))
         if steps.size:
             self._last_step = max(self._last_step, int(steps.max()))
             rel = steps - self.n_steps
@@ -246,7 +250,14 @@ class EventStream:
             if not (np.isfinite(until) and until >= 0):
                 raise EvsimError(f"push: until = {until!r}; expected a time in seconds >= 0")
             ready = int(time_to_step(until, meta.dt_ms))
+            if meta.n_steps is None and ready - self.n_steps > MAX_STEPS:
+                raise EvsimError(self._too_far("until", float(until), ready))
         return self._run_pending(ready)
+
+    def _too_far(self, what: str, when: float, step: int) -> str:
+        return (f"push: {what} {when:g} s is step {step}, {step - self.n_steps} steps past the stream's "
+                f"{self.n_steps}, more than the limit of {MAX_STEPS} steps in one push (MAX_STEPS); the time "
+                "is probably bogus (times are in seconds from the start of the sample)")
 
     @staticmethod
     def _events(times, units, channels: int) -> tuple[np.ndarray, np.ndarray]:

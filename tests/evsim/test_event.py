@@ -270,6 +270,12 @@ def test_push_runs_steps_as_they_complete_and_refuses_the_past():
             stream.push([], [], until=bad)
     with pytest.raises(EvsimError, match=r"unit 4 outside \[0, 4\)"):
         stream.push([0.1], [4])
+    # a bogus time far ahead fails instead of allocating millions of steps
+    with pytest.raises(EvsimError, match=r"push: spike time 1e\+06 s is step 100000000, 99999994 steps past .*\(MAX_STEPS\)"):
+        stream.push([1e6], [0])
+    with pytest.raises(EvsimError, match=r"push: until 100000 s is step 10000000, .*\(MAX_STEPS\)"):
+        stream.push([], [], until=1e5)
+    assert stream.n_steps == 6
     assert stream.finish().shape == (0, 2)
     stream.reset()
     assert stream.n_steps == 0 and stream.finish().shape == (1, 2)   # an empty sample: one step
