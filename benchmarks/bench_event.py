@@ -22,6 +22,7 @@ median of several runs.  Writes ``benchmarks/results/event.json`` and the table 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import time
@@ -156,37 +157,46 @@ def throughput(model, samples, dense_samples, repeats, threads_all):
     return out, syn
 
 
-def streaming(model, samples, repeats):
-    """Latency of EventStream.step (one 10 ms step) and of run_chunk (10 steps = 100 ms)."""
+@contextlib.contextmanager
+def one_numba_thread():
+    """numba limited to one thread inside the block, all of its threads again after it."""
     import numba
 
+    numba.set_num_threads(1)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+
+
+def streaming(model, samples, repeats):
+    """Latency of EventStream.step (one 10 ms step) and of run_chunk (10 steps = 100 ms)."""
     from evsim import event
 
-    numba.set_num_threads(1)
-    stream = event.EventStream(model)
-    steps = np.concatenate(samples)
+    with one_numba_thread():
+        stream = event.EventStream(model)
+        steps = np.concatenate(samples)
 
-    def by_step():
+        def by_step():
+            stream.reset()
+            for row in steps:
+                stream.step(row)
+
+        def by_chunk():
+            stream.reset()
+            for i in range(0, len(steps), 10):
+                stream.run_chunk(steps[i:i + 10])
+
+        t_step = median_time(by_step, repeats=repeats)["median"] / len(steps)
+        n_chunks = -(-len(steps) // 10)
+        t_chunk = median_time(by_chunk, repeats=repeats)["median"] / n_chunks
+        # per-step latencies of one pass, for the tail
         stream.reset()
-        for row in steps:
+        lat = np.empty(len(steps))
+        for i, row in enumerate(steps):
+            t0 = time.perf_counter()
             stream.step(row)
-
-    def by_chunk():
-        stream.reset()
-        for i in range(0, len(steps), 10):
-            stream.run_chunk(steps[i:i + 10])
-
-    t_step = median_time(by_step, repeats=repeats)["median"] / len(steps)
-    n_chunks = -(-len(steps) // 10)
-    t_chunk = median_time(by_chunk, repeats=repeats)["median"] / n_chunks
-    # per-step latencies of one pass, for the tail
-    stream.reset()
-    lat = np.empty(len(steps))
-    for i, row in enumerate(steps):
-        t0 = time.perf_counter()
-        stream.step(row)
-        lat[i] = time.perf_counter() - t0
-    numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+            lat[i] = time.perf_counter() - t0
     res = {"step_latency_us_median": t_step * 1e6, "step_latency_us_p99": float(np.percentile(lat, 99) * 1e6),
            "step_realtime_factor": DT_MS / 1000.0 / t_step,
            "chunk10_latency_us": t_chunk * 1e6, "chunk10_realtime_factor": 10 * DT_MS / 1000.0 / t_chunk,
@@ -200,12 +210,9 @@ def push_latency(model, path, n, repeats):
     """Latency of EventStream.push with the raw events (times, channels) of each 10 ms,
     ``until`` = the end of those 10 ms: binning, pooling and one step, as a live encoder
     would feed it."""
-    import numba
-
     from evsim import event
     from evsim.data import SpikeFile, time_to_step
 
-    numba.set_num_threads(1)
     with SpikeFile(path) as f:
         raw = [f.read(int(i)) for i in np.linspace(0, len(f) - 1, min(n, len(f))).astype(int)]
     pieces = []                     # per sample: [(times, units, until)] per 10 ms
@@ -225,14 +232,15 @@ def push_latency(model, path, n, repeats):
             for t, u, until in p:
                 stream.push(t, u, until=until)
 
-    t_push = median_time(go, repeats=repeats)["median"] / total
-    numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+    with one_numba_thread():
+        t_push = median_time(go, repeats=repeats)["median"] / total
     print(f"  push (raw events of 10 ms): {t_push * 1e6:.1f} us, RTF {DT_MS / 1000.0 / t_push:.0f}", flush=True)
     return {"push_latency_us_median": t_push * 1e6, "push_realtime_factor": DT_MS / 1000.0 / t_push, "pushes": total}
 
 
 def time_both(model, ev_samples, de_samples, repeats):
-    """Seconds per sample (batch 1, one thread) of each engine, and synaptic events."""
+    """Milliseconds per sample (batch 1, one thread) of each engine, their ratio and the
+    event engine's synaptic events per second."""
     from evsim import event, reference
 
     te = median_time(per_sample(lambda s: event.simulate(model, s), ev_samples), repeats=repeats)["median"]
@@ -240,68 +248,60 @@ def time_both(model, ev_samples, de_samples, repeats):
         td = median_time(per_sample(lambda s: reference.simulate(model, s), de_samples),
                          repeats=max(1, repeats // 2))["median"]
     syn = sum(int(event.simulate(model, s).stats["synaptic_events"][0]) for s in ev_samples)
-    return te / len(ev_samples), td / len(de_samples), syn / te
+    te, td = te / len(ev_samples), td / len(de_samples)
+    return {"event_ms_per_sample": te * 1e3, "dense_ms_per_sample": td * 1e3, "speedup": td / te,
+            "synaptic_events_per_s": syn / (te * len(ev_samples))}
+
+
+def timing_text(row) -> str:
+    return (f"event {row['event_ms_per_sample']:.3f} ms, dense {row['dense_ms_per_sample']:.2f} ms, "
+            f"x{row['speedup']:.1f}, {row['synaptic_events_per_s']:.3g} syn/s")
 
 
 def compare_models(paths, samples, dense_samples, repeats):
     """Batch 1, one thread: event vs dense for each trained model, with its recorded
     accuracies (validation and test, from the model's provenance)."""
-    import numba
-
     from evsim.model import load_model
 
-    numba.set_num_threads(1)
     rows = []
     audio_s = np.mean([s.shape[0] for s in samples]) * DT_MS / 1000.0
-    for path in paths:
-        model = load_model(path)
-        x, lengths = pad_batch(samples[:32])
-        rates = firing_rates(model, x, lengths)
-        te, td, syn_rate = time_both(model, samples, dense_samples, repeats)
-        prov = model.metadata.provenance
-        rows.append({"model": str(path), "rates": rates.tolist(),
-                     "validation_accuracy": prov.get("validation_accuracy"), "test_accuracy": prov.get("test_accuracy"),
-                     "event_ms_per_sample": te * 1e3, "dense_ms_per_sample": td * 1e3, "speedup": td / te,
-                     "realtime_factor": audio_s / te, "synaptic_events_per_s": syn_rate})
-        print(f"  {path}: rates {np.round(rates, 3).tolist()}, event {te * 1e3:.3f} ms, dense {td * 1e3:.2f} ms, "
-              f"x{td / te:.1f}", flush=True)
-    numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+    with one_numba_thread():
+        for path in paths:
+            model = load_model(path)
+            rates = firing_rates(model, *pad_batch(samples[:32]))
+            prov = model.metadata.provenance
+            row = {"model": str(path), "rates": rates.tolist(),
+                   "validation_accuracy": prov.get("validation_accuracy"), "test_accuracy": prov.get("test_accuracy"),
+                   **time_both(model, samples, dense_samples, repeats)}
+            row["realtime_factor"] = audio_s / (row["event_ms_per_sample"] / 1e3)
+            rows.append(row)
+            print(f"  {path}: rates {np.round(rates, 3).tolist()}, {timing_text(row)}", flush=True)
     return rows
 
 
 def rate_sweep(samples, dense_samples, rates, repeats):
-    import numba
-
-    numba.set_num_threads(1)
     rows = []
-    for target in rates:
-        model, measured = calibrate(target, samples[:16])
-        te, td, syn_rate = time_both(model, samples, dense_samples, repeats)
-        rows.append({"target_rate": target, "measured_rates": measured.tolist(),
-                     "event_ms_per_sample": te * 1e3, "dense_ms_per_sample": td * 1e3,
-                     "speedup": td / te, "synaptic_events_per_s": syn_rate})
-        print(f"  rate {target:.3f} (measured {np.round(measured, 3).tolist()}): event {te * 1e3:.3f} ms, "
-              f"dense {td * 1e3:.2f} ms, x{td / te:.1f}, {syn_rate:.3g} syn/s", flush=True)
-    numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+    with one_numba_thread():
+        for target in rates:
+            model, measured = calibrate(target, samples[:16])
+            row = {"target_rate": target, "measured_rates": measured.tolist(),
+                   **time_both(model, samples, dense_samples, repeats)}
+            rows.append(row)
+            print(f"  rate {target:.3f} (measured {np.round(measured, 3).tolist()}): {timing_text(row)}", flush=True)
     return rows
 
 
 def size_sweep(samples, dense_samples, sizes, rate, repeats):
-    import numba
-
-    numba.set_num_threads(1)
     rows = []
-    for hidden in sizes:
-        model, measured = calibrate(rate, samples[:8], hidden=hidden, iters=10)
-        n_ev = max(4, len(samples) * 256 // hidden)
-        n_de = max(2, len(dense_samples) * 256 // hidden)
-        te, td, syn_rate = time_both(model, samples[:n_ev], dense_samples[:n_de], max(2, repeats // 2))
-        rows.append({"hidden": hidden, "measured_rates": measured.tolist(),
-                     "event_ms_per_sample": te * 1e3, "dense_ms_per_sample": td * 1e3,
-                     "speedup": td / te, "synaptic_events_per_s": syn_rate})
-        print(f"  hidden {hidden}: event {te * 1e3:.3f} ms, dense {td * 1e3:.2f} ms, x{td / te:.1f}, "
-              f"{syn_rate:.3g} syn/s (rates {np.round(measured, 3).tolist()})", flush=True)
-    numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+    with one_numba_thread():
+        for hidden in sizes:
+            model, measured = calibrate(rate, samples[:8], hidden=hidden, iters=10)
+            n_ev = max(4, len(samples) * 256 // hidden)
+            n_de = max(2, len(dense_samples) * 256 // hidden)
+            row = {"hidden": hidden, "measured_rates": measured.tolist(),
+                   **time_both(model, samples[:n_ev], dense_samples[:n_de], max(2, repeats // 2))}
+            rows.append(row)
+            print(f"  hidden {hidden}: {timing_text(row)} (rates {np.round(measured, 3).tolist()})", flush=True)
     return rows
 
 
