@@ -380,7 +380,7 @@ class Network:
         dt = cfg.np_dtype
         caches, h, u, q, scores = self._forward(x, train=True, rng=rng, sigma=sigma, update_stats=update_stats)
         loss, g_scores = cross_entropy(scores, y)
-        counts = [float(c.s.sum(dtype=np.float64)) for c in caches]
+        counts = [float(c.s.sum(dtype=np.float64)) for c in caches]   # spikes per layer (penalty, stats)
         penalty, g_pen = rate_penalty(cfg, counts, n_b * n_t, rate_scale)
         loss += penalty
         grads = {}
@@ -439,7 +439,7 @@ class Network:
         pred = np.argmax(scores, axis=1)
         correct = int(np.sum(pred == y))
         stats = {"loss": loss, "rate_penalty": penalty, "correct": correct, "accuracy": correct / n_b, "batch": n_b,
-                 "spike_rate": [float(c.s.mean()) for c in caches]}
+                 "spike_rate": [n_s / c.s.size for n_s, c in zip(counts, caches)]}
         return loss, grads, stats
 
     # -- evaluation --------------------------------------------------------------------

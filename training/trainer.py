@@ -256,6 +256,7 @@ def train(config: TrainConfig, train_path: str, test_path: str, out_dir: str, *,
     try:
         for epoch in range(start_epoch, config.epochs):
             sigma = sigma_at(config, epoch) if config.learn_delays else 0.0
+            rate_scale = rate_scale_at(config, epoch)
             t0 = time.time()
             rep.epoch_start(epoch, config.epochs, steps_per_epoch, sigma)
             loss_sum, correct, seen = 0.0, 0, 0
@@ -263,7 +264,7 @@ def train(config: TrainConfig, train_path: str, test_path: str, out_dir: str, *,
             for x, y in iterate_batches(train_ds, train_idx, config.batch_size, rng, shuffle=True, augment=augment):
                 try:
                     loss, stats = train_step(net, opt, x, y, rng, sigma, clip=config.grad_clip or None,
-                                             rate_scale=rate_scale_at(config, epoch))
+                                             rate_scale=rate_scale)
                 except DivergedError as exc:
                     raise TrainingError(f"{exc} at epoch {epoch + 1}; training stopped. "
                                         f"The last good checkpoint (end of epoch {epoch}) is kept in {files.checkpoint}; "
@@ -284,7 +285,7 @@ def train(config: TrainConfig, train_path: str, test_path: str, out_dir: str, *,
             history.append(record)
             # during the penalty's warm-up a network is not yet trained to be sparse: only
             # epochs at full penalty weight are candidates for the exported model
-            if rate_scale_at(config, epoch) == 1.0 and val["accuracy"] > best["val_accuracy"]:
+            if rate_scale == 1.0 and val["accuracy"] > best["val_accuracy"]:
                 best = {"epoch": epoch + 1, "val_accuracy": val["accuracy"]}
                 best_state = {k: np.array(v) for k, v in net.state_dict().items()}
             ck = {**_prefixed("net/", net.state_dict()), **_prefixed("opt/", opt.state_dict()),
