@@ -86,24 +86,27 @@ def n_steps_for(times: np.ndarray, dt_ms: float, where: str = "input") -> int:
 
 
 def validate_events(times, units, n_channels: int, where: str = "input") -> tuple[np.ndarray, np.ndarray]:
-    """Cast and check one sample's events; raise :class:`InputFileError` on bad data."""
+    """Cast and check one sample's events; raise :class:`InputFileError` on bad data.
+    Returns float64 times and int64 units (the given arrays themselves when they already
+    have those dtypes: no copy)."""
     times = np.asarray(times)
     units = np.asarray(units)
     if times.ndim != 1 or units.ndim != 1:
         raise InputFileError(f"{where}: times and units must be 1-D (got shapes {times.shape} and {units.shape})")
     if times.shape != units.shape:
         raise InputFileError(f"{where}: times has {times.size} entries but units has {units.size}; they must pair up one to one")
-    if times.size and not np.issubdtype(times.dtype, np.number):
+    # dtype kinds, not np.issubdtype: this runs on every live push (see EventStream.push)
+    if times.size and times.dtype.kind not in "iufc":
         raise InputFileError(f"{where}: times dtype {times.dtype} is not numeric")
-    if units.size and not np.issubdtype(units.dtype, np.integer):
-        if np.issubdtype(units.dtype, np.floating) and np.all(units == np.round(units)):
+    if units.size and units.dtype.kind not in "iu":
+        if units.dtype.kind == "f" and np.all(units == np.round(units)):
             pass
         else:
             raise InputFileError(f"{where}: units dtype {units.dtype}; expected integer channel numbers")
-    t = times.astype(np.float64)
-    u = units.astype(np.int64)
+    t = times.astype(np.float64, copy=False)
+    u = units.astype(np.int64, copy=False)
     if t.size:
-        if not np.all(np.isfinite(t)):
+        if not np.isfinite(t).all():
             raise InputFileError(f"{where}: NaN or infinite spike time")
         if t.min() < 0:
             raise InputFileError(f"{where}: negative spike time {t.min():g} s; times must be >= 0")

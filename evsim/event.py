@@ -220,7 +220,7 @@ class EventStream:
         ``simulate`` on the binned sample, however the events were split into pushes.
         """
         meta = self.model.metadata
-        t, u = self._events(times, units, meta.input_channels)
+        t, u = validate_events(times, units, meta.input_channels, where="push")
         steps = time_to_step(t, meta.dt_ms)
         if t.size:
             first = int(steps.min())
@@ -258,18 +258,6 @@ class EventStream:
         return (f"push: {what} {when:g} s is step {step}, {step - self.n_steps} steps past the stream's "
                 f"{self.n_steps}, more than the limit of {MAX_STEPS} steps in one push (MAX_STEPS); the time "
                 "is probably bogus (times are in seconds from the start of the sample)")
-
-    @staticmethod
-    def _events(times, units, channels: int) -> tuple[np.ndarray, np.ndarray]:
-        """float64 times and int64 units, checked; the common live case (1-D numeric
-        arrays, valid values) without the full validation's overhead."""
-        t, u = np.asarray(times), np.asarray(units)
-        if (t.ndim == 1 and t.shape == u.shape and t.dtype.kind in "iuf" and u.dtype.kind in "iu"):
-            t = t.astype(np.float64, copy=False)
-            u = u.astype(np.int64, copy=False)
-            if not t.size or (np.isfinite(t).all() and t.min() >= 0 and u.min() >= 0 and u.max() < channels):
-                return t, u
-        return validate_events(times, units, channels, where="push")   # raises the precise error
 
     def finish(self) -> np.ndarray:
         """Run the remaining steps of the sample -- up to the latest event's step, or up to
