@@ -125,10 +125,10 @@ def test_empty_file_says_so(tmp_path, model_file):
 
 
 def test_cli_engine_list_is_the_librarys():
-    import cli.main
+    import cli.run
     import evsim.run
 
-    assert cli.main.ENGINES == evsim.run.ENGINES
+    assert cli.run.ENGINES == evsim.run.ENGINES
 
 
 def test_builtin_models_by_name(tmp_path, model_file, monkeypatch):

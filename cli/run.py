@@ -1,0 +1,89 @@
+"""`evsim run`: classify the samples of a spike file."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from .common import NoBar, default_path, dumps, model_path
+
+ENGINES = ("event", "dense")  # evsim.run.ENGINES, repeated so --help needs no numpy
+
+
+@click.command()
+@click.option("--model", "model_file", metavar="PATH", default=None,
+              help="Model file (.npz), or a built-in spoken-digit model: default (the most accurate; "
+                   "used when --model is not given) or sparse (fine-tuned to fire less: faster on the event engine).")
+@click.option("--input", "input_path", metavar="PATH", default=None,
+              help="Spike file in the SHD HDF5 layout. Default: the built-in samples.")
+@click.option("--sample", type=int, default=None, help="Classify only this sample (index).")
+@click.option("--engine", type=click.Choice(ENGINES), default="event", show_default=True,
+              help="event: Numba event-driven engine; dense: NumPy step-by-step reference.")
+@click.option("--batch-size", type=click.IntRange(1, 4096), default=64, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
+@click.option("--quiet", "-q", is_flag=True, help="Only the summary line (text output).")
+def run(model_file, input_path, sample, engine, batch_size, as_json, quiet):
+    """Classify the samples of a spike file and report the accuracy when it has labels."""
+    from evsim.model import load_model
+    from evsim.run import classify_file
+
+    model_file = model_path(model_file)
+    input_path = default_path(input_path, "samples.h5", "input")
+    model = load_model(model_file)
+    show_bar = not as_json and sample is None and sys.stderr.isatty()
+    n_total = _count_samples(input_path, model) if show_bar else 0
+    with click.progressbar(length=n_total, label="classifying", file=sys.stderr) if show_bar else NoBar() as bar:
+        result = classify_file(model, input_path, sample=sample, engine=engine, batch_size=batch_size,
+                               progress=bar.update)
+    names = model.class_names
+    activity = _activity(model, result)
+    if as_json:
+        click.echo(dumps({
+            "model": model_file, "input": input_path, "engine": engine, **activity,
+            "n_samples": len(result.samples), "accuracy": result.accuracy,
+            "samples": [{"index": r.index, "prediction": r.prediction, "class": r.class_name,
+                         "score": r.score, "label": r.label if r.label >= 0 else None,
+                         "correct": (r.prediction == r.label) if r.label >= 0 else None,
+                         "steps": r.n_steps} for r in result.samples],
+            "stats": result.stats,
+        }))
+        return
+    if not quiet:
+        for r in result.samples:
+            line = f"sample {r.index}: {r.class_name} (score {r.score:.3f})"
+            if r.label >= 0:
+                truth = names[r.label] if r.label < len(names) else str(r.label)
+                line += f"  label {truth} {'ok' if r.prediction == r.label else 'WRONG'}"
+            click.echo(line)
+    if not result.samples:
+        click.echo("0 samples")
+    elif activity and not quiet:
+        rates = ", ".join(f"{100 * r:.1f}" for r in activity["firing_rates"])
+        click.echo(f"activity: {100 * activity['firing_rate']:.1f} % of hidden neurons fire per step (layers: {rates} %), "
+                   f"{activity['synaptic_events_per_step']:.0f} synaptic events per step")
+    if result.accuracy is not None:
+        n_ok = sum(r.prediction == r.label for r in result.samples)
+        click.echo(f"accuracy: {100 * result.accuracy:.2f} % ({n_ok}/{len(result.samples)})")
+
+
+def _activity(model, result) -> dict:
+    """Firing rates (spikes per neuron per simulated step, per hidden layer and overall) and
+    synaptic events per step, from the event engine's counters ({} for the dense engine)."""
+    import numpy as np
+
+    stats = result.stats or {}
+    steps = sum(r.n_steps for r in result.samples)
+    if "spikes_per_layer" not in stats or not steps:
+        return {}
+    sizes = np.array([layer.n for layer in model.layers])
+    spikes = np.asarray(stats["spikes_per_layer"], float)
+    return {"firing_rates": (spikes / (sizes * steps)).tolist(), "firing_rate": float(spikes.sum() / (sizes.sum() * steps)),
+            "synaptic_events_per_step": float(stats["synaptic_events"]) / steps}
+
+
+def _count_samples(path, model) -> int:
+    from evsim.data import SpikeFile
+
+    with SpikeFile(path, n_channels=model.metadata.input_channels) as f:
+        return len(f)

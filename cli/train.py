@@ -1,0 +1,118 @@
+"""`evsim train`: train a network and export its model file."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from evsim.errors import EvsimError
+
+from .common import dumps
+
+
+class _TrainReporter:
+    """Progress for `evsim train`: a bar per epoch (loss, accuracy, sigma, spikes per step)
+    on a terminal, and one line per epoch always."""
+
+    def __init__(self, quiet: bool):
+        self.quiet = quiet
+        self.bar = None
+        self.n = self.loss = self.correct = 0
+
+    def start(self, info):
+        if not self.quiet:
+            click.echo(f"train {info['train']} / validation {info['val']} / test {info['test']} samples, "
+                       f"{info['n_steps']} steps each, {info['params']} parameters, "
+                       f"{info['steps_per_epoch']} batches per epoch", err=True)
+
+    def epoch_start(self, epoch, epochs, n_batches, sigma):
+        self.n = self.loss = self.correct = 0
+        self.epochs = epochs
+        if not self.quiet and sys.stderr.isatty():
+            self.bar = click.progressbar(length=n_batches, label=f"epoch {epoch + 1}/{epochs}", file=sys.stderr,
+                                         item_show_func=lambda s: s)
+            self.bar.__enter__()
+
+    def batch(self, stats):
+        self.n += stats["batch"]
+        self.loss += stats["loss"] * stats["batch"]
+        self.correct += stats["correct"]
+        if self.bar is not None:
+            rate = sum(stats["spike_rate"]) / len(stats["spike_rate"])
+            self.bar.update(1, f"loss {self.loss / self.n:.3f} acc {100 * self.correct / self.n:.1f}% "
+                               f"sigma {stats['sigma']:.2f} spikes/step {rate:.3f}")
+
+    def epoch_end(self, r):
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+            self.bar = None
+        if not self.quiet:
+            click.echo(f"epoch {r['epoch']}/{self.epochs}: loss {r['train_loss']:.4f}, train {100 * r['train_accuracy']:.2f} %, "
+                       f"validation {100 * r['val_accuracy']:.2f} %, sigma {r['sigma']:.3f}, {r['seconds']:.0f} s", err=True)
+
+    def message(self, text):
+        click.echo(text, err=True)
+
+
+@click.command()
+@click.argument("dataset", type=click.Choice(["shd", "ssc"]), required=False)
+@click.option("--data-dir", type=click.Path(file_okay=False), default="data", show_default=True,
+              help="Directory holding the official files of DATASET (see `evsim data download`).")
+@click.option("--train", "train_file", type=click.Path(dir_okay=False), help="Training file (SHD layout), instead of DATASET.")
+@click.option("--test", "test_file", type=click.Path(dir_okay=False), help="Test file (SHD layout), with --train.")
+@click.option("--preset", default=None, help="Recipe: crsnn (conv recurrence with delays, the default) or delrec (dense recurrence with delays).")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), help="JSON or TOML file of settings (overrides the preset).")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Any setting, e.g. --set epochs=20 --set network.hidden=[128,128]. Repeatable; wins over --config.")
+@click.option("--epochs", type=click.IntRange(1), help="Shorthand for --set epochs=N.")
+@click.option("--batch-size", type=click.IntRange(1), help="Shorthand for --set batch_size=N.")
+@click.option("--lr", type=float, help="Shorthand for --set lr=X.")
+@click.option("--seed", type=click.IntRange(0), help="Shorthand for --set seed=N.")
+@click.option("--no-delay-learning", is_flag=True, help="Ablation: keep the delays at their (rounded) initial values.")
+@click.option("--init-from", type=click.Path(), metavar="RUN", help="Start from the best network of an earlier run (its --out directory or checkpoint.npz) instead of a random one, e.g. to fine-tune it sparser.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default="runs/latest", show_default=True, help="Output directory (model.npz, checkpoint.npz, log.jsonl, result.json).")
+@click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
+@click.option("--max-minutes", type=float, help="Stop after the first epoch that ends past this many minutes.")
+@click.option("--json", "as_json", is_flag=True, help="Print the final result as JSON.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress output.")
+def train(dataset, data_dir, train_file, test_file, preset, config_file, overrides, epochs, batch_size, lr, seed,
+          no_delay_learning, init_from, out_dir, resume, max_minutes, as_json, quiet):
+    """Train a delay-learning spiking network and export model.npz.
+
+    \b
+    Official data:   evsim train shd --data-dir DIR
+    Any SHD-layout:  evsim train --train digits_train.h5 --test digits_test.h5
+    """
+    from training.presets import make_config, parse_overrides
+    from training.trainer import saved_config
+    from training.trainer import train as run_training
+
+    valid_file = None
+    if dataset and (train_file or test_file):
+        raise EvsimError("give either DATASET (shd or ssc) or --train/--test, not both")
+    if dataset:
+        from evsim.datasets import check_dir
+
+        paths = check_dir(dataset, data_dir)
+        train_file, test_file, valid_file = paths["train"], paths["test"], paths.get("valid")
+    elif not (train_file and test_file):
+        raise EvsimError("nothing to train on: give DATASET (shd or ssc) with --data-dir, or both --train FILE and --test FILE")
+    sets = parse_overrides(list(overrides))
+    for key, value in (("epochs", epochs), ("batch_size", batch_size), ("lr", lr), ("seed", seed)):
+        if value is not None:
+            sets[key] = value
+    if no_delay_learning:
+        sets["learn_delays"] = False
+    if init_from:
+        sets["init_from"] = os.path.abspath(init_from)
+    explicit = bool(sets or config_file or preset)
+    # --resume alone continues with the run's own settings; given settings must match them
+    config = saved_config(out_dir) if resume and not explicit else make_config(preset or "crsnn", config_file, sets)
+    result = run_training(config, train_file, test_file, out_dir, valid_path=valid_file, resume=resume,
+                          max_minutes=max_minutes, reporter=_TrainReporter(quiet))
+    if as_json:
+        click.echo(dumps(result))
+    else:
+        click.echo(f"test accuracy {100 * result['test_accuracy']:.2f} % (validation {100 * result['validation_accuracy']:.2f} %, "
+                   f"epoch {result['best_epoch']}), {result['train_seconds'] / 60:.1f} min; model: {result['model']}")
