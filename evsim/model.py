@@ -398,8 +398,12 @@ def save_model(model: Model, path: str | os.PathLike) -> None:
 
 
 def load_model(path: str | os.PathLike) -> Model:
-    """Read and validate a model file.  Never unpickles: object arrays are rejected."""
+    """Read and validate a model file.  Never unpickles: object arrays are rejected.
+    A ``.nir`` file is read as a NIR graph (:mod:`evsim.nir_io`, needs ``evsim[nir]``)."""
     path = os.fspath(path)
+    if path.lower().endswith(".nir"):
+        from .nir_io import read_nir
+        return read_nir(path)
     if not os.path.exists(path):
         raise ModelFileError(f"model file not found: {path}")
     if os.path.isdir(path):
