@@ -14,6 +14,7 @@ _LAZY = {
     "SpikeFile": "data", "bin_spikes": "data",
     "simulate": "reference", "SimResult": "reference",
     "EventStream": "event",
+    "bin_structured": "structured",
 }
 
 __all__ = ["EvsimError", "InputFileError", "ModelFileError", "__version__", *_LAZY]

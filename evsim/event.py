@@ -42,6 +42,7 @@ from .errors import EvsimError
 from .model import DECISION_CODE, RECURRENCE_CODE, RESET_CODE, Model
 from .data import MAX_STEPS, time_to_step, validate_events
 from .reference import SimResult, check_inputs
+from .structured import split_structured
 
 __all__ = ["simulate", "EventStream", "pack_model"]
 
@@ -201,7 +202,7 @@ class EventStream:
         self._pending = np.zeros((0, self.model.n_inputs))   # counts of steps n_steps, n_steps+1, ...
         self._last_step = -1                                  # step of the latest pushed event
 
-    def push(self, times, units, until: float | None = None) -> np.ndarray:
+    def push(self, times, units=None, until: float | None = None) -> np.ndarray:
         """Feed raw events and run every step that is complete; return those steps'
         readout membranes, (steps, C) float64 (possibly 0 rows).
 
@@ -218,7 +219,11 @@ class EventStream:
         as in a file; without it, an event or ``until`` more than ``MAX_STEPS`` steps past
         the stream raises (a bogus time, as in a file).  Call :meth:`finish` at the end of the sample: the outputs then equal
         ``simulate`` on the binned sample, however the events were split into pushes.
+        ``push(events)`` with no units takes a tonic-style structured array (``t`` in
+        microseconds, ``x`` channel; see :mod:`evsim.structured`).
         """
+        if units is None:
+            times, units = split_structured(times, where="push")
         meta = self.model.metadata
         t, u = validate_events(times, units, meta.input_channels, where="push")
         steps = time_to_step(t, meta.dt_ms)
