@@ -42,9 +42,9 @@ def evsim():
 
 
 def _register() -> None:
-    from . import data, export, info, run, train
+    from . import data, export, info, plot, run, train
 
-    for command in (run.run, info.info, train.train, data.data, export.export):
+    for command in (run.run, info.info, train.train, data.data, export.export, plot.plot):
         evsim.add_command(command)
 
 
