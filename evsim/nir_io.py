@@ -183,6 +183,9 @@ def to_nir_graph(model: Model, portable: bool = False):
             if portable and layer.max_delay > 0:
                 warnings.append(f"layer{i}: {int(np.count_nonzero(layer.delays))} learned delays (up to "
                                 f"{layer.max_delay} steps) are lost in the portable graph")
+        if portable and layer.reset == "subtract":
+            warnings.append(f"layer{i}: the subtractive reset is stated only in the metadata; "
+                            "other tools will reset to v_reset = 0")
         prev = p + "lif"
     ro = model.readout
     c = ro.n_classes
@@ -316,6 +319,8 @@ def _feedforward(walk: _Walk, name: str) -> tuple[np.ndarray, np.ndarray]:
     node = walk.nodes[name]
     if walk.kind(name) not in ("Affine", "Linear"):
         walk.fail(name, "expected an Affine or Linear feed-forward node here")
+    if name in walk.visited:
+        walk.fail(name, "is reached twice: a cycle that is not a layer's recurrence")
     w = _squeeze(node.weight, 2, walk, name, "weight")
     b = _squeeze(node.bias, 1, walk, name, "bias") if walk.kind(name) == "Affine" else np.zeros(w.shape[0])
     if b.shape != (w.shape[0],):
@@ -455,7 +460,8 @@ def from_nir_graph(graph, source: str = "NIR graph") -> Model:
             walk.fail(name, "is not on the path from the Input to the Output")
     if not layers:
         raise ModelFileError(f"{source}: no hidden LIF layer before the readout; {_WIRING}")
-    decision = (exact.get("readout") or {}).get("decision", "sum_softmax")
+    ro_meta = exact.get("readout")
+    decision = ro_meta.get("decision", "sum_softmax") if isinstance(ro_meta, dict) else "sum_softmax"
     readout = Readout(weight=w, bias=b, beta=ro["beta"], gain=ro["gain"], decision=decision)
     return Model(layers=tuple(layers), readout=readout, metadata=_model_metadata(exact, dt, layers[0].n_in, source))
 

@@ -140,6 +140,13 @@ def test_unknown_node_is_refused_by_name():
         from_nir_graph(g)
 
 
+def test_a_feed_forward_cycle_is_refused():
+    g = hand_graph()
+    g.edges[g.edges.index(("lif", "ro"))] = ("lif", "ff")
+    with pytest.raises(ModelFileError, match=r"node 'ff' \(Affine\): is reached twice"):
+        from_nir_graph(g)
+
+
 def test_wrong_wiring_is_refused_by_name():
     g = hand_graph()
     g.edges.append(("in", "li"))
@@ -189,3 +196,13 @@ def test_exporter_refuses_leakless_neurons_and_unknown_cells(small_model):
 def test_nothing_left_when_the_directory_is_missing(tmp_path, small_model):
     with pytest.raises(EvsimError, match="does not exist"):
         export_nir(small_model, tmp_path / "nope" / "m.nir")
+
+
+def test_portable_export_warns_about_a_subtractive_reset(small_model):
+    sub = replace(small_model, layers=tuple(replace(l, reset="subtract") for l in small_model.layers))
+    _, warnings = to_nir_graph(sub, portable=True)
+    assert [w for w in warnings if "subtractive reset" in w] == [
+        f"layer{i}: the subtractive reset is stated only in the metadata; other tools will reset to v_reset = 0"
+        for i in range(2)]
+    faithful, warnings = to_nir_graph(sub)
+    assert warnings == [] and faithful.nodes["layer0.lif"].metadata["reset"] == "subtract"
