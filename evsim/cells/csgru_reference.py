@@ -53,7 +53,8 @@ def heaviside(x: np.ndarray) -> np.ndarray:
 
 
 def _sigmoid(a):
-    return 1.0 / (1.0 + np.exp(-a))
+    with np.errstate(over="ignore"):                # exp(-a) = inf for a < -709: sigma = 0
+        return 1.0 / (1.0 + np.exp(-a))
 
 
 def run_reference(params: CSGRUParams, x, *, sigma: float = 0.0,
