@@ -58,12 +58,15 @@ def _sigmoid(a):
 
 
 def run_reference(params: CSGRUParams, x, *, sigma: float = 0.0,
-                  spike: Callable[[np.ndarray], np.ndarray] = heaviside) -> CSGRUTrace:
+                  spike: Callable[[np.ndarray], np.ndarray] = heaviside, reset_spikes=None) -> CSGRUTrace:
     """Run one sample ``x`` (T, Cin, P) through the layer; every state starts at 0.
 
     sigma: delay spread (0 for inference; then integer delays give exact delivery);
     spike: the spike function of ``v - theta`` (H, or a surrogate's primitive for the
-    gradient checks).
+    gradient checks);
+    reset_spikes: (T, C, P) train the soft reset subtracts at step t + 1 in place of the
+    layer's own s_t (None).  Held fixed, it makes the reset a constant: the function whose
+    exact gradient is the "detached reset" one (used only by the gradient checks).
     """
     x = check_input(params, x)
     n_t = x.shape[0]
@@ -89,5 +92,5 @@ def run_reference(params: CSGRUParams, x, *, sigma: float = 0.0,
         s = spike(v - theta)
         for name, value in zip(CSGRUTrace._fields, (r, i, z, v, s, s_hat)):
             getattr(out, name)[t] = value
-        i_prev, v_prev, s_prev = i, v, s
+        i_prev, v_prev, s_prev = i, v, (s if reset_spikes is None else reset_spikes[t])
     return out
