@@ -92,6 +92,8 @@ def csgru_fwd(x, p, klo, mtab, sur, alpha, smooth, s_reset, use_s_reset, r, i, z
 
     use_s_reset: the soft reset subtracts the fixed train ``s_reset`` (B, T, C, P) in
     place of the layer's own spikes (gradient checks of the detached reset only)."""
+    if p.gate != GATE_CURRENT and p.gate != GATE_INPUT:
+        raise ValueError("unknown CS-GRU gate code")
     n_b, n_t, c, n_p = v.shape
     nq = mtab.shape[2]
     for b in prange(n_b):
@@ -152,6 +154,8 @@ def csgru_bwd(gs_ext, x, p, klo, mtab, dmtab, detach, sur, alpha, r, i, z, v, s,
     sums over b): gx (B, T, Cin, P); g_k** (B, <kernel shape>); g_bias (B, 3, C) for
     b_r, b_i, b_z; g_delay (B, C, P).  Every output is overwritten.
     """
+    if p.gate != GATE_CURRENT and p.gate != GATE_INPUT:
+        raise ValueError("unknown CS-GRU gate code")
     n_b, n_t, c, n_p = v.shape
     nq = mtab.shape[2]
     for b in prange(n_b):

@@ -183,7 +183,7 @@ def new_state(weights):
     n_p, c = weights.delays.shape
     slots = int(weights.delays.max(initial=0)) + 1
     return EventState(i=np.zeros((n_p, c)), v=np.zeros((n_p, c)), s=np.zeros((n_p, c)),
-                      ring=np.zeros((slots, n_p, 3, c)), pin=np.zeros((n_p, weights.w_in.shape[2], c)),
+                      ring=np.zeros((slots, n_p, 3, c)), pin=np.zeros((n_p, 3, c)),
                       counters=np.zeros(3, np.int64))
 
 

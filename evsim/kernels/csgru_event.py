@@ -57,7 +57,7 @@ class EventState(NamedTuple):
     v: np.ndarray         # (P, C) membrane
     s: np.ndarray         # (P, C) last step's spikes, 0.0 / 1.0
     ring: np.ndarray      # (slots, P, 3, C)
-    pin: np.ndarray       # (P, G_in, C) scratch: this step's input drive
+    pin: np.ndarray       # (P, 3, C) scratch: this step's input side of r, i, z
     counters: np.ndarray  # (3,) int64: steps run, spikes, synaptic events (scattered weights)
 
 
@@ -84,15 +84,33 @@ def _scatter(w, src, p_src, value, out):
 
 
 @numba.njit(**EXACT)
+def _dense_conv(k_zi, cur, pin):
+    """pin[p, 2, c] = sum_{m, c'} K_zi[c, c', m] cur[p + m - k//2, c'] (k_zi as [m, c', c])."""
+    n_p, n_c = cur.shape
+    half = k_zi.shape[0] // 2
+    pin[:, 2, :] = 0.0
+    for p in range(n_p):
+        for m in range(k_zi.shape[0]):
+            q = p + m - half
+            if 0 <= q < n_p:
+                for cs in range(n_c):
+                    value = cur[q, cs]
+                    for c in range(n_c):
+                        pin[p, 2, c] += k_zi[m, cs, c] * value
+
+
+@numba.njit(**EXACT)
 def csgru_step(w, st, x, s_out):
     """One step t = counters[0]: input x (P, Cin) -> spikes s_out (P, C); updates st."""
+    if w.gate != GATE_CURRENT and w.gate != GATE_INPUT:
+        raise ValueError("unknown CS-GRU gate code")
     n_p, n_c = st.v.shape
     slots = st.ring.shape[0]
     t = st.counters[0]
     row = st.ring[t % slots]
-    g_in = st.pin.shape[1]
+    g_in = w.w_in.shape[2]
     # inputs arriving now: scatter every nonzero input value over its targets
-    st.pin[:] = 0.0
+    st.pin[:, :g_in, :] = 0.0
     events = 0
     for p in range(n_p):
         for ci in range(x.shape[1]):
@@ -103,22 +121,13 @@ def csgru_step(w, st, x, s_out):
         for c in range(n_c):
             r = _sigmoid(st.pin[p, 0, c] + row[p, 0, c] + w.bias[0, c])
             st.i[p, c] = r * st.i[p, c] + st.pin[p, 1, c] + row[p, 1, c] + w.bias[1, c]
+    # the update gate's own input: dense K_zi * i_t ("current" gate; "input": scattered above)
+    if w.gate == GATE_CURRENT:
+        _dense_conv(w.k_zi, st.i, st.pin)
     # update gate, membrane with the soft reset of s_{t-1}, spikes
-    half = w.k_zi.shape[0] // 2
     for p in range(n_p):
         for c in range(n_c):
-            a = row[p, 2, c] + w.bias[2, c]
-            if w.gate == GATE_INPUT:
-                a = st.pin[p, 2, c] + a
-            else:
-                acc = 0.0
-                for m in range(w.k_zi.shape[0]):
-                    q = p + m - half
-                    if 0 <= q < n_p:
-                        for cs in range(n_c):
-                            acc += w.k_zi[m, cs, c] * st.i[q, cs]
-                a = acc + a
-            z = _sigmoid(a)
+            z = _sigmoid(st.pin[p, 2, c] + row[p, 2, c] + w.bias[2, c])
             vv = z * st.v[p, c] + (1.0 - z) * st.i[p, c] - w.theta * st.s[p, c]
             st.v[p, c] = vv
             s_out[p, c] = 1.0 if vv >= w.theta else 0.0

@@ -126,3 +126,24 @@ def test_event_engine_refuses_real_delays():
                     integer_delays=True)
     with pytest.raises(EvsimError, match=r"expected \(T, 1, 2\)"):
         CSGRUStream(q).step(np.zeros((1, 3)))
+
+
+def test_kernels_refuse_an_unknown_gate_code():
+    """A gate code the kernels do not know raises in the event kernel, the reference and
+    the training kernels (no silent fall-through)."""
+    from evsim.cells.csgru_reference import run_reference
+    from training.csgru import backward, forward
+
+    p = make_params(*(np.zeros((1, 1, 1)) for _ in range(6)), [0.0], [0.0], [0.0], np.zeros((1, 2)),
+                    integer_delays=True)
+    bad = p._replace(gate=7)
+    x = np.zeros((3, 1, 2))
+    with pytest.raises(ValueError, match="unknown CS-GRU gate code"):
+        event_run(bad, x)
+    with pytest.raises(ValueError, match="unknown CS-GRU gate code 7"):
+        run_reference(bad, x)
+    with pytest.raises(ValueError, match="unknown CS-GRU gate code"):
+        forward(bad, x[None])
+    cache = forward(p, x[None])
+    with pytest.raises(ValueError, match="unknown CS-GRU gate code"):
+        backward(bad, cache, np.zeros_like(cache.s))
