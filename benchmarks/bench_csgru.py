@@ -66,10 +66,9 @@ def calibrate(c, gate, target, samples, iters=14):
 
 
 def time_pair(params, samples, repeats):
+    import training.csgru_kernels as ck
     from evsim.cells.csgru import event_run
     from training.csgru import forward
-
-    import training.csgru_kernels as ck
     ck.PARALLEL_MIN_WORK = 10**15                      # the serial dense build
 
     def ev():

@@ -31,7 +31,7 @@ import numpy as np
 from ._io import publish
 from .errors import InputFileError
 
-__all__ = ["N_CHANNELS", "CLASS_NAMES", "ConvertedSplit", "convert_ntidigits", "digit_class"]
+__all__ = ["CLASS_NAMES", "N_CHANNELS", "ConvertedSplit", "convert_ntidigits", "digit_class"]
 
 N_CHANNELS = 64
 CLASS_NAMES = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "oh")

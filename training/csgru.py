@@ -21,14 +21,21 @@ from typing import NamedTuple
 
 import numpy as np
 
-from evsim.cells.csgru import BIAS_NAMES, GATE_CURRENT, KERNEL_NAMES, CSGRUParams, gate_code, make_params
+from evsim.cells.csgru import (
+    BIAS_NAMES,
+    GATE_CURRENT,
+    KERNEL_NAMES,
+    CSGRUParams,
+    gate_code,
+    make_params,
+)
 from evsim.errors import EvsimError
 
 from . import csgru_kernels as ck
 from .network import delay_tables
 from .surrogates import get_surrogate
 
-__all__ = ["CSGRUCache", "init_params", "forward", "backward", "PARAM_NAMES"]
+__all__ = ["PARAM_NAMES", "CSGRUCache", "backward", "forward", "init_params"]
 
 PARAM_NAMES = KERNEL_NAMES + BIAS_NAMES + ("delays",)
 

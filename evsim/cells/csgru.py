@@ -44,7 +44,7 @@ import numpy as np
 
 from evsim.errors import EvsimError
 
-__all__ = ["CSGRUParams", "GATES", "gate_code", "make_params", "check_input"]
+__all__ = ["GATES", "CSGRUParams", "check_input", "gate_code", "make_params"]
 
 #: update-gate variants: "current" z from i_t (CS-GRU), "input" z from x_t (SpikGRU)
 GATES = {"current": 0, "input": 1}

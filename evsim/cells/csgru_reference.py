@@ -6,7 +6,8 @@ kernel (:mod:`evsim.kernels.csgru_event`) and the training forward
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import numpy as np
 
@@ -29,7 +30,7 @@ class CSGRUTrace(NamedTuple):
 def conv_same(kernel: np.ndarray, x: np.ndarray) -> np.ndarray:
     """``(K * x)[c, p] = sum_{c', m} K[c, c', m] x[c', p + m - k//2]``, zeros past the
     edges; kernel (C, C', k), x (C', P) -> (C, P)."""
-    c_out, c_in, k = kernel.shape
+    c_out, _, k = kernel.shape
     n_p = x.shape[1]
     half = k // 2
     out = np.zeros((c_out, n_p))

@@ -12,7 +12,6 @@ stay rare (counted over a seeded population).
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 from evsim.cells.csgru import CSGRUStream, event_run, make_params, pack_event
 from evsim.cells.csgru_reference import run_reference
@@ -42,10 +41,10 @@ def expected_synaptic_events(params, x, s):
     return inputs + spikes
 
 
-def assert_equivalent(params, x):
+def assert_equivalent(params, x, ref=None):
     """Event == reference up to a documented tie; returns 1 for a tie, else 0."""
     ev = event_run(params, x)
-    ref = run_reference(params, x)
+    ref = run_reference(params, x) if ref is None else ref
     assert ev.s.shape == ref.s.shape
     bad = np.nonzero((ev.s != ref.s).any(axis=(1, 2)))[0]
     end = bad[0] if bad.size else x.shape[0]
@@ -65,7 +64,7 @@ def assert_equivalent(params, x):
     return 1
 
 
-@settings(max_examples=150, **HYP)
+@settings(max_examples=100, **HYP)
 @given(csgru_cases())
 def test_event_equals_reference(case):
     params, x = case
@@ -73,22 +72,30 @@ def test_event_equals_reference(case):
 
 
 def test_ties_are_rare_and_layers_are_active_over_seeded_cases():
-    """150 seeded cases: under 3 % end at a tie; most spike, and delayed recurrent spikes
+    """100 seeded cases: at most 3 end at a tie; most spike, and delayed recurrent spikes
     arrive inside the sample in most (so the ring buffer is exercised)."""
     ties = active = arrivals = 0
-    for seed in range(150):
+    for seed in range(100):
         params, x = random_csgru_case(seed)
-        ties += assert_equivalent(params, x)
         ref = run_reference(params, x)
+        ties += assert_equivalent(params, x, ref)
         active += ref.s.any()
         arrivals += ref.s_hat.any()
-    assert ties <= 4, f"{ties} of 150 cases tied"
-    assert active >= 100 and arrivals >= 80, (active, arrivals)
+    assert ties <= 3, f"{ties} of 100 cases tied"
+    assert active >= 70 and arrivals >= 65, (active, arrivals)
+
+
+@pytest.mark.slow
+@settings(max_examples=2000, **HYP)
+@given(csgru_cases())
+def test_event_equals_reference_many(case):
+    params, x = case
+    assert_equivalent(params, x)
 
 
 @settings(max_examples=60, **HYP)
-@given(csgru_cases(), st.data())
-def test_stream_equals_whole_sample(case, data):
+@given(csgru_cases())
+def test_stream_equals_whole_sample(case):
     """Step by step through CSGRUStream = event_run bit for bit; reset starts over."""
     params, x = case
     whole = event_run(params, x)
