@@ -24,6 +24,7 @@ import numpy as np
 from evsim.cells.csgru import (
     BIAS_NAMES,
     GATE_CURRENT,
+    GATE_NAMES,
     KERNEL_NAMES,
     CSGRUParams,
     gate_code,
@@ -35,7 +36,7 @@ from . import csgru_kernels as ck
 from .network import delay_tables
 from .surrogates import get_surrogate
 
-__all__ = ["PARAM_NAMES", "CSGRUCache", "backward", "forward", "init_params"]
+__all__ = ["PARAM_NAMES", "CSGRUCache", "backward", "export_params", "forward", "init_params"]
 
 PARAM_NAMES = KERNEL_NAMES + BIAS_NAMES + ("delays",)
 
@@ -69,6 +70,15 @@ def init_params(n_channels: int, n_in_channels: int, n_positions: int, kernel_si
     return make_params(uni(c, c_in, k), uni(c, c_in, k), uni(c, z_src, k), uni(c, c, k), uni(c, c, k),
                        uni(c, c, k), uni(c), uni(c), uni(c), rng.uniform(lo, hi, (c, n_positions)),
                        gate=gate, theta=theta)
+
+
+def export_params(params: CSGRUParams) -> CSGRUParams:
+    """The layer as inference runs it: delays clamped to >= 0 and rounded to the nearest
+    whole step (``numpy.rint``, as the LIF export), int64, checked for the event engine."""
+    delays = np.rint(np.maximum(np.asarray(params.delays, np.float64), 0.0))
+    return make_params(*(getattr(params, n) for n in KERNEL_NAMES + BIAS_NAMES), delays,
+                       gate=GATE_NAMES[params.gate], theta=params.theta,
+                       integer_delays=True)
 
 
 def _unit_tables(params: CSGRUParams, sigma: float):

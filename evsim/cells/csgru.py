@@ -49,6 +49,7 @@ __all__ = ["GATES", "CSGRUParams", "check_input", "gate_code", "make_params"]
 #: update-gate variants: "current" z from i_t (CS-GRU), "input" z from x_t (SpikGRU)
 GATES = {"current": 0, "input": 1}
 GATE_CURRENT, GATE_INPUT = GATES["current"], GATES["input"]
+GATE_NAMES = {code: name for name, code in GATES.items()}
 
 KERNEL_NAMES = ("k_rx", "k_ix", "k_zin", "k_rh", "k_ih", "k_zh")
 BIAS_NAMES = ("b_r", "b_i", "b_z")

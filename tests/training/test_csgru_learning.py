@@ -1,9 +1,11 @@
 """The CS-GRU kernels learn: a small layer plus a linear readout, trained with AdamW and
-the hand-written gradients (delays included, spread sigma = 1) on a toy task, fits it."""
+the hand-written gradients (delays included, spread sigma = 1) on a toy task, fits it;
+exported with rounded delays, the event engine gives the training forward's spikes."""
 
 import numpy as np
 
-from training.csgru import PARAM_NAMES, backward, forward, init_params
+from evsim.cells.csgru import event_run
+from training.csgru import PARAM_NAMES, backward, export_params, forward, init_params
 from training.network import cross_entropy
 from training.optim import AdamW, ParamGroup
 
@@ -48,3 +50,10 @@ def test_csgru_layer_and_readout_fit_an_order_task():
     assert losses[-1] < 0.3 * losses[0], losses[::10]
     assert max(accs[-5:]) == 1.0 and accs[0] < 1.0, accs[::10]
     assert not np.allclose(params["delays"], layer.delays)          # the delays were learned too
+    # exported (delays rounded, sigma 0): the event engine's spikes = the training forward's
+    trained = export_params(layer._replace(**{k: params[k] for k in PARAM_NAMES}))
+    assert trained.delays.dtype == np.int64
+    assert np.array_equal(trained.delays, np.rint(np.maximum(params["delays"], 0)))
+    rounded = forward(trained, x, sigma=0.0)
+    for b in range(x.shape[0]):
+        assert np.array_equal(event_run(trained, x[b]).s, rounded.s[b])
