@@ -44,7 +44,8 @@ import numpy as np
 
 from evsim.errors import EvsimError
 
-__all__ = ["GATES", "CSGRUParams", "check_input", "gate_code", "make_params"]
+__all__ = ["GATES", "CSGRUParams", "CSGRUStream", "EventRun", "check_input", "event_run", "gate_code", "make_params",
+           "new_state", "pack_event"]
 
 #: update-gate variants: "current" z from i_t (CS-GRU), "input" z from x_t (SpikGRU)
 GATES = {"current": 0, "input": 1}

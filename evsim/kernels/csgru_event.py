@@ -15,6 +15,8 @@ Layout: position-major.  Every state and per-unit array is (P, C), the input (P,
 the packed kernels put the fused outputs last, so that one scatter adds one contiguous
 row: ``w_in[c', m]`` (G_in, C) and ``w_rec[c', m]`` (3, C).  Fused kernels of different
 lengths are zero-padded at both ends to the longest (which keeps them centred).
+``counters[2]`` counts the weights scattered (G x C per in-range tap of a fused kernel,
+padding included): the synaptic work the events cause.
 
 The delay queue (ring buffer)
 -----------------------------
