@@ -46,6 +46,9 @@ def _register() -> None:
 
     for command in (run.run, info.info, train.train, data.data, export.export, plot.plot):
         evsim.add_command(command)
+    from . import convert
+
+    data.data.add_command(convert.convert)
 
 
 _register()

@@ -13,11 +13,15 @@ name             surrogate sg(x; alpha)                      primitive (forward 
 ``arctan``       (alpha/2) / (1 + (pi alpha x / 2)^2)         1/2 + arctan(pi alpha x / 2) / pi
 ``fast_sigmoid`` 1 / (1 + alpha |x|)^2                        1/2 + x / (1 + alpha |x|)
 ``triangle``     alpha * max(0, 1 - alpha |x|)                piecewise quadratic, 0 .. 1
+``inverse_       1 / (1 + alpha x^2)                          (atan(sqrt(alpha) x) + pi/2) / sqrt(alpha)
+quadratic``
 ===============  ==========================================  =================================
 
 ``arctan`` with alpha = 5 is the method's (DelRec, CRSNN).  ``triangle`` with alpha = 1 is
 ``max(0, 1 - |x|)``, the SSC variant; arctan and triangle integrate to 1, fast_sigmoid (the
-SuperSpike / snntorch form, slope alpha) to 2 / alpha.
+SuperSpike / snntorch form, slope alpha) to 2 / alpha.  ``inverse_quadratic`` with alpha =
+gamma = 10 is the CS-GRU code's unnormalised arctan-type surrogate (peak 1, integral
+pi / sqrt(alpha)).
 
 The numba kernels dispatch on the integer ``code``; adding a surrogate means adding its two
 functions here, an entry in :data:`SURROGATES` and a branch in :func:`surrogate_grad` and
@@ -77,6 +81,17 @@ def triangle_primitive(x, alpha):
     return 1.0
 
 
+@numba.njit(**EXACT)
+def inverse_quadratic_grad(x, alpha):
+    return 1.0 / (1.0 + alpha * x * x)
+
+
+@numba.njit(**EXACT)
+def inverse_quadratic_primitive(x, alpha):
+    root = math.sqrt(alpha)
+    return (math.atan(root * x) + 0.5 * math.pi) / root
+
+
 class Surrogate(NamedTuple):
     """code: integer the kernels dispatch on; grad(x, alpha): the surrogate dH/dx;
     primitive(x, alpha): the smooth function whose derivative ``grad`` is;
@@ -93,6 +108,7 @@ SURROGATES: dict[str, Surrogate] = {
     "arctan": Surrogate(0, arctan_grad, arctan_primitive, 5.0),
     "fast_sigmoid": Surrogate(1, fast_sigmoid_grad, fast_sigmoid_primitive, 25.0),
     "triangle": Surrogate(2, triangle_grad, triangle_primitive, 1.0),
+    "inverse_quadratic": Surrogate(3, inverse_quadratic_grad, inverse_quadratic_primitive, 10.0),
 }
 
 
@@ -111,6 +127,8 @@ def surrogate_grad(x, code, alpha):
         return arctan_grad(x, alpha)
     if code == 1:
         return fast_sigmoid_grad(x, alpha)
+    if code == 3:
+        return inverse_quadratic_grad(x, alpha)
     return triangle_grad(x, alpha)
 
 
@@ -124,4 +142,6 @@ def spike_fn(x, code, alpha, smooth):
         return arctan_primitive(x, alpha)
     if code == 1:
         return fast_sigmoid_primitive(x, alpha)
+    if code == 3:
+        return inverse_quadratic_primitive(x, alpha)
     return triangle_primitive(x, alpha)

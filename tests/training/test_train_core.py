@@ -140,7 +140,7 @@ def test_evaluate_uses_rounded_clamped_delays_and_leaves_state_alone():
 
 
 def test_surrogates_by_name_and_their_primitives():
-    with pytest.raises(EvsimError, match="valid surrogates: arctan, fast_sigmoid, triangle"):
+    with pytest.raises(EvsimError, match="valid surrogates: arctan, fast_sigmoid, inverse_quadratic, triangle"):
         get_surrogate("sigmoidal")
     with pytest.raises(EvsimError, match="valid surrogates"):
         NetworkConfig(surrogate="nope")
@@ -152,6 +152,8 @@ def test_surrogates_by_name_and_their_primitives():
                 assert num == pytest.approx(sur.grad(x, alpha), rel=1e-5, abs=1e-8), (name, alpha, x)
     assert SURROGATES["arctan"].grad(0.0, 5.0) == 2.5
     assert SURROGATES["triangle"].grad(0.5, 1.0) == 0.5
+    assert SURROGATES["inverse_quadratic"].grad(0.5, 10.0) == 1 / 3.5      # CS-GRU: 1 / (1 + gamma x^2)
+    assert SURROGATES["inverse_quadratic"].primitive(-1e9, 10.0) == pytest.approx(0.0, abs=1e-9)
 
 
 def test_config_validation_messages():
