@@ -79,10 +79,16 @@ def n_steps_for(times: np.ndarray, dt_ms: float, where: str = "input") -> int:
     n = int(time_to_step(last, dt_ms)) + 1       # floor is monotonic: the last spike's step
     if n > MAX_STEPS:
         raise InputFileError(
-            f"{where}: spike time {last:g} s would need {last * 1000.0 / dt_ms:.3g} steps at dt = {dt_ms:g} ms, "
+            f"{where}: spike time {last:g} s implies {_step_count(n, last * 1000.0 / dt_ms)} steps at dt = {dt_ms:g} ms, "
             f"more than the limit of {MAX_STEPS} steps (MAX_STEPS); the spike time is probably bogus (times are in "
             f"seconds) - fix the file, or pass n_steps to cut the sample")
     return n
+
+
+def _step_count(n: int, exact: float) -> str:
+    """A step count for a message: the integer while it is exact, else ``about 1e+32``
+    (``time_to_step`` clips at 2**62, which must not be shown as if it were the count)."""
+    return str(n) if exact < 2.0**53 else f"about {exact:.3g}"
 
 
 def validate_events(times, units, n_channels: int, where: str = "input") -> tuple[np.ndarray, np.ndarray]:
