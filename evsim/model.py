@@ -521,7 +521,7 @@ def _model_from_arrays(arrays: dict[str, np.ndarray], source: str) -> Model:
         raise ModelFileError(f"{source}: metadata.layers must list at least one hidden layer")
     names = meta.get("class_names", [])
     if not isinstance(names, list):
-        raise ModelFileError(f"{source}: metadata.class_names: {names!r}; expected a list of strings")
+        raise ModelFileError(f"metadata.class_names: {names!r}; expected a list of strings")
     try:
         metadata = ModelMetadata(
             dt_ms=meta.get("dt_ms", 10.0),
