@@ -203,7 +203,20 @@ class SpikeFile:
             raise
 
     def _check_layout(self):
+        try:
+            self._read_layout()
+        except (OSError, TypeError, ValueError, KeyError) as exc:   # h5py on a dataset of an odd type
+            raise InputFileError(f"{self.path}: cannot read the SHD layout ({exc}); expected spikes/times and "
+                                 "spikes/units (variable-length numbers), labels (integers)") from exc
+
+    def _read_layout(self):
+        import h5py
+
         h5 = self._h5
+        for key in ("spikes/times", "spikes/units", "labels", "extra/keys", "extra/speaker"):
+            if key in h5 and not isinstance(h5[key], h5py.Dataset):
+                raise InputFileError(f"{self.path}: '{key}' is a {type(h5[key]).__name__.lower()}, not a dataset; "
+                                     "expected the SHD layout (spikes/times, spikes/units, labels)")
         for key in ("spikes/times", "spikes/units"):
             if key not in h5:
                 raise InputFileError(f"{self.path}: missing dataset '{key}'; expected the SHD layout (spikes/times, spikes/units, labels)")
