@@ -107,8 +107,11 @@ def mutated_model_file(path, steps) -> None:
         if op == "drop":
             arrays.pop(args[0], None)
         elif op == "dtype" and args[0] in arrays:
-            with np.errstate(all="ignore"):
-                arrays[args[0]] = arrays[args[0]].astype(args[1])
+            try:
+                with np.errstate(all="ignore"):
+                    arrays[args[0]] = arrays[args[0]].astype(args[1])
+            except ValueError:                       # e.g. the metadata text to int8: store zeros
+                arrays[args[0]] = np.zeros(arrays[args[0]].shape, args[1])
         elif op == "shape" and args[0] in arrays:
             arrays[args[0]] = np.ones(args[1], np.float32)
         elif op == "values" and args[0] in arrays and arrays[args[0]].dtype.kind in "fi" and arrays[args[0]].size:
