@@ -537,7 +537,7 @@ def _model_from_arrays(arrays: dict[str, np.ndarray], source: str) -> Model:
     expected |= {f"layer{i}.{a}" for i in range(len(layer_meta)) for a in _LAYER_ARRAYS}
     extra = sorted(set(arrays) - expected)
     if extra:
-        raise ModelFileError(f"{source}: array(s) {', '.join(extra[:5])}{', ...' if len(extra) > 5 else ''} not accounted for "
+        raise ModelFileError(f"{source}: array(s) {', '.join(map(repr, extra[:5]))}{', ...' if len(extra) > 5 else ''} not accounted for "
                              f"by the metadata, which lists {len(layer_meta)} hidden layer(s); the file is inconsistent "
                              "(was metadata.layers edited?)")
     layers = []

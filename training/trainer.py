@@ -288,6 +288,8 @@ def _train_locked(config: TrainConfig, train_path: str, test_path: str, out_dir:
         del ck_saved
     train_rows = _limited(train_path, config.limit, config.seed, config.input_channels)
     train_ds = load_dataset(train_path, indices=train_rows, **data_kw)
+    if len(train_ds) == 0:
+        raise TrainingError(f"{train_path} holds no samples; a training file needs some")
     n_classes = train_ds.n_classes
     n_test = _check_test_labels(test_path, config.input_channels, n_classes)
     test_rows = _limited(test_path, config.limit, config.seed + 2, config.input_channels)

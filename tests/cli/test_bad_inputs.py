@@ -111,8 +111,8 @@ def test_case03_arrays_the_metadata_does_not_list_are_an_error(tmp_path, small_m
     for command in ("run", "info"):
         args = ("run", "--model", tmp_path / "bad.npz") if command == "run" else ("info", tmp_path / "bad.npz")
         line = one_error_line(invoke(*args))
-        assert line.startswith(f"Error: {tmp_path / 'bad.npz'}: array(s) layer1.beta, layer1.bias, layer1.delays, "
-                               "layer1.gain, layer1.recurrent, ... not accounted for by the metadata, which lists "
+        assert line.startswith(f"Error: {tmp_path / 'bad.npz'}: array(s) 'layer1.beta', 'layer1.bias', 'layer1.delays', "
+                               "'layer1.gain', 'layer1.recurrent', ... not accounted for by the metadata, which lists "
                                "1 hidden layer(s)")
 
 
