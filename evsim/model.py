@@ -222,7 +222,7 @@ def _as_delays(name: str, value: Any, n: int, recurrence: str) -> np.ndarray:
             raise ModelFileError(f"{name}: non-integer delay {bad:g}; delays in a model file are whole steps (round trained delays with numpy.rint before export)")
     if np.any(arr < 0):
         raise ModelFileError(f"{name}: negative delay {arr.min()}; delays must be >= 0")
-    if arr.size and arr.max() > 1_000_000:
+    if arr.size and float(arr.max()) > 1_000_000:   # in float64: 1e6 overflows a float16
         raise ModelFileError(f"{name}: delay {arr.max()} steps is implausibly large (limit 1000000)")
     if recurrence == "none" and np.any(arr != 0):
         raise ModelFileError(f"{name}: delays given for a layer without recurrence; delays act only on recurrent connections")
