@@ -293,8 +293,8 @@ class ModelMetadata:
             raise ModelFileError(f"metadata.dt_ms: {self.dt_ms!r}; expected a positive number of milliseconds")
         if not (_is_int(self.input_channels) and 1 <= self.input_channels <= MAX_INPUT_CHANNELS):
             raise ModelFileError(f"metadata.input_channels: {self.input_channels!r}; expected an integer in [1, {MAX_INPUT_CHANNELS}]")
-        if not (_is_int(self.pool) and 1 <= self.pool <= self.input_channels):
-            raise ModelFileError(f"metadata.pool: {self.pool!r}; expected an integer in [1, input_channels = {self.input_channels}]")
+        if not (_is_int(self.pool) and 1 <= self.pool <= MAX_INPUT_CHANNELS):
+            raise ModelFileError(f"metadata.pool: {self.pool!r}; expected an integer in [1, {MAX_INPUT_CHANNELS}]")
         if self.n_steps is not None and not (_is_int(self.n_steps) and 1 <= self.n_steps <= MAX_N_STEPS):
             raise ModelFileError(f"metadata.n_steps: {self.n_steps!r}; expected null or an integer in [1, {MAX_N_STEPS}] "
                                  "(steps of dt per sample)")
