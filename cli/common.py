@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 
+import click
+
 from evsim.errors import EvsimError
 
 def builtin_path(name: str) -> str:
@@ -27,6 +29,39 @@ def default_path(given: str | None, name: str, what: str) -> str:
     path = builtin_path(name)
     if not os.path.exists(path):
         raise EvsimError(f"no {what} given and this installation ships no built-in default ({name}); pass --{what}")
+    return path
+
+
+def kernels_cached(module) -> bool:
+    """True when numba has a valid on-disk cache for every kernel of ``module`` (an
+    imported module whose ``@njit(cache=True)`` functions have not run yet).  Uses numba's
+    cache index (a private API): on any surprise it answers True, so at worst the note
+    below is not shown."""
+    try:
+        from numba.core.registry import CPUDispatcher
+
+        for obj in vars(module).values():
+            if isinstance(obj, CPUDispatcher) and obj._cache is not None and hasattr(obj._cache, "_cache_file"):
+                if not obj._cache._cache_file._load_index():
+                    return False
+    except Exception:  # noqa: BLE001 - the note is a courtesy, never a failure
+        return True
+    return True
+
+
+def note_compilation(module, what: str) -> None:
+    """On stderr, once: say that ``what``'s kernels are being compiled (only when they are
+    not cached yet: the first run of an installation, or after an upgrade)."""
+    if not kernels_cached(module):
+        click.echo(f"evsim: compiling {what} kernels for this machine (first run only: they are cached by "
+                   "numba, next runs start in about a second) ...", err=True)
+
+
+def display_name(path: str, builtin: dict) -> str:
+    """``path``, or ``NAME (built-in)`` for a file shipped with evsim."""
+    for name, file_name in builtin.items():
+        if os.path.abspath(path) == os.path.abspath(builtin_path(file_name)):
+            return f"{name} (built-in)"
     return path
 
 

@@ -14,8 +14,8 @@ def data():
 
 @data.command("download")
 @click.argument("name", type=click.Choice(["shd", "ssc"]))
-@click.option("--dir", "dest_dir", type=click.Path(file_okay=False), default="data", show_default=True,
-              help="Directory to put the .h5 files in.")
+@click.option("--dir", "dest_dir", type=click.Path(file_okay=False), default="data", show_default=True, envvar="EVSIM_DATA",
+              help="Directory to put the .h5 files in. Default: $EVSIM_DATA, else ./data.")
 @click.option("--timeout", type=float, default=15.0, show_default=True, help="Seconds to wait for the server.")
 def data_download(name, dest_dir, timeout):
     """Download the official NAME files, verify their checksums and unpack them.
@@ -54,7 +54,8 @@ def data_download(name, dest_dir, timeout):
 
 @data.command("check")
 @click.argument("name", type=click.Choice(["shd", "ssc"]))
-@click.option("--dir", "data_dir", type=click.Path(file_okay=False), default="data", show_default=True)
+@click.option("--dir", "data_dir", type=click.Path(file_okay=False), default="data", show_default=True, envvar="EVSIM_DATA",
+              help="Directory holding the .h5 files. Default: $EVSIM_DATA, else ./data.")
 def data_check(name, data_dir):
     """Check that --dir holds the NAME files that `evsim train NAME` expects."""
     from evsim.datasets import check_dir

@@ -9,6 +9,7 @@ inside commands so ``evsim --help`` answers at once.
 from __future__ import annotations
 
 import os
+import sys
 
 import click
 
@@ -20,11 +21,38 @@ class EvsimGroup(click.Group):
 
     def invoke(self, ctx):
         try:
+            _check_environment()
             return super().invoke(ctx)
         except EvsimError as exc:
             raise click.ClickException(str(exc)) from exc
+        except BrokenPipeError:
+            raise  # the reader went away (`evsim run | head -1`): click exits 1 without a message
         except OSError as exc:  # disk full, permissions, ... while writing output
             raise click.ClickException(f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": ")) from exc
+
+
+def _check_environment() -> None:
+    """What would otherwise fail deep inside numba, or silently: checked before any command."""
+    threads = os.environ.get("NUMBA_NUM_THREADS", "").strip()
+    if threads and not (threads.isdigit() and int(threads) >= 1):
+        raise EvsimError(f"NUMBA_NUM_THREADS={threads}: expected a whole number of threads >= 1 (or leave it unset "
+                         "to use every core)")
+    out = sys.stdout
+    try:
+        closed = out is None or out.closed or (out.fileno() >= 0 and not _fd_open(out.fileno()))
+    except (AttributeError, ValueError, OSError):
+        closed = False   # not a real file (a test runner's buffer): nothing to check
+    if closed:
+        raise EvsimError("standard output is closed; evsim writes its results there: redirect it to a file "
+                         "or to /dev/null instead of closing it")
+
+
+def _fd_open(fd: int) -> bool:
+    try:
+        os.fstat(fd)
+        return True
+    except OSError:
+        return False
 
 
 @click.group(cls=EvsimGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from .common import NoBar, default_path, dumps, model_path
+from .common import NoBar, default_path, display_name, dumps, model_path, note_compilation
 
 ENGINES = ("event", "dense")  # evsim.run.ENGINES, repeated so --help needs no numpy
 
@@ -17,26 +17,37 @@ ENGINES = ("event", "dense")  # evsim.run.ENGINES, repeated so --help needs no n
                    "used when --model is not given) or sparse (fine-tuned to fire less: faster on the event engine).")
 @click.option("--input", "input_path", metavar="PATH", default=None,
               help="Spike file in the SHD HDF5 layout. Default: the built-in samples.")
-@click.option("--sample", type=int, default=None, help="Classify only this sample (index).")
+@click.option("--sample", type=click.IntRange(0), default=None, help="Classify only this sample (index from 0).")
 @click.option("--engine", type=click.Choice(ENGINES), default="event", show_default=True,
               help="event: Numba event-driven engine; dense: NumPy step-by-step reference.")
-@click.option("--batch-size", type=click.IntRange(1, 4096), default=64, show_default=True)
+@click.option("--batch-size", type=click.IntRange(1, 4096), default=64, show_default=True,
+              help="Samples simulated together (in parallel over cores on the event engine); results do not depend on it.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
 @click.option("--quiet", "-q", is_flag=True, help="Only the summary line (text output).")
 def run(model_file, input_path, sample, engine, batch_size, as_json, quiet):
-    """Classify the samples of a spike file and report the accuracy when it has labels."""
+    """Classify the samples of a spike file and report the accuracy when it has labels.
+
+    \b
+    Each sample's line gives the predicted class and its score: with the built-in models
+    (decision sum_softmax) the sum over the sample's steps of that class's softmax
+    probability, so at most the number of steps; the prediction is the class with the
+    highest score.  The firing rate is spikes / (hidden neurons x steps run).
+    """
     from evsim.model import load_model
     from evsim.run import classify_file
 
     model_file = model_path(model_file)
     input_path = default_path(input_path, "samples.h5", "input")
     model = load_model(model_file)
+    if engine == "event":
+        from evsim.kernels import event as kernels
+
+        note_compilation(kernels, "the event engine's")
     show_bar = not as_json and sample is None and sys.stderr.isatty()
     n_total = _count_samples(input_path, model) if show_bar else 0
     with click.progressbar(length=n_total, label="classifying", file=sys.stderr) if show_bar else NoBar() as bar:
         result = classify_file(model, input_path, sample=sample, engine=engine, batch_size=batch_size,
                                progress=bar.update)
-    names = model.class_names
     activity = _activity(model, result)
     if as_json:
         click.echo(dumps({
@@ -50,21 +61,42 @@ def run(model_file, input_path, sample, engine, batch_size, as_json, quiet):
         }))
         return
     if not quiet:
-        for r in result.samples:
-            line = f"sample {r.index}: {r.class_name} (score {r.score:.3f})"
-            if r.label >= 0:
-                truth = names[r.label] if r.label < len(names) else str(r.label)
-                line += f"  label {truth} {'ok' if r.prediction == r.label else 'WRONG'}"
-            click.echo(line)
-    if not result.samples:
-        click.echo("0 samples")
-    elif activity and not quiet:
+        _echo_details(model, model_file, input_path, engine, result, activity)
+    _echo_summary(result)
+
+
+_SCORE_MEANING = {
+    "sum_softmax": "score = sum over the sample's steps of the class's softmax probability (at most its steps)",
+    "sum_membrane": "score = sum over the sample's steps of the class's readout membrane",
+}
+
+
+def _echo_details(model, model_file, input_path, engine, result, activity) -> None:
+    from .common import BUILTIN_MODELS
+
+    names = model.class_names
+    where = display_name(input_path, {"samples": "samples.h5"})
+    click.echo(f"model: {display_name(model_file, BUILTIN_MODELS)}; input: {where}; engine: {engine}")
+    click.echo(_SCORE_MEANING[model.readout.decision] + "; prediction = the highest score")
+    for r in result.samples:
+        line = f"sample {r.index}: {r.class_name} (score {r.score:.3f} of {r.n_steps} steps)"
+        if r.label >= 0:
+            truth = names[r.label] if r.label < len(names) else str(r.label)
+            line += f"  label {truth} {'ok' if r.prediction == r.label else 'WRONG'}"
+        click.echo(line)
+    if activity:
         rates = ", ".join(f"{100 * r:.1f}" for r in activity["firing_rates"])
-        click.echo(f"activity: {100 * activity['firing_rate']:.1f} % of hidden neurons fire per step (layers: {rates} %), "
-                   f"{activity['synaptic_events_per_step']:.0f} synaptic events per step")
+        click.echo(f"activity: firing rate {100 * activity['firing_rate']:.1f} % (spikes / (hidden neurons x steps run); "
+                   f"layers: {rates} %), {activity['synaptic_events_per_step']:.0f} synaptic events per step")
+
+
+def _echo_summary(result) -> None:
+    n = len(result.samples)
     if result.accuracy is not None:
         n_ok = sum(r.prediction == r.label for r in result.samples)
-        click.echo(f"accuracy: {100 * result.accuracy:.2f} % ({n_ok}/{len(result.samples)})")
+        click.echo(f"accuracy: {100 * result.accuracy:.2f} % ({n_ok}/{n})")
+    else:
+        click.echo(f"{n} sample{'s' if n != 1 else ''} classified (the input has no labels, so no accuracy)")
 
 
 def _activity(model, result) -> dict:

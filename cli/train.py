@@ -16,10 +16,13 @@ class _TrainReporter:
     """Progress for `evsim train`: a bar per epoch (loss, accuracy, sigma, spikes per step)
     on a terminal, and one line per epoch always."""
 
-    def __init__(self, quiet: bool):
+    def __init__(self, quiet: bool, every_seconds: float = 30.0):
         self.quiet = quiet
         self.bar = None
         self.n = self.loss = self.correct = 0
+        self.every = every_seconds       # progress lines when stderr is not a terminal
+        self.last_line = 0.0
+        self.batches = self.n_batches = 0
 
     def start(self, info):
         if not self.quiet:
@@ -28,8 +31,13 @@ class _TrainReporter:
                        f"{info['steps_per_epoch']} batches per epoch", err=True)
 
     def epoch_start(self, epoch, epochs, n_batches, sigma):
+        import time
+
         self.n = self.loss = self.correct = 0
         self.epochs = epochs
+        self.epoch = epoch + 1
+        self.batches, self.n_batches = 0, n_batches
+        self.epoch_t0 = self.last_line = time.time()
         if not self.quiet and sys.stderr.isatty():
             self.bar = click.progressbar(length=n_batches, label=f"epoch {epoch + 1}/{epochs}", file=sys.stderr,
                                          item_show_func=lambda s: s)
@@ -39,6 +47,16 @@ class _TrainReporter:
         self.n += stats["batch"]
         self.loss += stats["loss"] * stats["batch"]
         self.correct += stats["correct"]
+        self.batches += 1
+        if self.bar is None and not self.quiet:
+            import time
+
+            now = time.time()
+            if now - self.last_line >= self.every:
+                self.last_line = now
+                click.echo(f"epoch {self.epoch}/{self.epochs}: batch {self.batches}/{self.n_batches}, loss "
+                           f"{self.loss / self.n:.3f}, train {100 * self.correct / self.n:.1f} %, "
+                           f"{now - self.epoch_t0:.0f} s", err=True)
         if self.bar is not None:
             rate = sum(stats["spike_rate"]) / len(stats["spike_rate"])
             self.bar.update(1, f"loss {self.loss / self.n:.3f} acc {100 * self.correct / self.n:.1f}% "
@@ -58,11 +76,15 @@ class _TrainReporter:
 
 @click.command()
 @click.argument("dataset", type=click.Choice(["shd", "ssc"]), required=False)
-@click.option("--data-dir", type=click.Path(file_okay=False), default="data", show_default=True,
-              help="Directory holding the official files of DATASET (see `evsim data download`).")
+@click.option("--data-dir", type=click.Path(file_okay=False), default="data", show_default=True, envvar="EVSIM_DATA",
+              help="Directory holding the data: the official files of DATASET (see `evsim data download`), and where "
+                   "--train/--test names are looked up when they are not found as given. Default: $EVSIM_DATA, else ./data.")
 @click.option("--train", "train_file", type=click.Path(dir_okay=False), help="Training file (SHD layout), instead of DATASET.")
 @click.option("--test", "test_file", type=click.Path(dir_okay=False), help="Test file (SHD layout), with --train.")
-@click.option("--preset", default=None, help="Recipe: crsnn (conv recurrence with delays, the default) or delrec (dense recurrence with delays).")
+@click.option("--preset", default=None, help="Recipe: crsnn (conv recurrence with delays, the default), delrec (dense "
+                                              "recurrence with delays) or tiny (2 x 64, 3 epochs: a quick trial).")
+@click.option("--limit", type=click.IntRange(1), help="Train on N training samples drawn at random (and test on N test "
+                                                     "samples): a quick trial. Shorthand for --set limit=N.")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), help="JSON or TOML file of settings (overrides the preset).")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Any setting, e.g. --set epochs=20 --set network.hidden=[128,128]. Repeatable; wins over --config.")
 @click.option("--epochs", type=click.IntRange(1), help="Shorthand for --set epochs=N.")
@@ -76,7 +98,7 @@ class _TrainReporter:
 @click.option("--max-minutes", type=float, help="Stop after the first epoch that ends past this many minutes.")
 @click.option("--json", "as_json", is_flag=True, help="Print the final result as JSON.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
-def train(dataset, data_dir, train_file, test_file, preset, config_file, overrides, epochs, batch_size, lr, seed,
+def train(dataset, data_dir, train_file, test_file, preset, limit, config_file, overrides, epochs, batch_size, lr, seed,
           no_delay_learning, init_from, out_dir, resume, max_minutes, as_json, quiet):
     """Train a delay-learning spiking network and export model.npz.
 
@@ -98,8 +120,10 @@ def train(dataset, data_dir, train_file, test_file, preset, config_file, overrid
         train_file, test_file, valid_file = paths["train"], paths["test"], paths.get("valid")
     elif not (train_file and test_file):
         raise EvsimError("nothing to train on: give DATASET (shd or ssc) with --data-dir, or both --train FILE and --test FILE")
+    else:
+        train_file, test_file = _in_data_dir(train_file, data_dir), _in_data_dir(test_file, data_dir)
     sets = parse_overrides(list(overrides))
-    for key, value in (("epochs", epochs), ("batch_size", batch_size), ("lr", lr), ("seed", seed)):
+    for key, value in (("epochs", epochs), ("batch_size", batch_size), ("lr", lr), ("seed", seed), ("limit", limit)):
         if value is not None:
             sets[key] = value
     if no_delay_learning:
@@ -109,6 +133,11 @@ def train(dataset, data_dir, train_file, test_file, preset, config_file, overrid
     explicit = bool(sets or config_file or preset)
     # --resume alone continues with the run's own settings; given settings must match them
     config = saved_config(out_dir) if resume and not explicit else make_config(preset or "crsnn", config_file, sets)
+    from training import _kernels
+
+    from .common import note_compilation
+
+    note_compilation(_kernels, "the training")
     result = run_training(config, train_file, test_file, out_dir, valid_path=valid_file, resume=resume,
                           max_minutes=max_minutes, reporter=_TrainReporter(quiet))
     if as_json:
@@ -116,3 +145,12 @@ def train(dataset, data_dir, train_file, test_file, preset, config_file, overrid
     else:
         click.echo(f"test accuracy {100 * result['test_accuracy']:.2f} % (validation {100 * result['validation_accuracy']:.2f} %, "
                    f"epoch {result['best_epoch']}), {result['train_seconds'] / 60:.1f} min; model: {result['model']}")
+
+
+def _in_data_dir(path: str, data_dir: str) -> str:
+    """``path`` as given when it exists, else the file of that name in ``data_dir``
+    (``--data-dir`` / ``$EVSIM_DATA``), else ``path`` (the trainer then says it is missing)."""
+    if os.path.exists(path) or os.path.isabs(path):
+        return path
+    candidate = os.path.join(data_dir, path)
+    return candidate if os.path.exists(candidate) else path

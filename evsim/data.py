@@ -79,10 +79,16 @@ def n_steps_for(times: np.ndarray, dt_ms: float, where: str = "input") -> int:
     n = int(time_to_step(last, dt_ms)) + 1       # floor is monotonic: the last spike's step
     if n > MAX_STEPS:
         raise InputFileError(
-            f"{where}: spike time {last:g} s implies {n} steps at dt = {dt_ms:g} ms, more than the "
-            f"limit of {MAX_STEPS} steps (MAX_STEPS); the spike time is probably bogus (times are in "
+            f"{where}: spike time {last:g} s implies {_step_count(n, last * 1000.0 / dt_ms)} steps at dt = {dt_ms:g} ms, "
+            f"more than the limit of {MAX_STEPS} steps (MAX_STEPS); the spike time is probably bogus (times are in "
             f"seconds) - fix the file, or pass n_steps to cut the sample")
     return n
+
+
+def _step_count(n: int, exact: float) -> str:
+    """A step count for a message: the integer while it is exact, else ``about 1e+32``
+    (``time_to_step`` clips at 2**62, which must not be shown as if it were the count)."""
+    return str(n) if exact < 2.0**53 else f"about {exact:.3g}"
 
 
 def validate_events(times, units, n_channels: int, where: str = "input") -> tuple[np.ndarray, np.ndarray]:
@@ -96,13 +102,19 @@ def validate_events(times, units, n_channels: int, where: str = "input") -> tupl
     if times.shape != units.shape:
         raise InputFileError(f"{where}: times has {times.size} entries but units has {units.size}; they must pair up one to one")
     # dtype kinds, not np.issubdtype: this runs on every live push (see EventStream.push)
-    if times.size and times.dtype.kind not in "iufc":
-        raise InputFileError(f"{where}: times dtype {times.dtype} is not numeric")
+    if times.size and times.dtype.kind not in "iuf":
+        raise InputFileError(f"{where}: times dtype {times.dtype}; expected real numbers (seconds)")
     if units.size and units.dtype.kind not in "iu":
-        if units.dtype.kind == "f" and np.all(units == np.round(units)):
-            pass
-        else:
+        if not (units.dtype.kind == "f" and np.all(units == np.round(units))):
             raise InputFileError(f"{where}: units dtype {units.dtype}; expected integer channel numbers")
+    if units.size:
+        # range-check in the stored dtype, so a huge uint64 is not shown as a negative int64
+        lo, hi = units.min(), units.max()
+        if lo < 0 or hi >= n_channels:
+            bad = lo if lo < 0 else hi
+            raise InputFileError(f"{where}: unit {bad:g} outside [0, {n_channels}); the model expects {n_channels} input channels"
+                                 if units.dtype.kind == "f" else
+                                 f"{where}: unit {bad} outside [0, {n_channels}); the model expects {n_channels} input channels")
     t = times.astype(np.float64, copy=False)
     u = units.astype(np.int64, copy=False)
     if t.size:
@@ -110,9 +122,6 @@ def validate_events(times, units, n_channels: int, where: str = "input") -> tupl
             raise InputFileError(f"{where}: NaN or infinite spike time")
         if t.min() < 0:
             raise InputFileError(f"{where}: negative spike time {t.min():g} s; times must be >= 0")
-        if u.min() < 0 or u.max() >= n_channels:
-            bad = u[(u < 0) | (u >= n_channels)][0]
-            raise InputFileError(f"{where}: unit {bad} outside [0, {n_channels}); the model expects {n_channels} input channels")
     return t, u
 
 
@@ -194,7 +203,20 @@ class SpikeFile:
             raise
 
     def _check_layout(self):
+        try:
+            self._read_layout()
+        except (OSError, TypeError, ValueError, KeyError) as exc:   # h5py on a dataset of an odd type
+            raise InputFileError(f"{self.path}: cannot read the SHD layout ({exc}); expected spikes/times and "
+                                 "spikes/units (variable-length numbers), labels (integers)") from exc
+
+    def _read_layout(self):
+        import h5py
+
         h5 = self._h5
+        for key in ("spikes/times", "spikes/units", "labels", "extra/keys", "extra/speaker"):
+            if key in h5 and not isinstance(h5[key], h5py.Dataset):
+                raise InputFileError(f"{self.path}: '{key}' is a {type(h5[key]).__name__.lower()}, not a dataset; "
+                                     "expected the SHD layout (spikes/times, spikes/units, labels)")
         for key in ("spikes/times", "spikes/units"):
             if key not in h5:
                 raise InputFileError(f"{self.path}: missing dataset '{key}'; expected the SHD layout (spikes/times, spikes/units, labels)")
@@ -256,14 +278,19 @@ class SpikeFile:
     def _index(self, i: int) -> int:
         if not isinstance(i, (int, np.integer)):
             raise InputFileError(f"sample index must be an integer, got {i!r}")
-        if not -self._n <= i < self._n:
-            raise InputFileError(f"sample {i} out of range: {self.path} has {self._n} samples (0..{self._n - 1})")
-        return int(i) % self._n
+        if isinstance(i, (bool, np.bool_)) or not 0 <= i < self._n:   # no Python-style negative indices
+            raise InputFileError(f"sample {i} out of range: {self.path} has {self._n} samples "
+                                 + (f"(0..{self._n - 1})" if self._n else "(none)"))
+        return int(i)
 
     def read(self, i: int) -> Sample:
         """Sample ``i`` as validated float64 times and int64 units."""
         i = self._index(i)
-        t, u = validate_events(self._times[i], self._units[i], self.n_channels, where=f"{self.path} sample {i}")
+        try:
+            times, units = self._times[i], self._units[i]
+        except (OSError, TypeError, ValueError, KeyError, RuntimeError) as exc:   # h5py: unreadable row
+            raise InputFileError(f"{self.path} sample {i}: cannot read spikes/times or spikes/units ({exc})") from exc
+        t, u = validate_events(times, units, self.n_channels, where=f"{self.path} sample {i}")
         label = int(self._labels[i]) if self._labels is not None else -1
         return Sample(t, u, label)
 

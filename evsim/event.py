@@ -87,19 +87,36 @@ def _packed(model: Model):
     return packed
 
 
-#: Largest delay-queue memory of one sample's state (a batch holds one state per thread).
-#: Only absurd delays reach it (256 neurons with delays of 500 000 steps).
-MAX_QUEUE_BYTES = 1 << 30
+#: Largest delay-queue memory evsim allocates at once, in TOTAL over the samples that run
+#: in parallel (a batch holds one state per sample being run, up to one per thread).  A
+#: batch whose states would exceed it runs on fewer threads; a model whose single state
+#: exceeds it is refused.  Only absurd delays reach it (3 layers of 256 neurons with delays
+#: of 85 000 steps); real models need well under a MiB.
+MAX_QUEUE_BYTES = 1 << 29
+
+
+def _queue_bytes(layers) -> int:
+    """Delay-queue memory of one sample's state: ``max_delay + 2`` rows of n float64 per
+    recurrent layer."""
+    return sum((l.max_delay + 2) * l.n * 8 for l in layers if l.recurrence != "none")
 
 
 def _check_queue_memory(layers) -> None:
-    need = sum((l.max_delay + 2) * l.n * 8 for l in layers if l.recurrence != "none")
+    need = _queue_bytes(layers)
     if need > MAX_QUEUE_BYTES:
         worst = max((l for l in layers if l.recurrence != "none"), key=lambda l: (l.max_delay + 2) * l.n)
-        raise EvsimError(f"the delay queues would need {need / 2**20:.0f} MiB per sample, more than the "
-                         f"{MAX_QUEUE_BYTES / 2**20:.0f} MiB limit (a layer of {worst.n} neurons has a delay of "
-                         f"{worst.max_delay} steps); delays are in steps of dt, so delays this long are "
-                         "probably a units mistake")
+        raise EvsimError(f"refused: the delay queues of one sample would need {need / 2**20:.0f} MiB, more than the "
+                         f"{MAX_QUEUE_BYTES / 2**20:.0f} MiB limit on queue memory (MAX_QUEUE_BYTES, the total over "
+                         f"the samples run at once; a layer of {worst.n} neurons has a delay of {worst.max_delay} "
+                         "steps); delays are in steps of dt, so delays this long are probably a units mistake. "
+                         "The dense engine (--engine dense) keeps no queue")
+
+
+def _parallel_samples(model: Model, batch: int) -> int:
+    """How many samples of a batch may run at once: at most one per thread, and no more
+    than fit in :data:`MAX_QUEUE_BYTES` together (one always fits: checked at packing)."""
+    need = max(_queue_bytes(model.layers), 1)
+    return max(1, min(batch, _threads(), MAX_QUEUE_BYTES // need))
 
 
 def _pack(model: Model):
@@ -161,8 +178,18 @@ def simulate(model: Model, x, lengths=None, record_spikes: bool = False) -> SimR
     syn = np.zeros(b, np.int64)
     spikes = np.zeros((b, n_layers), np.int64)
     k = _kernels()
-    run = k.run_batch if b > 1 and _threads() > 1 else k.run_batch_serial
-    run(params_t, x, lengths, readout, scores, raster, bool(record_spikes), syn, spikes)
+    at_once = _parallel_samples(model, b)
+    if at_once > 1:
+        import numba
+
+        threads = numba.get_num_threads()
+        numba.set_num_threads(at_once)        # the queue-memory cap is a total over threads
+        try:
+            k.run_batch(params_t, x, lengths, readout, scores, raster, bool(record_spikes), syn, spikes)
+        finally:
+            numba.set_num_threads(threads)
+    else:
+        k.run_batch_serial(params_t, x, lengths, readout, scores, raster, bool(record_spikes), syn, spikes)
     rasters = None
     if record_spikes:
         off = params.nrn_off
@@ -225,6 +252,9 @@ class EventStream:
         if units is None:
             times, units = split_structured(times, where="push")
         meta = self.model.metadata
+        if until is not None and (isinstance(until, (bool, np.bool_))
+                                  or not isinstance(until, (int, float, np.integer, np.floating))):
+            raise EvsimError(f"push: until = {until!r} ({type(until).__name__}); expected a real time in seconds >= 0 (or None)")
         t, u = validate_events(times, units, meta.input_channels, where="push")
         steps = time_to_step(t, meta.dt_ms)
         if t.size:
@@ -253,7 +283,7 @@ class EventStream:
             ready = self._last_step
         else:
             if not (np.isfinite(until) and until >= 0):
-                raise EvsimError(f"push: until = {until!r}; expected a time in seconds >= 0")
+                raise EvsimError(f"push: until = {until!r}; expected a real time in seconds >= 0 (or None)")
             ready = int(time_to_step(until, meta.dt_ms))
             if meta.n_steps is None and ready - self.n_steps > MAX_STEPS:
                 raise EvsimError(self._too_far("until", float(until), ready))
@@ -306,18 +336,35 @@ class EventStream:
         x, _ = check_inputs(self.model, arr[None] if ndim == 1 else arr)  # raises the error
         return np.ascontiguousarray(x[0])
 
+    def _with_pending(self, x: np.ndarray) -> np.ndarray:
+        """Add the counts :meth:`push` buffered for the steps ``x`` is about to run, and
+        drop them from the buffer (see "Mixing push and step" in :meth:`step`)."""
+        have = min(x.shape[0], self._pending.shape[0])
+        if have:
+            x = x.copy()
+            x[:have] += self._pending[:have]
+            self._pending = self._pending[have:]
+        return x
+
     def step(self, counts) -> np.ndarray:
         """Advance one step with input counts (n_inputs,); return this step's readout
-        membrane u_t, (C,) float64."""
-        x = self._check(counts, 1, "step")
+        membrane u_t, (C,) float64.
+
+        Mixing push and step: events that :meth:`push` has buffered for this step (pushed
+        without an ``until`` that ran it) are consumed by this step, added to ``counts``:
+        the step's input is everything that arrived for it, whichever call brought it.
+        Buffered events of later steps stay buffered for later calls.
+        """
+        x = self._with_pending(self._check(counts, 1, "step"))
         out = np.zeros((1, self.model.n_classes))
         self._k.stream_chunk(self._params_t, self._state_t, x, 1, out)
         return out[0]
 
     def run_chunk(self, counts) -> np.ndarray:
         """Advance over a chunk of steps (steps, n_inputs); return their readout
-        membranes, (steps, C) float64."""
-        x = self._check(counts, 2, "run_chunk")
+        membranes, (steps, C) float64.  Events buffered by :meth:`push` for these steps are
+        added to their counts, as in :meth:`step`."""
+        x = self._with_pending(self._check(counts, 2, "run_chunk"))
         out = np.zeros((x.shape[0], self.model.n_classes))
         self._k.stream_chunk(self._params_t, self._state_t, x, x.shape[0], out)
         return out

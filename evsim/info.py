@@ -73,5 +73,13 @@ def format_description(d: dict, path: str = "") -> str:
     prov = d.get("provenance") or {}
     for key in ("recipe", "test_accuracy", "validation_accuracy", "trained"):
         if key in prov:
-            out.append(f"{key.replace('_', ' ')}: {prov[key]}")
+            out.append(f"{key.replace('_', ' ')}: {_shown(key, prov[key])}")
     return "\n".join(out)
+
+
+def _shown(key: str, value) -> str:
+    """A provenance value for text output: accuracies (fractions) as percentages with two
+    decimals."""
+    if key.endswith("accuracy") and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return f"{100 * value:.2f} %"
+    return str(value)

@@ -62,6 +62,14 @@ RESETS = ("zero", "subtract")
 RECURRENCES = ("none", "dense", "conv")
 DECISIONS = ("sum_softmax", "sum_membrane")
 
+def _is_int(v) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+
+
+def _is_real(v) -> bool:
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
+
+
 def pooled_inputs(input_channels: int, pool: int) -> int:
     """Model inputs when groups of ``pool`` adjacent channels are summed (the last group
     may be partial): ceil(input_channels / pool)."""
@@ -214,7 +222,7 @@ def _as_delays(name: str, value: Any, n: int, recurrence: str) -> np.ndarray:
             raise ModelFileError(f"{name}: non-integer delay {bad:g}; delays in a model file are whole steps (round trained delays with numpy.rint before export)")
     if np.any(arr < 0):
         raise ModelFileError(f"{name}: negative delay {arr.min()}; delays must be >= 0")
-    if arr.size and arr.max() > 1_000_000:
+    if arr.size and float(arr.max()) > 1_000_000:   # in float64: 1e6 overflows a float16
         raise ModelFileError(f"{name}: delay {arr.max()} steps is implausibly large (limit 1000000)")
     if recurrence == "none" and np.any(arr != 0):
         raise ModelFileError(f"{name}: delays given for a layer without recurrence; delays act only on recurrent connections")
@@ -280,15 +288,22 @@ class ModelMetadata:
     provenance: dict = field(default_factory=dict)
 
     def __post_init__(self):
-        if not (isinstance(self.dt_ms, (int, float)) and np.isfinite(self.dt_ms) and self.dt_ms > 0):
+        # a bool is not a number here, although Python makes it an int
+        if not (_is_real(self.dt_ms) and np.isfinite(self.dt_ms) and self.dt_ms > 0):
             raise ModelFileError(f"metadata.dt_ms: {self.dt_ms!r}; expected a positive number of milliseconds")
-        if not (isinstance(self.input_channels, int) and self.input_channels >= 1):
-            raise ModelFileError(f"metadata.input_channels: {self.input_channels!r}; expected a positive integer")
-        if not (isinstance(self.pool, int) and self.pool >= 1):
-            raise ModelFileError(f"metadata.pool: {self.pool!r}; expected a positive integer")
-        if self.n_steps is not None and not (isinstance(self.n_steps, int) and self.n_steps >= 1):
-            raise ModelFileError(f"metadata.n_steps: {self.n_steps!r}; expected a positive integer or null")
-        object.__setattr__(self, "class_names", tuple(str(c) for c in self.class_names))
+        if not (_is_int(self.input_channels) and 1 <= self.input_channels <= MAX_INPUT_CHANNELS):
+            raise ModelFileError(f"metadata.input_channels: {self.input_channels!r}; expected an integer in [1, {MAX_INPUT_CHANNELS}]")
+        if not (_is_int(self.pool) and 1 <= self.pool <= MAX_INPUT_CHANNELS):
+            raise ModelFileError(f"metadata.pool: {self.pool!r}; expected an integer in [1, {MAX_INPUT_CHANNELS}]")
+        if self.n_steps is not None and not (_is_int(self.n_steps) and 1 <= self.n_steps <= MAX_N_STEPS):
+            raise ModelFileError(f"metadata.n_steps: {self.n_steps!r}; expected null or an integer in [1, {MAX_N_STEPS}] "
+                                 "(steps of dt per sample)")
+        for name in ("input_channels", "pool", "n_steps"):
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, int(getattr(self, name)))
+        if isinstance(self.class_names, (str, bytes)) or not all(isinstance(c, str) for c in self.class_names):
+            raise ModelFileError(f"metadata.class_names: {self.class_names!r}; expected a list of strings")
+        object.__setattr__(self, "class_names", tuple(self.class_names))
         if not isinstance(self.provenance, dict):
             raise ModelFileError("metadata.provenance: expected a JSON object")
 
@@ -397,9 +412,26 @@ def save_model(model: Model, path: str | os.PathLike) -> None:
         np.savez(fh, **model.to_arrays())
 
 
+#: Largest model file evsim reads: the arrays' total size, as their headers declare it
+#: (the built-in models hold about 1 MiB).  A header that claims more is refused before
+#: anything is allocated.
+MAX_MODEL_BYTES = 1 << 30
+
+#: Largest ``metadata.n_steps`` a file may ask for (the cap on a sample's length,
+#: ``evsim.data.MAX_STEPS``) and largest ``input_channels``.
+MAX_N_STEPS = 1_000_000
+MAX_INPUT_CHANNELS = 1_000_000
+
+
 def load_model(path: str | os.PathLike) -> Model:
     """Read and validate a model file.  Never unpickles: object arrays are rejected.
-    A ``.nir`` file is read as a NIR graph (:mod:`evsim.nir_io`, needs ``evsim[nir]``)."""
+    A ``.nir`` file is read as a NIR graph (:mod:`evsim.nir_io`, needs ``evsim[nir]``).
+
+    Before any array is read, every ``.npy`` header is checked (a plain numeric or string
+    dtype, a shape whose size matches the member's size in the zip, at most
+    :data:`MAX_MODEL_BYTES` in all), so a hostile header cannot make evsim allocate.
+    Arrays the metadata does not account for are an error (see :func:`_model_from_arrays`).
+    """
     path = os.fspath(path)
     if path.lower().endswith(".nir"):
         from .nir_io import read_nir
@@ -408,9 +440,15 @@ def load_model(path: str | os.PathLike) -> Model:
         raise ModelFileError(f"model file not found: {path}")
     if os.path.isdir(path):
         raise ModelFileError(f"model path is a directory, not a file: {path}")
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as exc:  # permission denied, ...: say so, not "not a model file"
+        raise ModelFileError(f"cannot read model file {path}: {(exc.strerror or str(exc)).lower()}") from exc
     if not zipfile.is_zipfile(path):
         raise ModelFileError(f"{path} is not an evsim model (.npz) file")
     try:
+        _check_npz_headers(path)
         with np.load(path, allow_pickle=False) as npz:
             arrays = {}
             for key in npz.files:
@@ -420,9 +458,46 @@ def load_model(path: str | os.PathLike) -> Model:
                     raise ModelFileError(f"{path}: array {key!r} holds Python objects (pickle), which evsim never loads; store plain numeric arrays") from exc
     except ModelFileError:
         raise
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError, NotImplementedError, RuntimeError) as exc:
         raise ModelFileError(f"cannot read model file {path}: {exc}") from exc
     return _model_from_arrays(arrays, path)
+
+
+def _check_npz_headers(path: str) -> None:
+    """Read only the ``.npy`` headers of ``path`` and refuse what would be unsafe to load."""
+    from numpy.lib import format as npy
+
+    total = 0
+    with zipfile.ZipFile(path) as zf:
+        for info in zf.infolist():
+            name = info.filename
+            if not name.endswith(".npy"):
+                raise ModelFileError(f"{path}: member {name!r} is not a .npy array; a model file holds only the arrays of the schema")
+            total += info.file_size
+            if total > MAX_MODEL_BYTES:
+                raise ModelFileError(f"{path}: the arrays would take more than {MAX_MODEL_BYTES >> 20} MiB (the limit for a model file); "
+                                     "the file is not an evsim model or is corrupt")
+            with zf.open(info) as fh:
+                try:
+                    version = npy.read_magic(fh)
+                    if version == (1, 0):
+                        shape, _, dtype = npy.read_array_header_1_0(fh)
+                    elif version in ((2, 0), (3, 0)):
+                        shape, _, dtype = npy.read_array_header_2_0(fh)
+                    else:
+                        raise ValueError(f"unknown .npy version {version}")
+                    header_end = fh.tell()
+                except (ValueError, EOFError, SyntaxError, TypeError) as exc:
+                    raise ModelFileError(f"{path}: array {name[:-4]!r} has a malformed .npy header ({exc})") from exc
+            key = name[:-4]
+            if dtype.hasobject:
+                raise ModelFileError(f"{path}: array {key!r} holds Python objects (pickle), which evsim never loads; store plain numeric arrays")
+            if dtype.kind not in "biufU":
+                raise ModelFileError(f"{path}: array {key!r} has dtype {dtype}; expected numbers (or the metadata string)")
+            declared = int(np.prod(shape, dtype=object)) * dtype.itemsize
+            if declared != info.file_size - header_end:
+                raise ModelFileError(f"{path}: array {key!r} declares shape {tuple(shape)} of {dtype} ({declared} bytes) "
+                                     f"but holds {info.file_size - header_end} bytes; the file is corrupt or not an evsim model")
 
 
 def _model_from_arrays(arrays: dict[str, np.ndarray], source: str) -> Model:
@@ -441,40 +516,59 @@ def _model_from_arrays(arrays: dict[str, np.ndarray], source: str) -> Model:
         raise ModelFileError(f"{source}: metadata must be a JSON string scalar")
     try:
         meta = json.loads(str(meta_arr))
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, RecursionError) as exc:
         raise ModelFileError(f"{source}: metadata is not valid JSON ({exc})") from exc
     if not isinstance(meta, dict):
         raise ModelFileError(f"{source}: metadata must be a JSON object")
     layer_meta = meta.get("layers")
     if not isinstance(layer_meta, list) or not layer_meta:
         raise ModelFileError(f"{source}: metadata.layers must list at least one hidden layer")
+    names = meta.get("class_names", [])
+    if not isinstance(names, list):
+        raise ModelFileError(f"metadata.class_names: {names!r}; expected a list of strings")
     try:
         metadata = ModelMetadata(
             dt_ms=meta.get("dt_ms", 10.0),
             input_channels=meta.get("input_channels", 700),
             pool=meta.get("pool", 1),
             n_steps=meta.get("n_steps"),
-            class_names=tuple(meta.get("class_names", ())),
+            class_names=tuple(names),
             provenance=meta.get("provenance", {}),
         )
     except TypeError as exc:
         raise ModelFileError(f"{source}: bad metadata ({exc})") from exc
+    expected = {"schema_version", "metadata"} | {f"readout.{a}" for a in ("weight", "bias", "beta", "gain")}
+    expected |= {f"layer{i}.{a}" for i in range(len(layer_meta)) for a in _LAYER_ARRAYS}
+    extra = sorted(set(arrays) - expected)
+    if extra:
+        raise ModelFileError(f"{source}: array(s) {', '.join(map(repr, extra[:5]))}{', ...' if len(extra) > 5 else ''} not accounted for "
+                             f"by the metadata, which lists {len(layer_meta)} hidden layer(s); the file is inconsistent "
+                             "(was metadata.layers edited?)")
     layers = []
     for i, lm in enumerate(layer_meta):
         if not isinstance(lm, dict):
             raise ModelFileError(f"{source}: metadata.layers[{i}] must be an object")
+        kinds = {"reset": lm.get("reset", "zero"), "recurrence": lm.get("recurrence", "none")}
+        for what, value in kinds.items():
+            if not isinstance(value, str):
+                raise ModelFileError(f"{source}: metadata.layers[{i}].{what}: {value!r}; expected a string")
         p = f"layer{i}."
         layers.append(HiddenLayer(
             weight=need(p + "weight"), bias=need(p + "bias"), beta=need(p + "beta"),
             threshold=need(p + "threshold"), gain=need(p + "gain"),
-            reset=lm.get("reset", "zero"), recurrence=lm.get("recurrence", "none"),
+            reset=kinds["reset"], recurrence=kinds["recurrence"],
             recurrent=need(p + "recurrent"), delays=need(p + "delays"), name=f"layer{i}",
         ))
     ro = meta.get("readout", {})
+    decision = ro.get("decision", "sum_softmax") if isinstance(ro, dict) else "sum_softmax"
+    if not isinstance(decision, str):
+        raise ModelFileError(f"{source}: metadata.readout.decision: {decision!r}; expected a string")
     readout = Readout(weight=need("readout.weight"), bias=need("readout.bias"),
-                      beta=need("readout.beta"), gain=need("readout.gain"),
-                      decision=ro.get("decision", "sum_softmax") if isinstance(ro, dict) else "sum_softmax")
+                      beta=need("readout.beta"), gain=need("readout.gain"), decision=decision)
     return Model(layers=tuple(layers), readout=readout, metadata=metadata)
+
+
+_LAYER_ARRAYS = ("weight", "bias", "beta", "threshold", "gain", "recurrent", "delays")
 
 
 def build_model(

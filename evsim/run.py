@@ -17,7 +17,7 @@ from .model import Model
 
 ENGINES = ("event", "dense")
 
-__all__ = ["ENGINES", "SampleResult", "Classification", "get_engine", "classify_file", "classify_arrays",
+__all__ = ["ENGINES", "MAX_BATCH_BYTES", "check_batch_memory", "SampleResult", "Classification", "get_engine", "classify_file", "classify_arrays",
            "classify_batches", "pad_batch"]
 
 
@@ -35,6 +35,28 @@ class Classification(NamedTuple):
     accuracy: float | None  # None when the file has no labels
     engine: str
     stats: dict
+
+
+#: Largest memory one batch's inputs and readout traces may take (float64, (B, T, n_inputs)
+#: and (B, T, C)), checked before the samples are binned.
+MAX_BATCH_BYTES = 1 << 30
+
+
+def check_batch_memory(model: Model, batch: int, n_steps: int, where: str = "input") -> None:
+    """Refuse a batch whose binned inputs and readout traces would exceed
+    :data:`MAX_BATCH_BYTES`, before anything is allocated."""
+    per_sample = int(n_steps) * (model.n_inputs + model.n_classes) * 8
+    if batch * per_sample <= MAX_BATCH_BYTES:
+        return
+    fits = MAX_BATCH_BYTES // per_sample
+    mib = f"{batch * per_sample / 2**20:.0f} MiB"
+    if fits >= 1:
+        raise EvsimError(f"{where}: a batch of {batch} samples of up to {n_steps} steps would need {mib} (inputs and "
+                         f"readout traces), more than the {MAX_BATCH_BYTES >> 20} MiB limit; use a batch size of at most "
+                         f"{fits} (--batch-size)")
+    raise EvsimError(f"{where}: one sample of {n_steps} steps x ({model.n_inputs} inputs + {model.n_classes} classes) would "
+                     f"need {per_sample / 2**20:.0f} MiB, more than the {MAX_BATCH_BYTES >> 20} MiB limit; the model's "
+                     "n_steps or the sample's spike times are probably bogus")
 
 
 def get_engine(name: str) -> Callable:
@@ -115,9 +137,15 @@ def classify_file(model: Model, path: str, sample: int | None = None, engine: st
         steps: list[int] = []
 
         def batches():
+            from .data import bin_validated, n_steps_for
+
             for start in range(0, len(idx), batch_size):
-                chunk = [f.binned(i, dt_ms=meta.dt_ms, pool=meta.pool, n_steps=meta.n_steps, dtype=np.float64)
-                         for i in idx[start:start + batch_size]]
+                raw = [(i, f.read(i)) for i in idx[start:start + batch_size]]
+                lengths = [meta.n_steps or n_steps_for(s.times, meta.dt_ms, where=f"{path} sample {i}") for i, s in raw]
+                check_batch_memory(model, len(raw), max(lengths), path)
+                chunk = [bin_validated(s.times, s.units, dt_ms=meta.dt_ms, n_channels=meta.input_channels, pool=meta.pool,
+                                       n_steps=n, dtype=np.float64, where=f"{path} sample {i}")
+                         for (i, s), n in zip(raw, lengths)]
                 steps.extend(c.shape[0] for c in chunk)
                 yield chunk
 

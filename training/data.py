@@ -116,8 +116,9 @@ class SpikeDataset:
 
 
 def load_dataset(path: str | os.PathLike, *, dt_ms: float = 10.0, pool: int = 5, n_steps: int | None = None,
-                 input_channels: int = 700, n_classes: int | None = None) -> SpikeDataset:
-    """Read and bin every sample of an SHD-layout file.
+                 input_channels: int = 700, n_classes: int | None = None, indices=None) -> SpikeDataset:
+    """Read and bin every sample of an SHD-layout file (or only the samples ``indices``,
+    in that order: ``--limit``).
 
     n_steps: None for the training file (n_steps = max over the file); the training
         file's value for the validation/test file (later spikes dropped, counted).
@@ -142,17 +143,20 @@ def load_dataset(path: str | os.PathLike, *, dt_ms: float = 10.0, pool: int = 5,
             raise EvsimError(f"{f.path}: no 'labels' dataset; training needs a label for every sample")
         names = f.class_names
         speakers = f.speakers
-        n = len(f)
+        rows = np.arange(len(f)) if indices is None else np.asarray(indices, np.int64)
+        labels = labels[rows]
+        speakers = speakers[rows] if speakers is not None else None
+        n = len(rows)
         keys_per, counts_per, lengths_t = [], [], np.ones(n, np.int64)
         dropped = 0
-        for i in range(n):
+        for k, i in enumerate(rows.tolist()):
             s = f.read(i)                                       # validated float64 times, int64 units
             x = bin_validated(s.times, s.units, dt_ms=dt_ms, n_channels=input_channels, pool=pool,
                            n_steps=n_steps, dtype=np.int64, where=f"{f.path} sample {i}").reshape(-1)
             nz = np.flatnonzero(x)                              # ascending keys step * n_in + input
             keys_per.append(nz)
             counts_per.append(x[nz])
-            lengths_t[i] = x.size // n_in
+            lengths_t[k] = x.size // n_in
             dropped += s.times.size - int(x[nz].sum())          # spikes at or after n_steps
     if n_classes is None:
         n_classes = len(names) if names else (int(labels.max()) + 1 if n else 0)

@@ -8,6 +8,12 @@ One run writes into its output directory::
     log.jsonl         one JSON object per epoch (loss, accuracies, sigma, spike rates, time)
     model.npz         the exported model of the epoch with the best validation accuracy
     result.json       final figures: validation and test accuracy, times, parameter counts
+    train.lock        held (flock) while a run writes here: a second run is refused at once,
+                      naming the holder (see training.runlock)
+
+The checkpoint also records the data files the run started on (path, size, SHA-256);
+``--resume`` with different data is refused.  A failed write (disk full, permissions)
+stops the run with a message naming the file and saying that the last checkpoint is intact.
 
 Model selection and the test set: after every epoch the network is evaluated on the
 validation split (speakers held out of the training file, or the official validation
@@ -28,6 +34,7 @@ random initial value, rounded to whole steps, and trains with sigma = 0 througho
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -147,10 +154,103 @@ def train(config: TrainConfig, train_path: str, test_path: str, out_dir: str, *,
 
     valid_path: a separate validation file (SSC); otherwise speakers are split off the
         training file (``config.val_fraction``)
-    max_minutes: stop after the first epoch that ends past this wall-clock budget
+    max_minutes: stop after the first epoch that ends past this wall-clock budget (> 0)
     stop_after_epochs: stop (as if interrupted) after this many epochs of this call; for
         testing resume
+
+    The output directory is locked for the whole run (:mod:`training.runlock`): a second
+    run into it is refused at once.  SIGTERM is handled like Ctrl-C (the best model so far
+    is exported) while the run holds the main thread.
     """
+    if max_minutes is not None and (isinstance(max_minutes, bool) or not isinstance(max_minutes, (int, float))
+                                    or not math.isfinite(max_minutes) or max_minutes <= 0):
+        raise TrainingError(f"--max-minutes: {max_minutes!r}; expected a positive number of minutes")
+    out_dir = os.fspath(out_dir)
+    created = not os.path.exists(out_dir)
+    try:
+        os.makedirs(out_dir, exist_ok=True)
+    except OSError as exc:
+        raise TrainingError(f"cannot create the output directory {out_dir}: {(exc.strerror or str(exc)).lower()}") from None
+    from .runlock import LOCK_NAME, run_lock
+
+    try:
+        with run_lock(out_dir), _sigterm_as_interrupt():
+            return _train_locked(config, train_path, test_path, out_dir, valid_path=valid_path, resume=resume,
+                                 max_minutes=max_minutes, reporter=reporter, stop_after_epochs=stop_after_epochs)
+    except BaseException:
+        # a run refused before it wrote anything leaves no empty directory behind
+        if created and os.path.isdir(out_dir) and os.listdir(out_dir) in ([], [LOCK_NAME]):
+            with contextlib.suppress(OSError):
+                if os.listdir(out_dir):
+                    os.unlink(os.path.join(out_dir, LOCK_NAME))
+                os.rmdir(out_dir)
+        raise
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM received during a run: handled exactly like Ctrl-C."""
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise Terminated()
+
+    old = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+def _file_record(path: str) -> dict:
+    """What a data file was: absolute path, size and SHA-256 of its content."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return {"path": os.path.abspath(path), "bytes": os.path.getsize(path), "sha256": digest.hexdigest()}
+
+
+def _check_same_data(saved: dict, current: dict, out_dir: str) -> None:
+    """Refuse to resume on data other than the run was started on (content, not names)."""
+    for role, now in current.items():
+        before = saved.get(role)
+        if before is None:
+            continue
+        if (before["bytes"], before["sha256"]) != (now["bytes"], now["sha256"]):
+            raise CheckpointError(
+                f"--resume: the run in {out_dir} was started on {role} file {before['path']} ({before['bytes']} bytes, "
+                f"sha256 {before['sha256'][:12]}...), but the {role} file given now, {now['path']}, is different "
+                f"({now['bytes']} bytes, sha256 {now['sha256'][:12]}...); resume with the same files, or start a new "
+                "run in another --out")
+
+
+def _write_failure(exc: OSError, path: str, files: "RunFiles", saved_epoch: int) -> TrainingError:
+    """The message for a failed write: what, where, and what is safe."""
+    import errno
+
+    why = "the disk is full" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc)).lower()
+    if saved_epoch >= 1 and os.path.exists(files.checkpoint):
+        safe = (f"the checkpoint of epoch {saved_epoch} in {files.checkpoint} is intact (files are replaced only by "
+                "complete new ones): free space or fix the problem and continue with --resume")
+    else:
+        safe = "no epoch had been saved yet"
+    return TrainingError(f"cannot write {path}: {why}; {safe}")
+
+
+def _train_locked(config: TrainConfig, train_path: str, test_path: str, out_dir: str, *,
+                  valid_path: str | None, resume: bool, max_minutes: float | None,
+                  reporter: Reporter | None, stop_after_epochs: int | None) -> dict:
     from evsim.model import ModelMetadata
 
     from .augment import Augment
@@ -160,7 +260,7 @@ def train(config: TrainConfig, train_path: str, test_path: str, out_dir: str, *,
 
     rep = reporter or Reporter()
     t_start = time.time()
-    train_path, test_path, out_dir = os.fspath(train_path), os.fspath(test_path), os.fspath(out_dir)
+    train_path, test_path = os.fspath(train_path), os.fspath(test_path)
     valid_path = os.fspath(valid_path) if valid_path else None
     files = RunFiles(out_dir)
     for p in (train_path, test_path) + ((valid_path,) if valid_path else ()):
@@ -175,9 +275,26 @@ def train(config: TrainConfig, train_path: str, test_path: str, out_dir: str, *,
 
     # -- data --------------------------------------------------------------------------
     data_kw = dict(dt_ms=config.dt_ms, pool=config.pool, input_channels=config.input_channels)
-    train_ds = load_dataset(train_path, **data_kw)
+    data_record = {"train": _file_record(train_path), "test": _file_record(test_path)}
+    if valid_path:
+        data_record["valid"] = _file_record(valid_path)
+    if resume:
+        ck_saved = load_checkpoint(files.checkpoint)
+        if "data" in ck_saved:
+            _check_same_data(json.loads(str(ck_saved["data"])), data_record, out_dir)
+        else:
+            rep.message(f"warning: the checkpoint in {out_dir} does not record its data files (made by an older "
+                        "evsim); make sure --train and --test are the files the run started on")
+        del ck_saved
+    train_rows = _limited(train_path, config.limit, config.seed, config.input_channels)
+    train_ds = load_dataset(train_path, indices=train_rows, **data_kw)
+    if len(train_ds) == 0:
+        raise TrainingError(f"{train_path} holds no samples; a training file needs some")
     n_classes = train_ds.n_classes
     n_test = _check_test_labels(test_path, config.input_channels, n_classes)
+    test_rows = _limited(test_path, config.limit, config.seed + 2, config.input_channels)
+    if test_rows is not None:
+        n_test = len(test_rows)
     if valid_path:
         val_ds = load_dataset(valid_path, n_steps=train_ds.n_steps, n_classes=n_classes, **data_kw)
         train_idx = np.arange(len(train_ds.labels))
@@ -190,10 +307,24 @@ def train(config: TrainConfig, train_path: str, test_path: str, out_dir: str, *,
         val_ds = train_ds
     if len(val_idx) == 0:
         raise TrainingError("the validation split is empty; raise val_fraction or give a validation file")
+    if len(train_idx) == 0:
+        raise TrainingError("the training split is empty (every speaker went to validation); give more samples "
+                            "or lower val_fraction")
+    if config.augment and config.shift_max >= train_ds.n_steps:
+        raise TrainingError(f"shift_max: {config.shift_max} steps, not less than the samples' {train_ds.n_steps} steps: "
+                            "the shift augmentation would move every spike out of the sample; expected 0.."
+                            f"{train_ds.n_steps - 1} (the default 10 steps is 100 ms at dt = 10 ms)")
     net_cfg = config.network_config(n_classes=n_classes)
     augment = Augment(max_shift=config.shift_max) if config.augment else None
     steps_per_epoch = n_batches(len(train_idx), config.batch_size, augment)
     total_steps = steps_per_epoch * config.epochs
+    one_cycle = config.lr_schedule == "one_cycle" or (config.learn_delays and config.delay_schedule == "one_cycle")
+    if one_cycle and total_steps < 2:
+        raise TrainingError(
+            f"this run would make only {total_steps} optimiser step ({len(train_idx)} training samples"
+            f"{' x 3 with augmentation' if augment else ''} in batches of {config.batch_size}, {config.epochs} "
+            "epoch(s)); the one_cycle learning-rate schedule needs at least 2: use a smaller --batch-size, more "
+            "--epochs, or --set lr_schedule=constant")
 
     # -- state -------------------------------------------------------------------------
     net = Network.init(net_cfg, seed=config.seed)
@@ -216,8 +347,11 @@ def train(config: TrainConfig, train_path: str, test_path: str, out_dir: str, *,
     start_epoch = 0
     if resume:
         ck = load_checkpoint(files.checkpoint)
-        saved = str(ck.get("config", ""))
-        if saved != config.to_json():
+        try:   # compared as settings, so a field added since (with its default) does not count
+            same = TrainConfig.from_json(str(ck.get("config", ""))) == config
+        except (EvsimError, TypeError, ValueError):
+            same = False
+        if not same:
             raise CheckpointError(f"--resume: the checkpoint in {out_dir} was made with a different configuration; "
                                   "resume with the same options, or start a new run in another --out")
         net.load_state_dict(_unprefixed("net/", ck))
@@ -231,8 +365,10 @@ def train(config: TrainConfig, train_path: str, test_path: str, out_dir: str, *,
         _write_text(files.log, "".join(json.dumps(r) + "\n" for r in history))
         rep.message(f"resuming {out_dir} after epoch {start_epoch}")
     else:
-        os.makedirs(out_dir, exist_ok=True)
-        _write_text(files.path("config.json"), json.dumps(json.loads(config.to_json()), indent=2) + "\n")
+        try:
+            _write_text(files.path("config.json"), json.dumps(json.loads(config.to_json()), indent=2) + "\n")
+        except OSError as exc:
+            raise _write_failure(exc, files.path("config.json"), files, 0) from None
         if os.path.exists(files.log):
             os.unlink(files.log)
     rep.start({"train": len(train_idx), "val": len(val_idx), "test": n_test,
@@ -242,11 +378,14 @@ def train(config: TrainConfig, train_path: str, test_path: str, out_dir: str, *,
     def export_best():
         best_net = Network.from_state_dict(best_state)
         provenance = {"recipe": config.preset, "config": json.loads(config.to_json()),
-                      "train_file": os.path.basename(train_path), "epoch": best["epoch"],
+                      "train_file": os.path.basename(train_path), "data": data_record, "epoch": best["epoch"],
                       "validation_accuracy": best["val_accuracy"],
                       "learn_delays": config.learn_delays}
         model = best_net.export(ModelMetadata(**train_ds.metadata(), provenance=provenance))
-        model.save(files.model)  # saved before the test run, so a failure there loses nothing
+        try:
+            model.save(files.model)  # saved before the test run, so a failure there loses nothing
+        except OSError as exc:
+            raise _write_failure(exc, files.model, files, len(history)) from None
         return model
 
     # -- epochs ------------------------------------------------------------------------
@@ -291,10 +430,16 @@ def train(config: TrainConfig, train_path: str, test_path: str, out_dir: str, *,
             ck = {**_prefixed("net/", net.state_dict()), **_prefixed("opt/", opt.state_dict()),
                   **_prefixed("best/", best_state or {}), "rng": rng_state(rng), "epoch": np.array(epoch),
                   "history": np.array(json.dumps(history)), "best": np.array(json.dumps(best)),
-                  "config": np.array(config.to_json())}
-            save_checkpoint(files.checkpoint, ck)
-            with open(files.log, "a") as fh:
-                fh.write(json.dumps(record) + "\n")
+                  "config": np.array(config.to_json()), "data": np.array(json.dumps(data_record))}
+            try:
+                save_checkpoint(files.checkpoint, ck)
+            except OSError as exc:
+                raise _write_failure(exc, files.checkpoint, files, epoch) from None
+            try:
+                with open(files.log, "a") as fh:
+                    fh.write(json.dumps(record) + "\n")
+            except OSError as exc:
+                raise _write_failure(exc, files.log, files, epoch + 1) from None
             rep.epoch_end(record)
             epochs_run += 1
             if stop_after_epochs is not None and epochs_run >= stop_after_epochs and epoch + 1 < config.epochs:
@@ -303,10 +448,11 @@ def train(config: TrainConfig, train_path: str, test_path: str, out_dir: str, *,
             if max_minutes is not None and (time.time() - t_start) / 60.0 > max_minutes and epoch + 1 < config.epochs:
                 stopped = f"time budget of {max_minutes:g} min reached after epoch {epoch + 1}"
                 break
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         if best_state is not None:
             export_best()
-        raise TrainingError(f"interrupted during epoch {epoch + 1}; the checkpoint of the last finished epoch is in "
+        what = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"
+        raise TrainingError(f"{what} during epoch {epoch + 1}; the checkpoint of the last finished epoch is in "
                             f"{files.checkpoint} (continue with --resume)"
                             + (f", the best model so far in {files.model}" if best_state is not None else "")) from None
 
@@ -323,7 +469,7 @@ def train(config: TrainConfig, train_path: str, test_path: str, out_dir: str, *,
 
     model = export_best()
     t_test = time.time()
-    test = classify_file(model, test_path, engine="event")
+    test = classify_file(model, test_path, engine="event", indices=test_rows)
     result = {
         "test_accuracy": test.accuracy, "validation_accuracy": best["val_accuracy"], "best_epoch": best["epoch"],
         "epochs_done": epoch + 1, "epochs_planned": config.epochs, "stopped": stopped,
@@ -334,6 +480,22 @@ def train(config: TrainConfig, train_path: str, test_path: str, out_dir: str, *,
     }
     provenance = dict(model.metadata.provenance, test_accuracy=test.accuracy,
                       trained=time.strftime("%Y-%m-%d"), train_minutes=round(result["train_seconds"] / 60, 1))
-    replace(model, metadata=replace(model.metadata, provenance=provenance)).save(files.model)
-    _write_text(files.path("result.json"), json.dumps(result, indent=2) + "\n")
+    try:
+        replace(model, metadata=replace(model.metadata, provenance=provenance)).save(files.model)
+        _write_text(files.path("result.json"), json.dumps(result, indent=2) + "\n")
+    except OSError as exc:
+        raise _write_failure(exc, files.path("result.json"), files, len(history)) from None
     return result
+
+
+def _limited(path: str, limit: int, seed: int, n_channels: int):
+    """``limit`` sample indices of ``path`` drawn at random (sorted), or None for all."""
+    if not limit:
+        return None
+    from evsim.data import SpikeFile
+
+    with SpikeFile(path, n_channels=n_channels) as f:
+        n = len(f)
+    if limit >= n:
+        return None
+    return np.sort(np.random.default_rng(seed).choice(n, size=limit, replace=False))

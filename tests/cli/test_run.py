@@ -23,11 +23,15 @@ def test_run_prints_each_sample_and_accuracy(model_file, spike_file, engine):
     res = invoke("run", "--model", model_file, "--input", spike_file, "--engine", engine)
     assert res.exit_code == 0, res.output
     lines = res.output.strip().splitlines()
-    assert len(lines) == (8 if engine == "event" else 7)   # the event engine adds its activity
-    assert lines[0].startswith("sample 0: class")
+    assert len(lines) == (10 if engine == "event" else 9)   # the event engine adds its activity
+    # which model and input were used, and what the score means
+    assert lines[0] == f"model: {model_file}; input: {spike_file}; engine: {engine}"
+    assert lines[1].startswith("score = sum over the sample's steps of the class's softmax probability")
+    assert lines[2].startswith("sample 0: class") and " steps)  label class" in lines[2]
     assert lines[-1].startswith("accuracy: ")
     if engine == "event":
-        assert lines[-2].startswith("activity: ") and "% of hidden neurons fire per step (layers: " in lines[-2]
+        assert lines[-2].startswith("activity: firing rate ") and \
+            "% (spikes / (hidden neurons x steps run); layers: " in lines[-2]
 
 
 @pytest.mark.parametrize("engine", ENGINES)
@@ -121,7 +125,8 @@ def test_empty_file_says_so(tmp_path, model_file):
     path = tmp_path / "empty.h5"
     write_spike_file(path, [])
     res = invoke("run", "--model", model_file, "--input", path)
-    assert res.exit_code == 0 and res.output.strip() == "0 samples"
+    assert res.exit_code == 0
+    assert res.output.strip().splitlines()[-1] == "0 samples classified (the input has no labels, so no accuracy)"
 
 
 def test_cli_engine_list_is_the_librarys():

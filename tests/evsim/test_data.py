@@ -62,7 +62,9 @@ def test_file_reads_float16_times_and_metadata(tmp_path):
         assert s.times.dtype == np.float64 and s.units.dtype == np.int64 and s.label == 4
         x = f.binned(0, dt_ms=10, pool=5)
         assert x.shape == (51, 140) and x[0, 0] == 1 and x[50, 139] == 1
-        assert f.read(-1).label == 2
+        assert f.read(1).label == 2
+        with pytest.raises(InputFileError, match=r"sample -1 out of range: .* has 2 samples \(0\.\.1\)"):
+            f.read(-1)                                  # case 14: no Python-style negative index
 
 
 def _raw_file(path, times, units, labels=None):

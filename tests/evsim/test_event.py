@@ -458,13 +458,66 @@ def test_absurd_delays_are_refused_before_allocating_the_queues():
     layer = _layer(np.ones((n, 1)), recurrence="conv", recurrent=np.ones(3),
                    delays=np.full(n, 999_999))
     model = _model([layer])
-    with pytest.raises(EvsimError, match=r"delay queues would need 2289 MiB per sample, more than the 1024 MiB "
-                                         r"limit \(a layer of 300 neurons has a delay of 999999 steps\)"):
+    with pytest.raises(EvsimError, match=r"refused: the delay queues of one sample would need 2289 MiB, more than the "
+                                         r"512 MiB limit on queue memory \(MAX_QUEUE_BYTES, the total over the samples "
+                                         r"run at once; a layer of 300 neurons has a delay of 999999 steps\)"):
         event.EventStream(model)
     with pytest.raises(EvsimError, match="delay queues"):
         event.simulate(model, np.zeros((1, 2, 1)))
-    below = _layer(np.ones((n, 1)), recurrence="conv", recurrent=np.ones(3), delays=np.full(n, 400_000))
-    assert event._check_queue_memory([below]) is None    # 916 MiB: allowed (not allocated here)
+    below = _layer(np.ones((n, 1)), recurrence="conv", recurrent=np.ones(3), delays=np.full(n, 200_000))
+    assert event._check_queue_memory([below]) is None    # 458 MiB: allowed (not allocated here)
+
+
+def test_queue_memory_cap_is_a_total_over_threads(monkeypatch):
+    """Case 16: the cap counts every sample run at once, so a batch of samples with big
+    queues runs on fewer threads (same results), never threads x the cap."""
+    n = 50
+    layer = _layer(np.full((n, 1), 2.0), recurrence="conv", recurrent=np.ones(3), delays=np.arange(n) % 7 + 40)
+    model = _model([layer])
+    per_sample = event._queue_bytes(model.layers)
+    monkeypatch.setattr(numba, "get_num_threads", lambda: 8)
+    monkeypatch.setattr(event, "_threads", lambda: 8)
+    monkeypatch.setattr(event, "MAX_QUEUE_BYTES", 3 * per_sample)
+    assert event._parallel_samples(model, 20) == 3
+    assert event._parallel_samples(model, 2) == 2
+    monkeypatch.setattr(event, "MAX_QUEUE_BYTES", per_sample + 1)
+    assert event._parallel_samples(model, 20) == 1
+
+
+def test_push_then_step_consumes_the_pending_events_in_that_step():
+    """Case 4: events pushed without `until` and then a step(): the step's input is the
+    pushed events of that step plus the given counts (not applied a step late)."""
+    model = _model([_layer(np.full((4, 2), 0.6), recurrence="conv", recurrent=np.array([0.2, 0.1, 0.3]),
+                           delays=np.array([0, 1, 2, 0]), beta=0.5)])
+    x = np.zeros((5, 2))
+    x[0, 1] = 2          # pushed: two events in step 0 on channel 1
+    x[0, 0] = 1          # given to step(): one count on input 0
+    x[1, 0] = 3          # pushed for step 1, consumed by run_chunk
+    x[3, 1] = 1          # step 3: only given counts
+    stream = event.EventStream(model)
+    assert stream.push([0.001, 0.002], [1, 1]).shape[0] == 0        # step 0 may still grow: not run
+    rows = [stream.step([1, 0])[None]]
+    assert stream.push([0.011, 0.012, 0.013], [0, 0, 0]).shape[0] == 0
+    rows.append(stream.run_chunk(np.zeros((2, 2))))
+    rows.append(stream.step([0, 1])[None])
+    rows.append(stream.step([0, 0])[None])
+    whole = event.simulate(model, x)
+    np.testing.assert_array_equal(np.concatenate(rows), whole.readout[0])
+    np.testing.assert_array_equal(stream.scores, whole.scores[0])
+
+
+@pytest.mark.parametrize("until", ["5", b"5", 1j, [5], True])
+def test_push_until_must_be_a_real_number(until):
+    """Case 9: a wrong type for `until` is an EvsimError naming it, not a TypeError."""
+    stream = event.EventStream(_model([_layer(np.ones((2, 2)))]))
+    with pytest.raises(EvsimError, match=r"push: until = .*; expected a real time in seconds >= 0"):
+        stream.push([], [], until=until)
+
+
+def test_push_refuses_complex_times_like_step():
+    stream = event.EventStream(_model([_layer(np.ones((2, 2)))]))
+    with pytest.raises(EvsimError, match=r"push: times dtype complex128; expected real numbers"):
+        stream.push(np.array([0.01 + 0j]), [0])
 
 
 def test_threads_do_not_change_results():

@@ -69,7 +69,7 @@ def test_exported_model_gives_the_reported_accuracy_on_both_engines(tmp_path, to
         assert classify_file(model, str(toy[1]), engine=engine).accuracy == result["test_accuracy"]
     assert model.metadata.provenance["test_accuracy"] == result["test_accuracy"]
     assert model.metadata.n_steps is not None
-    assert set(os.listdir(tmp_path / "run")) == {"config.json", "checkpoint.npz", "log.jsonl", "model.npz", "result.json"}
+    assert set(os.listdir(tmp_path / "run")) == {"config.json", "checkpoint.npz", "log.jsonl", "model.npz", "result.json", "train.lock"}
 
 
 def test_delays_stay_fixed_without_delay_learning(tmp_path, toy):
