@@ -33,20 +33,20 @@ def default_path(given: str | None, name: str, what: str) -> str:
 
 
 def kernels_cached(module) -> bool:
-    """True when numba has a valid on-disk cache for every kernel of ``module`` (an
-    imported module whose ``@njit(cache=True)`` functions have not run yet).  Uses numba's
-    cache index (a private API): on any surprise it answers True, so at worst the note
-    below is not shown."""
+    """False when numba has no on-disk cache for any kernel of ``module`` (an imported
+    module of ``@njit(cache=True)`` functions): the first run of an installation, or the
+    first after an upgrade, which invalidates the cache.  Only some of a module's kernels
+    run in a given command (streaming, batch or serial ones), so one cached kernel counts
+    as "compiled before".  Uses numba's cache index (a private API): on any surprise it
+    answers True, so at worst the note below is not shown."""
     try:
         from numba.core.registry import CPUDispatcher
 
-        for obj in vars(module).values():
-            if isinstance(obj, CPUDispatcher) and obj._cache is not None and hasattr(obj._cache, "_cache_file"):
-                if not obj._cache._cache_file._load_index():
-                    return False
+        cached = [bool(obj._cache._cache_file._load_index()) for obj in vars(module).values()
+                  if isinstance(obj, CPUDispatcher) and obj._cache is not None and hasattr(obj._cache, "_cache_file")]
     except Exception:  # noqa: BLE001 - the note is a courtesy, never a failure
         return True
-    return True
+    return not cached or any(cached)
 
 
 def note_compilation(module, what: str) -> None:

@@ -25,6 +25,11 @@ class _TrainReporter:
         self.batches = self.n_batches = 0
 
     def start(self, info):
+        from training import _kernels
+
+        from .common import note_compilation
+
+        note_compilation(_kernels, "the training")  # after the checks: a refused run prints only its error
         if not self.quiet:
             click.echo(f"train {info['train']} / validation {info['val']} / test {info['test']} samples, "
                        f"{info['n_steps']} steps each, {info['params']} parameters, "
@@ -133,11 +138,6 @@ def train(dataset, data_dir, train_file, test_file, preset, limit, config_file, 
     explicit = bool(sets or config_file or preset)
     # --resume alone continues with the run's own settings; given settings must match them
     config = saved_config(out_dir) if resume and not explicit else make_config(preset or "crsnn", config_file, sets)
-    from training import _kernels
-
-    from .common import note_compilation
-
-    note_compilation(_kernels, "the training")
     result = run_training(config, train_file, test_file, out_dir, valid_path=valid_file, resume=resume,
                           max_minutes=max_minutes, reporter=_TrainReporter(quiet))
     if as_json:
