@@ -96,7 +96,8 @@ class CochleaStream:
         self.reset()
 
     def reset(self) -> None:
-        """Start a new recording (the generator carries on: a new draw of randomness)."""
+        """Start a new recording.  Its random key is drawn from the generator when its
+        first spikes are computed, so a reset that is not followed by input draws nothing."""
         p = self.params
         n = p.channels
         self.bank.reset()
@@ -111,7 +112,7 @@ class CochleaStream:
         self._vm = np.zeros(n)
         self._ref = np.zeros(n)
         self.rows_done = 0
-        self._seed = np.uint64(self.rng.integers(0, 2 ** 63))    # this recording's randomness
+        self._seed = None         # this recording's key, drawn from rng when first needed
 
     @property
     def time_done(self) -> float:
@@ -136,6 +137,8 @@ class CochleaStream:
         from ..kernels.cochlea import cochlea_block
 
         times, units = [np.zeros(0)], [np.zeros(0, np.int64)]
+        if pieces and self._seed is None:
+            self._seed = np.uint64(self.rng.integers(0, 2 ** 63))
         for rows in pieces:
             n_ch, n_rows = rows.shape
             cap = n_rows * n_ch // 2 + n_ch

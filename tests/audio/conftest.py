@@ -35,7 +35,8 @@ def word_like(seconds=0.4, fs=FS, seed=0):
     rng = np.random.default_rng(seed)
     t = np.arange(int(seconds * fs)) / fs
     x = sum(np.sin(2 * np.pi * 150 * h * t) / h * (1 + 3 * np.exp(-((150 * h - 700) / 300) ** 2)) for h in range(1, 30))
-    return 0.3 * x * np.sin(np.pi * t / seconds) ** 2 + 0.003 * rng.normal(size=t.size)
+    x = x * np.sin(np.pi * t / seconds) ** 2
+    return 0.5 * x / np.abs(x).max() + 0.003 * rng.normal(size=t.size)
 
 
 def write_wav(path, x, fs=FS, dtype=np.int16):

@@ -151,7 +151,9 @@ def test_hair_and_bushy_kernel_equal_the_reference():
     rng = np.random.default_rng(2)
     v = (rng.normal(0, 60, size=(3, 600)) * np.linspace(0, 1, 600)).astype(np.float32)
     stream = CochleaStream(TINY.replace(channels=3), rng=5)
-    times, units = stream._spikes([v])
+    times, units = stream._spikes([v[:, :250]])
+    more_t, more_u = stream._spikes([v[:, 250:]])
+    times, units = np.concatenate([times, more_t]), np.concatenate([units, more_u])
     ours = sorted(zip(np.round(times * TINY.out_rate).astype(int).tolist(), units.tolist()))
     assert len(ours) > 10
     assert ours == reference_chain(v, TINY, int(stream._seed))
