@@ -255,3 +255,33 @@ def test_window_is_lauschers_hann_default():
     w = hann_ramps(11, None)                                  # odd: the middle sample is untouched
     np.testing.assert_allclose(w[:5], np.hanning(10)[:5]) and np.testing.assert_allclose(w[5], 1.0)
     np.testing.assert_allclose(hann_ramps(100, 3)[3:-3], 1.0)
+
+
+def test_presets_and_parameter_checks():
+    from evsim.audio.params import PRESETS, preset
+    from evsim.errors import EvsimError
+
+    assert preset("lauscher-1.0.1") == CochleaParams()
+    paper = preset("shd-paper")
+    assert (paper.y, paper.g, paper.l, paper.r, paper.x, paper.window_ramp_s) == (11.11, 1000.0, 1250.0, 16667.0, 250.0, 0.03)
+    assert paper.membrane_key() == CochleaParams().membrane_key()     # the same membrane filters
+    with pytest.raises(EvsimError, match="unknown cochlea preset 'x'; expected one of: lauscher-1.0.1, shd-paper"):
+        preset("x")
+    with pytest.raises(EvsimError, match="unknown cochlea parameter"):
+        CochleaParams().replace(colour=1)
+    with pytest.raises(EvsimError, match="sample_rate"):
+        CochleaParams(sample_rate=22051)
+    assert set(PRESETS) == {"lauscher-1.0.1", "shd-paper"}
+
+
+def test_membrane_kernels_are_cached_on_disk(tmp_path, monkeypatch):
+    from evsim.audio import basilar
+
+    monkeypatch.setenv("EVSIM_CACHE_DIR", str(tmp_path))
+    params = CochleaParams(channels=5)
+    basilar._MEMORY.pop(params.membrane_key(), None)
+    first = membrane_kernels(params)
+    files = list(tmp_path.glob("membrane-*.npy"))
+    assert len(files) == 1 and np.array_equal(np.load(files[0]), first)
+    basilar._MEMORY.pop(params.membrane_key(), None)
+    assert np.array_equal(membrane_kernels(params), first)
