@@ -50,6 +50,7 @@ import os
 
 import numpy as np
 
+from ..errors import EvsimError
 from .params import CochleaParams
 
 __all__ = ["transfer_function", "membrane_kernels", "FilterBank", "KERNEL_TAPS", "LOOKAHEAD"]
@@ -206,8 +207,8 @@ class FilterBank:
         import scipy.fft  # noqa: F401  (imported here: the heavy part of the stage)
 
         taps, look = kernel_geometry(params)
-        if fft_size <= taps or fft_size % 2:
-            raise ValueError(f"fft_size {fft_size} must be even and larger than the kernel ({taps} taps)")
+        if fft_size <= taps or fft_size % 4:
+            raise EvsimError(f"fft_size {fft_size} must be a multiple of 4 and larger than the kernel ({taps} taps)")
         kernels = membrane_kernels(params)
         if causal:                       # mirrored in time: lags 0 .. taps-1, nothing ahead
             kernels, look = kernels[:, ::-1], 0
@@ -228,14 +229,13 @@ class FilterBank:
         self._rows_out = 0        # membrane rows returned so far
         self._ready = []           # (global even index of column 0, (C, n) block)
         self._n_input = 0
-        self._queued = 0
 
     @property
     def latency_samples(self) -> int:
         """Input samples that must arrive after a sample before its output row exists."""
         return self.lookahead + self.hop
 
-    def push(self, samples: np.ndarray) -> np.ndarray:
+    def push(self, samples: np.ndarray) -> list:
         samples = np.asarray(samples, np.float32).ravel()
         self._n_input += samples.size
         self._pending = np.concatenate([self._pending, samples])
@@ -245,7 +245,7 @@ class FilterBank:
             outs.append(self._run_block(block))
         return self._emit(outs, final=False)
 
-    def finish(self) -> np.ndarray:
+    def finish(self) -> list:
         """Flush with zeros after the last sample: every row up to ``n_input // 2``
         (lauscher's ``N // 2 + 1`` rows).  The bank must be :meth:`reset` before reuse."""
         outs = []
@@ -256,8 +256,9 @@ class FilterBank:
             outs.append(self._run_block(block))
         return self._emit(outs, final=True)
 
-    def _run_block(self, block: np.ndarray) -> np.ndarray:
-        """Even-position outputs of the linear convolution for one hop, (C, hop/2)."""
+    def _run_block(self, block: np.ndarray) -> tuple[int, np.ndarray]:
+        """Even-position outputs of the linear convolution for one hop: (global index of
+        the first, (C, hop/2) array)."""
         import scipy.fft
 
         from ..kernels.cochlea import multiply_fold
@@ -270,21 +271,14 @@ class FilterBank:
                       folded.view(np.float32).reshape(folded.shape + (2,)))
         # even samples of a length-B signal = inverse of its spectrum folded onto B/2
         even = scipy.fft.irfft(folded, n=self.fft_size // 2, axis=1, overwrite_x=True)
+        start = self._even_done
         self._even_done += self.hop // 2
-        return even[:, -(self.hop // 2):]
-
-    def _even_done_at(self, block: np.ndarray) -> int:
-        """Global even index of a block's first column (blocks arrive in order)."""
-        self._queued = getattr(self, "_queued", 0)
-        start = self._queued
-        self._queued += block.shape[1]
-        return start
+        return start, even[:, -(self.hop // 2):]
 
     def _emit(self, outs: list, final: bool) -> list:
         """Membrane samples ready to go out (sample n = even convolution output n +
         lookahead / 2), as a list of (C, n_j) views in time order (no copies)."""
-        for block in outs:
-            self._ready.append((self._even_done_at(block), block))
+        self._ready.extend(outs)
         end = self._even_done - self.lookahead // 2               # samples computed so far
         if final:
             end = min(end, self._n_input // 2 + 1)
