@@ -31,6 +31,7 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 
+from ..errors import EvsimError
 from .cochlea import CochleaStream, rms_gain
 from .params import CochleaParams
 
@@ -60,6 +61,13 @@ class LiveClassifier:
         self.params = params or CochleaParams()
         self.cochlea = CochleaStream(self.params, rng=rng, gain=1.0, fft_size=fft_size, causal=causal)
         self.network = EventStream(model)
+        if gain != "running":
+            try:
+                gain = float(gain)
+            except (TypeError, ValueError):
+                raise EvsimError(f"gain {gain!r}; expected 'running' or a number") from None
+            if not (np.isfinite(gain) and gain > 0):
+                raise EvsimError(f"gain {gain!r}; expected a positive number")
         self.gain_mode = gain
         self.reset()
 
@@ -76,7 +84,7 @@ class LiveClassifier:
             if self._sum_sq > 0:
                 self.cochlea.gain = self.params.rms_level / np.sqrt(self._sum_sq / self._n)
         else:
-            self.cochlea.gain = float(self.gain_mode)
+            self.cochlea.gain = self.gain_mode
 
     def push(self, samples) -> None:
         x = np.asarray(samples, np.float64).ravel()

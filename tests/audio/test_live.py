@@ -33,3 +33,16 @@ def test_live_with_a_fixed_gain_equals_offline_without_window():
     offline = simulate(model, counts[None])
     np.testing.assert_allclose(live.scores, offline.scores[0], rtol=1e-9)
     assert live.prediction == int(offline.predictions[0])
+
+
+def test_a_bad_gain_is_refused():
+    import pytest
+
+    from cli.common import builtin_path
+    from evsim.errors import EvsimError
+    from evsim.model import load_model
+
+    model = load_model(builtin_path("default_model.npz"))
+    for bad in ("loud", -1.0, float("nan")):
+        with pytest.raises(EvsimError, match="gain"):
+            LiveClassifier(model, gain=bad)
