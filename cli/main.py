@@ -70,9 +70,9 @@ def evsim():
 
 
 def _register() -> None:
-    from . import data, export, info, plot, run, train
+    from . import data, encode, export, info, listen, plot, run, train
 
-    for command in (run.run, info.info, train.train, data.data, export.export, plot.plot):
+    for command in (run.run, info.info, train.train, data.data, export.export, plot.plot, encode.encode, listen.listen):
         evsim.add_command(command)
     from . import convert
 

@@ -16,7 +16,8 @@ ENGINES = ("event", "dense")  # evsim.run.ENGINES, repeated so --help needs no n
               help="Model file (.npz), or a built-in spoken-digit model: default (the most accurate; "
                    "used when --model is not given) or sparse (fine-tuned to fire less: faster on the event engine).")
 @click.option("--input", "input_path", metavar="PATH", default=None,
-              help="Spike file in the SHD HDF5 layout. Default: the built-in samples.")
+              help="Spike file in the SHD HDF5 layout, or recordings: a WAV file, a folder of them or a "
+                   "labels.csv (encoded by the cochlea in memory). Default: the built-in samples.")
 @click.option("--sample", type=click.IntRange(0), default=None, help="Classify only this sample (index from 0).")
 @click.option("--engine", type=click.Choice(ENGINES), default="event", show_default=True,
               help="event: Numba event-driven engine; dense: NumPy step-by-step reference.")
@@ -33,8 +34,8 @@ def run(model_file, input_path, sample, engine, batch_size, as_json, quiet):
     probability, so at most the number of steps; the prediction is the class with the
     highest score.  The firing rate is spikes / (hidden neurons x steps run).
     """
+    from evsim.audio.dataset import classify_input
     from evsim.model import load_model
-    from evsim.run import classify_file
 
     model_file = model_path(model_file)
     input_path = default_path(input_path, "samples.h5", "input")
@@ -46,8 +47,8 @@ def run(model_file, input_path, sample, engine, batch_size, as_json, quiet):
     show_bar = not as_json and sample is None and sys.stderr.isatty()
     n_total = _count_samples(input_path, model) if show_bar else 0
     with click.progressbar(length=n_total, label="classifying", file=sys.stderr) if show_bar else NoBar() as bar:
-        result = classify_file(model, input_path, sample=sample, engine=engine, batch_size=batch_size,
-                               progress=bar.update)
+        result = classify_input(model, input_path, sample=sample, engine=engine, batch_size=batch_size,
+                                progress=bar.update)
     activity = _activity(model, result)
     if as_json:
         click.echo(dumps({
@@ -74,7 +75,6 @@ _SCORE_MEANING = {
 def _echo_details(model, model_file, input_path, engine, result, activity) -> None:
     from .common import BUILTIN_MODELS
 
-    names = model.class_names
     where = display_name(input_path, {"samples": "samples.h5"})
     click.echo(f"model: {display_name(model_file, BUILTIN_MODELS)}; input: {where}; engine: {engine}")
     click.echo(_SCORE_MEANING[model.readout.decision] + "; prediction = the highest score")
@@ -115,7 +115,6 @@ def _activity(model, result) -> dict:
 
 
 def _count_samples(path, model) -> int:
-    from evsim.data import SpikeFile
+    from evsim.audio.dataset import count_input
 
-    with SpikeFile(path, n_channels=model.metadata.input_channels) as f:
-        return len(f)
+    return count_input(path, model)

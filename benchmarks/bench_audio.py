@@ -1,0 +1,287 @@
+"""The cochlea encoder against lauscher 1.0.1: fidelity, speed, end-to-end accuracy, live.
+
+    python benchmarks/bench_audio.py --lauscher 3          # lauscher on the 3 shortest recordings (minutes each)
+    python benchmarks/bench_audio.py --quick               # a short check of every section, no lauscher
+
+Sections (all on ``shared/data/digits/audio_test``, whose recordings are the audio of
+``digits_test.h5``):
+
+* fidelity: evsim's spikes against lauscher 1.0.1's (run here, one process, on the
+  shortest recordings; its spikes and time are kept in ``results/lauscher/`` so a rerun
+  does not redo them) and, as a cheaper proxy on more recordings, against the samples of
+  ``digits_test.h5``.  Per recording: correlation of the 700 per-channel spike counts, of
+  the 10 ms time profile (all channels), and the ratio of total spikes.  Both sides are
+  random: "ceiling" is the same figures between two evsim seeds of the same recording,
+  the best a perfect copy of the chain could score;
+* speed: CPU seconds (``time.process_time``, one process, numba and BLAS single-threaded)
+  per second of audio, evsim and lauscher in the same run, and their ratio;
+* accuracy: the built-in default model on the recordings (``classify_recordings``,
+  offline encoding) against the same model on ``digits_test.h5``;
+* live: ``LiveClassifier`` fed 20 ms blocks: compute per block, latency, and the accuracy
+  of the live variants (fixed whole-file gain, running gain, causal membrane).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import RESULTS_DIR, environment, markdown_table, write_results  # noqa: E402
+
+DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data", "digits")
+if not os.path.isdir(DATA):
+    DATA = "/work/shared/data/digits"
+
+
+def recordings():
+    folder = os.path.join(DATA, "audio_test")
+    with open(os.path.join(folder, "labels.csv")) as fh:
+        rows = list(csv.DictReader(fh))
+    return [(os.path.join(folder, r["file"]), int(r["index"]), int(r["label"])) for r in rows]
+
+
+def compare(t_a, u_a, t_b, u_b) -> dict:
+    ca, cb = np.bincount(u_a, minlength=700), np.bincount(u_b, minlength=700)
+    n = int(max(t_a.max(initial=0), t_b.max(initial=0)) / 0.01) + 1
+    pa = np.bincount((np.asarray(t_a) / 0.01).astype(int), minlength=n)
+    pb = np.bincount((np.asarray(t_b) / 0.01).astype(int), minlength=n)
+    return {"channel_r": float(np.corrcoef(ca, cb)[0, 1]), "time_r": float(np.corrcoef(pa, pb)[0, 1]),
+            "total_ratio": float(t_a.size / t_b.size), "counts": (ca, cb)}
+
+
+def evsim_encode(path, seed):
+    from evsim.audio import encode_waveform, read_audio
+
+    rec = read_audio(path)
+    start = time.process_time()
+    t, u = encode_waveform(rec.samples, rng=seed)
+    return t, u, time.process_time() - start, rec.samples.size / rec.sample_rate
+
+
+def lauscher_encode(path):
+    """lauscher 1.0.1's chain as its command line runs it, one worker process; cached."""
+    cache = os.path.join(RESULTS_DIR, "lauscher", os.path.basename(path) + ".npz")
+    if os.path.exists(cache):
+        z = np.load(cache)
+        return z["times"], z["units"], float(z["cpu"]), float(z["wall"])
+    from lauscher.audiowaves import FileMonoAudioWave
+    from lauscher.helpers import CommandLineArguments
+    from lauscher.transformations.wave2spike import Wave2Spike
+
+    CommandLineArguments().num_concurrent_jobs = 1
+    wall, cpu = time.perf_counter(), time.process_time()
+    children = os.times()
+    spikes = FileMonoAudioWave(path).transform(Wave2Spike(num_channels=700))
+    after = os.times()
+    cpu = time.process_time() - cpu + (after.children_user + after.children_system
+                                       - children.children_user - children.children_system)
+    wall = time.perf_counter() - wall
+    times, units = np.asarray(spikes.spike_times, float), np.asarray(spikes.spike_labels).astype(np.int64)
+    os.makedirs(os.path.dirname(cache), exist_ok=True)
+    np.savez(cache, times=times, units=units, cpu=cpu, wall=wall)
+    return times, units, cpu, wall
+
+
+def fidelity_lauscher(n: int) -> dict:
+    recs = sorted(recordings(), key=lambda r: os.path.getsize(r[0]))[:n]
+    rows, pooled = [], np.zeros((3, 700))
+    evsim_encode(recs[0][0], seed=0)                      # warm-up: compiled kernels, membrane filters
+    for path, _, _ in recs:
+        lt, lu, l_cpu, l_wall = lauscher_encode(path)
+        et, eu, e_cpu, seconds = evsim_encode(path, seed=1)
+        e2t, e2u, _, _ = evsim_encode(path, seed=2)
+        rows.append({"file": os.path.basename(path), "seconds": seconds, "lauscher_cpu_s": l_cpu,
+                     "lauscher_wall_s": l_wall, "evsim_cpu_s": e_cpu, "lauscher_spikes": int(lt.size),
+                     "evsim_spikes": int(et.size),
+                     "vs_lauscher": {k: v for k, v in compare(et, eu, lt, lu).items() if k != "counts"},
+                     "ceiling": {k: v for k, v in compare(et, eu, e2t, e2u).items() if k != "counts"}})
+        pooled += [np.bincount(u, minlength=700) for u in (eu, lu, e2u)]
+        print(rows[-1], flush=True)
+    return {"recordings": rows, "pooled_channel_r": float(np.corrcoef(pooled[0], pooled[1])[0, 1]),
+            "pooled_channel_r_ceiling": float(np.corrcoef(pooled[0], pooled[2])[0, 1]),
+            "pooled_total_ratio": float(pooled[0].sum() / pooled[1].sum())}
+
+
+def fidelity_proxy(n: int) -> dict:
+    import h5py
+
+    recs = recordings()[::max(1, len(recordings()) // n)][:n]
+    per, pooled_a, pooled_b = [], np.zeros(700), np.zeros(700)
+    with h5py.File(os.path.join(DATA, "digits_test.h5")) as h5:
+        for path, index, _ in recs:
+            et, eu, _, _ = evsim_encode(path, seed=index)
+            rt, ru = h5["spikes/times"][index].astype(float), h5["spikes/units"][index].astype(np.int64)
+            c = compare(et, eu, rt, ru)
+            pooled_a += c.pop("counts")[0]
+            pooled_b += np.bincount(ru, minlength=700)
+            e2t, e2u, _, _ = evsim_encode(path, seed=index + 10_000)
+            ceil = compare(et, eu, e2t, e2u)
+            ceil.pop("counts")
+            per.append({"vs_file": c, "ceiling": ceil})
+    mean = lambda key, side: float(np.mean([p[side][key] for p in per]))  # noqa: E731
+    return {"n": len(per), **{f"{side}_{key}": mean(key, side) for side in ("vs_file", "ceiling")
+                              for key in ("channel_r", "time_r", "total_ratio")},
+            "pooled_channel_r": float(np.corrcoef(pooled_a, pooled_b)[0, 1]),
+            "pooled_total_ratio": float(pooled_a.sum() / pooled_b.sum())}
+
+
+def speed(n: int) -> dict:
+    from evsim.audio import encode_waveform
+
+    recs = recordings()[:n]
+    evsim_encode(recs[0][0], seed=0)                      # compile, kernels
+    cpu, audio = 0.0, 0.0
+    wall = time.perf_counter()
+    for path, _, _ in recs:
+        _, _, c, s = evsim_encode(path, seed=0)
+        cpu, audio = cpu + c, audio + s
+    wall = time.perf_counter() - wall
+    # the two stages on one second of noise
+    from evsim.audio.basilar import FilterBank
+    from evsim.audio.cochlea import CochleaStream
+
+    x = np.random.default_rng(0).normal(0, 0.3, 22050)
+    bank = FilterBank(encode_waveform.__globals__["CochleaParams"](), fft_size=8192)
+    start = time.process_time()
+    pieces = bank.push(x) + bank.finish()
+    membrane = time.process_time() - start
+    stream = CochleaStream(rng=0)
+    start = time.process_time()
+    stream._spikes(pieces)
+    cells = time.process_time() - start
+    return {"n": n, "audio_s": audio, "cpu_s": cpu, "wall_s": wall, "x_real_time_cpu": audio / cpu,
+            "x_real_time_wall": audio / wall, "membrane_cpu_per_audio_s": membrane, "cells_cpu_per_audio_s": cells}
+
+
+def accuracy(n: int | None) -> dict:
+    from evsim.audio.dataset import AudioItem, classify_recordings  # noqa: F401
+    from evsim.model import load_model
+    from evsim.run import classify_file
+    from cli.common import builtin_path
+
+    model = load_model(builtin_path("default_model.npz"))
+    folder = os.path.join(DATA, "audio_test")
+    start = time.perf_counter()
+    if n is None:
+        audio = classify_recordings(model, folder)
+        idx = list(range(len(audio.samples)))
+    else:
+        picks = recordings()[::max(1, 1000 // n)][:n]
+        tmp = os.path.join(RESULTS_DIR, "audio_subset_labels.csv")
+        with open(tmp, "w") as fh:
+            fh.write("file,label\n" + "".join(f"{p},{lab}\n" for p, _, lab in picks))
+        audio = classify_recordings(model, tmp)
+        os.unlink(tmp)
+        idx = [i for _, i, _ in picks]
+    elapsed = time.perf_counter() - start
+    spikes = classify_file(model, os.path.join(DATA, "digits_test.h5"), indices=idx)
+    agree = float(np.mean([a.prediction == b.prediction for a, b in zip(audio.samples, spikes.samples)]))
+    return {"n": len(idx), "accuracy_audio": audio.accuracy, "accuracy_h5": spikes.accuracy,
+            "same_prediction": agree, "wall_s": elapsed}
+
+
+def live(n: int) -> dict:
+    from cli.common import builtin_path
+    from evsim.audio.cochlea import rms_gain
+    from evsim.audio.io import read_audio
+    from evsim.audio.live import LiveClassifier
+    from evsim.model import load_model
+
+    model = load_model(builtin_path("default_model.npz"))
+    picks = recordings()[::max(1, 1000 // n)][:n]
+    out = {}
+    for name, kw in {"file gain": {"gain": "file"}, "running gain": {"gain": "running"},
+                     "file gain, causal": {"gain": "file", "causal": True}}.items():
+        correct, block_times = [], []
+        for path, index, label in picks:
+            rec = read_audio(path)
+            gain = rms_gain(rec.samples, 0.3) if kw["gain"] == "file" else "running"
+            clf = LiveClassifier(model, rng=index, gain=gain, fft_size=4096, causal=kw.get("causal", False))
+            for s in range(0, rec.samples.size, 441):     # 20 ms blocks
+                t0 = time.perf_counter()
+                clf.push(rec.samples[s:s + 441])
+                block_times.append(time.perf_counter() - t0)
+            clf.finish()
+            correct.append(clf.prediction == label)
+        bt = np.array(block_times)
+        out[name] = {"accuracy": float(np.mean(correct)), "block_ms_mean": 1000 * bt.mean(),
+                     "block_ms_p99": 1000 * np.percentile(bt, 99), "block_ms_max": 1000 * bt.max(),
+                     "latency_ms": 1000 * clf.cochlea.latency_s}
+        print(name, out[name], flush=True)
+    return {"n": len(picks), "variants": out}
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--lauscher", type=int, default=0, help="recordings to run lauscher on (shortest first)")
+    ap.add_argument("--proxy", type=int, default=50, help="recordings compared with digits_test.h5")
+    ap.add_argument("--speed", type=int, default=30, help="recordings timed")
+    ap.add_argument("--accuracy", default="all", help="recordings classified end to end ('all' or a number)")
+    ap.add_argument("--live", type=int, default=50, help="recordings streamed live per variant")
+    ap.add_argument("--quick", action="store_true", help="a few recordings per section, no lauscher")
+    args = ap.parse_args(argv)
+    os.environ.setdefault("NUMBA_NUM_THREADS", "1")
+    import numba
+
+    numba.set_num_threads(1)
+    if args.quick:
+        args.proxy, args.speed, args.accuracy, args.live = 3, 3, "6", 2
+    results = {"environment": environment()}
+    if args.lauscher:
+        results["lauscher"] = fidelity_lauscher(args.lauscher)
+    results["proxy"] = fidelity_proxy(args.proxy)
+    print("proxy", results["proxy"], flush=True)
+    results["speed"] = speed(args.speed)
+    print("speed", results["speed"], flush=True)
+    results["accuracy"] = accuracy(None if args.accuracy == "all" else int(args.accuracy))
+    print("accuracy", results["accuracy"], flush=True)
+    results["live"] = live(args.live)
+    write_results("audio", results, render(results))
+
+
+def render(r: dict) -> str:
+    lines = [f"Run {r['environment']['date_utc']} UTC, load average {r['environment']['load_average']}.", ""]
+    if "lauscher" in r:
+        rows = [[x["file"], f"{x['seconds']:.2f}", x["lauscher_spikes"], x["evsim_spikes"],
+                 f"{x['vs_lauscher']['channel_r']:.3f} ({x['ceiling']['channel_r']:.3f})",
+                 f"{x['vs_lauscher']['time_r']:.4f} ({x['ceiling']['time_r']:.4f})",
+                 f"{x['vs_lauscher']['total_ratio']:.3f}",
+                 f"{x['lauscher_cpu_s'] / x['seconds']:.1f}", f"{x['evsim_cpu_s'] / x['seconds']:.3f}",
+                 f"{x['lauscher_cpu_s'] / x['evsim_cpu_s']:.0f}x"] for x in r["lauscher"]["recordings"]]
+        lines += ["evsim against lauscher 1.0.1 (in brackets: evsim seed 1 against seed 2, the ceiling):", "",
+                  markdown_table(["recording", "s", "lauscher spikes", "evsim spikes", "channel r", "10 ms profile r",
+                                  "total evsim / lauscher", "lauscher CPU s per s", "evsim CPU s per s",
+                                  "evsim speed-up"], rows), "",
+                  f"Channel counts summed over these recordings: r = {r['lauscher']['pooled_channel_r']:.3f} "
+                  f"(ceiling {r['lauscher']['pooled_channel_r_ceiling']:.3f}), total spikes evsim / lauscher "
+                  f"{r['lauscher']['pooled_total_ratio']:.3f}.", ""]
+    p = r["proxy"]
+    lines += [f"Proxy: evsim against the samples of digits_test.h5 ({p['n']} recordings, means; ceiling in brackets): "
+              f"channel r {p['vs_file_channel_r']:.3f} ({p['ceiling_channel_r']:.3f}), 10 ms profile r "
+              f"{p['vs_file_time_r']:.4f} ({p['ceiling_time_r']:.4f}), total ratio {p['vs_file_total_ratio']:.3f}; "
+              f"channel counts pooled over the recordings r = {p['pooled_channel_r']:.4f}, total ratio "
+              f"{p['pooled_total_ratio']:.3f}.", ""]
+    s = r["speed"]
+    lines += [f"Speed ({s['n']} recordings, {s['audio_s']:.1f} s of audio, one thread): "
+              f"{s['x_real_time_cpu']:.1f}x real time in CPU time ({s['x_real_time_wall']:.1f}x wall); per second of "
+              f"audio the membrane takes {s['membrane_cpu_per_audio_s']:.3f} CPU s and the hair and bushy cells "
+              f"{s['cells_cpu_per_audio_s']:.3f} CPU s.", ""]
+    a = r["accuracy"]
+    lines += [f"Accuracy, built-in default model: {100 * a['accuracy_audio']:.1f} % on {a['n']} recordings encoded "
+              f"by evsim, {100 * a['accuracy_h5']:.1f} % on the same samples of digits_test.h5; "
+              f"{100 * a['same_prediction']:.1f} % of predictions identical.", ""]
+    rows = [[k, f"{100 * v['accuracy']:.1f} %", f"{v['block_ms_mean']:.2f}", f"{v['block_ms_p99']:.2f}",
+             f"{v['block_ms_max']:.2f}", f"{v['latency_ms']:.0f}"] for k, v in r["live"]["variants"].items()]
+    lines += [f"Live ({r['live']['n']} recordings, 20 ms blocks, fft_size 4096):", "",
+              markdown_table(["variant", "accuracy", "ms per block (mean)", "p99", "max", "cochlea latency ms"], rows)]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()

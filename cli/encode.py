@@ -1,0 +1,41 @@
+"""`evsim encode`: recordings -> one SHD-layout spike file (the Heidelberg cochlea)."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from .common import NoBar
+
+PRESET_NAMES = ("lauscher-1.0.1", "shd-paper")   # evsim.audio.PRESETS, repeated so --help needs no numpy
+
+
+@click.command()
+@click.argument("audio", nargs=-1, required=True, metavar="AUDIO...")
+@click.option("-o", "--out", "out", required=True, metavar="OUT.h5", help="Spike file to write (SHD layout).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random fibres: same seed, same spikes.")
+@click.option("--preset", type=click.Choice(PRESET_NAMES), default="lauscher-1.0.1", show_default=True,
+              help="Cochlea parameters: lauscher 1.0.1's defaults (what SHD-style files and the built-in "
+                   "models use) or the fork matching the SHD paper's table.")
+@click.option("--max-seconds", type=click.FloatRange(min=0, min_open=True), default=60.0, show_default=True,
+              help="Refuse recordings longer than this.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar or notes.")
+def encode(audio, out, seed, preset, max_seconds, quiet):
+    """Encode recordings (WAV files, folders of them, or a labels.csv) into spikes.
+
+    \b
+    Labels come from a labels.csv (columns file,label[,word,speaker]) in a folder or
+    given directly, or from the names of first-level subfolders (one per class).
+    """
+    from evsim.audio import find_recordings, preset as get_preset, write_encoded
+
+    items = find_recordings(audio)
+    show_bar = not quiet and sys.stderr.isatty()
+    notes = None if quiet else (lambda msg: click.echo(f"note: {msg}", err=True))
+    with click.progressbar(length=len(items), label="encoding", file=sys.stderr) if show_bar else NoBar() as bar:
+        info = write_encoded(out, items, get_preset(preset), seed=seed, max_seconds=max_seconds,
+                             progress=bar.update, notes=notes)
+    labels = "with labels" if info["labelled"] else "no labels"
+    classes = f", {len(info['class_names'])} classes" if info["class_names"] else ""
+    click.echo(f"wrote {out}: {info['samples']} samples, {info['spikes']} spikes, {labels}{classes}")

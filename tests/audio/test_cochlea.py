@@ -1,0 +1,287 @@
+"""The cochlea encoder: membrane filters against lauscher's formula and a direct
+convolution, the hair-cell/bushy kernel against a literal NumPy reference, hand-checkable
+behaviour (tones, silence), seeding and streaming."""
+
+import numpy as np
+import pytest
+
+from evsim.audio.basilar import FilterBank, kernel_geometry, membrane_kernels, transfer_function
+from evsim.audio.cochlea import CochleaStream, encode_waveform, hann_ramps
+from evsim.audio.params import CochleaParams
+from evsim.kernels.cochlea import binomial_inverse, uniform
+
+from .conftest import FS, SMALL, tone, word_like
+
+TINY = CochleaParams(channels=12)
+
+
+def bank_output(params, x, fft_size=4096, causal=False):
+    bank = FilterBank(params, fft_size=fft_size, causal=causal)
+    return np.concatenate(bank.push(x) + bank.finish(), axis=1)
+
+
+def test_filter_bank_is_the_direct_convolution():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=5001).astype(np.float32)
+    y = bank_output(TINY, x)
+    kernels = membrane_kernels(TINY)
+    taps, look = kernel_geometry(TINY)
+    padded = np.concatenate([np.zeros(taps), x, np.zeros(taps + look)])
+    assert y.shape == (12, x.size // 2 + 1)
+    for n in range(0, y.shape[1], 97):                    # y[n] = sum_j K[j] x[2n + look - j]
+        segment = padded[taps + 2 * n + look - np.arange(taps)]
+        np.testing.assert_allclose(y[:, n], kernels @ segment, rtol=0, atol=2e-4 * np.abs(y).max())
+
+
+def test_filter_bank_matches_lauschers_whole_signal_fft():
+    """lauscher: Re(ifft(V(w_k) * fft(x)[:M])) with w_k = 2 pi linspace(1, fs/2, M), M =
+    N // 2 + 1 samples labelled at fs / 2.  On a windowed signal (as the chain feeds it)
+    the circular wrap does not matter.  That grid stretches time by 2 / N (about one
+    output sample over the recording), which shifts the fine structure of the highest
+    channels by up to a sample but not their envelopes: envelopes and levels are compared
+    on every channel that responds, waveforms where the stretch is under a tenth of a period."""
+    x = word_like(0.5) * hann_ramps(int(0.5 * FS), None)
+    m = x.size // 2 + 1
+    omega = 2 * np.pi * np.linspace(1, FS // 2, m)
+    places = np.linspace(0, TINY.length, TINY.channels)
+    lauscher = np.real(np.fft.ifft(transfer_function(TINY, omega, places) * np.fft.fft(x)[None, :m], axis=1))
+    ours = bank_output(TINY, x)
+    level = lauscher.std(axis=1)
+    responding = np.flatnonzero(level > 0.05 * level.max())
+    assert len(responding) >= 7
+    for ch in responding:
+        env_l, env_o = (np.convolve(np.abs(y[ch]), np.ones(50), "same") for y in (lauscher, ours))
+        assert np.corrcoef(env_l, env_o)[0, 1] > 0.998, ch
+        assert ours[ch].std() == pytest.approx(level[ch], rel=0.025), ch
+        if best_frequency(TINY, ch) < 2000:
+            assert np.corrcoef(lauscher[ch], ours[ch])[0, 1] > 0.99, ch
+
+
+def best_frequency(params, ch):
+    x = ch / (params.channels - 1) * params.length
+    return np.sqrt((params.c0 * np.exp(-params.alpha * x) - params.a) / params.m) / (2 * np.pi)
+
+
+def test_streamed_membrane_equals_one_push_bit_for_bit():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=9001)
+    whole = bank_output(TINY, x)
+    bank = FilterBank(TINY, fft_size=4096)
+    pieces, i = [], 0
+    while i < x.size:
+        k = int(rng.integers(1, 900))
+        pieces += bank.push(x[i:i + k])
+        i += k
+    pieces += bank.finish()
+    assert np.array_equal(np.concatenate(pieces, axis=1), whole)
+
+
+def test_causal_membrane_is_the_mirrored_kernel():
+    x = np.zeros(4000)
+    x[1000] = 1.0                                         # an impulse at t = 1000
+    causal = bank_output(TINY, x, causal=True)
+    ahead = bank_output(TINY, x)
+    peak = np.abs(causal).max()
+    assert np.abs(causal[:, :500]).max() < 1e-5 * peak    # nothing before the impulse (sample 500) but FFT rounding
+    assert np.abs(causal[:, 500:]).max() == peak
+    assert np.abs(ahead[:, :500]).max() > 0.5 * peak        # the anti-causal one rings before it
+
+
+# -- hair cell and bushy cell: the kernel against a literal reference --------------------
+
+def splitmix_uniform(seed, counter):
+    mask = (1 << 64) - 1
+    z = (seed + (counter + 1) * 0x9E3779B97F4A7C15) & mask
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & mask
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & mask
+    z ^= z >> 31
+    return (z >> 11) / 2.0 ** 53
+
+
+def reference_chain(v, params, seed):
+    """Meddis hair cell + fibres + bushy LIF written as lauscher 1.0.1 orders them (a
+    crossing noticed one sample late, the cell reset and refractory from then on);
+    Binomial counts from scipy's CDF with the kernel's uniform numbers."""
+    from scipy.stats import binom
+
+    p = params
+    fs = p.out_rate
+    dt = 1 / fs
+    n_ch, n_t = v.shape
+    spikes = []
+    for ch in range(n_ch):
+        kt = p.g * p.A / (p.A + p.B)
+        c = p.M * p.y * kt / (p.l * kt + p.y * (p.l + p.r))
+        q = c * (p.l + p.r) / kt
+        w = c * p.r / p.x
+        counts = np.zeros(n_t, int)
+        for t in range(n_t):
+            kt = p.g * dt * (v[ch, t] + p.A) / (v[ch, t] + p.A + p.B) if v[ch, t] + p.A > 0 else 0.0
+            replenish = p.y * dt * (p.M - q) if q < p.M else 0.0
+            eject, loss, reuptake, reprocess = kt * q, (p.l + p.r) * dt * c, p.r * dt * c, p.x * dt * w
+            q, c, w = max(q + replenish - eject + reprocess, 0), max(c + eject - loss, 0), max(w + reuptake - reprocess, 0)
+            prob = c * p.hc_h * dt
+            refractory = int(np.ceil(p.tau_refrac * fs)) - 1
+            available = p.n_fibres - counts[max(0, t - refractory):t].sum()
+            u = splitmix_uniform(seed, t * n_ch + ch)
+            counts[t] = int(np.argmax(u < binom.cdf(np.arange(available + 1), available, prob))) if available else 0
+        vm, isyn, ref = np.zeros(n_t), 0.0, 0.0
+        for t in range(n_t):
+            if t > 0:
+                if ref <= 0:
+                    if vm[t - 1] < 1.0:
+                        vm[t] = vm[t - 1] * np.exp(-dt / p.tau_mem)
+                    else:
+                        ref = p.tau_refrac * fs
+                        vm[t] = 0.0
+                        spikes.append((t - 1, ch))
+                isyn *= np.exp(-dt / p.tau_syn)
+            isyn += counts[t]
+            if ref <= 0:
+                vm[t] += isyn * p.weight / p.n_fibres * dt
+            vm[t] = min(vm[t], 1.0)
+            ref -= 1
+        if vm[-1] >= 1.0 and ref <= -1:                   # lauscher drops a crossing on the last sample
+            spikes.append((n_t - 1, ch))
+    spikes.sort()
+    return spikes
+
+
+def test_hair_and_bushy_kernel_equal_the_reference():
+    rng = np.random.default_rng(2)
+    v = (rng.normal(0, 60, size=(3, 600)) * np.linspace(0, 1, 600)).astype(np.float32)
+    stream = CochleaStream(TINY.replace(channels=3), rng=5)
+    times, units = stream._spikes([v[:, :250]])
+    more_t, more_u = stream._spikes([v[:, 250:]])
+    times, units = np.concatenate([times, more_t]), np.concatenate([units, more_u])
+    ours = sorted(zip(np.round(times * TINY.out_rate).astype(int).tolist(), units.tolist()))
+    assert len(ours) > 10
+    assert ours == reference_chain(v, TINY, int(stream._seed))
+
+
+def test_uniform_is_splitmix64():
+    seed = np.uint64(123456789)
+    for counter in (0, 1, 2, 10 ** 9, 2 ** 40 + 3):
+        assert uniform(seed, np.uint64(counter)) == splitmix_uniform(123456789, counter)
+
+
+@pytest.mark.parametrize("n, p", [(40, 0.006), (40, 0.2), (7, 0.9), (1, 0.5)])
+def test_binomial_inverse_has_the_binomial_distribution(n, p):
+    from scipy.stats import binom
+
+    u = (np.arange(20000) + 0.5) / 20000                  # a fine grid: the counts are the CDF's steps
+    draws = np.array([binomial_inverse(n, p, x) for x in u])
+    freq = np.bincount(draws, minlength=n + 1) / u.size
+    np.testing.assert_allclose(freq, binom.pmf(np.arange(n + 1), n, p), atol=1e-4)
+    assert binomial_inverse(0, 0.5, 0.9) == 0 and binomial_inverse(5, 0.0, 0.99) == 0 and binomial_inverse(5, 1.0, 0.3) == 5
+
+
+# -- hand-checkable behaviour ------------------------------------------------------------
+
+def best_channel(params, freq):
+    places = np.linspace(0, params.length, params.channels)
+    return int(np.argmax(np.abs(transfer_function(params, np.array([2 * np.pi * freq]), places)[:, 0])))
+
+
+@pytest.mark.parametrize("freq", [300.0, 1000.0, 3000.0])
+def test_a_pure_tone_excites_the_channels_of_its_frequency(freq):
+    times, units = encode_waveform(tone(freq, 0.3), SMALL, rng=0)
+    counts = np.bincount(units, minlength=SMALL.channels)
+    smooth = np.convolve(counts, np.ones(5) / 5, mode="same")
+    assert abs(int(np.argmax(smooth)) - best_channel(SMALL, freq)) <= 4
+    # far from it (a quarter of the membrane away) only spontaneous activity
+    far = np.abs(np.arange(SMALL.channels) - best_channel(SMALL, freq)) > 25
+    assert counts[far].mean() < 0.1 * counts.max()
+
+
+def test_silence_gives_only_the_spontaneous_rate():
+    """Digital silence (gain 1): no channel is driven; the Meddis hair cell's resting
+    release gives a few spikes per channel per second, spread evenly."""
+    times, units = encode_waveform(np.zeros(FS), SMALL, rng=0, gain=1.0)
+    rate = units.size / SMALL.channels                    # spikes per channel per second
+    assert rate < 5
+    assert np.bincount(units, minlength=SMALL.channels).max() <= 12
+    _, driven = encode_waveform(tone(1000, 1.0), SMALL, rng=0, window=False)
+    assert np.bincount(driven).max() > 4 * np.bincount(units).max()
+
+
+def test_silent_recording_is_refused():
+    from evsim.audio.io import AudioFileError
+
+    with pytest.raises(AudioFileError, match="silent"):
+        encode_waveform(np.zeros(1000), SMALL, rng=0)
+
+
+def test_same_seed_same_spikes_other_seed_other_spikes():
+    x = word_like()
+    a = encode_waveform(x, SMALL, rng=7)
+    b = encode_waveform(x, SMALL, rng=np.random.default_rng(7))
+    c = encode_waveform(x, SMALL, rng=8)
+    assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
+    assert a[0].size > 100 and not (a[0].size == c[0].size and np.array_equal(a[1], c[1]))
+    assert abs(a[0].size - c[0].size) < 0.1 * a[0].size      # another draw, the same statistics
+
+
+def test_chunked_stream_equals_its_reference():
+    """A stream with a fixed gain, fed random splits, = encode_waveform(x, gain, window=False)."""
+    x = word_like(0.5, seed=3)
+    times, units = encode_waveform(x, SMALL, rng=11, gain=2.0, window=False, fft_size=4096)
+    rng = np.random.default_rng(0)
+    stream = CochleaStream(SMALL, rng=11, gain=2.0, fft_size=4096)
+    got_t, got_u, i = [], [], 0
+    while i < x.size:
+        k = int(rng.integers(1, 600))                         # 0.05 .. 27 ms blocks
+        t, u = stream.push(x[i:i + k])
+        assert t.size == 0 or t.max() < stream.time_done      # only final spikes come out
+        got_t.append(t), got_u.append(u)
+        i += k
+    t, u = stream.finish()
+    got_t.append(t), got_u.append(u)
+    assert np.array_equal(np.concatenate(got_t), times) and np.array_equal(np.concatenate(got_u), units)
+    assert times.size > 100
+
+
+def test_spikes_are_in_the_shd_layout():
+    times, units = encode_waveform(word_like(), SMALL, rng=0)
+    assert times.dtype == np.float64 and units.dtype == np.int64
+    assert np.all(np.diff(times) >= 0) and units.min() >= 0 and units.max() < SMALL.channels
+    grid = times * SMALL.out_rate
+    np.testing.assert_allclose(grid, np.round(grid), atol=1e-6)   # on the 11025 Hz sample grid
+    assert times.max() <= word_like().size / FS
+
+
+def test_window_is_lauschers_hann_default():
+    np.testing.assert_allclose(hann_ramps(10, None), np.hanning(10))
+    w = hann_ramps(11, None)                                  # odd: the middle sample is untouched
+    np.testing.assert_allclose(w[:5], np.hanning(10)[:5]) and np.testing.assert_allclose(w[5], 1.0)
+    np.testing.assert_allclose(hann_ramps(100, 3)[3:-3], 1.0)
+
+
+def test_presets_and_parameter_checks():
+    from evsim.audio.params import PRESETS, preset
+    from evsim.errors import EvsimError
+
+    assert preset("lauscher-1.0.1") == CochleaParams()
+    paper = preset("shd-paper")
+    assert (paper.y, paper.g, paper.l, paper.r, paper.x, paper.window_ramp_s) == (11.11, 1000.0, 1250.0, 16667.0, 250.0, 0.03)
+    assert paper.membrane_key() == CochleaParams().membrane_key()     # the same membrane filters
+    with pytest.raises(EvsimError, match="unknown cochlea preset 'x'; expected one of: lauscher-1.0.1, shd-paper"):
+        preset("x")
+    with pytest.raises(EvsimError, match="unknown cochlea parameter"):
+        CochleaParams().replace(colour=1)
+    with pytest.raises(EvsimError, match="sample_rate"):
+        CochleaParams(sample_rate=22051)
+    assert set(PRESETS) == {"lauscher-1.0.1", "shd-paper"}
+
+
+def test_membrane_kernels_are_cached_on_disk(tmp_path, monkeypatch):
+    from evsim.audio import basilar
+
+    monkeypatch.setenv("EVSIM_CACHE_DIR", str(tmp_path))
+    params = CochleaParams(channels=5)
+    basilar._MEMORY.pop(params.membrane_key(), None)
+    first = membrane_kernels(params)
+    files = list(tmp_path.glob("membrane-*.npy"))
+    assert len(files) == 1 and np.array_equal(np.load(files[0]), first)
+    basilar._MEMORY.pop(params.membrane_key(), None)
+    assert np.array_equal(membrane_kernels(params), first)
