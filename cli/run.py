@@ -78,6 +78,7 @@ def _echo_details(model, model_file, input_path, engine, result, activity) -> No
     where = display_name(input_path, {"samples": "samples.h5"})
     click.echo(f"model: {display_name(model_file, BUILTIN_MODELS)}; input: {where}; engine: {engine}")
     click.echo(_SCORE_MEANING[model.readout.decision] + "; prediction = the highest score")
+    names = model.class_names
     for r in result.samples:
         line = f"sample {r.index}: {r.class_name} (score {r.score:.3f} of {r.n_steps} steps)"
         if r.label >= 0:

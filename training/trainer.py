@@ -40,7 +40,6 @@ import math
 import os
 import time
 from dataclasses import dataclass, replace
-from typing import Callable
 
 import numpy as np
 

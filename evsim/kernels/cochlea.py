@@ -33,7 +33,6 @@ directly, and the cell is silent for the following ``ceil(ref_steps)`` samples a
 
 from __future__ import annotations
 
-import math
 
 import numba
 import numpy as np
