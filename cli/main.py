@@ -42,9 +42,9 @@ def evsim():
 
 
 def _register() -> None:
-    from . import data, info, run, train
+    from . import batch, data, info, run, train
 
-    for command in (run.run, info.info, train.train, data.data):
+    for command in (run.run, info.info, train.train, data.data, batch.batch):
         evsim.add_command(command)
 
 
