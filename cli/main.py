@@ -42,9 +42,9 @@ def evsim():
 
 
 def _register() -> None:
-    from . import batch, data, info, run, train
+    from . import batch, data, info, run, sweep, train
 
-    for command in (run.run, info.info, train.train, data.data, batch.batch):
+    for command in (run.run, info.info, train.train, data.data, batch.batch, sweep.sweep):
         evsim.add_command(command)
 
 
