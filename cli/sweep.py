@@ -66,8 +66,9 @@ def sweep(dataset, data_dir, train_file, test_file, sweep_file, preset, config_f
                 click.echo(f"sweep into {out_dir} on {ex.describe()}", err=True)
             summary = run_sweep(spec, out_dir, ex, resume=resume, on_result=report)
     click.echo(dumps(summary) if as_json else summary_text(summary))
-    if summary["n_failed"] and not as_json:
-        click.echo(f"{summary['n_failed']} of {summary['n_runs']} runs failed; rerun with --resume to retry them", err=True)
+    if summary["n_failed"]:
+        raise EvsimError(f"{summary['n_failed']} of {summary['n_runs']} runs failed (listed above and in "
+                         f"{os.path.join(out_dir, 'status.json')}); retry them with evsim sweep --resume --out {out_dir}")
 
 
 def _spec(dataset, data_dir, train_file, test_file, sweep_file, preset, config_file, axes, seeds, epochs):

@@ -159,3 +159,13 @@ def test_cli_sweep_bad_input(toy, tmp_path):
     assert res.exit_code == 1 and res.output.startswith("Error: --seeds '2-1': expected seeds >= 0")
     res = CliRunner().invoke(evsim, ["sweep", "--resume", "--out", str(tmp_path / "none")])
     assert res.exit_code == 1 and "Error: --resume: no sweep in" in res.output
+
+
+def test_cli_sweep_reports_failed_runs_and_exits_1(toy, tmp_path):
+    args = ["sweep", "--train", toy[0], "--test", toy[1], "--out", str(tmp_path / "s"), "--set", "epochs=1",
+            "--set", "init_from=,/nowhere"] + [f"--set={k}={json.dumps(v)}" for k, v in SMALL.items() if k != "epochs"]
+    res = CliRunner().invoke(evsim, args)
+    assert res.exit_code == 1
+    assert "init_from=  " in res.stdout and "1/1" in res.stdout and "0/1" in res.stdout
+    assert "failed: " in res.stdout and "no checkpoint at /nowhere" in res.stdout
+    assert res.stderr.strip().splitlines()[-1].startswith("Error: 1 of 2 runs failed")
