@@ -155,8 +155,11 @@ class Executor:
     def _start_dask(self) -> None:
         distributed = _import("distributed", "dask")
         if self.scheduler == "local":
+            import logging
+
             self._cluster = distributed.LocalCluster(n_workers=self.jobs, threads_per_worker=1, processes=True,
-                                                     dashboard_address=None, env=thread_env(self.threads))
+                                                     dashboard_address=None, env=thread_env(self.threads),
+                                                     silence_logs=logging.ERROR)
             self._client = distributed.Client(self._cluster)
             return
         try:

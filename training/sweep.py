@@ -36,7 +36,7 @@ import os
 import re
 import signal
 import threading
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Callable, NamedTuple
 
 from evsim.errors import EvsimError
@@ -230,6 +230,8 @@ def plan_jobs(spec: SweepSpec, out_dir: str) -> list[SweepJob]:
             raise SweepError(f"two settings give the same run directory {label!r}: {labels[label]} and {setting}")
         for seed in spec.seeds:
             config = make_config(spec.preset, spec.config, _nest({**spec.base, **setting, "seed": seed}))
+            if config.init_from:  # read by a worker, whose working directory may differ
+                config = replace(config, init_from=os.path.abspath(config.init_from))
             jobs.append(SweepJob(label, setting, seed, os.path.join(out_dir, label, f"seed{seed}"), config.to_json(),
                                  spec.train, spec.test, spec.valid))
     return jobs
