@@ -399,8 +399,14 @@ def _cell(stat: dict, metric: str) -> str:
     return text + (f" +- {stat['std'] * scale:.{digits}f}" if stat["std"] is not None else "")
 
 
+def _shown(path: str) -> str:
+    """``path`` relative to the working directory when it lies below it."""
+    rel = os.path.relpath(path)
+    return path if rel.startswith("..") else rel
+
+
 def _run_dirs(entry: dict) -> str:
-    dirs = [r["run_dir"] for r in entry["runs"]]
+    dirs = [_shown(r["run_dir"]) for r in entry["runs"]]
     parent = os.path.dirname(dirs[0])
     if len(dirs) > 1 and all(os.path.dirname(d) == parent for d in dirs):
         return os.path.join(parent, "{" + ",".join(os.path.basename(d) for d in dirs) + "}")
@@ -416,7 +422,7 @@ def summary_text(summary: dict) -> str:
     widths = [max(len(r[i]) for r in [head] + rows) for i in range(len(head))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in [head] + rows]
     for e in summary["settings"]:
-        lines += [f"failed: {r['run_dir']}: {r['error']}" for r in e["runs"] if r["status"] == "failed"]
+        lines += [f"failed: {_shown(r['run_dir'])}: {r['error']}" for r in e["runs"] if r["status"] == "failed"]
     return "\n".join(lines)
 
 
