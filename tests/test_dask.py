@@ -36,7 +36,7 @@ def test_batch_on_dask_equals_one_process(cluster, model_file, files):
     from evsim.batch import classify_many, input_files, plan_chunks
 
     chunks, _ = plan_chunks(model, str(model_file), input_files([str(d)]), chunk_size=2, batch_size=2)
-    assert list(classify_many(model, str(model_file), chunks, cluster)) == records(model_file, [str(d)], jobs=1)
+    assert list(classify_many(model, str(model_file), chunks, cluster)) == records(model_file, [str(d)])
 
 
 def test_sweep_on_dask_equals_one_process(cluster, toy, tmp_path):

@@ -32,10 +32,10 @@ def files(tmp_path):
     return d, [str(p) for p in paths]
 
 
-def records(model_file, paths, jobs=1, chunk_size=3, batch_size=2, scheduler=None):
+def records(model_file, paths, executor=None, chunk_size=3, batch_size=2):
     model = load_model(model_file)
     chunks, n = plan_chunks(model, str(model_file), input_files(paths), chunk_size=chunk_size, batch_size=batch_size)
-    with Executor(jobs=jobs, scheduler=scheduler, threads=1) as ex:
+    with executor or Executor(jobs=1, threads=1) as ex:
         out = list(classify_many(model, str(model_file), chunks, ex))
     assert len(out) == n
     return out
@@ -65,10 +65,22 @@ def test_serial_records_equal_evsim_run(model_file, files):
     assert all(r["class"] == model.class_names[r["prediction"]] for r in out)
 
 
-def test_two_processes_give_the_single_process_output(model_file, files):
-    pytest.importorskip("joblib", reason="the joblib back end needs the extra evsim[parallel]")
+def test_two_processes_give_the_single_process_output(model_file, files, joblib_pool):
     d, _ = files
-    assert records(model_file, [str(d)], jobs=2, chunk_size=2) == records(model_file, [str(d)], jobs=1, chunk_size=5)
+    assert records(model_file, [str(d)], _Kept(joblib_pool), chunk_size=2) == records(model_file, [str(d)], chunk_size=5)
+
+
+class _Kept:
+    """A session's executor used in a with block without closing it."""
+
+    def __init__(self, ex):
+        self.ex = ex
+
+    def __enter__(self):
+        return self.ex
+
+    def __exit__(self, *exc):
+        return False
 
 
 def test_missing_joblib_says_what_to_install(monkeypatch):

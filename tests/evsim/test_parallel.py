@@ -17,12 +17,16 @@ def test_thread_settings():
                              "MKL_NUM_THREADS": "1"}
 
 
-@pytest.mark.parametrize("jobs", [1, 2])
-def test_unordered_reports_each_failure_and_keeps_the_others(jobs):
-    if jobs > 1:
-        pytest.importorskip("joblib", reason="the joblib back end needs the extra evsim[parallel]")
-    with Executor(jobs=jobs, threads=1) as ex:
-        outcomes = sorted(ex.map_unordered(square_or_fail, range(6)), key=lambda o: o.item)
+@pytest.mark.parametrize("backend", ["serial", "joblib"])
+def test_unordered_reports_each_failure_and_keeps_the_others(backend, request):
+    def run(ex):
+        return sorted(ex.map_unordered(square_or_fail, range(6)), key=lambda o: o.item)
+
+    if backend == "serial":
+        with Executor(jobs=1, threads=1) as ex:
+            outcomes = run(ex)
+    else:
+        outcomes = run(request.getfixturevalue("joblib_pool"))
     assert [o.value for o in outcomes] == [0, 1, 4, None, 16, 25]
     assert [type(o.error).__name__ if o.error else None for o in outcomes] == [None] * 3 + ["ValueError"] + [None] * 2
 
