@@ -97,7 +97,7 @@ def _call(fn: Callable, threads: int, item, in_worker: bool = True):
 
 
 def worker_threads(_item=None) -> dict:
-    """The thread settings a task sees (for tests and ``--verbose`` reports)."""
+    """The thread settings a task sees: its process, numba threads and BLAS variables."""
     import numba
 
     return {"pid": os.getpid(), "numba_threads": numba.get_num_threads(),
@@ -125,7 +125,7 @@ class Executor:
     threads: numba threads per task; default ``cores // jobs`` (1 on a ``tcp://`` cluster,
         whose cores this machine cannot see)
 
-    ``fn`` must be a module-level function (it is pickled by reference) and items small
+    ``fn`` must be a module-level function of an importable module and items small
     (paths and settings, never arrays).
     """
 
