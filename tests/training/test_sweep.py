@@ -142,12 +142,18 @@ def test_interrupted_sweep_resumes_to_the_uninterrupted_result(toy, tmp_path):
 
 def test_cli_sweep_joblib_two_jobs(toy, tmp_path):
     pytest.importorskip("joblib", reason="the joblib back end needs the extra evsim[parallel]")
-    args = ["sweep", "--train", toy[0], "--test", toy[1], "--seeds", "0-1", "--jobs", "2", "--out", str(tmp_path / "s"),
+    args = ["sweep", "--train", toy[0], "--test", toy[1], "--seeds", "0-1", "--jobs", "2", "--threads", "1", "--out", str(tmp_path / "s"),
             "--set", "epochs=1"] + [f"--set={k}={json.dumps(v)}" for k, v in SMALL.items() if k != "epochs"]
     res = CliRunner().invoke(evsim, args + ["--json"], catch_exceptions=False)
     assert res.exit_code == 0, res.output
     summary = json.loads(res.stdout)
     assert summary["n_done"] == 2 and summary["settings"][0]["label"] == "default"
+    with Executor(jobs=1, threads=1) as ex:   # the same runs in this process, on 1 thread as the workers
+        here = run_sweep(spec(toy, grid=[], base={**SMALL, "epochs": 1}), str(tmp_path / "here"), ex)
+    for a, b in zip(summary["settings"][0]["runs"], here["settings"][0]["runs"]):
+        assert a["test_accuracy"] == b["test_accuracy"]
+        ma, mb = (load_model(os.path.join(r["run_dir"], "model.npz")).to_arrays() for r in (a, b))
+        assert all(np.array_equal(ma[k], mb[k]) for k in ma if k != "metadata")
     again = CliRunner().invoke(evsim, ["sweep", "--summary-only", "--out", str(tmp_path / "s"), "--json"])
     assert json.loads(again.stdout) == summary
     res = CliRunner().invoke(evsim, args)
