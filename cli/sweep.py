@@ -46,7 +46,7 @@ def sweep(dataset, data_dir, train_file, test_file, sweep_file, preset, config_f
     Continue after an interruption:   evsim sweep --resume --out sweeps/lr
     """
     from evsim.parallel import Executor
-    from training.sweep import run_sweep, summarize, summary_text
+    from training.sweep import prepare_sweep, run_jobs, summary_text
 
     given = any((dataset, train_file, test_file, sweep_file, preset, config_file, axes, seeds, epochs))
     spec = _spec(dataset, data_dir, train_file, test_file, sweep_file, preset, config_file, axes, seeds, epochs) \
@@ -61,10 +61,11 @@ def sweep(dataset, data_dir, train_file, test_file, sweep_file, preset, config_f
                     f"{result['train_seconds'] / 60:.1f} min" if error is None else f"FAILED: {error}")
             click.echo(f"[{n}/{total}] {job.label} seed {job.seed}: {what}; {job.run_dir}", err=True)
 
+        out_dir, runs = prepare_sweep(spec, out_dir, resume)   # everything checked before any worker starts
         with Executor(jobs=jobs, scheduler=scheduler, threads=threads) as ex:
             if not quiet:
-                click.echo(f"sweep into {out_dir} on {ex.describe()}", err=True)
-            summary = run_sweep(spec, out_dir, ex, resume=resume, on_result=report)
+                click.echo(f"sweep of {len(runs)} runs into {out_dir} on {ex.describe()}", err=True)
+            summary = run_jobs(out_dir, runs, ex, on_result=report)
     click.echo(dumps(summary) if as_json else summary_text(summary))
     if summary["n_failed"]:
         raise EvsimError(f"{summary['n_failed']} of {summary['n_runs']} runs failed (listed above and in "
@@ -103,8 +104,7 @@ def _spec(dataset, data_dir, train_file, test_file, sweep_file, preset, config_f
 
 
 def _existing_summary(out_dir):
-    from training.sweep import open_sweep, plan_jobs, summarize, _load_errors
+    from training.sweep import load_errors, prepare_sweep, summarize
 
-    out_dir = os.path.abspath(out_dir)
-    spec = open_sweep(out_dir, None, resume=True)
-    return summarize(plan_jobs(spec, out_dir), _load_errors(os.path.join(out_dir, "status.json")))
+    out_dir, runs = prepare_sweep(None, out_dir, resume=True)
+    return summarize(runs, load_errors(out_dir))

@@ -44,7 +44,7 @@ from evsim.errors import EvsimError
 from .presets import ConfigFileError, TrainConfig, _load_file, _parse_value, make_config
 
 __all__ = ["METRICS", "SweepError", "SweepSpec", "SweepJob", "parse_seeds", "parse_axis", "load_sweep_file",
-           "plan_jobs", "run_job", "run_sweep", "summarize", "summary_text", "summary_csv"]
+           "load_errors", "plan_jobs", "prepare_sweep", "run_job", "run_jobs", "run_sweep", "summarize", "summary_text", "summary_csv"]
 
 #: Figures summarised per setting: result.json key -> column title of the text table.
 METRICS = {"test_accuracy": "test %", "validation_accuracy": "validation %", "best_epoch": "best epoch",
@@ -221,6 +221,9 @@ def plan_jobs(spec: SweepSpec, out_dir: str) -> list[SweepJob]:
     fails before any run starts)."""
     if not spec.seeds:
         raise SweepError("no seeds: give --seeds, e.g. --seeds 0-2")
+    for path in filter(None, (spec.train, spec.test, spec.valid)):
+        if not os.path.isfile(path):
+            raise SweepError(f"data file not found: {path}")
     jobs, labels = [], {}
     for setting in spec.settings():
         if "seed" in setting or "seed" in spec.base:
@@ -262,9 +265,11 @@ def _error_text(exc: BaseException) -> str:
     return str(exc) if isinstance(exc, EvsimError) else f"{type(exc).__name__}: {exc}"
 
 
-def open_sweep(out_dir: str, spec: SweepSpec | None, resume: bool) -> SweepSpec:
-    """Check ``out_dir`` against the sweep and record the sweep there; with ``resume`` and
-    no spec, the sweep recorded in ``out_dir``."""
+def prepare_sweep(spec: SweepSpec | None, out_dir: str, resume: bool = False) -> tuple[str, list[SweepJob]]:
+    """Check ``out_dir`` against the sweep, plan and validate every run, then record the
+    sweep in ``out_dir/sweep.json`` (only once all of it is valid).  With ``resume`` and no
+    spec: the sweep recorded there.  Returns (absolute out_dir, runs)."""
+    out_dir = os.path.abspath(out_dir)
     manifest = os.path.join(out_dir, "sweep.json")
     if os.path.exists(manifest):
         with open(manifest) as fh:
@@ -274,14 +279,15 @@ def open_sweep(out_dir: str, spec: SweepSpec | None, resume: bool) -> SweepSpec:
         if spec is not None and spec.to_dict() != stored.to_dict():
             raise SweepError(f"--resume: the sweep in {out_dir} has other settings, seeds or data; resume it with the same "
                              "options (or --resume --out alone), or start a new sweep in another --out")
-        return stored
+        return out_dir, plan_jobs(stored, out_dir)
     if resume and spec is None:
         raise SweepError(f"--resume: no sweep in {out_dir} (expected {manifest})")
     if spec is None:
         raise SweepError("nothing to sweep: give the data (DATASET or --train/--test)")
+    jobs = plan_jobs(spec, out_dir)
     os.makedirs(out_dir, exist_ok=True)
     _write_json(manifest, {"version": 1, "spec": spec.to_dict()})
-    return spec
+    return out_dir, jobs
 
 
 class _StopFlag:
@@ -309,16 +315,20 @@ class _StopFlag:
 
 def run_sweep(spec: SweepSpec | None, out_dir: str, executor, *, resume: bool = False,
               on_result: Callable[[SweepJob, dict | None, str | None, int, int], None] | None = None) -> dict:
-    """Run every unfinished run of the sweep on ``executor``; return the summary (also
-    written to summary.json and summary.csv in ``out_dir``).
+    """:func:`prepare_sweep`, then :func:`run_jobs`."""
+    out_dir, jobs = prepare_sweep(spec, out_dir, resume)
+    return run_jobs(out_dir, jobs, executor, on_result=on_result)
+
+
+def run_jobs(out_dir: str, jobs: list[SweepJob], executor,
+             on_result: Callable[[SweepJob, dict | None, str | None, int, int], None] | None = None) -> dict:
+    """Run every run of ``jobs`` that has no result yet on ``executor``; return the summary
+    (also written to summary.json and summary.csv in ``out_dir``).
 
     on_result(job, result, error, n_finished, n_to_run) is called as each run ends.
     """
-    out_dir = os.path.abspath(out_dir)
-    spec = open_sweep(out_dir, spec, resume)
-    jobs = plan_jobs(spec, out_dir)
     status_path = os.path.join(out_dir, "status.json")
-    errors = _load_errors(status_path)
+    errors = load_errors(out_dir)
     todo = [j for j in jobs if not os.path.exists(_result_path(j))]
     finished = 0
     try:
@@ -346,7 +356,9 @@ def run_sweep(spec: SweepSpec | None, out_dir: str, executor, *, resume: bool = 
     return summary
 
 
-def _load_errors(path: str) -> dict:
+def load_errors(out_dir: str) -> dict:
+    """The failed runs recorded in ``out_dir/status.json``: {run directory: error}."""
+    path = os.path.join(out_dir, "status.json")
     if not os.path.exists(path):
         return {}
     with open(path) as fh:

@@ -83,7 +83,8 @@ def test_plan_is_runs_times_grid_times_seeds_and_validates_first(toy, tmp_path):
     with pytest.raises(SweepError, match="seed is set by --seeds"):
         plan_jobs(spec(toy, base={**SMALL, "seed": 3}), str(tmp_path))
     with pytest.raises(EvsimError, match="kernel_size"):
-        plan_jobs(spec(toy, grid=[["network.kernel_size", [3, 4]]]), str(tmp_path))
+        run_sweep(spec(toy, grid=[["network.kernel_size", [3, 4]]]), str(tmp_path / "bad"), Executor())
+    assert not (tmp_path / "bad" / "sweep.json").exists()   # nothing recorded: the corrected sweep can start there
 
 
 def test_sweep_summary_failures_and_files(toy, tmp_path):
@@ -163,6 +164,8 @@ def test_cli_sweep_joblib_two_jobs(toy, tmp_path):
 def test_cli_sweep_bad_input(toy, tmp_path):
     res = CliRunner().invoke(evsim, ["sweep", "--train", toy[0], "--test", toy[1], "--seeds", "2-1", "--out", str(tmp_path)])
     assert res.exit_code == 1 and res.output.startswith("Error: --seeds '2-1': expected seeds >= 0")
+    res = CliRunner().invoke(evsim, ["sweep", "--train", str(tmp_path / "no.h5"), "--test", toy[1], "--out", str(tmp_path / "s")])
+    assert res.exit_code == 1 and res.output == f"Error: data file not found: {tmp_path / 'no.h5'}\n"
     res = CliRunner().invoke(evsim, ["sweep", "--resume", "--out", str(tmp_path / "none")])
     assert res.exit_code == 1 and "Error: --resume: no sweep in" in res.output
 
