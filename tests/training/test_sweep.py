@@ -63,6 +63,13 @@ def test_sweep_file_flattens_tables(tmp_path):
     assert got["seeds"] == [0, 1, 2]
     assert got["base"] == {"epochs": 3, "network.dropout": 0.2}
     assert got["grid"] == [["lr", [1e-3, 2e-3]], ["network.hidden", [[64, 64], [32, 32]]]]
+    path.write_text('[grid]\n"network.rate_reg" = [0.0, 10.0]\n[[runs]]\n"network.dropout" = 0.44\n'
+                    '[[runs]]\nnetwork = { dropout = 0.2 }\n')
+    got = load_sweep_file(str(path))
+    assert got["runs"] == [{"network.dropout": 0.44}, {"network.dropout": 0.2}]
+    toy = ("train.h5", "test.h5")
+    settings = SweepSpec(toy[0], toy[1], grid=got["grid"], runs=got["runs"]).settings()
+    assert settings == [{"network.dropout": d, "network.rate_reg": r} for d in (0.44, 0.2) for r in (0.0, 10.0)]
     path.write_text('[grid]\nlr = 0.001\n')
     with pytest.raises(SweepError, match="grid.lr is 0.001; expected a non-empty list"):
         load_sweep_file(str(path))
