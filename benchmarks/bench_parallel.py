@@ -8,7 +8,9 @@
    joblib with 2 processes of 1 thread, a Dask LocalCluster of 2 workers of 1 thread.
    Worker start-up (processes, imports, loading the cached kernels) is excluded: every
    back end first classifies a few small chunks, then the whole file is timed (median of
-   ``--repeats``).  Figures: samples/s and the ratio to one process on one thread.
+   ``--repeats``).  Figures: samples/s and the ratio to one process on one thread, and
+   the CPU time per sample of this process and its workers (psutil), which a loaded
+   machine does not change much: it shows what a back end costs beyond the work.
 2. Per-task overhead: ``--tasks`` tasks that do nothing, through ``map_unordered`` and
    ``map_ordered`` (2 x jobs in flight), joblib vs Dask, 2 workers each, after warm-up:
    milliseconds per task and the ratio Dask / joblib.
@@ -41,6 +43,24 @@ def _backends(cores: int) -> list[tuple[str, dict]]:
     return rows
 
 
+def _cpu_seconds() -> float | None:
+    """CPU time (user + system) of this process and all its descendants (the workers), or
+    None without psutil (it comes with the dask extra)."""
+    try:
+        import psutil
+    except ImportError:
+        return None
+    me = psutil.Process()
+    total = 0.0
+    for p in [me] + me.children(recursive=True):
+        try:
+            t = p.cpu_times()
+        except psutil.Error:
+            continue
+        total += t.user + t.system
+    return total
+
+
 def bench_batch(path: str, n_samples: int | None, repeats: int) -> list[dict]:
     from evsim.batch import classify_many, input_files, plan_chunks
     from evsim.model import load_model
@@ -49,7 +69,7 @@ def bench_batch(path: str, n_samples: int | None, repeats: int) -> list[dict]:
 
     model_file = os.path.abspath(model_path("default"))
     model = load_model(model_file)
-    chunks, total = plan_chunks(model, model_file, input_files([path]), chunk_size=64)
+    chunks, total = plan_chunks(model, model_file, input_files([path]), chunk_size=128)
     if n_samples:
         chunks = [c for c in chunks if c.start < n_samples]
         chunks[-1] = chunks[-1]._replace(stop=min(chunks[-1].stop, n_samples))
@@ -59,10 +79,14 @@ def bench_batch(path: str, n_samples: int | None, repeats: int) -> list[dict]:
     for name, kw in _backends(cpu_count()):
         with Executor(**kw) as ex:
             list(classify_many(model, model_file, warm, ex))
+            cpu0 = _cpu_seconds()
             t = median_time(lambda: sum(1 for _ in classify_many(model, model_file, chunks, ex)),
                             repeats=repeats, warmup=0)
-        rows.append({"backend": name, **kw, "samples": n, "seconds": t["median"], "samples_per_s": n / t["median"]})
-        print(f"{name}: {n / t['median']:.1f} samples/s", file=sys.stderr)
+            cpu1 = _cpu_seconds()
+        cpu_ms = None if cpu0 is None else 1e3 * (cpu1 - cpu0) / (n * repeats)
+        rows.append({"backend": name, **kw, "samples": n, "seconds": t["median"], "samples_per_s": n / t["median"],
+                     "cpu_ms_per_sample": cpu_ms})
+        print(f"{name}: {n / t['median']:.1f} samples/s, CPU {cpu_ms} ms/sample", file=sys.stderr)
     for r in rows:
         r["ratio"] = r["samples_per_s"] / rows[0]["samples_per_s"]
     return rows
@@ -103,8 +127,8 @@ def main(argv=None):
     env = results["environment"]
     md = (f"Batch inference, built-in `default` model, {batch[0]['samples']} samples of `{os.path.basename(args.input)}`, "
           f"median of {repeats} (load average at start {env['load_average'][0]:.1f} on {env['cores']} cores):\n\n"
-          + markdown_table(["back end", "samples/s", "x 1 process 1 thread"],
-                           [[r["backend"], r["samples_per_s"], r["ratio"]] for r in batch])
+          + markdown_table(["back end", "samples/s", "x 1 process 1 thread", "CPU ms/sample, all processes"],
+                           [[r["backend"], r["samples_per_s"], r["ratio"], r["cpu_ms_per_sample"] or "-"] for r in batch])
           + f"\n\nPer-task overhead, {overhead[0]['tasks']} empty tasks, 2 workers:\n\n"
           + markdown_table(["back end", "ms/task (unordered)", "ms/task (ordered, 2 x jobs in flight)"],
                            [[r["backend"], r["unordered_ms_per_task"], r["ordered_ms_per_task"]] for r in overhead])
