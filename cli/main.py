@@ -70,9 +70,10 @@ def evsim():
 
 
 def _register() -> None:
-    from . import data, encode, export, info, listen, plot, run, train
+    from . import batch, data, encode, export, info, listen, plot, run, sweep, train
 
-    for command in (run.run, info.info, train.train, data.data, export.export, plot.plot, encode.encode, listen.listen):
+    for command in (run.run, info.info, train.train, data.data, batch.batch, sweep.sweep, export.export, plot.plot,
+                    encode.encode, listen.listen):
         evsim.add_command(command)
     from . import convert
 
