@@ -39,7 +39,8 @@ import weakref
 import numpy as np
 
 from .errors import EvsimError
-from .model import DECISION_CODE, RECURRENCE_CODE, RESET_CODE, Model
+from .cells import RESET_CODE, get_cell
+from .model import DECISION_CODE, RECURRENCE_CODE, Model
 from .data import MAX_STEPS, time_to_step, validate_events
 from .reference import SimResult, check_inputs
 
@@ -118,9 +119,16 @@ def _pack(model: Model):
     def cat(attr):
         return np.concatenate([np.asarray(getattr(l, attr), np.float64) for l in layers])
 
+    cells = [get_cell(l.cell) for l in layers]
+    n_off = _offsets(size[1:])
+    extra = np.zeros((max(len(c.params) for c in cells), int(n_off[-1])))
+    for l, (layer, c) in enumerate(zip(layers, cells)):
+        for row, name in enumerate(c.params):
+            extra[row, n_off[l]:n_off[l + 1]] = layer.extra[name]
+
     return k.Params(
         size=size,
-        nrn_off=_offsets(size[1:]),
+        nrn_off=n_off,
         ff_w=np.concatenate([np.ascontiguousarray(l.weight.T, np.float32).ravel() for l in layers]),
         ff_off=_offsets([l.weight.size for l in layers]),
         rec_kind=np.array([RECURRENCE_CODE[l.recurrence] for l in layers], np.int64),
@@ -131,10 +139,13 @@ def _pack(model: Model):
         ring_off=_offsets(slots * size[1:]),
         bias=cat("bias"), beta=cat("beta"), theta=cat("threshold"), gain=cat("gain"),
         reset=np.array([RESET_CODE[l.reset] for l in layers], np.int64),
+        cell=np.array([c.code for c in cells], np.int64),
+        extra=extra,
         ro_w=np.ascontiguousarray(ro.weight.T, np.float32).ravel(),
         ro_bias=np.asarray(ro.bias, np.float64), ro_beta=np.asarray(ro.beta, np.float64),
         ro_gain=np.asarray(ro.gain, np.float64),
         decision=np.array([DECISION_CODE[ro.decision]], np.int64),
+        n_aux=np.array([max(len(c.state) for c in cells)], np.int64),
     )
 
 

@@ -55,10 +55,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from .cells import CELLS, RESET_CODE, RESETS, get_cell
 from .errors import ModelFileError
 
 SCHEMA_VERSION = 1
-RESETS = ("zero", "subtract")
 RECURRENCES = ("none", "dense", "conv")
 DECISIONS = ("sum_softmax", "sum_membrane")
 
@@ -70,13 +70,13 @@ def pooled_inputs(input_channels: int, pool: int) -> int:
 
 #: the integer codes the numba kernels use for these kinds: a kind's position above
 RECURRENCE_CODE = {k: i for i, k in enumerate(RECURRENCES)}
-RESET_CODE = {k: i for i, k in enumerate(RESETS)}
 DECISION_CODE = {k: i for i, k in enumerate(DECISIONS)}
 
 __all__ = [
     "SCHEMA_VERSION",
     "pooled_inputs",
     "RESETS",
+    "CELLS",
     "RECURRENCES",
     "DECISIONS",
     "HiddenLayer",
@@ -109,7 +109,7 @@ def _as_float_array(name: str, value: Any, shape: tuple[int, ...], error=ModelFi
 
 @dataclass(frozen=True, eq=False)
 class HiddenLayer:
-    """One spiking hidden layer of ``n`` LIF neurons.
+    """One spiking hidden layer of ``n`` neurons of one registered cell kind.
 
     weight: feed-forward weights W, (n, n_in) float32 (BatchNorm already folded in)
     bias: b, (n,) float32
@@ -117,6 +117,9 @@ class HiddenLayer:
     threshold: theta, (n,) float32 > 0
     gain: input gain g, (n,) float32
     reset: ``"zero"`` or ``"subtract"``
+    cell: the neuron model, a name in :data:`evsim.cells.CELLS` (``"lif"``)
+    extra: the cell's extra per-neuron parameters, name -> (n,) float32 (none for LIF;
+        see the cell's ``params`` and ``bounds``)
     recurrence: ``"none"``, ``"dense"`` (recurrent is (n, n), row = target, column =
         source) or ``"conv"`` (recurrent is one kernel of odd length k; target i receives
         ``K[m]`` from source ``i + m - k//2``)
@@ -136,6 +139,8 @@ class HiddenLayer:
     recurrent: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
     delays: np.ndarray | None = None
     name: str = "layer"
+    cell: str = "lif"
+    extra: dict = field(default_factory=dict)
 
     def __post_init__(self):
         w = np.asarray(self.weight)
@@ -156,6 +161,18 @@ class HiddenLayer:
             raise ModelFileError(f"{self.name}.threshold: must be > 0 (got min {self.threshold.min():g})")
         if self.reset not in RESETS:
             raise ModelFileError(f"{self.name}: unknown reset {self.reset!r}; expected one of {', '.join(RESETS)}")
+        cell = get_cell(self.cell, error=lambda msg: ModelFileError(f"{self.name}: {msg}"))
+        extra = dict(self.extra)
+        unknown = set(extra) - set(cell.params)
+        if unknown:
+            raise ModelFileError(f"{self.name}: parameter(s) {', '.join(sorted(unknown))} do not belong to a {self.cell!r} cell "
+                                 f"(its extra parameters: {', '.join(cell.params) or 'none'})")
+        for k in cell.params:
+            if k not in extra:
+                raise ModelFileError(f"{self.name}: a {self.cell!r} cell needs the per-neuron parameter {k!r}")
+            extra[k] = _as_float_array(f"{self.name}.{k}", extra[k], (n,))
+        cell.validate(extra, self.name)
+        set_(self, "extra", extra)
         if self.recurrence not in RECURRENCES:
             raise ModelFileError(f"{self.name}: unknown recurrence {self.recurrence!r}; expected one of {', '.join(RECURRENCES)}")
         rec = np.asarray(self.recurrent)
@@ -463,7 +480,7 @@ def _model_from_arrays(arrays: dict[str, np.ndarray], source: str) -> Model:
         layers.append(HiddenLayer(
             weight=need(p + "weight"), bias=need(p + "bias"), beta=need(p + "beta"),
             threshold=need(p + "threshold"), gain=need(p + "gain"),
-            reset=lm.get("reset", "zero"), recurrence=lm.get("recurrence", "none"),
+            reset=lm.get("reset", "zero"), recurrence=lm.get("recurrence", "none"), cell=lm.get("cell", "lif"),
             recurrent=need(p + "recurrent"), delays=need(p + "delays"), name=f"layer{i}",
         ))
     ro = meta.get("readout", {})

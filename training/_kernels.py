@@ -33,7 +33,7 @@ from evsim.model import RECURRENCE_CODE
 
 from .surrogates import spike_fn, surrogate_grad
 
-REC_NONE, REC_DENSE = RECURRENCE_CODE["none"], RECURRENCE_CODE["dense"]
+REC_NONE, REC_DENSE, REC_CONV = RECURRENCE_CODE["none"], RECURRENCE_CODE["dense"], RECURRENCE_CODE["conv"]
 
 
 def lif_fwd(c, beta, gain, theta, reset_sub, rec_kind, w_rec_t, kernel, klo, mtab, zmask,
@@ -67,7 +67,7 @@ def lif_fwd(c, beta, gain, theta, reset_sub, rec_kind, w_rec_t, kernel, klo, mta
                         if zj != 0.0:
                             for i in range(n):
                                 r[i] += w_rec_t[j, i] * zj
-                else:
+                elif rec_kind == REC_CONV:
                     for i in range(n):
                         acc = 0.0
                         for m in range(kernel.shape[0]):
@@ -75,6 +75,8 @@ def lif_fwd(c, beta, gain, theta, reset_sub, rec_kind, w_rec_t, kernel, klo, mta
                             if 0 <= src < n:
                                 acc += kernel[m] * z[b, t, src]
                         r[i] = acc
+                else:
+                    raise ValueError("unknown recurrence code (expected 0 none, 1 dense or 2 conv)")
             # membrane update with the reset of the previous step's spikes, then spikes
             for i in range(n):
                 current = c[b, t, i] + r[i]
@@ -133,6 +135,8 @@ def lif_bwd(gs_ext, v, s, z, beta, gain, theta, reset_sub, detach, rec_kind, w_r
                     for i in range(n):
                         acc += w_rec_t[j, i] * g_cur[b, t, i]
                     gz[j] = acc
+            elif rec_kind != REC_CONV:
+                raise ValueError("unknown recurrence code (expected 0 none, 1 dense or 2 conv)")
             else:
                 for j in range(n):
                     acc = 0.0

@@ -21,7 +21,7 @@ SuperSpike / snntorch form, slope alpha) to 2 / alpha.
 
 The numba kernels dispatch on the integer ``code``; adding a surrogate means adding its two
 functions here, an entry in :data:`SURROGATES` and a branch in :func:`surrogate_grad` and
-:func:`spike_fn`.
+:func:`spike_fn` (whose last line raises for a code they do not know).
 """
 
 from __future__ import annotations
@@ -111,7 +111,9 @@ def surrogate_grad(x, code, alpha):
         return arctan_grad(x, alpha)
     if code == 1:
         return fast_sigmoid_grad(x, alpha)
-    return triangle_grad(x, alpha)
+    if code == 2:
+        return triangle_grad(x, alpha)
+    raise ValueError("unknown surrogate code (see training.surrogates.SURROGATES)")
 
 
 @numba.njit(**EXACT)
@@ -124,4 +126,6 @@ def spike_fn(x, code, alpha, smooth):
         return arctan_primitive(x, alpha)
     if code == 1:
         return fast_sigmoid_primitive(x, alpha)
-    return triangle_primitive(x, alpha)
+    if code == 2:
+        return triangle_primitive(x, alpha)
+    raise ValueError("unknown surrogate code (see training.surrogates.SURROGATES)")

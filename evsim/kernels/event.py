@@ -50,11 +50,14 @@ import numba
 import numpy as np
 
 from .._numba_config import EXACT, PARALLEL
-from ..model import DECISION_CODE, RECURRENCE_CODE, RESET_CODE
+from ..cells import CELL_CODE, RESET_CODE
+from ..cells import lif
+from ..model import DECISION_CODE, RECURRENCE_CODE
 
 REC_NONE, REC_DENSE, REC_CONV = RECURRENCE_CODE["none"], RECURRENCE_CODE["dense"], RECURRENCE_CODE["conv"]
 RESET_ZERO, RESET_SUBTRACT = RESET_CODE["zero"], RESET_CODE["subtract"]
 DECISION_SOFTMAX, DECISION_MEMBRANE = DECISION_CODE["sum_softmax"], DECISION_CODE["sum_membrane"]
+CELL_LIF = CELL_CODE["lif"]
 
 
 class Params(NamedTuple):
@@ -79,11 +82,14 @@ class Params(NamedTuple):
     theta: np.ndarray      # (N,) threshold
     gain: np.ndarray       # (N,) input gain g
     reset: np.ndarray      # (L,) int64: 0 zero, 1 subtract
+    cell: np.ndarray       # (L,) int64: the layer's cell code (evsim.cells.CELL_CODE)
+    extra: np.ndarray      # (P, N) float64: the cells' extra per-neuron parameters, row by row
     ro_w: np.ndarray       # (n_L * C,) float32, W_o^T flat: row j = the C weights of hidden unit j
     ro_bias: np.ndarray    # (C,)
     ro_beta: np.ndarray    # (C,)
     ro_gain: np.ndarray    # (C,)
     decision: np.ndarray   # (1,) int64: 0 sum_softmax, 1 sum_membrane
+    n_aux: np.ndarray      # (1,) int64: S, the rows of State.aux
 
 
 class State(NamedTuple):
@@ -102,6 +108,7 @@ class State(NamedTuple):
     clock: np.ndarray      # (1,) int64 steps done so far (t of the next step)
     syn: np.ndarray        # (1,) int64 synaptic events delivered so far
     spikes: np.ndarray     # (L,) int64 spikes emitted so far per layer
+    aux: np.ndarray        # (S, N) float64: the cells' extra state variables, row by row
 
 
 @numba.njit(**EXACT)
@@ -117,7 +124,8 @@ def new_state(p):
                  np.zeros(n_total, np.int64), np.zeros(n_layers, np.int64),
                  np.zeros(n_max), np.zeros(p.size[0], np.int64), np.zeros(p.size[0]),
                  np.zeros(c), np.zeros(c), np.zeros(c),
-                 np.zeros(1, np.int64), np.zeros(1, np.int64), np.zeros(n_layers, np.int64))
+                 np.zeros(1, np.int64), np.zeros(1, np.int64), np.zeros(n_layers, np.int64),
+                 np.zeros((p.n_aux[0], n_total)))
 
 
 @numba.njit(**EXACT)
@@ -193,23 +201,15 @@ def fan_out_spikes(cur, w, n, spk, m):
 
 
 @numba.njit(**EXACT)
-def membrane(v, cur, bias, beta, theta, gain, subtract, spk):
-    """v = beta * v + g * (input + b); spike where v >= theta, then reset.  Writes the
-    spiking neurons' indices to spk and returns their number."""
-    n = v.shape[0]
-    # membrane update (v already holds reset(v_{t-1}, s_{t-1})); branch-free, vectorised
-    for i in range(n):
-        v[i] = beta[i] * v[i] + gain[i] * (cur[i] + bias[i])
-    # spikes, compacted without a branch (a spike pattern is not predictable)
-    k = 0
-    for i in range(n):
-        spk[k] = i
-        k += v[i] >= theta[i]
-    # reset
-    for e in range(k):
-        i = spk[e]
-        v[i] = v[i] - theta[i] if subtract else v[i] * 0.0
-    return k
+def cell_update(kind, v, aux, cur, bias, beta, theta, gain, extra, reset, spk):
+    """The membrane update, spikes and reset of one layer's cell (see :mod:`evsim.cells`);
+    returns the number of spikes written to spk.  An unknown cell or reset code raises."""
+    if reset != RESET_ZERO and reset != RESET_SUBTRACT:
+        raise ValueError("unknown reset code (expected 0 zero or 1 subtract)")
+    subtract = reset == RESET_SUBTRACT
+    if kind == CELL_LIF:
+        return lif.event_update(v, aux, cur, bias, beta, theta, gain, extra, subtract, spk)
+    raise ValueError("unknown cell code (see evsim.cells.CELL_CODE)")
 
 
 @numba.njit(**EXACT)
@@ -262,6 +262,8 @@ def readout_step(w_t, bias, beta, gain, decision, u, acc, scores, spk, m):
     if decision == DECISION_MEMBRANE:
         for i in range(c):
             scores[i] += u[i]
+    elif decision != DECISION_SOFTMAX:
+        raise ValueError("unknown decision code (expected 0 sum_softmax or 1 sum_membrane)")
     else:
         top = u.max()
         total = 0.0
@@ -276,8 +278,8 @@ def readout_step(w_t, bias, beta, gain, decision, u, acc, scores, spk, m):
 @numba.njit(**EXACT)
 def advance(x, n_steps, readout, raster, record,
             size, nrn_off, ff_w, ff_off, rec_kind, rec_w, rec_off, delay, slots, ring_off,
-            bias, beta, theta, gain, reset, ro_w, ro_bias, ro_beta, ro_gain, decision,
-            v, ring, spk, nspk, cur, ev_idx, ev_cnt, u, acc, scores, clock, syn, spikes):
+            bias, beta, theta, gain, reset, cell, extra, ro_w, ro_bias, ro_beta, ro_gain, decision,
+            v, ring, spk, nspk, cur, ev_idx, ev_cnt, u, acc, scores, clock, syn, spikes, aux):
     """The body of :func:`run_sample`, with the fields of Params and State as arguments.
 
     (Numba optimises loops over arrays received as arguments much better than over
@@ -299,8 +301,8 @@ def advance(x, n_steps, readout, raster, record,
             else:
                 events += fan_out_spikes(c, w, n, spk[nrn_off[l - 1]:], nspk[l - 1])
             # membrane update, spikes, reset
-            k = membrane(v[o:o + n], c, bias[o:o + n], beta[o:o + n], theta[o:o + n],
-                         gain[o:o + n], reset[l] == RESET_SUBTRACT, s_l)
+            k = cell_update(cell[l], v[o:o + n], aux[:, o:o + n], c, bias[o:o + n], beta[o:o + n],
+                            theta[o:o + n], gain[o:o + n], extra[:, o:o + n], reset[l], s_l)
             nspk[l] = k
             spikes[l] += k
             # schedule deliveries of the new spikes through the recurrence
@@ -309,6 +311,8 @@ def advance(x, n_steps, readout, raster, record,
                 events += schedule_dense(q, slots[l], n, now, delay[o:o + n], kern, s_l, k)
             elif rec_kind[l] == REC_CONV:
                 events += schedule_conv(q, slots[l], n, now, delay[o:o + n], kern, s_l, k)
+            elif rec_kind[l] != REC_NONE:
+                raise ValueError("unknown recurrence code (expected 0 none, 1 dense or 2 conv)")
         # readout, from the last layer's spikes
         last = nrn_off[n_layers - 1]
         events += readout_step(ro_w, ro_bias, ro_beta, ro_gain, decision[0], u, acc, scores,
@@ -331,10 +335,10 @@ def run_sample(p, st, x, n_steps, readout, raster, record):
     samples, batches and streams all go through here, so they agree by construction."""
     advance(x, n_steps, readout, raster, record,
             p.size, p.nrn_off, p.ff_w, p.ff_off, p.rec_kind, p.rec_w, p.rec_off, p.delay,
-            p.slots, p.ring_off, p.bias, p.beta, p.theta, p.gain, p.reset, p.ro_w,
+            p.slots, p.ring_off, p.bias, p.beta, p.theta, p.gain, p.reset, p.cell, p.extra, p.ro_w,
             p.ro_bias, p.ro_beta, p.ro_gain, p.decision,
             st.v, st.ring, st.spk, st.nspk, st.cur, st.ev_idx, st.ev_cnt, st.u, st.acc,
-            st.scores, st.clock, st.syn, st.spikes)
+            st.scores, st.clock, st.syn, st.spikes, st.aux)
 
 
 @numba.njit(**EXACT)
