@@ -83,7 +83,7 @@ def _packed(model: Model):
     packed = _PACKED.get(model)
     if packed is None:
         params = _pack(model)
-        packed = _PACKED[model] = (params, tuple(params))
+        packed = _PACKED[model] = (params, _kernels().as_plain(params))
     return packed
 
 
@@ -127,25 +127,25 @@ def _pack(model: Model):
             extra[row, n_off[l]:n_off[l + 1]] = layer.extra[name]
 
     return k.Params(
-        size=size,
-        nrn_off=n_off,
-        ff_w=np.concatenate([np.ascontiguousarray(l.weight.T, np.float32).ravel() for l in layers]),
-        ff_off=_offsets([l.weight.size for l in layers]),
-        rec_kind=np.array([RECURRENCE_CODE[l.recurrence] for l in layers], np.int64),
-        rec_w=np.concatenate(rec_parts),
-        rec_off=_offsets([r.size for r in rec_parts]),
-        delay=np.concatenate([np.asarray(l.delays, np.int64) for l in layers]),
-        slots=slots,
-        ring_off=_offsets(slots * size[1:]),
-        bias=cat("bias"), beta=cat("beta"), theta=cat("threshold"), gain=cat("gain"),
-        reset=np.array([RESET_CODE[l.reset] for l in layers], np.int64),
-        cell=np.array([c.code for c in cells], np.int64),
-        extra=extra,
-        ro_w=np.ascontiguousarray(ro.weight.T, np.float32).ravel(),
-        ro_bias=np.asarray(ro.bias, np.float64), ro_beta=np.asarray(ro.beta, np.float64),
-        ro_gain=np.asarray(ro.gain, np.float64),
-        decision=np.array([DECISION_CODE[ro.decision]], np.int64),
-        n_aux=np.array([max(len(c.state) for c in cells)], np.int64),
+        ff=k.FeedForward(
+            size=size, nrn_off=n_off,
+            w=np.concatenate([np.ascontiguousarray(l.weight.T, np.float32).ravel() for l in layers]),
+            w_off=_offsets([l.weight.size for l in layers])),
+        rec=k.Delivery(
+            kind=np.array([RECURRENCE_CODE[l.recurrence] for l in layers], np.int64),
+            w=np.concatenate(rec_parts), w_off=_offsets([r.size for r in rec_parts]),
+            delay=np.concatenate([np.asarray(l.delays, np.int64) for l in layers]),
+            slots=slots, ring_off=_offsets(slots * size[1:])),
+        cells=k.CellParams(
+            kind=np.array([c.code for c in cells], np.int64),
+            reset=np.array([RESET_CODE[l.reset] for l in layers], np.int64),
+            bias=cat("bias"), beta=cat("beta"), theta=cat("threshold"), gain=cat("gain"), extra=extra,
+            n_aux=np.array([max(len(c.state) for c in cells)], np.int64)),
+        ro=k.ReadoutParams(
+            w=np.ascontiguousarray(ro.weight.T, np.float32).ravel(),
+            bias=np.asarray(ro.bias, np.float64), beta=np.asarray(ro.beta, np.float64),
+            gain=np.asarray(ro.gain, np.float64),
+            decision=np.array([DECISION_CODE[ro.decision]], np.int64)),
     )
 
 
@@ -164,7 +164,7 @@ def simulate(model: Model, x, lengths=None, record_spikes: bool = False) -> SimR
     x = np.ascontiguousarray(x)
     b, n_t, _ = x.shape
     n_layers = len(model.layers)
-    n_total = int(params.nrn_off[-1])
+    n_total = int(params.ff.nrn_off[-1])
     readout = np.zeros((b, n_t, model.n_classes))
     scores = np.zeros((b, model.n_classes))
     raster = np.zeros((b, n_t if record_spikes else 0, n_total), np.uint8)
@@ -172,10 +172,10 @@ def simulate(model: Model, x, lengths=None, record_spikes: bool = False) -> SimR
     spikes = np.zeros((b, n_layers), np.int64)
     k = _kernels()
     run = k.run_batch if b > 1 and _threads() > 1 else k.run_batch_serial
-    run(params_t, x, lengths, readout, scores, raster, bool(record_spikes), syn, spikes)
+    run(*params_t, x, lengths, readout, scores, raster, bool(record_spikes), syn, spikes)
     rasters = None
     if record_spikes:
-        off = params.nrn_off
+        off = params.ff.nrn_off
         rasters = [np.ascontiguousarray(raster[:, :, off[l]:off[l + 1]]) for l in range(n_layers)]
     return SimResult(readout=readout, scores=scores, predictions=np.argmax(scores, axis=1),
                      spikes=rasters, stats={"synaptic_events": syn, "spikes_per_layer": spikes})
@@ -208,7 +208,7 @@ class EventStream:
         """Forget the current sample: membranes, delay queues, scores, counters and any
         raw events buffered by :meth:`push`."""
         self._state = self._k.new_state(self._params)
-        self._state_t = tuple(self._state)        # the same arrays, for the kernel calls
+        self._state_t = self._k.as_plain(self._state)        # the same arrays, for the kernel calls
         self._pending = np.zeros((0, self.model.n_inputs))   # counts of steps n_steps, n_steps+1, ...
         self._last_step = -1                                  # step of the latest pushed event
 
@@ -331,21 +331,21 @@ class EventStream:
     @property
     def n_steps(self) -> int:
         """Steps consumed since the last reset."""
-        return int(self._state.clock[0])
+        return int(self._state.count.clock[0])
 
     @property
     def scores(self) -> np.ndarray:
         """Class scores so far, (C,) float64 (a copy)."""
-        return self._state.scores.copy()
+        return self._state.ro.scores.copy()
 
     @property
     def prediction(self) -> int:
         """argmax of the scores so far (0 before any step, as for an empty sample)."""
-        return int(np.argmax(self._state.scores))
+        return int(np.argmax(self._state.ro.scores))
 
     @property
     def stats(self) -> dict:
         """Work done since the last reset: ``synaptic_events`` (int) and
         ``spikes_per_layer`` ((L,) int64)."""
-        return {"synaptic_events": int(self._state.syn[0]),
-                "spikes_per_layer": self._state.spikes.copy()}
+        return {"synaptic_events": int(self._state.count.syn[0]),
+                "spikes_per_layer": self._state.count.spikes.copy()}

@@ -62,26 +62,26 @@ def test_the_reference_refuses_unknown_kinds(attr):
         reference.simulate(model, x, lengths)
 
 
-@pytest.mark.parametrize("field", ["rec_kind", "reset", "cell", "decision"])
-def test_the_event_kernel_refuses_unknown_codes(field):
+@pytest.mark.parametrize("group, field", [("rec", "kind"), ("cells", "reset"), ("cells", "kind"), ("ro", "decision")])
+def test_the_event_kernel_refuses_unknown_codes(group, field):
     from evsim.kernels import event as k
 
     model, x, lengths = random_case(3, model_kw={"recurrences": ("conv",)})
     x, lengths = reference.check_inputs(model, x, lengths)
     lengths = np.maximum(lengths, 1)
     params = event.pack_model(model)
-    codes = getattr(params, field).copy()
+    codes = getattr(getattr(params, group), field).copy()
     codes[0] = BAD
-    bad = params._replace(**{field: codes})
+    bad = k.as_plain(params._replace(**{group: getattr(params, group)._replace(**{field: codes})}))
     b, n_t, _ = x.shape
     args = (np.ascontiguousarray(x), lengths, np.zeros((b, n_t, model.n_classes)),
-            np.zeros((b, model.n_classes)), np.zeros((b, 0, int(params.nrn_off[-1])), np.uint8), False,
+            np.zeros((b, model.n_classes)), np.zeros((b, 0, int(params.ff.nrn_off[-1])), np.uint8), False,
             np.zeros(b, np.int64), np.zeros((b, len(model.layers)), np.int64))
     with pytest.raises(ValueError, match="unknown"):
-        k.run_batch_serial(tuple(bad), *args)
+        k.run_batch_serial(*bad, *args)
     stream = event.EventStream(model)
     with pytest.raises(ValueError, match="unknown"):
-        k.stream_chunk(tuple(bad), stream._state_t, np.ascontiguousarray(x[0]), 1, np.zeros((1, model.n_classes)))
+        k.stream_chunk(bad, stream._state_t, np.ascontiguousarray(x[0]), 1, np.zeros((1, model.n_classes)))
 
 
 def test_event_packing_refuses_unknown_kinds():
