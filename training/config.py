@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from evsim.errors import EvsimError
+from evsim.cells import CELLS
 from evsim.model import RECURRENCES, RESETS
 
 from .surrogates import get_surrogate
@@ -33,6 +34,7 @@ __all__ = ["NetworkConfig", "ConfigError", "GAINS", "LOSSES", "DROPOUT_MODES"]
 GAINS = ("one", "1-beta")
 LOSSES = ("sum_softmax", "sum_logits")
 DROPOUT_MODES = ("sequence", "step")
+REC_DROPOUT_AT = ("spikes", "input")
 DTYPES = ("float32", "float64")
 RATE_COSTS = ("uniform", "synops")
 
@@ -83,7 +85,12 @@ class NetworkConfig:
     smooth_forward: replace H by the surrogate's primitive in the forward pass.  For the
         gradient checks only; such a network does not spike.
     dropout: feed-forward dropout after each hidden layer (rate of zeros)
-    rec_dropout: dropout of the recurrent input (on the delayed spikes z_t feeding R_t)
+    rec_dropout: dropout of the recurrent input, placed by ``rec_dropout_at``
+    rec_dropout_at: ``"input"`` (default): on the summed recurrent input after the
+        recurrent weights, ``I_t = c_t + mask_t * R_t``, as the DelRec and CRSNN codes do
+        (the layer's input is ``x_t + dropout(R_t)``); ``"spikes"``: on the delayed spikes
+        before the recurrent weights, ``z_t = mask_t * (spread spikes)`` (evsim before
+        this option)
     dropout_mode: ``"step"`` (new mask each step, CRSNN) or ``"sequence"`` (one mask per
         sample, DelRec)
     batchnorm: BatchNorm after each feed-forward Linear (batch statistics over all B x T
@@ -113,6 +120,7 @@ class NetworkConfig:
         or 2 rate_reg max(0, C - rate_target) f_l / (B T sum n f).  A layer that feeds
         only the readout is nearly free under "synops".
     dtype: ``"float32"`` (training) or ``"float64"`` (gradient checks)
+    cell: the neuron model of every hidden layer, a name in :data:`evsim.cells.CELLS`
     """
 
     n_inputs: int = 140
@@ -131,6 +139,7 @@ class NetworkConfig:
     dropout: float = 0.44
     rec_dropout: float = 0.24
     dropout_mode: str = "step"
+    rec_dropout_at: str = "input"
     batchnorm: bool = True
     bn_momentum: float = 0.1
     bn_eps: float = 1e-5
@@ -142,6 +151,7 @@ class NetworkConfig:
     rate_target: float = 0.0
     rate_cost: str = "uniform"
     dtype: str = "float32"
+    cell: str = "lif"
 
     def __post_init__(self):
         set_ = object.__setattr__
@@ -190,6 +200,10 @@ class NetworkConfig:
             p = getattr(self, name)
             if not (0.0 <= p < 1.0):
                 raise ConfigError(f"{name}: {p!r}; expected a rate in [0, 1)")
+        if self.rec_dropout_at not in REC_DROPOUT_AT:
+            raise ConfigError(f"rec_dropout_at: {self.rec_dropout_at!r}; expected one of {', '.join(REC_DROPOUT_AT)}")
+        if self.cell not in CELLS:
+            raise ConfigError(f"cell: unknown cell {self.cell!r}; expected one of {', '.join(CELLS)}")
         if self.dropout_mode not in DROPOUT_MODES:
             raise ConfigError(f"dropout_mode: {self.dropout_mode!r}; expected one of {', '.join(DROPOUT_MODES)}")
         if not (0.0 <= self.bn_momentum <= 1.0) or not (self.bn_eps >= 0):

@@ -51,11 +51,13 @@ from typing import NamedTuple
 
 import numpy as np
 
+from evsim.cells import get_cell
 from evsim.errors import EvsimError
 from evsim.model import RECURRENCE_CODE, HiddenLayer, Model, ModelMetadata, Readout
 from evsim.reference import SimResult, softmax
 
 from . import _kernels as K
+from .cells import N_CARRY
 from .config import ConfigError, NetworkConfig
 from .surrogates import get_surrogate
 
@@ -140,6 +142,9 @@ class _LayerCache(NamedTuple):
     s: np.ndarray          # spikes, (B, T, n)
     z: np.ndarray          # recurrent input before the recurrent weights, (B, T, n) or empty
     zmask: np.ndarray      # recurrent dropout mask (B, T, n) or (1, 1, 1) unused
+    mask_at: int           # where zmask acts: K.MASK_NONE, K.MASK_SPIKES or K.MASK_INPUT
+    cur: np.ndarray        # the cell's input current I_t, (B, T, n)
+    a: np.ndarray          # the cell's extra state, (B, T, S, n)
     fmask: np.ndarray      # feed-forward dropout mask on the output, broadcastable, or None
     tables: tuple          # (klo, mtab, dmtab) of the delay spread
 
@@ -274,6 +279,18 @@ class Network:
         kern = w_rec if rec == "conv" else np.zeros(1, dt)
         return w_rec_t, kern
 
+    def _cell_extra(self, l: int) -> np.ndarray:
+        """The extra per-neuron parameters of layer l's cell as rows, (P, n) (none for LIF)."""
+        names = get_cell(self.config.cell).params
+        n = self.config.hidden[l]
+        if not names:
+            return np.zeros((0, n), self.config.np_dtype)
+        return np.ascontiguousarray(np.stack([self._cell_param(l, k) for k in names]))
+
+    def _cell_param(self, l: int, name: str) -> np.ndarray:
+        key = f"layer{l}.{name}"
+        return self.params[key] if key in self.params else self.buffers[key]
+
     def _mask(self, rng, p, shape_bt, n):
         b, t = shape_bt
         shape = (b, t, n) if self.config.dropout_mode == "step" else (b, 1, n)
@@ -324,20 +341,24 @@ class Network:
                 tables = (np.zeros(n, np.int64), np.zeros((n, 0), dt), np.zeros((n, 0), dt))
                 z = np.empty((0, 0, 0), dt)
             w_rec_t, kern = self._recurrent_operands(l)
-            use_zmask = train and rec != "none" and cfg.rec_dropout > 0
-            if use_zmask:
+            mask_at = K.MASK_NONE
+            if train and rec != "none" and cfg.rec_dropout > 0:
+                mask_at = K.MASK_INPUT if cfg.rec_dropout_at == "input" else K.MASK_SPIKES
                 zmask = np.ascontiguousarray(np.broadcast_to(self._mask(rng, cfg.rec_dropout, (n_b, n_t), n), (n_b, n_t, n)))
             else:
                 zmask = np.ones((1, 1, 1), dt)
+            cell = get_cell(cfg.cell)
+            cur = np.empty((n_b, n_t, n), dt)
             v = np.empty((n_b, n_t, n), dt)
             s = np.empty((n_b, n_t, n), dt)
-            fwd = K.lif_fwd_parallel if c.size >= K.PARALLEL_MIN_WORK else K.lif_fwd_serial
-            fwd(c, self.buffers[p + "beta"], self.buffers[p + "gain"], self.buffers[p + "threshold"],
-                      cfg.reset == "subtract", RECURRENCE_CODE[rec], w_rec_t, kern, tables[0], tables[1], zmask,
-                      use_zmask, sur.code, cfg.surrogate_alpha, cfg.smooth_forward, v, s, z)
+            a = np.empty((n_b, n_t, len(cell.state), n), dt)
+            fwd = K.layer_fwd_parallel if c.size >= K.PARALLEL_MIN_WORK else K.layer_fwd_serial
+            fwd(c, cell.code, self.buffers[p + "beta"], self.buffers[p + "gain"], self.buffers[p + "threshold"],
+                self._cell_extra(l), cfg.reset == "subtract", RECURRENCE_CODE[rec], w_rec_t, kern, tables[0],
+                tables[1], zmask, mask_at, sur.code, cfg.surrogate_alpha, cfg.smooth_forward, cur, v, s, a, z)
             fmask = self._mask(rng, cfg.dropout, (n_b, n_t), n) if train and cfg.dropout > 0 else None
             out = s if fmask is None else s * fmask
-            caches.append(_LayerCache(h, xhat, inv_std, v, s, z, zmask, fmask, tables))
+            caches.append(_LayerCache(h, xhat, inv_std, v, s, z, zmask, mask_at, cur, a, fmask, tables))
             h = out.reshape(n_b * n_t, n)
         a_o = h @ self.params["readout.weight"].T
         a_o += self.params["readout.bias"]
@@ -408,17 +429,19 @@ class Network:
             g_cur = np.empty((n_b, n_t, n), dt)
             g_delay = np.zeros((n_b, n), dt)
             g_kernel = np.zeros((n_b, cfg.kernel_size if rec == "conv" else 0), dt)
+            cell = get_cell(cfg.cell)
+            g_cell = np.zeros((n_b, 2 + len(cell.params), n), dt)
             w_rec_t, kern = self._recurrent_operands(l)
             klo, mtab, dmtab = cache.tables
-            use_zmask = cache.zmask.shape != (1, 1, 1)
-            bwd = K.lif_bwd_parallel if gs_ext.size >= K.PARALLEL_MIN_WORK else K.lif_bwd_serial
-            bwd(gs_ext, cache.v, cache.s, cache.z, self.buffers[p + "beta"], self.buffers[p + "gain"],
-                      self.buffers[p + "threshold"], cfg.reset == "subtract", cfg.detach_reset,
-                      RECURRENCE_CODE[rec], w_rec_t, kern, klo, mtab, dmtab, cache.zmask, use_zmask,
-                      sur.code, cfg.surrogate_alpha, g_cur, g_delay, g_kernel)
+            bwd = K.layer_bwd_parallel if gs_ext.size >= K.PARALLEL_MIN_WORK else K.layer_bwd_serial
+            bwd(gs_ext, cache.v, cache.s, cache.a, cache.z, cache.cur, cell.code, N_CARRY[cfg.cell],
+                self.buffers[p + "beta"], self.buffers[p + "gain"], self.buffers[p + "threshold"], self._cell_extra(l),
+                cfg.reset == "subtract", cfg.detach_reset, RECURRENCE_CODE[rec], w_rec_t, kern, klo, mtab, dmtab,
+                cache.zmask, cache.mask_at, sur.code, cfg.surrogate_alpha, False, g_cur, g_delay, g_kernel, g_cell)
             gc = g_cur.reshape(n_b * n_t, n)
             if rec == "dense":
-                grads[p + "recurrent"] = gc.T @ cache.z.reshape(n_b * n_t, n)
+                g_rec = g_cur * cache.zmask if cache.mask_at == K.MASK_INPUT else g_cur   # dL/dR_t
+                grads[p + "recurrent"] = g_rec.reshape(n_b * n_t, n).T @ cache.z.reshape(n_b * n_t, n)
             elif rec == "conv":
                 grads[p + "recurrent"] = g_kernel.sum(axis=0)
             if rec != "none":

@@ -159,11 +159,11 @@ class TrainConfig:
 _CRSNN_NET = dict(hidden=[256, 256, 256, 256], recurrence=["none", "conv", "conv", "conv"], kernel_size=5,
                   reset="zero", detach_reset=False, tau=[1.05, 1.169, 1.169, 1.169],
                   gain=["one", "1-beta", "1-beta", "1-beta"], dropout=0.44, rec_dropout=0.24,
-                  dropout_mode="step", surrogate="arctan", surrogate_alpha=5.0, delay_init=[10.0, 30.0])
+                  rec_dropout_at="input", dropout_mode="step", surrogate="arctan", surrogate_alpha=5.0, delay_init=[10.0, 30.0])
 
 _DELREC_NET = dict(hidden=[256, 256], recurrence=["none", "dense"], reset="zero", detach_reset=True,
                    tau=[1.05, 1.05], gain=["one", "one"], dropout=0.4, rec_dropout=0.0,
-                   dropout_mode="sequence", surrogate="arctan", surrogate_alpha=5.0, delay_init=[10.0, 30.0])
+                   rec_dropout_at="input", dropout_mode="sequence", surrogate="arctan", surrogate_alpha=5.0, delay_init=[10.0, 30.0])
 
 PRESET_NAMES = ("crsnn", "delrec")
 

@@ -17,20 +17,20 @@ def test_unknown_surrogate_codes_raise(fn):
         fn(0.1, BAD, 1.0)
 
 
-def _lif_args(n_b=2, n_t=4, n=3):
+def _layer_args(rec_kind, cell=0, n_b=2, n_t=4, n=3):
     f = np.float64
     c = np.ones((n_b, n_t, n), f)
     one = np.ones(n, f)
-    klo, mtab = np.ones(n, np.int64), np.ones((n, 1), f)
-    return c, one, klo, mtab
+    cur, v, s, z = (np.empty_like(c) for _ in range(4))
+    a = np.empty((n_b, n_t, 0, n), f)
+    return (c, cell, one * 0.5, one, one, np.zeros((0, n), f), False, rec_kind, np.zeros((n, n)), np.ones(3),
+            np.ones(n, np.int64), np.ones((n, 1), f), np.ones((1, 1, 1)), 0, 0, 5.0, False, cur, v, s, a, z)
 
 
-@pytest.mark.parametrize("fwd", [K.lif_fwd_serial, K.lif_fwd_parallel])
-def test_unknown_recurrence_codes_raise(fwd):
-    c, one, klo, mtab = _lif_args()
-    v, s, z = (np.empty_like(c) for _ in range(3))
-    args = (c, one * 0.5, one, one, False)
-    tail = (np.zeros((3, 3)), np.ones(3), klo, mtab, np.ones((1, 1, 1)), False, 0, 5.0, False, v, s, z)
-    fwd(*args, 2, *tail)
+@pytest.mark.parametrize("fwd", [K.layer_fwd_serial, K.layer_fwd_parallel])
+def test_unknown_recurrence_and_cell_codes_raise(fwd):
+    fwd(*_layer_args(2))
     with pytest.raises(ValueError, match="unknown recurrence"):
-        fwd(*args, BAD, *tail)
+        fwd(*_layer_args(BAD))
+    with pytest.raises(ValueError, match="unknown cell"):
+        fwd(*_layer_args(2, cell=BAD))
