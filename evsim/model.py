@@ -30,7 +30,7 @@ Choices where the published codes differ (see the README):
 
 File format (``numpy.savez``; loaded with ``allow_pickle=False``, so no object arrays)::
 
-    schema_version           int64 scalar, currently 1
+    schema_version           int64 scalar, currently 2 (version-1 files, LIF only, still load)
     metadata                 unicode scalar: JSON, see ModelMetadata
     layer{l}.weight          (n_l, n_{l-1}) float32   feed-forward, BatchNorm folded
     layer{l}.bias            (n_l,) float32
@@ -39,10 +39,13 @@ File format (``numpy.savez``; loaded with ``allow_pickle=False``, so no object a
     layer{l}.gain            (n_l,) float32           input gain g
     layer{l}.recurrent       dense: (n_l, n_l); conv: (k,) with k odd; none: (0,)
     layer{l}.delays          (n_l,) int32 >= 0        axonal delay of each presynaptic neuron
+    layer{l}.<param>         (n_l,) float32           schema 2: each extra per-neuron parameter
+                                                      of the layer's cell (evsim.cells), e.g. adlif's
     readout.weight           (C, n_L) float32
     readout.bias, readout.beta, readout.gain   (C,) float32
 
-Per-layer strings (reset mode, recurrence kind) live in the metadata's ``layers`` list.
+Per-layer strings (reset mode, recurrence kind and, from schema 2, the cell) live in the
+metadata's ``layers`` list.  A schema-1 file has no cell entry: its layers are LIF.
 """
 
 from __future__ import annotations
@@ -58,7 +61,9 @@ import numpy as np
 from .cells import CELLS, RESET_CODE, RESETS, get_cell
 from .errors import ModelFileError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+#: file versions this evsim reads: 1 (LIF only, no cell entry), 2 (any registered cell)
+READABLE_SCHEMAS = (1, 2)
 RECURRENCES = ("none", "dense", "conv")
 DECISIONS = ("sum_softmax", "sum_membrane")
 
@@ -380,7 +385,7 @@ class Model:
             "n_steps": self.metadata.n_steps,
             "class_names": list(self.metadata.class_names),
             "provenance": self.metadata.provenance,
-            "layers": [{"reset": l.reset, "recurrence": l.recurrence} for l in self.layers],
+            "layers": [{"reset": l.reset, "recurrence": l.recurrence, "cell": l.cell} for l in self.layers],
             "readout": {"decision": self.readout.decision},
         }
         arrays = {"schema_version": np.array(SCHEMA_VERSION, np.int64),
@@ -388,6 +393,8 @@ class Model:
         for i, l in enumerate(self.layers):
             for attr in ("weight", "bias", "beta", "threshold", "gain", "recurrent", "delays"):
                 arrays[f"layer{i}.{attr}"] = np.asarray(getattr(l, attr))
+            for name, arr in l.extra.items():
+                arrays[f"layer{i}.{name}"] = np.asarray(arr)
         for attr in ("weight", "bias", "beta", "gain"):
             arrays[f"readout.{attr}"] = np.asarray(getattr(self.readout, attr))
         return arrays
@@ -447,8 +454,9 @@ def _model_from_arrays(arrays: dict[str, np.ndarray], source: str) -> Model:
     version = need("schema_version")
     if version.shape != () or not np.issubdtype(version.dtype, np.integer):
         raise ModelFileError(f"{source}: schema_version must be an integer scalar")
-    if int(version) != SCHEMA_VERSION:
-        raise ModelFileError(f"{source}: unknown schema version {int(version)}; this evsim reads version {SCHEMA_VERSION} (upgrade evsim to read newer files)")
+    if int(version) not in READABLE_SCHEMAS:
+        raise ModelFileError(f"{source}: unknown schema version {int(version)}; this evsim reads versions "
+                             f"{', '.join(map(str, READABLE_SCHEMAS))} (upgrade evsim to read newer files)")
     meta_arr = need("metadata")
     if meta_arr.shape != () or meta_arr.dtype.kind != "U":
         raise ModelFileError(f"{source}: metadata must be a JSON string scalar")
@@ -477,10 +485,17 @@ def _model_from_arrays(arrays: dict[str, np.ndarray], source: str) -> Model:
         if not isinstance(lm, dict):
             raise ModelFileError(f"{source}: metadata.layers[{i}] must be an object")
         p = f"layer{i}."
+        if int(version) == 1 and "cell" in lm:
+            raise ModelFileError(f"{source}: metadata.layers[{i}] names a cell, which schema 1 does not have (schema-1 layers are LIF); write schema_version 2")
+        cell_name = lm.get("cell", "lif") if int(version) >= 2 else "lif"
+        if int(version) >= 2 and "cell" not in lm:
+            raise ModelFileError(f"{source}: metadata.layers[{i}] has no cell; schema 2 names each layer's cell (one of {', '.join(CELLS)})")
+        cell = get_cell(cell_name, error=lambda msg: ModelFileError(f"{source}: layer{i}: {msg}"))
         layers.append(HiddenLayer(
             weight=need(p + "weight"), bias=need(p + "bias"), beta=need(p + "beta"),
             threshold=need(p + "threshold"), gain=need(p + "gain"),
-            reset=lm.get("reset", "zero"), recurrence=lm.get("recurrence", "none"), cell=lm.get("cell", "lif"),
+            reset=lm.get("reset", "zero"), recurrence=lm.get("recurrence", "none"), cell=cell_name,
+            extra={k: need(p + k) for k in cell.params},
             recurrent=need(p + "recurrent"), delays=need(p + "delays"), name=f"layer{i}",
         ))
     ro = meta.get("readout", {})

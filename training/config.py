@@ -120,7 +120,19 @@ class NetworkConfig:
         or 2 rate_reg max(0, C - rate_target) f_l / (B T sum n f).  A layer that feeds
         only the readout is nearly free under "synops".
     dtype: ``"float32"`` (training) or ``"float64"`` (gradient checks)
-    cell: the neuron model of every hidden layer, a name in :data:`evsim.cells.CELLS`
+    cell: the neuron model of every hidden layer, a name in :data:`evsim.cells.CELLS`:
+        ``"lif"`` or ``"adlif"`` (adaptive LIF, see :mod:`evsim.cells.adlif`)
+    learn_beta: learn each hidden neuron's decay beta (kept in ``beta_range`` after every
+        optimiser step; a ``"1-beta"`` gain follows it).  None (default): True for adlif,
+        False for lif (DelRec and CRSNN keep beta fixed)
+    beta_range: (low, high) bounds of a learned beta.  None (default): tau in [1, 25] steps
+        for lif (beta = 1 - 1/tau: [0, 0.96]), and for adlif Bittar & Garner's
+        [exp(-1/5), exp(-1/25)] (their alpha), which is also adlif's initial range
+    adlif_beta_w, adlif_a, adlif_b: (low, high) bounds of the adaptation decay beta_w,
+        the subthreshold coupling a and the spike-triggered jump b of adlif cells
+        (initialised uniformly inside them, kept inside them after every optimiser step);
+        defaults Bittar & Garner's: beta_w in [exp(-1/30), exp(-1/120)], a in [-1, 1],
+        b in [0, 2] (time constants in steps)
     """
 
     n_inputs: int = 140
@@ -152,6 +164,11 @@ class NetworkConfig:
     rate_cost: str = "uniform"
     dtype: str = "float32"
     cell: str = "lif"
+    learn_beta: Any = None
+    beta_range: Any = None
+    adlif_beta_w: tuple = (float(np.exp(-1 / 30)), float(np.exp(-1 / 120)))
+    adlif_a: tuple = (-1.0, 1.0)
+    adlif_b: tuple = (0.0, 2.0)
 
     def __post_init__(self):
         set_ = object.__setattr__
@@ -204,6 +221,20 @@ class NetworkConfig:
             raise ConfigError(f"rec_dropout_at: {self.rec_dropout_at!r}; expected one of {', '.join(REC_DROPOUT_AT)}")
         if self.cell not in CELLS:
             raise ConfigError(f"cell: unknown cell {self.cell!r}; expected one of {', '.join(CELLS)}")
+        if self.learn_beta is None:
+            set_(self, "learn_beta", self.cell == "adlif")
+        if not isinstance(self.learn_beta, bool):
+            raise ConfigError(f"learn_beta: {self.learn_beta!r}; expected true, false or null")
+        if self.beta_range is None:
+            set_(self, "beta_range", (float(np.exp(-1 / 5)), float(np.exp(-1 / 25))) if self.cell == "adlif" else (0.0, 0.96))
+        for name, lo_ok, hi_ok in (("beta_range", 0.0, 1.0), ("adlif_beta_w", 0.0, 1.0), ("adlif_a", -np.inf, np.inf),
+                                   ("adlif_b", -np.inf, np.inf)):
+            bounds = getattr(self, name)
+            if (not isinstance(bounds, (tuple, list)) or len(bounds) != 2
+                    or not all(isinstance(v, (int, float)) and np.isfinite(v) for v in bounds)
+                    or not (lo_ok <= bounds[0] <= bounds[1] <= hi_ok)):
+                raise ConfigError(f"{name}: {bounds!r}; expected [low, high] with {lo_ok:g} <= low <= high <= {hi_ok:g}")
+            set_(self, name, (float(bounds[0]), float(bounds[1])))
         if self.dropout_mode not in DROPOUT_MODES:
             raise ConfigError(f"dropout_mode: {self.dropout_mode!r}; expected one of {', '.join(DROPOUT_MODES)}")
         if not (0.0 <= self.bn_momentum <= 1.0) or not (self.bn_eps >= 0):
@@ -229,6 +260,14 @@ class NetworkConfig:
             raise ConfigError(f"rate_cost: {self.rate_cost!r}; expected one of {', '.join(RATE_COSTS)}")
         if self.dtype not in DTYPES:
             raise ConfigError(f"dtype: {self.dtype!r}; expected one of {', '.join(DTYPES)}")
+
+    def cell_bounds(self) -> dict:
+        """(low, high) of every learned per-neuron cell parameter, by name (beta when
+        ``learn_beta``, and the adlif cell's beta_w, a, b)."""
+        out = {"beta": self.beta_range} if self.learn_beta else {}
+        if self.cell == "adlif":
+            out.update(beta_w=self.adlif_beta_w, a=self.adlif_a, b=self.adlif_b)
+        return out
 
     def fan_out(self) -> tuple:
         """Synaptic targets of one spike of each hidden layer: the next layer's neurons (the

@@ -202,9 +202,14 @@ class Network:
                 lo, hi = config.delay_init
                 params[p + "delays"] = rng.uniform(lo, hi, n).astype(dt)
             beta = 1.0 - 1.0 / np.broadcast_to(np.asarray(config.tau[l], np.float64), (n,))
-            buffers[p + "beta"] = beta.astype(dt)
+            if config.cell == "adlif":
+                beta = rng.uniform(*config.beta_range, n)
+            (params if config.learn_beta else buffers)[p + "beta"] = beta.astype(dt)
             buffers[p + "gain"] = (np.ones(n) if config.gain[l] == "one" else 1.0 - beta).astype(dt)
             buffers[p + "threshold"] = np.full(n, config.threshold, dt)
+            if config.cell == "adlif":
+                for name, bounds in (("beta_w", config.adlif_beta_w), ("a", config.adlif_a), ("b", config.adlif_b)):
+                    params[p + name] = rng.uniform(*bounds, n).astype(dt)
             n_prev = n
         c = config.n_classes
         params["readout.weight"] = uni(1 / np.sqrt(n_prev), (c, n_prev))
@@ -278,6 +283,23 @@ class Network:
         w_rec_t = np.ascontiguousarray(w_rec.T) if rec == "dense" else np.zeros((0, 0), dt)
         kern = w_rec if rec == "conv" else np.zeros(1, dt)
         return w_rec_t, kern
+
+    def _neuron(self, l: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(beta, gain, theta) of layer l's neurons; a "1-beta" gain follows a learned beta."""
+        p = f"layer{l}."
+        if self.config.learn_beta:
+            beta = self.params[p + "beta"]
+            gain = (1.0 - beta).astype(beta.dtype) if self.config.gain[l] == "1-beta" else self.buffers[p + "gain"]
+            return beta, gain, self.buffers[p + "threshold"]
+        return self.buffers[p + "beta"], self.buffers[p + "gain"], self.buffers[p + "threshold"]
+
+    def clamp_parameters(self) -> None:
+        """After each optimiser step: delays to >= 0, and every learned cell parameter
+        (beta, adlif's beta_w, a, b) into its bounds (:meth:`NetworkConfig.cell_bounds`)."""
+        self.clamp_delays()
+        for name, (lo, hi) in self.config.cell_bounds().items():
+            for l in range(self.config.n_layers):
+                np.clip(self.params[f"layer{l}.{name}"], lo, hi, out=self.params[f"layer{l}.{name}"])
 
     def _cell_extra(self, l: int) -> np.ndarray:
         """The extra per-neuron parameters of layer l's cell as rows, (P, n) (none for LIF)."""
@@ -353,7 +375,8 @@ class Network:
             s = np.empty((n_b, n_t, n), dt)
             a = np.empty((n_b, n_t, len(cell.state), n), dt)
             fwd = K.layer_fwd_parallel if c.size >= K.PARALLEL_MIN_WORK else K.layer_fwd_serial
-            fwd(c, cell.code, self.buffers[p + "beta"], self.buffers[p + "gain"], self.buffers[p + "threshold"],
+            beta, gain, theta = self._neuron(l)
+            fwd(c, cell.code, beta, gain, theta,
                 self._cell_extra(l), cfg.reset == "subtract", RECURRENCE_CODE[rec], w_rec_t, kern, tables[0],
                 tables[1], zmask, mask_at, sur.code, cfg.surrogate_alpha, cfg.smooth_forward, cur, v, s, a, z)
             fmask = self._mask(rng, cfg.dropout, (n_b, n_t), n) if train and cfg.dropout > 0 else None
@@ -431,13 +454,20 @@ class Network:
             g_kernel = np.zeros((n_b, cfg.kernel_size if rec == "conv" else 0), dt)
             cell = get_cell(cfg.cell)
             g_cell = np.zeros((n_b, 2 + len(cell.params), n), dt)
+            learn_cell = bool(cfg.cell_bounds())
             w_rec_t, kern = self._recurrent_operands(l)
             klo, mtab, dmtab = cache.tables
             bwd = K.layer_bwd_parallel if gs_ext.size >= K.PARALLEL_MIN_WORK else K.layer_bwd_serial
             bwd(gs_ext, cache.v, cache.s, cache.a, cache.z, cache.cur, cell.code, N_CARRY[cfg.cell],
-                self.buffers[p + "beta"], self.buffers[p + "gain"], self.buffers[p + "threshold"], self._cell_extra(l),
+                *self._neuron(l), self._cell_extra(l),
                 cfg.reset == "subtract", cfg.detach_reset, RECURRENCE_CODE[rec], w_rec_t, kern, klo, mtab, dmtab,
-                cache.zmask, cache.mask_at, sur.code, cfg.surrogate_alpha, False, g_cur, g_delay, g_kernel, g_cell)
+                cache.zmask, cache.mask_at, sur.code, cfg.surrogate_alpha, learn_cell, g_cur, g_delay, g_kernel, g_cell)
+            if learn_cell:
+                g_sum = g_cell.sum(axis=0)
+                if cfg.learn_beta:   # a "1-beta" gain moves with beta
+                    grads[p + "beta"] = g_sum[0] - g_sum[1] if cfg.gain[l] == "1-beta" else g_sum[0]
+                for k, name in enumerate(cell.params):
+                    grads[p + name] = g_sum[2 + k]
             gc = g_cur.reshape(n_b * n_t, n)
             if rec == "dense":
                 g_rec = g_cur * cache.zmask if cache.mask_at == K.MASK_INPUT else g_cur   # dL/dR_t
@@ -517,8 +547,9 @@ class Network:
             w, b = self._folded(l)
             rec = cfg.recurrence[l]
             layers.append(HiddenLayer(
-                weight=w, bias=b, beta=self.buffers[p + "beta"], threshold=self.buffers[p + "threshold"],
-                gain=self.buffers[p + "gain"], reset=cfg.reset, recurrence=rec,
+                weight=w, bias=b, beta=self._neuron(l)[0], threshold=self._neuron(l)[2],
+                gain=self._neuron(l)[1], reset=cfg.reset, recurrence=rec, cell=cfg.cell,
+                extra={k: self._cell_param(l, k) for k in get_cell(cfg.cell).params},
                 recurrent=self.params[p + "recurrent"] if rec != "none" else np.zeros(0, np.float32),
                 delays=np.rint(np.maximum(self.params[p + "delays"], 0)).astype(np.int64) if rec != "none" else None,
                 name=f"layer{l}"))

@@ -97,9 +97,9 @@ def reset_reference(v: np.ndarray, s: np.ndarray, theta: np.ndarray, reset: str)
 
 
 def _registry() -> dict[str, CellKind]:
-    from . import lif
+    from . import adlif, lif
 
-    kinds = (lif.KIND,)
+    kinds = (lif.KIND, adlif.KIND)
     codes = [k.code for k in kinds]
     assert len(set(codes)) == len(codes), "cell codes must be unique"
     return {k.name: k for k in kinds}

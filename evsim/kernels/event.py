@@ -51,13 +51,13 @@ import numpy as np
 
 from .._numba_config import EXACT, PARALLEL
 from ..cells import CELL_CODE, RESET_CODE
-from ..cells import lif
+from ..cells import adlif, lif
 from ..model import DECISION_CODE, RECURRENCE_CODE
 
 REC_NONE, REC_DENSE, REC_CONV = RECURRENCE_CODE["none"], RECURRENCE_CODE["dense"], RECURRENCE_CODE["conv"]
 RESET_ZERO, RESET_SUBTRACT = RESET_CODE["zero"], RESET_CODE["subtract"]
 DECISION_SOFTMAX, DECISION_MEMBRANE = DECISION_CODE["sum_softmax"], DECISION_CODE["sum_membrane"]
-CELL_LIF = CELL_CODE["lif"]
+CELL_LIF, CELL_ADLIF = CELL_CODE["lif"], CELL_CODE["adlif"]
 
 
 # The packed model, one NamedTuple per concern.  Weight arrays (``ff_w``, ``rec_w``, ``w``
@@ -250,6 +250,8 @@ def cell_update(kind, v, aux, cur, bias, beta, theta, gain, extra, reset, spk):
     subtract = reset == RESET_SUBTRACT
     if kind == CELL_LIF:
         return lif.event_update(v, aux, cur, bias, beta, theta, gain, extra, subtract, spk)
+    if kind == CELL_ADLIF:
+        return adlif.event_update(v, aux, cur, bias, beta, theta, gain, extra, subtract, spk)
     raise ValueError("unknown cell code (see evsim.cells.CELL_CODE)")
 
 

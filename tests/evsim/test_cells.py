@@ -12,7 +12,10 @@ from evsim.cells import CELLS, get_cell
 from evsim.errors import EvsimError, ModelFileError
 from evsim.model import HiddenLayer
 from tests.evsim.test_event import assert_equivalent
-from tests.strategies import random_case
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.strategies import inputs, models, random_case
 
 BAD = 97   # a code no dispatcher knows
 
@@ -29,15 +32,35 @@ def test_every_cell_runs_in_the_reference_and_the_event_engine(cell):
     assert spikes > 0 and ties <= 0.05 * samples
 
 
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(models(cells=("adlif",), weights="dyadic", max_neurons=16), st.data())
+def test_adlif_event_equals_dense_exact_ties(model, data):
+    """Dyadic AdLIF models (beta_w 0, 1/2 or 1; a, b multiples of 1/4): membranes land on
+    the threshold exactly, and both engines agree there (H(0) = 1); no tie is allowed."""
+    x, lengths = data.draw(inputs(model.n_inputs))
+    assert assert_equivalent(model, x, lengths) == 0
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(models(cells=("adlif",), max_neurons=24), st.data())
+def test_adlif_event_equals_dense(model, data):
+    x, lengths = data.draw(inputs(model.n_inputs))
+    assert assert_equivalent(model, x, lengths) <= 0.05 * x.shape[0]
+
+
 def test_unknown_cell_names_are_refused():
-    with pytest.raises(EvsimError, match="unknown cell 'izhikevich'; expected one of lif"):
+    with pytest.raises(EvsimError, match="unknown cell 'izhikevich'; expected one of lif, adlif"):
         get_cell("izhikevich")
-    model, _, _ = random_case(0)
+    model, _, _ = random_case(0, model_kw={"cells": ("lif",)})
     layer = model.layers[0]
     with pytest.raises(ModelFileError, match="layer0: unknown cell 'izhikevich'"):
         replace(layer, cell="izhikevich")
     with pytest.raises(ModelFileError, match="do not belong to a 'lif' cell"):
         replace(layer, extra={"a": np.zeros(layer.n)})
+    with pytest.raises(ModelFileError, match="a 'adlif' cell needs the per-neuron parameter 'beta_w'"):
+        replace(layer, cell="adlif")
+    with pytest.raises(ModelFileError, match="beta_w: values outside \\[0, 1\\]"):
+        replace(layer, cell="adlif", extra={"beta_w": np.full(layer.n, 1.5), "a": np.zeros(layer.n), "b": np.zeros(layer.n)})
 
 
 def _tampered(model, layer_attr=None, value=None, decision=None):

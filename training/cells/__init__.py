@@ -33,12 +33,12 @@ import numba
 from evsim._numba_config import FAST
 from evsim.cells import CELL_CODE
 
-from . import lif
+from . import adlif, lif
 
-CELL_LIF = CELL_CODE["lif"]
+CELL_LIF, CELL_ADLIF = CELL_CODE["lif"], CELL_CODE["adlif"]
 
 #: rows of the backward carry of each cell, by name
-N_CARRY = {"lif": lif.N_CARRY}
+N_CARRY = {"lif": lif.N_CARRY, "adlif": adlif.N_CARRY}
 
 
 @numba.njit(**FAST)
@@ -46,6 +46,8 @@ def cell_fwd(kind, v_prev, s_prev, a_prev, cur, beta, gain, theta, extra, reset_
              v, s, a):
     if kind == CELL_LIF:
         lif.fwd_step(v_prev, s_prev, a_prev, cur, beta, gain, theta, extra, reset_sub, sur, alpha, smooth, v, s, a)
+    elif kind == CELL_ADLIF:
+        adlif.fwd_step(v_prev, s_prev, a_prev, cur, beta, gain, theta, extra, reset_sub, sur, alpha, smooth, v, s, a)
     else:
         raise ValueError("unknown cell code (see evsim.cells.CELL_CODE)")
 
@@ -56,5 +58,8 @@ def cell_bwd(kind, t, v, s, a, cur, beta, gain, theta, extra, reset_sub, detach,
     if kind == CELL_LIF:
         lif.bwd_step(t, v, s, a, cur, beta, gain, theta, extra, reset_sub, detach, sur, alpha, gs, carry, learn,
                      g_cur, g_cell)
+    elif kind == CELL_ADLIF:
+        adlif.bwd_step(t, v, s, a, cur, beta, gain, theta, extra, reset_sub, detach, sur, alpha, gs, carry, learn,
+                       g_cur, g_cell)
     else:
         raise ValueError("unknown cell code (see evsim.cells.CELL_CODE)")
