@@ -62,7 +62,7 @@ class _TrainReporter:
               help="Directory holding the official files of DATASET (see `evsim data download`).")
 @click.option("--train", "train_file", type=click.Path(dir_okay=False), help="Training file (SHD layout), instead of DATASET.")
 @click.option("--test", "test_file", type=click.Path(dir_okay=False), help="Test file (SHD layout), with --train.")
-@click.option("--preset", default=None, help="Recipe: crsnn (conv recurrence with delays, the default) or delrec (dense recurrence with delays).")
+@click.option("--preset", default=None, help="Recipe: crsnn (conv recurrence with delays, the default), delrec (dense recurrence with delays) or adlif (crsnn with adaptive LIF cells).")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), help="JSON or TOML file of settings (overrides the preset).")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Any setting, e.g. --set epochs=20 --set network.hidden=[128,128]. Repeatable; wins over --config.")
 @click.option("--epochs", type=click.IntRange(1), help="Shorthand for --set epochs=N.")

@@ -213,9 +213,11 @@ class HiddenLayer:
         return int(self.recurrent.size)
 
     def n_params(self) -> int:
-        """Trainable parameters as stored (weights, bias, recurrent, delays if recurrent)."""
+        """Trainable parameters as stored (weights, bias, recurrent, delays if recurrent, the
+        cell's extra per-neuron parameters)."""
         n_delays = self.n if self.recurrence != "none" else 0
-        return int(self.weight.size + self.bias.size + self.recurrent.size + n_delays)
+        n_extra = sum(int(a.size) for a in self.extra.values())
+        return int(self.weight.size + self.bias.size + self.recurrent.size + n_delays + n_extra)
 
 
 def _as_delays(name: str, value: Any, n: int, recurrence: str) -> np.ndarray:

@@ -6,12 +6,15 @@ Equations (hidden layer l, n neurons, batch of B samples x T steps; x the layer'
     c_t   = gamma (a_t - mu) / sqrt(var + eps) + beta_bn     BatchNorm (or c_t = a_t)
               training: mu, var over all B x T rows (padded steps included, biased var)
               evaluation: running statistics, folded into W and b
-    z_t[j] = zm_t[j] * sum_{k >= 1} M[j, k] s_{t-k}[j]         delayed, spread spikes
+    z_t[j] = sum_{k >= 1} M[j, k] s_{t-k}[j]                   delayed, spread spikes
     M[j, k] = max(0, w - |k - (1 + d_j)|) / w^2,  w = 1 + sigma
     R_t   = W_rec z_t  (dense)  |  R_t[i] = sum_m K[m] z_t[i + m - k//2]  (conv)  |  0
-    I_t   = c_t + R_t
+    I_t   = c_t + zm_t * R_t    recurrent dropout on the input (rec_dropout_at "input",
+                                the DelRec/CRSNN codes), or zm_t on z_t ("spikes")
+    the cell (config.cell, training.cells), e.g. LIF:
     v_t   = beta * reset(v_{t-1}, s_{t-1}) + g * I_t      reset: v (1 - s)  |  v - theta s
     s_t   = H(v_t - theta)                                 surrogate gradient backwards
+    (adlif adds w_t = beta_w w_{t-1} + a v_{t-1} + b s_{t-1} and uses I_t - w_t)
     out_t = fm_t * s_t                                     feed-forward dropout mask fm
 
     readout: u_t = beta_o u_{t-1} + g_o (W_o out_t + b_o)
@@ -36,7 +39,9 @@ Backward pass (what each gradient is):
               dP/ds_l = rate_reg / (B T n_l)  |  2 rate_reg max(0, r_l - rate_target) / (B T n_l)
               dv_{t+1}/dv_t = beta (1 - s_t) | beta;  dv_{t+1}/ds_t = -beta v_t | -beta theta
               (0 when ``detach_reset``)
-    dL/dI_t = g * dL/dv_t;  dL/dW_rec = sum dL/dI_t z_t^T;  dL/dK[m] = sum dL/dI_t[i] z_t[i+m-h]
+    dL/dI_t = g * dL/dv_t;  dL/dR_t = zm_t dL/dI_t ("input") or dL/dI_t
+    dL/dW_rec = sum dL/dR_t z_t^T;  dL/dK[m] = sum dL/dR_t[i] z_t[i+m-h]
+    learned cell parameters (learn_beta, adlif): see training/cells/<cell>.py
     dL/dd_j = sum_t dL/dz_t[j] zm_t[j] sum_k s_{t-k}[j] dM[j,k]/dd_j,
               dM[j,k]/dd_j = sign(k - 1 - d_j) / w^2 inside the triangle
     BatchNorm: the usual batch-statistics backward over the B x T rows.

@@ -13,7 +13,10 @@ decay 4e-6, one-cycle; delays AdamW lr 2.8e-2, cosine; batch 32.
 dense-recurrent with delays; tau 1.05, g = 1, reset gradient detached, one dropout mask
 per sequence.
 
-Both use dt = 10 ms here (CRSNN's paper uses 1 ms; at 10 ms a sample has ~100 steps
+``adlif`` — the crsnn recipe with adaptive LIF cells in every hidden layer (per-neuron
+beta, beta_w, a, b learned within Bittar & Garner's bounds, g = 1 - beta).
+
+All use dt = 10 ms here (CRSNN's paper uses 1 ms; at 10 ms a sample has ~100 steps
 instead of ~1000, which is what makes a 2-core CPU run feasible).  tau and the delay
 initialisation [10, 30] are kept in *steps*, so at 10 ms they span ten times the time
 they span in the 1 ms paper; the per-channel shift S is kept in *time* (100 ms).
@@ -165,12 +168,19 @@ _DELREC_NET = dict(hidden=[256, 256], recurrence=["none", "dense"], reset="zero"
                    tau=[1.05, 1.05], gain=["one", "one"], dropout=0.4, rec_dropout=0.0,
                    rec_dropout_at="input", dropout_mode="sequence", surrogate="arctan", surrogate_alpha=5.0, delay_init=[10.0, 30.0])
 
-PRESET_NAMES = ("crsnn", "delrec")
+#: CRSNN's network with adaptive LIF cells (Bittar & Garner's AdLIF, evsim.cells.adlif):
+#: every hidden layer adlif with learned beta, beta_w, a, b in their default bounds and
+#: g = 1 - beta (their (1 - alpha) input scaling); delays, conv recurrence, dropout and
+#: optimisation as crsnn
+_ADLIF_NET = dict(_CRSNN_NET, cell="adlif", gain=["1-beta"] * 4)
+
+PRESET_NAMES = ("crsnn", "delrec", "adlif")
 
 PRESETS: dict[str, TrainConfig] = {
     "crsnn": TrainConfig(preset="crsnn", network=_CRSNN_NET),
     "delrec": TrainConfig(preset="delrec", network=_DELREC_NET, lr=1e-3, weight_decay=1e-5, lr_schedule="cosine",
                           delay_lr=3e-2),
+    "adlif": TrainConfig(preset="adlif", network=_ADLIF_NET),
 }
 
 
