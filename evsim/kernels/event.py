@@ -242,17 +242,33 @@ def fan_out_spikes(cur, w, n, spk, m):
 
 
 @numba.njit(**EXACT)
-def cell_update(kind, v, aux, cur, bias, beta, theta, gain, extra, reset, spk):
-    """The membrane update, spikes and reset of one layer's cell (see :mod:`evsim.cells`);
-    returns the number of spikes written to spk.  An unknown cell or reset code raises."""
-    if reset != RESET_ZERO and reset != RESET_SUBTRACT:
-        raise ValueError("unknown reset code (expected 0 zero or 1 subtract)")
-    subtract = reset == RESET_SUBTRACT
-    if kind == CELL_LIF:
-        return lif.event_update(v, aux, cur, bias, beta, theta, gain, extra, subtract, spk)
+def check_codes(rec_kind, cell, reset, decision):
+    """Raise for a recurrence, cell, reset or decision code no kernel here knows.  Called
+    once per kernel call, so the dispatches in the time loop need no error branch (one
+    there costs time every step): each of them picks among known codes only."""
+    for l in range(rec_kind.shape[0]):
+        if rec_kind[l] != REC_NONE and rec_kind[l] != REC_DENSE and rec_kind[l] != REC_CONV:
+            raise ValueError("unknown recurrence code (expected 0 none, 1 dense or 2 conv)")
+        if cell[l] != CELL_LIF and cell[l] != CELL_ADLIF:
+            raise ValueError("unknown cell code (see evsim.cells.CELL_CODE)")
+        if reset[l] != RESET_ZERO and reset[l] != RESET_SUBTRACT:
+            raise ValueError("unknown reset code (expected 0 zero or 1 subtract)")
+    if decision != DECISION_SOFTMAX and decision != DECISION_MEMBRANE:
+        raise ValueError("unknown decision code (expected 0 sum_softmax or 1 sum_membrane)")
+
+
+@numba.njit(**EXACT)
+def cell_update(kind, o, v, aux, cur, bias, beta, theta, gain, extra, subtract, spk):
+    """The membrane update, spikes and reset of one layer's cell (see :mod:`evsim.cells`),
+    neurons o .. o + n of the flat arrays (``v`` and the per-neuron parameters already
+    sliced; ``aux`` and ``extra`` whole, sliced here only for a cell that has them: a 2-D
+    view per layer and step costs a few percent of a LIF network's time); returns the
+    number of spikes written to spk.  ``kind`` is a known code (:func:`check_codes`): a
+    new cell adds its branch here and its code there."""
+    n = v.shape[0]
     if kind == CELL_ADLIF:
-        return adlif.event_update(v, aux, cur, bias, beta, theta, gain, extra, subtract, spk)
-    raise ValueError("unknown cell code (see evsim.cells.CELL_CODE)")
+        return adlif.event_update(v, aux[:, o:o + n], cur, bias, beta, theta, gain, extra[:, o:o + n], subtract, spk)
+    return lif.event_update(v, aux, cur, bias, beta, theta, gain, extra, subtract, spk)
 
 
 @numba.njit(**EXACT)
@@ -305,8 +321,6 @@ def readout_step(w_t, bias, beta, gain, decision, u, acc, scores, spk, m):
     if decision == DECISION_MEMBRANE:
         for i in range(c):
             scores[i] += u[i]
-    elif decision != DECISION_SOFTMAX:
-        raise ValueError("unknown decision code (expected 0 sum_softmax or 1 sum_membrane)")
     else:
         top = u.max()
         total = 0.0
@@ -320,17 +334,33 @@ def readout_step(w_t, bias, beta, gain, decision, u, acc, scores, spk, m):
 
 @numba.njit(**EXACT)
 def advance(x, n_steps, readout, raster, record, ff, rec, cells, ro, cst, ring, rst, work, count):
-    """Advance one sample over steps x[:n_steps]: the body of :func:`run_sample`, with the
-    groups of Params and State as arguments (their fields are read once, here, into
-    locals: numba optimises the loops below much better over those than over fields
-    looked up inside them)."""
-    size, nrn_off, ff_w, ff_off = ff.size, ff.nrn_off, ff.w, ff.w_off
-    rec_kind, rec_w, rec_off, delay, slots, ring_off = rec.kind, rec.w, rec.w_off, rec.delay, rec.slots, rec.ring_off
-    cell, reset, bias, beta, theta, gain, extra = (cells.kind, cells.reset, cells.bias, cells.beta, cells.theta,
-                                                   cells.gain, cells.extra)
-    v, aux, spk, nspk = cst.v, cst.aux, cst.spk, cst.nspk
-    cur, ev_idx, ev_cnt = work.cur, work.ev_idx, work.ev_cnt
-    clock, syn, spikes = count.clock, count.syn, count.spikes
+    """Advance one sample over steps x[:n_steps]: the body of :func:`run_sample`.  Checks
+    the kind codes once, then hands the groups' fields to :func:`step_loop` by keyword (so
+    no two can be swapped): numba optimises loops over arrays received as arguments better
+    than over the same arrays taken out of NamedTuples."""
+    check_codes(rec.kind, cells.kind, cells.reset, ro.decision[0])
+    step_loop(x, n_steps, readout, raster, record,
+              size=ff.size, nrn_off=ff.nrn_off, ff_w=ff.w, ff_off=ff.w_off,
+              rec_kind=rec.kind, rec_w=rec.w, rec_off=rec.w_off, delay=rec.delay, slots=rec.slots,
+              ring_off=rec.ring_off,
+              cell=cells.kind, reset=cells.reset, bias=cells.bias, beta=cells.beta, theta=cells.theta,
+              gain=cells.gain, extra=cells.extra,
+              ro_w=ro.w, ro_bias=ro.bias, ro_beta=ro.beta, ro_gain=ro.gain, decision=ro.decision[0],
+              v=cst.v, aux=cst.aux, spk=cst.spk, nspk=cst.nspk, ring=ring,
+              u=rst.u, acc=rst.acc, scores=rst.scores,
+              cur=work.cur, ev_idx=work.ev_idx, ev_cnt=work.ev_cnt,
+              clock=count.clock, syn=count.syn, spikes=count.spikes)
+
+
+@numba.njit(**EXACT)
+def step_loop(x, n_steps, readout, raster, record,
+              size, nrn_off, ff_w, ff_off,
+              rec_kind, rec_w, rec_off, delay, slots, ring_off,
+              cell, reset, bias, beta, theta, gain, extra,
+              ro_w, ro_bias, ro_beta, ro_gain, decision,
+              v, aux, spk, nspk, ring, u, acc, scores, cur, ev_idx, ev_cnt, clock, syn, spikes):
+    """The time loop of :func:`advance`, called only from there, by keyword: the fields of
+    the Params and State groups, in the groups' order."""
     n_layers = rec_kind.shape[0]
     for s in range(n_steps):
         t = clock[0]
@@ -348,8 +378,8 @@ def advance(x, n_steps, readout, raster, record, ff, rec, cells, ro, cst, ring, 
             else:
                 events += fan_out_spikes(c, w, n, spk[nrn_off[l - 1]:], nspk[l - 1])
             # membrane update, spikes, reset
-            k = cell_update(cell[l], v[o:o + n], aux[:, o:o + n], c, bias[o:o + n], beta[o:o + n],
-                            theta[o:o + n], gain[o:o + n], extra[:, o:o + n], reset[l], s_l)
+            k = cell_update(cell[l], o, v[o:o + n], aux, c, bias[o:o + n], beta[o:o + n],
+                            theta[o:o + n], gain[o:o + n], extra, reset[l] == RESET_SUBTRACT, s_l)
             nspk[l] = k
             spikes[l] += k
             # schedule deliveries of the new spikes through the recurrence
@@ -358,13 +388,11 @@ def advance(x, n_steps, readout, raster, record, ff, rec, cells, ro, cst, ring, 
                 events += schedule_dense(q, slots[l], n, now, delay[o:o + n], kern, s_l, k)
             elif rec_kind[l] == REC_CONV:
                 events += schedule_conv(q, slots[l], n, now, delay[o:o + n], kern, s_l, k)
-            elif rec_kind[l] != REC_NONE:
-                raise ValueError("unknown recurrence code (expected 0 none, 1 dense or 2 conv)")
         # readout, from the last layer's spikes
         last = nrn_off[n_layers - 1]
-        events += readout_step(ro.w, ro.bias, ro.beta, ro.gain, ro.decision[0], rst.u, rst.acc, rst.scores,
+        events += readout_step(ro_w, ro_bias, ro_beta, ro_gain, decision, u, acc, scores,
                                spk[last:], nspk[n_layers - 1])
-        readout[s, :] = rst.u
+        readout[s, :] = u
         if record:
             for l in range(n_layers):
                 o = nrn_off[l]
