@@ -30,8 +30,16 @@ KIND = CellKind(name="lif", code=0, params=(), bounds={}, state=(), reference_st
 
 @numba.njit(**EXACT)
 def event_update(v, aux, cur, bias, beta, theta, gain, extra, subtract, spk):
+    """The registry's event step (LIF has no extra state or parameters)."""
+    return membrane(v, cur, bias, beta, theta, gain, subtract, spk)
+
+
+@numba.njit(**EXACT)
+def membrane(v, cur, bias, beta, theta, gain, subtract, spk):
     """v = beta * v + g * (input + b); spike where v >= theta, then reset.  Writes the
-    spiking neurons' indices to spk and returns their number."""
+    spiking neurons' indices to spk and returns their number.  (The event kernel calls
+    this directly: passing the unused 2-D aux and extra arrays every layer and step cost
+    measurable time.)"""
     n = v.shape[0]
     # membrane update (v already holds reset(v_{t-1}, s_{t-1})); branch-free, vectorised
     for i in range(n):

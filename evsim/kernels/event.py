@@ -268,7 +268,7 @@ def cell_update(kind, o, v, aux, cur, bias, beta, theta, gain, extra, subtract, 
     n = v.shape[0]
     if kind == CELL_ADLIF:
         return adlif.event_update(v, aux[:, o:o + n], cur, bias, beta, theta, gain, extra[:, o:o + n], subtract, spk)
-    return lif.event_update(v, aux, cur, bias, beta, theta, gain, extra, subtract, spk)
+    return lif.membrane(v, cur, bias, beta, theta, gain, subtract, spk)
 
 
 @numba.njit(**EXACT)
