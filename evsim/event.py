@@ -39,7 +39,8 @@ import weakref
 import numpy as np
 
 from .errors import EvsimError
-from .model import DECISION_CODE, RECURRENCE_CODE, RESET_CODE, Model
+from .cells import RESET_CODE, get_cell
+from .model import DECISION_CODE, RECURRENCE_CODE, Model
 from .data import MAX_STEPS, time_to_step, validate_events
 from .reference import SimResult, check_inputs
 from .structured import split_structured
@@ -52,6 +53,41 @@ def _kernels():
     from .kernels import event as k  # numba loads only when an engine is used
 
     return k
+
+
+class _DirectCall:
+    """Call a numba kernel's compiled code directly, skipping numba's per-call type
+    dispatch (about 2 of the 5 microseconds a stream step or a one-sample call costs, more
+    than the grouped Params/State arguments added), once an ordinary first call has
+    compiled (or loaded) it.  Only for calls whose argument types never change: the
+    callers below build every argument with a fixed dtype, dimension and C order (the
+    packed model and stream state always have the same types), and pass Python ints and
+    bools.  A call with other types would be misread, so each caller normalises first."""
+
+    def __init__(self, dispatcher):
+        self._dispatcher = dispatcher
+        self._compiled = None
+
+    def __call__(self, *args):
+        if self._compiled is not None:
+            return self._compiled(*args)
+        out = self._dispatcher(*args)
+        import numba
+
+        cres = self._dispatcher.overloads.get(tuple(numba.typeof(a) for a in args))
+        self._compiled = cres.entry_point if cres is not None else self._dispatcher
+        return out
+
+
+_DIRECT: dict = {}
+
+
+def _direct(name: str) -> _DirectCall:
+    """The kernel ``name`` of :mod:`evsim.kernels.event` behind a :class:`_DirectCall`."""
+    call = _DIRECT.get(name)
+    if call is None:
+        call = _DIRECT[name] = _DirectCall(getattr(_kernels(), name))
+    return call
 
 
 def _threads() -> int:
@@ -83,8 +119,15 @@ def _packed(model: Model):
     packed = _PACKED.get(model)
     if packed is None:
         params = _pack(model)
-        packed = _PACKED[model] = (params, tuple(params))
+        params = type(params)(*(_owned(group) for group in params))
+        packed = _PACKED[model] = (params, _kernels().as_plain(params))
     return packed
+
+
+def _owned(group):
+    """A Params group whose arrays are all C-ordered, writable and owned: the same numba
+    types for every model (see _DirectCall), whatever views packing produced."""
+    return type(group)(*(np.require(a, a.dtype, "CWO") for a in group))
 
 
 #: Largest delay-queue memory evsim allocates at once, in TOTAL over the samples that run
@@ -136,23 +179,33 @@ def _pack(model: Model):
     def cat(attr):
         return np.concatenate([np.asarray(getattr(l, attr), np.float64) for l in layers])
 
+    cells = [get_cell(l.cell) for l in layers]
+    n_off = _offsets(size[1:])
+    extra = np.zeros((max(len(c.params) for c in cells), int(n_off[-1])))
+    for l, (layer, c) in enumerate(zip(layers, cells)):
+        for row, name in enumerate(c.params):
+            extra[row, n_off[l]:n_off[l + 1]] = layer.extra[name]
+
     return k.Params(
-        size=size,
-        nrn_off=_offsets(size[1:]),
-        ff_w=np.concatenate([np.ascontiguousarray(l.weight.T, np.float32).ravel() for l in layers]),
-        ff_off=_offsets([l.weight.size for l in layers]),
-        rec_kind=np.array([RECURRENCE_CODE[l.recurrence] for l in layers], np.int64),
-        rec_w=np.concatenate(rec_parts),
-        rec_off=_offsets([r.size for r in rec_parts]),
-        delay=np.concatenate([np.asarray(l.delays, np.int64) for l in layers]),
-        slots=slots,
-        ring_off=_offsets(slots * size[1:]),
-        bias=cat("bias"), beta=cat("beta"), theta=cat("threshold"), gain=cat("gain"),
-        reset=np.array([RESET_CODE[l.reset] for l in layers], np.int64),
-        ro_w=np.ascontiguousarray(ro.weight.T, np.float32).ravel(),
-        ro_bias=np.asarray(ro.bias, np.float64), ro_beta=np.asarray(ro.beta, np.float64),
-        ro_gain=np.asarray(ro.gain, np.float64),
-        decision=np.array([DECISION_CODE[ro.decision]], np.int64),
+        ff=k.FeedForward(
+            size=size, nrn_off=n_off,
+            w=np.concatenate([np.ascontiguousarray(l.weight.T, np.float32).ravel() for l in layers]),
+            w_off=_offsets([l.weight.size for l in layers])),
+        rec=k.Delivery(
+            kind=np.array([RECURRENCE_CODE[l.recurrence] for l in layers], np.int64),
+            w=np.concatenate(rec_parts), w_off=_offsets([r.size for r in rec_parts]),
+            delay=np.concatenate([np.asarray(l.delays, np.int64) for l in layers]),
+            slots=slots, ring_off=_offsets(slots * size[1:])),
+        cells=k.CellParams(
+            kind=np.array([c.code for c in cells], np.int64),
+            reset=np.array([RESET_CODE[l.reset] for l in layers], np.int64),
+            bias=cat("bias"), beta=cat("beta"), theta=cat("threshold"), gain=cat("gain"), extra=extra,
+            n_aux=np.array([max(len(c.state) for c in cells)], np.int64)),
+        ro=k.ReadoutParams(
+            w=np.ascontiguousarray(ro.weight.T, np.float32).ravel(),
+            bias=np.asarray(ro.bias, np.float64), beta=np.asarray(ro.beta, np.float64),
+            gain=np.asarray(ro.gain, np.float64),
+            decision=np.array([DECISION_CODE[ro.decision]], np.int64)),
     )
 
 
@@ -168,16 +221,16 @@ def simulate(model: Model, x, lengths=None, record_spikes: bool = False) -> SimR
     """
     params, params_t = _packed(model)
     x, lengths = check_inputs(model, x, lengths)
-    x = np.ascontiguousarray(x)
+    x = np.require(x, np.float64, "CW")          # fixed argument types (see _DirectCall)
+    lengths = np.require(lengths, np.int64, "CW")
     b, n_t, _ = x.shape
     n_layers = len(model.layers)
-    n_total = int(params.nrn_off[-1])
+    n_total = int(params.ff.nrn_off[-1])
     readout = np.zeros((b, n_t, model.n_classes))
     scores = np.zeros((b, model.n_classes))
     raster = np.zeros((b, n_t if record_spikes else 0, n_total), np.uint8)
     syn = np.zeros(b, np.int64)
     spikes = np.zeros((b, n_layers), np.int64)
-    k = _kernels()
     at_once = _parallel_samples(model, b)
     if at_once > 1:
         import numba
@@ -185,14 +238,14 @@ def simulate(model: Model, x, lengths=None, record_spikes: bool = False) -> SimR
         threads = numba.get_num_threads()
         numba.set_num_threads(at_once)        # the queue-memory cap is a total over threads
         try:
-            k.run_batch(params_t, x, lengths, readout, scores, raster, bool(record_spikes), syn, spikes)
+            _kernels().run_batch(*params_t, x, lengths, readout, scores, raster, bool(record_spikes), syn, spikes)
         finally:
             numba.set_num_threads(threads)
     else:
-        k.run_batch_serial(params_t, x, lengths, readout, scores, raster, bool(record_spikes), syn, spikes)
+        _direct("run_batch_serial")(*params_t, x, lengths, readout, scores, raster, bool(record_spikes), syn, spikes)
     rasters = None
     if record_spikes:
-        off = params.nrn_off
+        off = params.ff.nrn_off
         rasters = [np.ascontiguousarray(raster[:, :, off[l]:off[l + 1]]) for l in range(n_layers)]
     return SimResult(readout=readout, scores=scores, predictions=np.argmax(scores, axis=1),
                      spikes=rasters, stats={"synaptic_events": syn, "spikes_per_layer": spikes})
@@ -219,13 +272,14 @@ class EventStream:
         self.model = model
         self._params, self._params_t = _packed(model)
         self._k = _kernels()
+        self._chunk = _direct("stream_chunk")
         self.reset()
 
     def reset(self) -> None:
         """Forget the current sample: membranes, delay queues, scores, counters and any
         raw events buffered by :meth:`push`."""
         self._state = self._k.new_state(self._params)
-        self._state_t = tuple(self._state)        # the same arrays, for the kernel calls
+        self._state_t = self._k.as_plain(self._state)        # the same arrays, for the kernel calls
         self._pending = np.zeros((0, self.model.n_inputs))   # counts of steps n_steps, n_steps+1, ...
         self._last_step = -1                                  # step of the latest pushed event
 
@@ -316,9 +370,9 @@ class EventStream:
             x = np.zeros((count, self.model.n_inputs))
             x[:have] = self._pending[:have]
             self._pending = self._pending[have:]
-        x = np.ascontiguousarray(x)
+        x = np.require(x, np.float64, "CW")
         out = np.zeros((count, self.model.n_classes))
-        self._k.stream_chunk(self._params_t, self._state_t, x, count, out)
+        self._chunk(self._params_t, self._state_t, x, int(count), out)
         return out
 
     def _check(self, counts, ndim: int, what: str) -> np.ndarray:
@@ -332,9 +386,9 @@ class EventStream:
         if arr.shape[-1] == n_in and arr.dtype.kind in "biuf":  # fast path for live use
             x = np.ascontiguousarray(arr, dtype=np.float64).reshape(-1, n_in)
             if np.isfinite(x).all():
-                return x
+                return x if x.flags.writeable else x.copy()   # C-ordered float64, writable
         x, _ = check_inputs(self.model, arr[None] if ndim == 1 else arr)  # raises the error
-        return np.ascontiguousarray(x[0])
+        return np.require(x[0], np.float64, "CW")
 
     def _with_pending(self, x: np.ndarray) -> np.ndarray:
         """Add the counts :meth:`push` buffered for the steps ``x`` is about to run, and
@@ -357,7 +411,7 @@ class EventStream:
         """
         x = self._with_pending(self._check(counts, 1, "step"))
         out = np.zeros((1, self.model.n_classes))
-        self._k.stream_chunk(self._params_t, self._state_t, x, 1, out)
+        self._chunk(self._params_t, self._state_t, x, 1, out)
         return out[0]
 
     def run_chunk(self, counts) -> np.ndarray:
@@ -366,27 +420,27 @@ class EventStream:
         added to their counts, as in :meth:`step`."""
         x = self._with_pending(self._check(counts, 2, "run_chunk"))
         out = np.zeros((x.shape[0], self.model.n_classes))
-        self._k.stream_chunk(self._params_t, self._state_t, x, x.shape[0], out)
+        self._chunk(self._params_t, self._state_t, x, int(x.shape[0]), out)
         return out
 
     @property
     def n_steps(self) -> int:
         """Steps consumed since the last reset."""
-        return int(self._state.clock[0])
+        return int(self._state.count.clock[0])
 
     @property
     def scores(self) -> np.ndarray:
         """Class scores so far, (C,) float64 (a copy)."""
-        return self._state.scores.copy()
+        return self._state.ro.scores.copy()
 
     @property
     def prediction(self) -> int:
         """argmax of the scores so far (0 before any step, as for an empty sample)."""
-        return int(np.argmax(self._state.scores))
+        return int(np.argmax(self._state.ro.scores))
 
     @property
     def stats(self) -> dict:
         """Work done since the last reset: ``synaptic_events`` (int) and
         ``spikes_per_layer`` ((L,) int64)."""
-        return {"synaptic_events": int(self._state.syn[0]),
-                "spikes_per_layer": self._state.spikes.copy()}
+        return {"synaptic_events": int(self._state.count.syn[0]),
+                "spikes_per_layer": self._state.count.spikes.copy()}

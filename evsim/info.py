@@ -9,6 +9,10 @@ from .model import Model
 __all__ = ["describe", "format_description", "delay_summary"]
 
 
+#: how ``evsim info`` names the registered cells
+CELL_DISPLAY = {"lif": "LIF", "adlif": "AdLIF"}
+
+
 def delay_summary(delays: np.ndarray) -> dict:
     """min, max, mean, median and a histogram {delay: count} of integer delays."""
     if delays.size == 0:
@@ -27,7 +31,7 @@ def describe(model: Model) -> dict:
     layers = []
     for i, l in enumerate(model.layers):
         entry = {
-            "index": i, "neurons": l.n, "inputs": l.n_in, "reset": l.reset,
+            "index": i, "neurons": l.n, "inputs": l.n_in, "cell": l.cell, "reset": l.reset,
             "recurrence": l.recurrence, "kernel_size": l.kernel_size or None,
             "params": l.n_params(), "recurrent_params": l.n_recurrent_params(),
             "beta": [float(l.beta.min()), float(l.beta.max())],
@@ -60,7 +64,7 @@ def format_description(d: dict, path: str = "") -> str:
     out.append(f"input: {d['input_channels']} channels pooled by {d['pool']} -> {d['inputs']} inputs, dt {d['dt_ms']:g} ms{steps}")
     for l in d["layers"]:
         rec = l["recurrence"] if l["recurrence"] != "conv" else f"conv k={l['kernel_size']}"
-        out.append(f"layer{l['index']}: {l['inputs']} -> {l['neurons']} LIF, reset {l['reset']}, recurrence {rec}, "
+        out.append(f"layer{l['index']}: {l['inputs']} -> {l['neurons']} {CELL_DISPLAY.get(l['cell'], l['cell'])}, reset {l['reset']}, recurrence {rec}, "
                    f"{l['params']} params ({l['recurrent_params']} recurrent), beta {l['beta'][0]:.3g}..{l['beta'][1]:.3g}")
         if "delays" in l and l["delays"]:
             dl = l["delays"]

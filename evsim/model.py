@@ -30,7 +30,7 @@ Choices where the published codes differ (see the README):
 
 File format (``numpy.savez``; loaded with ``allow_pickle=False``, so no object arrays)::
 
-    schema_version           int64 scalar, currently 1
+    schema_version           int64 scalar, currently 2 (version-1 files, LIF only, still load)
     metadata                 unicode scalar: JSON, see ModelMetadata
     layer{l}.weight          (n_l, n_{l-1}) float32   feed-forward, BatchNorm folded
     layer{l}.bias            (n_l,) float32
@@ -39,10 +39,13 @@ File format (``numpy.savez``; loaded with ``allow_pickle=False``, so no object a
     layer{l}.gain            (n_l,) float32           input gain g
     layer{l}.recurrent       dense: (n_l, n_l); conv: (k,) with k odd; none: (0,)
     layer{l}.delays          (n_l,) int32 >= 0        axonal delay of each presynaptic neuron
+    layer{l}.<param>         (n_l,) float32           schema 2: each extra per-neuron parameter
+                                                      of the layer's cell (evsim.cells), e.g. adlif's
     readout.weight           (C, n_L) float32
     readout.bias, readout.beta, readout.gain   (C,) float32
 
-Per-layer strings (reset mode, recurrence kind) live in the metadata's ``layers`` list.
+Per-layer strings (reset mode, recurrence kind and, from schema 2, the cell) live in the
+metadata's ``layers`` list.  A schema-1 file has no cell entry: its layers are LIF.
 """
 
 from __future__ import annotations
@@ -55,10 +58,12 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from .cells import CELLS, RESET_CODE, RESETS, get_cell
 from .errors import ModelFileError
 
-SCHEMA_VERSION = 1
-RESETS = ("zero", "subtract")
+SCHEMA_VERSION = 2
+#: file versions this evsim reads: 1 (LIF only, no cell entry), 2 (any registered cell)
+READABLE_SCHEMAS = (1, 2)
 RECURRENCES = ("none", "dense", "conv")
 DECISIONS = ("sum_softmax", "sum_membrane")
 
@@ -78,13 +83,13 @@ def pooled_inputs(input_channels: int, pool: int) -> int:
 
 #: the integer codes the numba kernels use for these kinds: a kind's position above
 RECURRENCE_CODE = {k: i for i, k in enumerate(RECURRENCES)}
-RESET_CODE = {k: i for i, k in enumerate(RESETS)}
 DECISION_CODE = {k: i for i, k in enumerate(DECISIONS)}
 
 __all__ = [
     "SCHEMA_VERSION",
     "pooled_inputs",
     "RESETS",
+    "CELLS",
     "RECURRENCES",
     "DECISIONS",
     "HiddenLayer",
@@ -117,7 +122,7 @@ def _as_float_array(name: str, value: Any, shape: tuple[int, ...], error=ModelFi
 
 @dataclass(frozen=True, eq=False)
 class HiddenLayer:
-    """One spiking hidden layer of ``n`` LIF neurons.
+    """One spiking hidden layer of ``n`` neurons of one registered cell kind.
 
     weight: feed-forward weights W, (n, n_in) float32 (BatchNorm already folded in)
     bias: b, (n,) float32
@@ -125,6 +130,9 @@ class HiddenLayer:
     threshold: theta, (n,) float32 > 0
     gain: input gain g, (n,) float32
     reset: ``"zero"`` or ``"subtract"``
+    cell: the neuron model, a name in :data:`evsim.cells.CELLS` (``"lif"``)
+    extra: the cell's extra per-neuron parameters, name -> (n,) float32 (none for LIF;
+        see the cell's ``params`` and ``bounds``)
     recurrence: ``"none"``, ``"dense"`` (recurrent is (n, n), row = target, column =
         source) or ``"conv"`` (recurrent is one kernel of odd length k; target i receives
         ``K[m]`` from source ``i + m - k//2``)
@@ -144,6 +152,8 @@ class HiddenLayer:
     recurrent: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
     delays: np.ndarray | None = None
     name: str = "layer"
+    cell: str = "lif"
+    extra: dict = field(default_factory=dict)
 
     def __post_init__(self):
         w = np.asarray(self.weight)
@@ -164,6 +174,18 @@ class HiddenLayer:
             raise ModelFileError(f"{self.name}.threshold: must be > 0 (got min {self.threshold.min():g})")
         if self.reset not in RESETS:
             raise ModelFileError(f"{self.name}: unknown reset {self.reset!r}; expected one of {', '.join(RESETS)}")
+        cell = get_cell(self.cell, error=lambda msg: ModelFileError(f"{self.name}: {msg}"))
+        extra = dict(self.extra)
+        unknown = set(extra) - set(cell.params)
+        if unknown:
+            raise ModelFileError(f"{self.name}: parameter(s) {', '.join(sorted(unknown))} do not belong to a {self.cell!r} cell "
+                                 f"(its extra parameters: {', '.join(cell.params) or 'none'})")
+        for k in cell.params:
+            if k not in extra:
+                raise ModelFileError(f"{self.name}: a {self.cell!r} cell needs the per-neuron parameter {k!r}")
+            extra[k] = _as_float_array(f"{self.name}.{k}", extra[k], (n,))
+        cell.validate(extra, self.name)
+        set_(self, "extra", extra)
         if self.recurrence not in RECURRENCES:
             raise ModelFileError(f"{self.name}: unknown recurrence {self.recurrence!r}; expected one of {', '.join(RECURRENCES)}")
         rec = np.asarray(self.recurrent)
@@ -199,9 +221,11 @@ class HiddenLayer:
         return int(self.recurrent.size)
 
     def n_params(self) -> int:
-        """Trainable parameters as stored (weights, bias, recurrent, delays if recurrent)."""
+        """Trainable parameters as stored (weights, bias, recurrent, delays if recurrent, the
+        cell's extra per-neuron parameters)."""
         n_delays = self.n if self.recurrence != "none" else 0
-        return int(self.weight.size + self.bias.size + self.recurrent.size + n_delays)
+        n_extra = sum(int(a.size) for a in self.extra.values())
+        return int(self.weight.size + self.bias.size + self.recurrent.size + n_delays + n_extra)
 
 
 def _as_delays(name: str, value: Any, n: int, recurrence: str) -> np.ndarray:
@@ -378,7 +402,7 @@ class Model:
             "n_steps": self.metadata.n_steps,
             "class_names": list(self.metadata.class_names),
             "provenance": self.metadata.provenance,
-            "layers": [{"reset": l.reset, "recurrence": l.recurrence} for l in self.layers],
+            "layers": [{"reset": l.reset, "recurrence": l.recurrence, "cell": l.cell} for l in self.layers],
             "readout": {"decision": self.readout.decision},
         }
         arrays = {"schema_version": np.array(SCHEMA_VERSION, np.int64),
@@ -386,6 +410,8 @@ class Model:
         for i, l in enumerate(self.layers):
             for attr in ("weight", "bias", "beta", "threshold", "gain", "recurrent", "delays"):
                 arrays[f"layer{i}.{attr}"] = np.asarray(getattr(l, attr))
+            for name, arr in l.extra.items():
+                arrays[f"layer{i}.{name}"] = np.asarray(arr)
         for attr in ("weight", "bias", "beta", "gain"):
             arrays[f"readout.{attr}"] = np.asarray(getattr(self.readout, attr))
         return arrays
@@ -509,8 +535,9 @@ def _model_from_arrays(arrays: dict[str, np.ndarray], source: str) -> Model:
     version = need("schema_version")
     if version.shape != () or not np.issubdtype(version.dtype, np.integer):
         raise ModelFileError(f"{source}: schema_version must be an integer scalar")
-    if int(version) != SCHEMA_VERSION:
-        raise ModelFileError(f"{source}: unknown schema version {int(version)}; this evsim reads version {SCHEMA_VERSION} (upgrade evsim to read newer files)")
+    if int(version) not in READABLE_SCHEMAS:
+        raise ModelFileError(f"{source}: unknown schema version {int(version)}; this evsim reads versions "
+                             f"{', '.join(map(str, READABLE_SCHEMAS))} (upgrade evsim to read newer files)")
     meta_arr = need("metadata")
     if meta_arr.shape != () or meta_arr.dtype.kind != "U":
         raise ModelFileError(f"{source}: metadata must be a JSON string scalar")
@@ -537,13 +564,6 @@ def _model_from_arrays(arrays: dict[str, np.ndarray], source: str) -> Model:
         )
     except TypeError as exc:
         raise ModelFileError(f"{source}: bad metadata ({exc})") from exc
-    expected = {"schema_version", "metadata"} | {f"readout.{a}" for a in ("weight", "bias", "beta", "gain")}
-    expected |= {f"layer{i}.{a}" for i in range(len(layer_meta)) for a in _LAYER_ARRAYS}
-    extra = sorted(set(arrays) - expected)
-    if extra:
-        raise ModelFileError(f"{source}: array(s) {', '.join(map(repr, extra[:5]))}{', ...' if len(extra) > 5 else ''} not accounted for "
-                             f"by the metadata, which lists {len(layer_meta)} hidden layer(s); the file is inconsistent "
-                             "(was metadata.layers edited?)")
     layers = []
     for i, lm in enumerate(layer_meta):
         if not isinstance(lm, dict):
@@ -553,12 +573,27 @@ def _model_from_arrays(arrays: dict[str, np.ndarray], source: str) -> Model:
             if not isinstance(value, str):
                 raise ModelFileError(f"{source}: metadata.layers[{i}].{what}: {value!r}; expected a string")
         p = f"layer{i}."
+        if int(version) == 1 and "cell" in lm:
+            raise ModelFileError(f"{source}: metadata.layers[{i}] names a cell, which schema 1 does not have (schema-1 layers are LIF); write schema_version 2")
+        cell_name = lm.get("cell", "lif") if int(version) >= 2 else "lif"
+        if int(version) >= 2 and "cell" not in lm:
+            raise ModelFileError(f"{source}: metadata.layers[{i}] has no cell; schema 2 names each layer's cell (one of {', '.join(CELLS)})")
+        cell = get_cell(cell_name, error=lambda msg: ModelFileError(f"{source}: layer{i}: {msg}"))
         layers.append(HiddenLayer(
             weight=need(p + "weight"), bias=need(p + "bias"), beta=need(p + "beta"),
             threshold=need(p + "threshold"), gain=need(p + "gain"),
-            reset=kinds["reset"], recurrence=kinds["recurrence"],
+            reset=kinds["reset"], recurrence=kinds["recurrence"], cell=cell_name,
+            extra={k: need(p + k) for k in cell.params},
             recurrent=need(p + "recurrent"), delays=need(p + "delays"), name=f"layer{i}",
         ))
+    expected = {"schema_version", "metadata"} | {f"readout.{a}" for a in ("weight", "bias", "beta", "gain")}
+    expected |= {f"layer{i}.{a}" for i in range(len(layer_meta)) for a in _LAYER_ARRAYS}
+    expected |= {f"layer{i}.{k}" for i, layer in enumerate(layers) for k in layer.extra}
+    extra = sorted(set(arrays) - expected)
+    if extra:
+        raise ModelFileError(f"{source}: array(s) {', '.join(map(repr, extra[:5]))}{', ...' if len(extra) > 5 else ''} not accounted for "
+                             f"by the metadata, which lists {len(layer_meta)} hidden layer(s); the file is inconsistent "
+                             "(was metadata.layers edited?)")
     ro = meta.get("readout", {})
     decision = ro.get("decision", "sum_softmax") if isinstance(ro, dict) else "sum_softmax"
     if not isinstance(decision, str):

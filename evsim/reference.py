@@ -16,8 +16,9 @@ import math
 
 import numpy as np
 
+from .cells import get_cell
 from .errors import EvsimError
-from .model import Model
+from .model import DECISIONS, RECURRENCES, Model
 
 __all__ = ["SimResult", "simulate", "softmax", "check_inputs"]
 
@@ -76,6 +77,31 @@ def check_inputs(model: Model, x, lengths=None) -> tuple[np.ndarray, np.ndarray]
     return x, lengths
 
 
+def add_recurrent_input(current: np.ndarray, layer, rec: np.ndarray, s: np.ndarray, delays: np.ndarray,
+                        t: int) -> None:
+    """current += R_t of ``layer`` at step t, from its raster so far ``s`` (B, T, n): a spike
+    of neuron j at step t' arrives at t' + 1 + d_j, so z_t[j] = s[t - 1 - d_j, j]."""
+    if layer.recurrence == "none":
+        return
+    if layer.recurrence not in ("dense", "conv"):
+        raise EvsimError(f"{layer.name}: unknown recurrence {layer.recurrence!r}; expected one of {', '.join(RECURRENCES)}")
+    b, _, n = s.shape
+    src = t - 1 - delays                                  # (n,) source step per presynaptic neuron
+    z = np.zeros((b, n))
+    ok = src >= 0
+    z[:, ok] = s[:, src[ok], np.nonzero(ok)[0]]
+    if layer.recurrence == "dense":
+        current += z @ rec.T
+        return
+    # conv: R[i] = sum_m K[m] z[i + m - k//2], zero outside [0, n), tap by tap
+    half = rec.shape[0] // 2
+    for m, k_m in enumerate(rec):
+        off = m - half
+        lo, hi = max(0, -off), min(n, n - off)
+        if lo < hi:
+            current[:, lo:hi] += k_m * z[:, lo + off:hi + off]
+
+
 def simulate(model: Model, x, lengths=None, record_spikes: bool = False,
              record_membrane: bool = False) -> SimResult:
     """Run ``model`` on binned inputs ``x`` (B, T, n_inputs) step by step.
@@ -93,47 +119,28 @@ def simulate(model: Model, x, lengths=None, record_spikes: bool = False,
     rasters = []
     membranes = []
     for layer in model.layers:
+        cell = get_cell(layer.cell)
         n = layer.n
         w = layer.weight.astype(np.float64)
         bias = layer.bias.astype(np.float64)
-        beta = layer.beta.astype(np.float64)
-        theta = layer.threshold.astype(np.float64)
-        g = layer.gain.astype(np.float64)
+        p = {"beta": layer.beta.astype(np.float64), "threshold": layer.threshold.astype(np.float64),
+             "gain": layer.gain.astype(np.float64)}
+        p.update({k: np.asarray(layer.extra[k], np.float64) for k in cell.params})
         delays = layer.delays.astype(np.int64)
         rec = layer.recurrent.astype(np.float64)
-        half = layer.kernel_size // 2
 
         s = np.zeros((b, n_t, n))
-        v = np.zeros((b, n))
-        s_prev = np.zeros((b, n))
+        state = {"v": np.zeros((b, n)), "s": np.zeros((b, n))}
+        state.update({k: np.zeros((b, n)) for k in cell.state})
         v_rec = np.zeros((b, n_t, n)) if record_membrane else None
         for t in range(n_t):
             # inputs arriving now: feed-forward and delayed recurrent spikes
             current = layer_in[:, t] @ w.T + bias
-            if layer.recurrence != "none":
-                src = t - 1 - delays                                  # (n,) source step per presynaptic neuron
-                z = np.zeros((b, n))
-                ok = src >= 0
-                z[:, ok] = s[:, src[ok], np.nonzero(ok)[0]]
-                if layer.recurrence == "dense":
-                    current = current + z @ rec.T
-                else:  # conv: R[i] = sum_m K[m] z[i + m - k//2], zero outside [0, n)
-                    for m, k_m in enumerate(rec):
-                        off = m - half
-                        lo, hi = max(0, -off), min(n, n - off)
-                        if lo < hi:
-                            current[:, lo:hi] += k_m * z[:, lo + off:hi + off]
-            # membrane update with the reset of the previous step's spikes
-            if layer.reset == "zero":
-                v = beta * v * (1.0 - s_prev) + g * current
-            else:
-                v = beta * (v - theta * s_prev) + g * current
+            add_recurrent_input(current, layer, rec, s, delays, t)
+            # membrane update with the reset of the previous step's spikes, spikes
+            s[:, t] = cell.reference_step(state, current, p, layer.reset, active[:, t:t + 1])
             if record_membrane:
-                v_rec[:, t] = v
-            # spikes
-            s_t = (v >= theta).astype(np.float64) * active[:, t:t + 1]
-            s[:, t] = s_t
-            s_prev = s_t
+                v_rec[:, t] = state["v"]
         rasters.append(s)
         membranes.append(v_rec)
         layer_in = s
@@ -146,7 +153,12 @@ def simulate(model: Model, x, lengths=None, record_spikes: bool = False,
     for t in range(n_t):
         u = beta * u + g * (layer_in[:, t] @ w.T + bias)
         trace[:, t] = u * active[:, t:t + 1]
-    per_step = softmax(trace) if ro.decision == "sum_softmax" else trace
+    if ro.decision == "sum_softmax":
+        per_step = softmax(trace)
+    elif ro.decision == "sum_membrane":
+        per_step = trace
+    else:
+        raise EvsimError(f"unknown decision {ro.decision!r}; expected one of {', '.join(DECISIONS)}")
     scores = (per_step * active[:, :, None]).sum(axis=1)
     preds = np.argmax(scores, axis=1)
     spikes = [r.astype(np.uint8) for r in rasters] if record_spikes else None

@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import strategies as st
 
+from evsim.cells import CELLS
 from evsim.model import HiddenLayer, Model, ModelMetadata, Readout
 
 __all__ = ["models", "inputs", "model_and_inputs", "random_model", "random_inputs", "random_case",
@@ -67,25 +68,47 @@ class _Seeded:
 @st.composite
 def models(draw, max_layers: int = 3, max_neurons: int = 64, max_delay: int = 40,
            max_inputs: int = 16, max_classes: int = 5, recurrences=("none", "dense", "conv"),
-           weights=None) -> Model:
+           weights=None, cells=None) -> Model:
     """A random valid :class:`Model`: 1..max_layers hidden layers of 1..max_neurons
-    neurons, each with recurrence none/dense/conv (k in 1, 3, 5, 7), delays in
+    neurons, each of a cell drawn from ``cells`` (default: every registered cell), with
+    recurrence none/dense/conv (k in 1, 3, 5, 7), delays in
     0..max_delay, varied beta, thresholds, gains, both reset modes and positive, zero or
     negative biases."""
     return _build_model(_Draw(draw), max_layers, max_neurons, max_delay, max_inputs, max_classes,
-                        recurrences, weights)
+                        recurrences, weights, cells)
 
 
 def random_model(seed: int, max_layers: int = 3, max_neurons: int = 64, max_delay: int = 40,
                  max_inputs: int = 16, max_classes: int = 5, recurrences=("none", "dense", "conv"),
-                 weights=None) -> Model:
+                 weights=None, cells=None) -> Model:
     """What :func:`models` draws, from ``numpy.random.default_rng(seed)`` instead."""
     return _build_model(_Seeded(np.random.default_rng(seed)), max_layers, max_neurons, max_delay,
-                        max_inputs, max_classes, recurrences, weights)
+                        max_inputs, max_classes, recurrences, weights, cells)
+
+
+#: every registered cell: random models draw each layer's cell from these by default
+ALL_CELLS = tuple(sorted(CELLS))
+
+#: ranges the tests draw each cell's extra parameters from (inside the cell's bounds);
+#: a new cell adds its entry here
+CELL_DRAW_RANGES = {"lif": {}, "adlif": {"beta_w": (0.0, 1.0), "a": (-1.0, 1.0), "b": (0.0, 2.0)}}
+
+
+def cell_extra(cell: str, n: int, rng: np.random.Generator, dyadic: bool) -> dict:
+    """Random extra per-neuron parameters of a registered cell (none for LIF); with
+    ``dyadic`` multiples of 1/4 (exact sums; beta_w 0, 1/2 or 1)."""
+    out = {}
+    for name, (lo, hi) in CELL_DRAW_RANGES[cell].items():
+        if dyadic:
+            step = 2 if name == "beta_w" else 1
+            out[name] = rng.integers(int(lo * 4) // step, int(hi * 4) // step + 1, n) * step / 4.0
+        else:
+            out[name] = rng.uniform(lo, hi, n)
+    return out
 
 
 def _build_model(pick, max_layers, max_neurons, max_delay, max_inputs, max_classes, recurrences,
-                 weights) -> Model:
+                 weights, cells=None) -> Model:
     n_layers = pick.integers(1, max_layers, "n_layers")
     n_in = pick.integers(1, max_inputs, "n_inputs")
     kind = weights or pick.sampled_from(("gauss", "dyadic"), "weights")
@@ -94,6 +117,7 @@ def _build_model(pick, max_layers, max_neurons, max_delay, max_inputs, max_class
     for i in range(n_layers):
         n = pick.integers(1, max_neurons, f"n{i}")
         rec = pick.sampled_from(recurrences, f"recurrence{i}")
+        cell = pick.sampled_from(cells or ALL_CELLS, f"cell{i}")
         reset = pick.sampled_from(("zero", "subtract"), f"reset{i}")
         bias_sign = pick.sampled_from(("zero", "positive", "negative", "mixed"), f"bias{i}")
         beta_kind = pick.sampled_from(("random", "zero", "one", "constant"), f"beta{i}")
@@ -129,7 +153,8 @@ def _build_model(pick, max_layers, max_neurons, max_delay, max_inputs, max_class
             recurrent = w_rec if rec == "dense" else kern
         layers.append(HiddenLayer(weight=w, bias=bias, beta=beta, threshold=theta, gain=gain,
                                   reset=reset, recurrence=rec, recurrent=recurrent,
-                                  delays=delays, name=f"layer{i}"))
+                                  delays=delays, name=f"layer{i}", cell=cell,
+                                  extra=cell_extra(cell, n, rng, kind == "dyadic")))
         prev = n
     c = pick.integers(1, max_classes, "n_classes")
     decision = pick.sampled_from(("sum_softmax", "sum_membrane"), "decision")

@@ -1,17 +1,24 @@
 """Numba kernels of the training forward pass and its backward pass through time.
 
 Only arrays and scalars go in; validation, allocation and the matrix products (through
-BLAS) live in :mod:`training.network`.  Each kernel runs the samples of a batch in
+BLAS) live in :mod:`training.network`.  Each layer kernel runs the samples of a batch in
 parallel (``prange`` over b; every thread writes only its own sample's rows).
+
+A hidden layer is two parts, each with a paired forward and backward step:
+
+* **delivery** (:func:`deliver_fwd` / :func:`deliver_bwd`): the delayed, spread spikes and
+  the recurrence, the same for every cell;
+* **the cell** (:func:`training.cells.cell_fwd` / :func:`training.cells.cell_bwd`): the
+  membrane update and the spike, per registered cell.
 
 Notation (one hidden layer, n neurons, per sample b)::
 
     c_t     feed-forward drive after BatchNorm, (T, n)        -- computed outside
     z_t[j]  = zm_t[j] * sum_k M[j, k] s_{t-k}[j]              delayed, spread spikes
     R_t     = W_rec z_t  |  R_t[i] = sum_m K[m] z_t[i+m-h]    recurrent input (h = k//2)
-    I_t     = c_t + R_t
-    v_t     = beta * reset(v_{t-1}, s_{t-1}) + g * I_t
-    s_t     = H(v_t - theta)   (or the surrogate's primitive when ``smooth``)
+    I_t     = c_t + R_t            (mask on the spikes: "spikes", evsim's first placement)
+    I_t     = c_t + rm_t * R_t     (mask on the recurrent input: "input", DelRec/CRSNN codes)
+    then the cell: v_t, s_t (and its extra state) from I_t
 
 The delay mask is stored as a table over each neuron's window only: neuron j's nonzero
 ``M[j, k]`` lie at ``k = klo[j] + q`` for ``q = 0 .. nq-1``; ``mtab[j, q] = M[j, klo[j]+q]``
@@ -20,6 +27,9 @@ costs O(B T n nq) with nq ~ 2 w, not O(B T n L).
 
 ``rec_kind``: ``evsim.model.RECURRENCE_CODE`` of the layer's recurrence: 0 none, 1 dense
 (``w_rec_t`` is W_rec transposed, (n, n), row = source), 2 conv (``kernel``, (k,)).
+``mask_at``: where the recurrent dropout mask ``dmask`` (B, T, n) acts: 0 nowhere (no
+recurrent dropout; ``dmask`` may be a (1, 1, 1) stand-in), 1 on z (``MASK_SPIKES``), 2 on R
+(``MASK_INPUT``).
 """
 
 from __future__ import annotations
@@ -31,145 +41,167 @@ from numba import prange
 from evsim._numba_config import FAST, PARALLEL_FAST
 from evsim.model import RECURRENCE_CODE
 
-from .surrogates import spike_fn, surrogate_grad
+from .cells import cell_bwd, cell_fwd
 
-REC_NONE, REC_DENSE = RECURRENCE_CODE["none"], RECURRENCE_CODE["dense"]
+REC_NONE, REC_DENSE, REC_CONV = RECURRENCE_CODE["none"], RECURRENCE_CODE["dense"], RECURRENCE_CODE["conv"]
+MASK_NONE, MASK_SPIKES, MASK_INPUT = 0, 1, 2
 
 
-def lif_fwd(c, beta, gain, theta, reset_sub, rec_kind, w_rec_t, kernel, klo, mtab, zmask,
-            use_zmask, sur, alpha, smooth, v, s, z):
-    """Run one LIF layer over time; fill v, s (B, T, n) and, if recurrent, z (B, T, n)."""
-    n_b, n_t, n = c.shape
+@numba.njit(**FAST)
+def deliver_fwd(s_b, t, klo, mtab, mask_bt, mask_at, rec_kind, w_rec_t, kernel, z_bt, r):
+    """Delivery at step t of one sample: z_t into ``z_bt`` (n,) from the spikes so far
+    ``s_b`` (T, n), and R_t into ``r`` (n,), masked where ``mask_at`` says."""
+    n = r.shape[0]
+    nq = mtab.shape[1]
+    # delayed, spread presynaptic spikes arriving now
+    for j in range(n):
+        acc = 0.0
+        for q in range(nq):
+            k = klo[j] + q
+            if k > t:
+                break
+            acc += mtab[j, q] * s_b[t - k, j]
+        if mask_at == MASK_SPIKES:
+            acc *= mask_bt[j]
+        z_bt[j] = acc
+    # recurrent input
+    r[:] = 0.0
+    if rec_kind == REC_DENSE:
+        for j in range(n):
+            zj = z_bt[j]
+            if zj != 0.0:
+                for i in range(n):
+                    r[i] += w_rec_t[j, i] * zj
+    elif rec_kind == REC_CONV:
+        half = kernel.shape[0] // 2
+        for i in range(n):
+            acc = 0.0
+            for m in range(kernel.shape[0]):
+                src = i + m - half
+                if 0 <= src < n:
+                    acc += kernel[m] * z_bt[src]
+            r[i] = acc
+    else:
+        raise ValueError("unknown recurrence code (expected 1 dense or 2 conv)")
+    if mask_at == MASK_INPUT:
+        for i in range(n):
+            r[i] *= mask_bt[i]
+
+
+@numba.njit(**FAST)
+def deliver_bwd(g_cur_bt, s_b, t, z_bt, klo, mtab, dmtab, mask_bt, mask_at, rec_kind, w_rec_t, kernel,
+                gr, gz, gs_rec, g_delay_b, g_kernel_b):
+    """Backward of :func:`deliver_fwd` at step t: from dL/dI_t (``g_cur_bt``, (n,)) add
+    dL/ds of earlier steps to ``gs_rec`` (T, n), dL/dd to ``g_delay_b`` (n,) and dL/dK to
+    ``g_kernel_b`` (k,); ``gr``, ``gz`` (n,) workspace (dL/dR_t, dL/dz_t)."""
+    n = gr.shape[0]
     nq = mtab.shape[1]
     half = kernel.shape[0] // 2
+    for i in range(n):
+        gr[i] = g_cur_bt[i] * mask_bt[i] if mask_at == MASK_INPUT else g_cur_bt[i]
+    # recurrent input: dL/dz_t
+    if rec_kind == REC_DENSE:
+        for j in range(n):
+            acc = 0.0
+            for i in range(n):
+                acc += w_rec_t[j, i] * gr[i]
+            gz[j] = acc
+    elif rec_kind != REC_CONV:
+        raise ValueError("unknown recurrence code (expected 1 dense or 2 conv)")
+    else:
+        for j in range(n):
+            acc = 0.0
+            for m in range(kernel.shape[0]):
+                i = j - m + half
+                if 0 <= i < n:
+                    acc += kernel[m] * gr[i]
+            gz[j] = acc
+        # conv kernel: dL/dK[m] += sum_i dL/dR_t[i] z_t[i + m - h]
+        for m in range(kernel.shape[0]):
+            off = m - half
+            acc = 0.0
+            for i in range(max(0, -off), min(n, n - off)):
+                acc += gr[i] * z_bt[i + off]
+            g_kernel_b[m] += acc
+    # delayed spikes: to earlier spikes through M, to the delays through dM/dd
+    for j in range(n):
+        gzj = gz[j] * mask_bt[j] if mask_at == MASK_SPIKES else gz[j]
+        if gzj == 0.0:
+            continue
+        gd = 0.0
+        for q in range(nq):
+            k = klo[j] + q
+            if k > t:
+                break
+            gs_rec[t - k, j] += mtab[j, q] * gzj
+            gd += s_b[t - k, j] * dmtab[j, q]
+        g_delay_b[j] += gzj * gd
+
+
+def layer_fwd(c, cell, beta, gain, theta, extra, reset_sub, rec_kind, w_rec_t, kernel, klo, mtab, dmask,
+              mask_at, sur, alpha, smooth, cur, v, s, a, z):
+    """Run one hidden layer over time: fill I_t into ``cur``, v, s (B, T, n), the cell's
+    extra state a (B, T, S, n) and, if recurrent, z (B, T, n)."""
+    n_b, n_t, n = c.shape
     for b in prange(n_b):
         r = np.zeros_like(beta)
         v_prev = np.zeros_like(beta)
         s_prev = np.zeros_like(beta)
+        a_prev = np.zeros((a.shape[2], n), beta.dtype)
         for t in range(n_t):
             if rec_kind != REC_NONE:
-                # delayed, spread presynaptic spikes arriving now
-                for j in range(n):
-                    acc = 0.0
-                    for q in range(nq):
-                        k = klo[j] + q
-                        if k > t:
-                            break
-                        acc += mtab[j, q] * s[b, t - k, j]
-                    if use_zmask:
-                        acc *= zmask[b, t, j]
-                    z[b, t, j] = acc
-                # recurrent input
-                r[:] = 0.0
-                if rec_kind == REC_DENSE:
-                    for j in range(n):
-                        zj = z[b, t, j]
-                        if zj != 0.0:
-                            for i in range(n):
-                                r[i] += w_rec_t[j, i] * zj
-                else:
-                    for i in range(n):
-                        acc = 0.0
-                        for m in range(kernel.shape[0]):
-                            src = i + m - half
-                            if 0 <= src < n:
-                                acc += kernel[m] * z[b, t, src]
-                        r[i] = acc
+                deliver_fwd(s[b], t, klo, mtab, dmask[b, t] if mask_at != MASK_NONE else dmask[0, 0],
+                            mask_at, rec_kind, w_rec_t, kernel, z[b, t], r)
             # membrane update with the reset of the previous step's spikes, then spikes
             for i in range(n):
-                current = c[b, t, i] + r[i]
-                if reset_sub:
-                    vv = beta[i] * (v_prev[i] - theta[i] * s_prev[i]) + gain[i] * current
-                else:
-                    vv = beta[i] * v_prev[i] * (1.0 - s_prev[i]) + gain[i] * current
-                ss = spike_fn(vv - theta[i], sur, alpha, smooth)
-                v[b, t, i] = vv
-                s[b, t, i] = ss
-                v_prev[i] = vv
-                s_prev[i] = ss
+                cur[b, t, i] = c[b, t, i] + r[i]
+            cell_fwd(cell, v_prev, s_prev, a_prev, cur[b, t], beta, gain, theta, extra, reset_sub, sur, alpha,
+                     smooth, v[b, t], s[b, t], a[b, t])
+            v_prev[:] = v[b, t]
+            s_prev[:] = s[b, t]
+            a_prev[:] = a[b, t]
 
 
-def lif_bwd(gs_ext, v, s, z, beta, gain, theta, reset_sub, detach, rec_kind, w_rec_t, kernel,
-            klo, mtab, dmtab, zmask, use_zmask, sur, alpha, g_cur, g_delay, g_kernel):
-    """Backward through time of :func:`lif_fwd`.
+def layer_bwd(gs_ext, v, s, a, z, cur, cell, n_carry, beta, gain, theta, extra, reset_sub, detach, rec_kind,
+              w_rec_t, kernel, klo, mtab, dmtab, dmask, mask_at, sur, alpha, learn, g_cur, g_delay, g_kernel,
+              g_cell):
+    """Backward through time of :func:`layer_fwd`.
 
     gs_ext: dL/ds_t from outside the layer (next layer, readout), (B, T, n)
-    g_cur:  out, dL/dI_t (= dL/dc_t = dL/dR_t), (B, T, n)
+    g_cur:  out, dL/dI_t (= dL/dc_t), (B, T, n)
     g_delay: out, per-sample dL/dd_j, (B, n) (summed over the batch by the caller)
     g_kernel: out, per-sample dL/dK (conv), (B, k); dense dL/dW_rec is one BLAS product
-        of g_cur and z, done by the caller
+        of dL/dR_t and z, done by the caller
+    g_cell: out, per-sample cell parameter gradients (B, 2 + P, n) when ``learn``
     """
     n_b, n_t, n = v.shape
-    nq = mtab.shape[1]
-    half = kernel.shape[0] // 2
     for b in prange(n_b):
         gs_rec = np.zeros_like(v[0])          # dL/ds_t arriving through later steps' z
-        gv_next = np.zeros_like(beta)         # dL/dv_{t+1}
+        carry = np.zeros((n_carry, n), v.dtype)
+        gs = np.zeros_like(beta)
+        gr = np.zeros_like(beta)
         gz = np.zeros_like(beta)
-        for j in range(n):
-            g_delay[b, j] = 0.0
-        for m in range(g_kernel.shape[1]):
-            g_kernel[b, m] = 0.0
+        g_delay[b, :] = 0.0
+        g_kernel[b, :] = 0.0
+        g_cell[b, :, :] = 0.0
         for t in range(n_t - 1, -1, -1):
-            # membrane: dL/dv_t from s_t and from v_{t+1}
             for i in range(n):
-                gs = gs_ext[b, t, i] + gs_rec[t, i]
-                gvn = gv_next[i]
-                if not detach:
-                    if reset_sub:
-                        gs -= gvn * beta[i] * theta[i]
-                    else:
-                        gs -= gvn * beta[i] * v[b, t, i]
-                carry = beta[i] if reset_sub else beta[i] * (1.0 - s[b, t, i])
-                gv = gs * surrogate_grad(v[b, t, i] - theta[i], sur, alpha) + gvn * carry
-                gv_next[i] = gv
-                g_cur[b, t, i] = gain[i] * gv
-            if rec_kind == REC_NONE:
-                continue
-            # recurrent input: dL/dz_t
-            if rec_kind == REC_DENSE:
-                for j in range(n):
-                    acc = 0.0
-                    for i in range(n):
-                        acc += w_rec_t[j, i] * g_cur[b, t, i]
-                    gz[j] = acc
-            else:
-                for j in range(n):
-                    acc = 0.0
-                    for m in range(kernel.shape[0]):
-                        i = j - m + half
-                        if 0 <= i < n:
-                            acc += kernel[m] * g_cur[b, t, i]
-                    gz[j] = acc
-                # conv kernel: dL/dK[m] += sum_i dL/dI_t[i] z_t[i + m - h]
-                for m in range(kernel.shape[0]):
-                    off = m - half
-                    acc = 0.0
-                    for i in range(max(0, -off), min(n, n - off)):
-                        acc += g_cur[b, t, i] * z[b, t, i + off]
-                    g_kernel[b, m] += acc
-            # delayed spikes: to earlier spikes through M, to the delays through dM/dd
-            for j in range(n):
-                gzj = gz[j] * zmask[b, t, j] if use_zmask else gz[j]
-                if gzj == 0.0:
-                    continue
-                gd = 0.0
-                for q in range(nq):
-                    k = klo[j] + q
-                    if k > t:
-                        break
-                    gs_rec[t - k, j] += mtab[j, q] * gzj
-                    gd += s[b, t - k, j] * dmtab[j, q]
-                g_delay[b, j] += gzj * gd
+                gs[i] = gs_ext[b, t, i] + gs_rec[t, i]
+            cell_bwd(cell, t, v[b], s[b], a[b], cur[b], beta, gain, theta, extra, reset_sub, detach, sur, alpha,
+                     gs, carry, learn, g_cur[b, t], g_cell[b])
+            if rec_kind != REC_NONE:
+                deliver_bwd(g_cur[b, t], s[b], t, z[b, t], klo, mtab, dmtab,
+                            dmask[b, t] if mask_at != MASK_NONE else dmask[0, 0], mask_at, rec_kind, w_rec_t,
+                            kernel, gr, gz, gs_rec, g_delay[b], g_kernel[b])
 
 
 # Each time-loop kernel in two builds: batch-parallel, and serial for small batches (the
 # gradient checks, single samples), where starting threads costs more than it saves and
 # a shared, loaded machine makes every parallel region wait for a descheduled thread.
-lif_fwd_parallel = numba.njit(**PARALLEL_FAST)(lif_fwd)
-lif_bwd_parallel = numba.njit(**PARALLEL_FAST)(lif_bwd)
-lif_fwd_serial = numba.njit(**FAST)(lif_fwd)
-lif_bwd_serial = numba.njit(**FAST)(lif_bwd)
+layer_fwd_parallel = numba.njit(**PARALLEL_FAST)(layer_fwd)
+layer_bwd_parallel = numba.njit(**PARALLEL_FAST)(layer_bwd)
+layer_fwd_serial = numba.njit(**FAST)(layer_fwd)
+layer_bwd_serial = numba.njit(**FAST)(layer_bwd)
 
 #: below this many neuron-steps (B * T * n) per layer the serial build is used
 PARALLEL_MIN_WORK = 100_000

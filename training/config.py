@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from evsim.errors import EvsimError
+from evsim.cells import CELLS
 from evsim.model import RECURRENCES, RESETS
 
 from .surrogates import get_surrogate
@@ -33,6 +34,7 @@ __all__ = ["NetworkConfig", "ConfigError", "GAINS", "LOSSES", "DROPOUT_MODES"]
 GAINS = ("one", "1-beta")
 LOSSES = ("sum_softmax", "sum_logits")
 DROPOUT_MODES = ("sequence", "step")
+REC_DROPOUT_AT = ("spikes", "input")
 DTYPES = ("float32", "float64")
 RATE_COSTS = ("uniform", "synops")
 
@@ -83,7 +85,12 @@ class NetworkConfig:
     smooth_forward: replace H by the surrogate's primitive in the forward pass.  For the
         gradient checks only; such a network does not spike.
     dropout: feed-forward dropout after each hidden layer (rate of zeros)
-    rec_dropout: dropout of the recurrent input (on the delayed spikes z_t feeding R_t)
+    rec_dropout: dropout of the recurrent input, placed by ``rec_dropout_at``
+    rec_dropout_at: ``"input"`` (default): on the summed recurrent input after the
+        recurrent weights, ``I_t = c_t + mask_t * R_t``, as the DelRec and CRSNN codes do
+        (the layer's input is ``x_t + dropout(R_t)``); ``"spikes"``: on the delayed spikes
+        before the recurrent weights, ``z_t = mask_t * (spread spikes)`` (evsim before
+        this option)
     dropout_mode: ``"step"`` (new mask each step, CRSNN) or ``"sequence"`` (one mask per
         sample, DelRec)
     batchnorm: BatchNorm after each feed-forward Linear (batch statistics over all B x T
@@ -113,6 +120,19 @@ class NetworkConfig:
         or 2 rate_reg max(0, C - rate_target) f_l / (B T sum n f).  A layer that feeds
         only the readout is nearly free under "synops".
     dtype: ``"float32"`` (training) or ``"float64"`` (gradient checks)
+    cell: the neuron model of every hidden layer, a name in :data:`evsim.cells.CELLS`:
+        ``"lif"`` or ``"adlif"`` (adaptive LIF, see :mod:`evsim.cells.adlif`)
+    learn_beta: learn each hidden neuron's decay beta (kept in ``beta_range`` after every
+        optimiser step; a ``"1-beta"`` gain follows it).  None (default): True for adlif,
+        False for lif (DelRec and CRSNN keep beta fixed)
+    beta_range: (low, high) bounds of a learned beta.  None (default): tau in [1, 25] steps
+        for lif (beta = 1 - 1/tau: [0, 0.96]), and for adlif Bittar & Garner's
+        [exp(-1/5), exp(-1/25)] (their alpha), which is also adlif's initial range
+    adlif_beta_w, adlif_a, adlif_b: (low, high) bounds of the adaptation decay beta_w,
+        the subthreshold coupling a and the spike-triggered jump b of adlif cells
+        (initialised uniformly inside them, kept inside them after every optimiser step);
+        defaults Bittar & Garner's: beta_w in [exp(-1/30), exp(-1/120)], a in [-1, 1],
+        b in [0, 2] (time constants in steps)
     """
 
     n_inputs: int = 140
@@ -131,6 +151,7 @@ class NetworkConfig:
     dropout: float = 0.44
     rec_dropout: float = 0.24
     dropout_mode: str = "step"
+    rec_dropout_at: str = "input"
     batchnorm: bool = True
     bn_momentum: float = 0.1
     bn_eps: float = 1e-5
@@ -142,6 +163,12 @@ class NetworkConfig:
     rate_target: float = 0.0
     rate_cost: str = "uniform"
     dtype: str = "float32"
+    cell: str = "lif"
+    learn_beta: Any = None
+    beta_range: Any = None
+    adlif_beta_w: tuple = (float(np.exp(-1 / 30)), float(np.exp(-1 / 120)))
+    adlif_a: tuple = (-1.0, 1.0)
+    adlif_b: tuple = (0.0, 2.0)
 
     def __post_init__(self):
         set_ = object.__setattr__
@@ -190,6 +217,24 @@ class NetworkConfig:
             p = getattr(self, name)
             if not (0.0 <= p < 1.0):
                 raise ConfigError(f"{name}: {p!r}; expected a rate in [0, 1)")
+        if self.rec_dropout_at not in REC_DROPOUT_AT:
+            raise ConfigError(f"rec_dropout_at: {self.rec_dropout_at!r}; expected one of {', '.join(REC_DROPOUT_AT)}")
+        if self.cell not in CELLS:
+            raise ConfigError(f"cell: unknown cell {self.cell!r}; expected one of {', '.join(CELLS)}")
+        if self.learn_beta is None:
+            set_(self, "learn_beta", self.cell == "adlif")
+        if not isinstance(self.learn_beta, bool):
+            raise ConfigError(f"learn_beta: {self.learn_beta!r}; expected true, false or null")
+        if self.beta_range is None:
+            set_(self, "beta_range", (float(np.exp(-1 / 5)), float(np.exp(-1 / 25))) if self.cell == "adlif" else (0.0, 0.96))
+        for name, lo_ok, hi_ok in (("beta_range", 0.0, 1.0), ("adlif_beta_w", 0.0, 1.0), ("adlif_a", -np.inf, np.inf),
+                                   ("adlif_b", -np.inf, np.inf)):
+            bounds = getattr(self, name)
+            if (not isinstance(bounds, (tuple, list)) or len(bounds) != 2
+                    or not all(isinstance(v, (int, float)) and np.isfinite(v) for v in bounds)
+                    or not (lo_ok <= bounds[0] <= bounds[1] <= hi_ok)):
+                raise ConfigError(f"{name}: {bounds!r}; expected [low, high] with {lo_ok:g} <= low <= high <= {hi_ok:g}")
+            set_(self, name, (float(bounds[0]), float(bounds[1])))
         if self.dropout_mode not in DROPOUT_MODES:
             raise ConfigError(f"dropout_mode: {self.dropout_mode!r}; expected one of {', '.join(DROPOUT_MODES)}")
         if not (0.0 <= self.bn_momentum <= 1.0) or not (self.bn_eps >= 0):
@@ -215,6 +260,14 @@ class NetworkConfig:
             raise ConfigError(f"rate_cost: {self.rate_cost!r}; expected one of {', '.join(RATE_COSTS)}")
         if self.dtype not in DTYPES:
             raise ConfigError(f"dtype: {self.dtype!r}; expected one of {', '.join(DTYPES)}")
+
+    def cell_bounds(self) -> dict:
+        """(low, high) of every learned per-neuron cell parameter, by name (beta when
+        ``learn_beta``, and the adlif cell's beta_w, a, b)."""
+        out = {"beta": self.beta_range} if self.learn_beta else {}
+        if self.cell == "adlif":
+            out.update(beta_w=self.adlif_beta_w, a=self.adlif_a, b=self.adlif_b)
+        return out
 
     def fan_out(self) -> tuple:
         """Synaptic targets of one spike of each hidden layer: the next layer's neurons (the

@@ -6,12 +6,15 @@ Equations (hidden layer l, n neurons, batch of B samples x T steps; x the layer'
     c_t   = gamma (a_t - mu) / sqrt(var + eps) + beta_bn     BatchNorm (or c_t = a_t)
               training: mu, var over all B x T rows (padded steps included, biased var)
               evaluation: running statistics, folded into W and b
-    z_t[j] = zm_t[j] * sum_{k >= 1} M[j, k] s_{t-k}[j]         delayed, spread spikes
+    z_t[j] = sum_{k >= 1} M[j, k] s_{t-k}[j]                   delayed, spread spikes
     M[j, k] = max(0, w - |k - (1 + d_j)|) / w^2,  w = 1 + sigma
     R_t   = W_rec z_t  (dense)  |  R_t[i] = sum_m K[m] z_t[i + m - k//2]  (conv)  |  0
-    I_t   = c_t + R_t
+    I_t   = c_t + zm_t * R_t    recurrent dropout on the input (rec_dropout_at "input",
+                                the DelRec/CRSNN codes), or zm_t on z_t ("spikes")
+    the cell (config.cell, training.cells), e.g. LIF:
     v_t   = beta * reset(v_{t-1}, s_{t-1}) + g * I_t      reset: v (1 - s)  |  v - theta s
     s_t   = H(v_t - theta)                                 surrogate gradient backwards
+    (adlif adds w_t = beta_w w_{t-1} + a v_{t-1} + b s_{t-1} and uses I_t - w_t)
     out_t = fm_t * s_t                                     feed-forward dropout mask fm
 
     readout: u_t = beta_o u_{t-1} + g_o (W_o out_t + b_o)
@@ -36,7 +39,9 @@ Backward pass (what each gradient is):
               dP/ds_l = rate_reg / (B T n_l)  |  2 rate_reg max(0, r_l - rate_target) / (B T n_l)
               dv_{t+1}/dv_t = beta (1 - s_t) | beta;  dv_{t+1}/ds_t = -beta v_t | -beta theta
               (0 when ``detach_reset``)
-    dL/dI_t = g * dL/dv_t;  dL/dW_rec = sum dL/dI_t z_t^T;  dL/dK[m] = sum dL/dI_t[i] z_t[i+m-h]
+    dL/dI_t = g * dL/dv_t;  dL/dR_t = zm_t dL/dI_t ("input") or dL/dI_t
+    dL/dW_rec = sum dL/dR_t z_t^T;  dL/dK[m] = sum dL/dR_t[i] z_t[i+m-h]
+    learned cell parameters (learn_beta, adlif): see training/cells/<cell>.py
     dL/dd_j = sum_t dL/dz_t[j] zm_t[j] sum_k s_{t-k}[j] dM[j,k]/dd_j,
               dM[j,k]/dd_j = sign(k - 1 - d_j) / w^2 inside the triangle
     BatchNorm: the usual batch-statistics backward over the B x T rows.
@@ -51,11 +56,13 @@ from typing import NamedTuple
 
 import numpy as np
 
+from evsim.cells import get_cell
 from evsim.errors import EvsimError
 from evsim.model import RECURRENCE_CODE, HiddenLayer, Model, ModelMetadata, Readout
 from evsim.reference import SimResult, softmax
 
 from . import _kernels as K
+from .cells import N_CARRY
 from .config import ConfigError, NetworkConfig
 from .surrogates import get_surrogate
 
@@ -140,6 +147,9 @@ class _LayerCache(NamedTuple):
     s: np.ndarray          # spikes, (B, T, n)
     z: np.ndarray          # recurrent input before the recurrent weights, (B, T, n) or empty
     zmask: np.ndarray      # recurrent dropout mask (B, T, n) or (1, 1, 1) unused
+    mask_at: int           # where zmask acts: K.MASK_NONE, K.MASK_SPIKES or K.MASK_INPUT
+    cur: np.ndarray        # the cell's input current I_t, (B, T, n)
+    a: np.ndarray          # the cell's extra state, (B, T, S, n)
     fmask: np.ndarray      # feed-forward dropout mask on the output, broadcastable, or None
     tables: tuple          # (klo, mtab, dmtab) of the delay spread
 
@@ -197,9 +207,14 @@ class Network:
                 lo, hi = config.delay_init
                 params[p + "delays"] = rng.uniform(lo, hi, n).astype(dt)
             beta = 1.0 - 1.0 / np.broadcast_to(np.asarray(config.tau[l], np.float64), (n,))
-            buffers[p + "beta"] = beta.astype(dt)
+            if config.cell == "adlif":
+                beta = rng.uniform(*config.beta_range, n)
+            (params if config.learn_beta else buffers)[p + "beta"] = beta.astype(dt)
             buffers[p + "gain"] = (np.ones(n) if config.gain[l] == "one" else 1.0 - beta).astype(dt)
             buffers[p + "threshold"] = np.full(n, config.threshold, dt)
+            if config.cell == "adlif":
+                for name, bounds in (("beta_w", config.adlif_beta_w), ("a", config.adlif_a), ("b", config.adlif_b)):
+                    params[p + name] = rng.uniform(*bounds, n).astype(dt)
             n_prev = n
         c = config.n_classes
         params["readout.weight"] = uni(1 / np.sqrt(n_prev), (c, n_prev))
@@ -274,6 +289,35 @@ class Network:
         kern = w_rec if rec == "conv" else np.zeros(1, dt)
         return w_rec_t, kern
 
+    def _neuron(self, l: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(beta, gain, theta) of layer l's neurons; a "1-beta" gain follows a learned beta."""
+        p = f"layer{l}."
+        if self.config.learn_beta:
+            beta = self.params[p + "beta"]
+            gain = (1.0 - beta).astype(beta.dtype) if self.config.gain[l] == "1-beta" else self.buffers[p + "gain"]
+            return beta, gain, self.buffers[p + "threshold"]
+        return self.buffers[p + "beta"], self.buffers[p + "gain"], self.buffers[p + "threshold"]
+
+    def clamp_parameters(self) -> None:
+        """After each optimiser step: delays to >= 0, and every learned cell parameter
+        (beta, adlif's beta_w, a, b) into its bounds (:meth:`NetworkConfig.cell_bounds`)."""
+        self.clamp_delays()
+        for name, (lo, hi) in self.config.cell_bounds().items():
+            for l in range(self.config.n_layers):
+                np.clip(self.params[f"layer{l}.{name}"], lo, hi, out=self.params[f"layer{l}.{name}"])
+
+    def _cell_extra(self, l: int) -> np.ndarray:
+        """The extra per-neuron parameters of layer l's cell as rows, (P, n) (none for LIF)."""
+        names = get_cell(self.config.cell).params
+        n = self.config.hidden[l]
+        if not names:
+            return np.zeros((0, n), self.config.np_dtype)
+        return np.ascontiguousarray(np.stack([self._cell_param(l, k) for k in names]))
+
+    def _cell_param(self, l: int, name: str) -> np.ndarray:
+        key = f"layer{l}.{name}"
+        return self.params[key] if key in self.params else self.buffers[key]
+
     def _mask(self, rng, p, shape_bt, n):
         b, t = shape_bt
         shape = (b, t, n) if self.config.dropout_mode == "step" else (b, 1, n)
@@ -324,20 +368,25 @@ class Network:
                 tables = (np.zeros(n, np.int64), np.zeros((n, 0), dt), np.zeros((n, 0), dt))
                 z = np.empty((0, 0, 0), dt)
             w_rec_t, kern = self._recurrent_operands(l)
-            use_zmask = train and rec != "none" and cfg.rec_dropout > 0
-            if use_zmask:
+            mask_at = K.MASK_NONE
+            if train and rec != "none" and cfg.rec_dropout > 0:
+                mask_at = K.MASK_INPUT if cfg.rec_dropout_at == "input" else K.MASK_SPIKES
                 zmask = np.ascontiguousarray(np.broadcast_to(self._mask(rng, cfg.rec_dropout, (n_b, n_t), n), (n_b, n_t, n)))
             else:
                 zmask = np.ones((1, 1, 1), dt)
+            cell = get_cell(cfg.cell)
+            cur = np.empty((n_b, n_t, n), dt)
             v = np.empty((n_b, n_t, n), dt)
             s = np.empty((n_b, n_t, n), dt)
-            fwd = K.lif_fwd_parallel if c.size >= K.PARALLEL_MIN_WORK else K.lif_fwd_serial
-            fwd(c, self.buffers[p + "beta"], self.buffers[p + "gain"], self.buffers[p + "threshold"],
-                      cfg.reset == "subtract", RECURRENCE_CODE[rec], w_rec_t, kern, tables[0], tables[1], zmask,
-                      use_zmask, sur.code, cfg.surrogate_alpha, cfg.smooth_forward, v, s, z)
+            a = np.empty((n_b, n_t, len(cell.state), n), dt)
+            fwd = K.layer_fwd_parallel if c.size >= K.PARALLEL_MIN_WORK else K.layer_fwd_serial
+            beta, gain, theta = self._neuron(l)
+            fwd(c, cell.code, beta, gain, theta,
+                self._cell_extra(l), cfg.reset == "subtract", RECURRENCE_CODE[rec], w_rec_t, kern, tables[0],
+                tables[1], zmask, mask_at, sur.code, cfg.surrogate_alpha, cfg.smooth_forward, cur, v, s, a, z)
             fmask = self._mask(rng, cfg.dropout, (n_b, n_t), n) if train and cfg.dropout > 0 else None
             out = s if fmask is None else s * fmask
-            caches.append(_LayerCache(h, xhat, inv_std, v, s, z, zmask, fmask, tables))
+            caches.append(_LayerCache(h, xhat, inv_std, v, s, z, zmask, mask_at, cur, a, fmask, tables))
             h = out.reshape(n_b * n_t, n)
         a_o = h @ self.params["readout.weight"].T
         a_o += self.params["readout.bias"]
@@ -408,17 +457,26 @@ class Network:
             g_cur = np.empty((n_b, n_t, n), dt)
             g_delay = np.zeros((n_b, n), dt)
             g_kernel = np.zeros((n_b, cfg.kernel_size if rec == "conv" else 0), dt)
+            cell = get_cell(cfg.cell)
+            g_cell = np.zeros((n_b, 2 + len(cell.params), n), dt)
+            learn_cell = bool(cfg.cell_bounds())
             w_rec_t, kern = self._recurrent_operands(l)
             klo, mtab, dmtab = cache.tables
-            use_zmask = cache.zmask.shape != (1, 1, 1)
-            bwd = K.lif_bwd_parallel if gs_ext.size >= K.PARALLEL_MIN_WORK else K.lif_bwd_serial
-            bwd(gs_ext, cache.v, cache.s, cache.z, self.buffers[p + "beta"], self.buffers[p + "gain"],
-                      self.buffers[p + "threshold"], cfg.reset == "subtract", cfg.detach_reset,
-                      RECURRENCE_CODE[rec], w_rec_t, kern, klo, mtab, dmtab, cache.zmask, use_zmask,
-                      sur.code, cfg.surrogate_alpha, g_cur, g_delay, g_kernel)
+            bwd = K.layer_bwd_parallel if gs_ext.size >= K.PARALLEL_MIN_WORK else K.layer_bwd_serial
+            bwd(gs_ext, cache.v, cache.s, cache.a, cache.z, cache.cur, cell.code, N_CARRY[cfg.cell],
+                *self._neuron(l), self._cell_extra(l),
+                cfg.reset == "subtract", cfg.detach_reset, RECURRENCE_CODE[rec], w_rec_t, kern, klo, mtab, dmtab,
+                cache.zmask, cache.mask_at, sur.code, cfg.surrogate_alpha, learn_cell, g_cur, g_delay, g_kernel, g_cell)
+            if learn_cell:
+                g_sum = g_cell.sum(axis=0)
+                if cfg.learn_beta:   # a "1-beta" gain moves with beta
+                    grads[p + "beta"] = g_sum[0] - g_sum[1] if cfg.gain[l] == "1-beta" else g_sum[0]
+                for k, name in enumerate(cell.params):
+                    grads[p + name] = g_sum[2 + k]
             gc = g_cur.reshape(n_b * n_t, n)
             if rec == "dense":
-                grads[p + "recurrent"] = gc.T @ cache.z.reshape(n_b * n_t, n)
+                g_rec = g_cur * cache.zmask if cache.mask_at == K.MASK_INPUT else g_cur   # dL/dR_t
+                grads[p + "recurrent"] = g_rec.reshape(n_b * n_t, n).T @ cache.z.reshape(n_b * n_t, n)
             elif rec == "conv":
                 grads[p + "recurrent"] = g_kernel.sum(axis=0)
             if rec != "none":
@@ -494,8 +552,9 @@ class Network:
             w, b = self._folded(l)
             rec = cfg.recurrence[l]
             layers.append(HiddenLayer(
-                weight=w, bias=b, beta=self.buffers[p + "beta"], threshold=self.buffers[p + "threshold"],
-                gain=self.buffers[p + "gain"], reset=cfg.reset, recurrence=rec,
+                weight=w, bias=b, beta=self._neuron(l)[0], threshold=self._neuron(l)[2],
+                gain=self._neuron(l)[1], reset=cfg.reset, recurrence=rec, cell=cfg.cell,
+                extra={k: self._cell_param(l, k) for k in get_cell(cfg.cell).params},
                 recurrent=self.params[p + "recurrent"] if rec != "none" else np.zeros(0, np.float32),
                 delays=np.rint(np.maximum(self.params[p + "delays"], 0)).astype(np.int64) if rec != "none" else None,
                 name=f"layer{l}"))

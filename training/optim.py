@@ -226,7 +226,8 @@ class DivergedError(EvsimError):
 
 def train_step(net, optimizer: AdamW, x, y, rng, sigma: float = 0.0, *,
                clip: float | None = None, rate_scale: float = 1.0) -> tuple[float, dict]:
-    """loss_and_grad -> (optional) global-norm clipping -> AdamW step -> clamp delays.
+    """loss_and_grad -> (optional) global-norm clipping -> AdamW step -> clamp delays (and
+    learned cell parameters into their bounds).
 
     ``rate_scale`` multiplies the spike-rate penalty's weight for this step.
     The gradient norm (and clipping) covers the parameters ``optimizer`` trains.  Raises :class:`DivergedError` before touching parameters or optimiser moments when the
@@ -240,5 +241,5 @@ def train_step(net, optimizer: AdamW, x, y, rng, sigma: float = 0.0, *,
     if not (math.isfinite(loss) and math.isfinite(stats["grad_norm"])):
         raise DivergedError(loss, stats["grad_norm"])
     stats["lr"] = optimizer.step(grads)
-    net.clamp_delays()
+    net.clamp_parameters()
     return loss, stats

@@ -16,7 +16,10 @@ conv-recurrent with delays, 3 epochs; with ``--limit 300`` it runs in under a mi
 dense-recurrent with delays; tau 1.05, g = 1, reset gradient detached, one dropout mask
 per sequence.
 
-Both use dt = 10 ms here (CRSNN's paper uses 1 ms; at 10 ms a sample has ~100 steps
+``adlif`` — the crsnn recipe with adaptive LIF cells in every hidden layer (per-neuron
+beta, beta_w, a, b learned within Bittar & Garner's bounds, g = 1 - beta).
+
+All use dt = 10 ms here (CRSNN's paper uses 1 ms; at 10 ms a sample has ~100 steps
 instead of ~1000, which is what makes a 2-core CPU run feasible).  tau and the delay
 initialisation [10, 30] are kept in *steps*, so at 10 ms they span ten times the time
 they span in the 1 ms paper; the per-channel shift S is kept in *time* (100 ms).
@@ -171,21 +174,28 @@ class TrainConfig:
 _CRSNN_NET = dict(hidden=[256, 256, 256, 256], recurrence=["none", "conv", "conv", "conv"], kernel_size=5,
                   reset="zero", detach_reset=False, tau=[1.05, 1.169, 1.169, 1.169],
                   gain=["one", "1-beta", "1-beta", "1-beta"], dropout=0.44, rec_dropout=0.24,
-                  dropout_mode="step", surrogate="arctan", surrogate_alpha=5.0, delay_init=[10.0, 30.0])
+                  rec_dropout_at="input", dropout_mode="step", surrogate="arctan", surrogate_alpha=5.0, delay_init=[10.0, 30.0])
 
 _DELREC_NET = dict(hidden=[256, 256], recurrence=["none", "dense"], reset="zero", detach_reset=True,
                    tau=[1.05, 1.05], gain=["one", "one"], dropout=0.4, rec_dropout=0.0,
-                   dropout_mode="sequence", surrogate="arctan", surrogate_alpha=5.0, delay_init=[10.0, 30.0])
+                   rec_dropout_at="input", dropout_mode="sequence", surrogate="arctan", surrogate_alpha=5.0, delay_init=[10.0, 30.0])
+
+#: CRSNN's network with adaptive LIF cells (Bittar & Garner's AdLIF, evsim.cells.adlif):
+#: every hidden layer adlif with learned beta, beta_w, a, b in their default bounds and
+#: g = 1 - beta (their (1 - alpha) input scaling); delays, conv recurrence, dropout and
+#: optimisation as crsnn
+_ADLIF_NET = dict(_CRSNN_NET, cell="adlif", gain=["1-beta"] * 4)
 
 _TINY_NET = dict(_CRSNN_NET, hidden=[64, 64], recurrence=["none", "conv"], tau=[1.05, 1.169], gain=["one", "1-beta"],
                  dropout=0.2, rec_dropout=0.1)
 
-PRESET_NAMES = ("crsnn", "delrec", "tiny")
+PRESET_NAMES = ("crsnn", "delrec", "adlif", "tiny")
 
 PRESETS: dict[str, TrainConfig] = {
     "crsnn": TrainConfig(preset="crsnn", network=_CRSNN_NET),
     "delrec": TrainConfig(preset="delrec", network=_DELREC_NET, lr=1e-3, weight_decay=1e-5, lr_schedule="cosine",
                           delay_lr=3e-2),
+    "adlif": TrainConfig(preset="adlif", network=_ADLIF_NET),
     # a quick trial, not a recipe: 2 x 64 (the second conv-recurrent with delays), 3 epochs;
     # with --limit 300 it trains in well under a minute on 2 cores
     "tiny": TrainConfig(preset="tiny", network=_TINY_NET, epochs=3, lr=3e-3),

@@ -25,7 +25,7 @@ pi / sqrt(alpha)).
 
 The numba kernels dispatch on the integer ``code``; adding a surrogate means adding its two
 functions here, an entry in :data:`SURROGATES` and a branch in :func:`surrogate_grad` and
-:func:`spike_fn`.
+:func:`spike_fn` (whose last line raises for a code they do not know).
 """
 
 from __future__ import annotations
@@ -129,7 +129,9 @@ def surrogate_grad(x, code, alpha):
         return fast_sigmoid_grad(x, alpha)
     if code == 3:
         return inverse_quadratic_grad(x, alpha)
-    return triangle_grad(x, alpha)
+    if code == 2:
+        return triangle_grad(x, alpha)
+    raise ValueError("unknown surrogate code (see training.surrogates.SURROGATES)")
 
 
 @numba.njit(**EXACT)
@@ -144,4 +146,6 @@ def spike_fn(x, code, alpha, smooth):
         return fast_sigmoid_primitive(x, alpha)
     if code == 3:
         return inverse_quadratic_primitive(x, alpha)
-    return triangle_primitive(x, alpha)
+    if code == 2:
+        return triangle_primitive(x, alpha)
+    raise ValueError("unknown surrogate code (see training.surrogates.SURROGATES)")

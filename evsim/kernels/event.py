@@ -50,74 +50,123 @@ import numba
 import numpy as np
 
 from .._numba_config import EXACT, PARALLEL
-from ..model import DECISION_CODE, RECURRENCE_CODE, RESET_CODE
+from ..cells import CELL_CODE, RESET_CODE
+from ..cells import adlif, lif
+from ..model import DECISION_CODE, RECURRENCE_CODE
 
 REC_NONE, REC_DENSE, REC_CONV = RECURRENCE_CODE["none"], RECURRENCE_CODE["dense"], RECURRENCE_CODE["conv"]
 RESET_ZERO, RESET_SUBTRACT = RESET_CODE["zero"], RESET_CODE["subtract"]
 DECISION_SOFTMAX, DECISION_MEMBRANE = DECISION_CODE["sum_softmax"], DECISION_CODE["sum_membrane"]
+CELL_LIF, CELL_ADLIF = CELL_CODE["lif"], CELL_CODE["adlif"]
 
 
-class Params(NamedTuple):
-    """The model, packed (see the module docstring).
+# The packed model, one NamedTuple per concern.  Weight arrays (``ff_w``, ``rec_w``, ``w``
+# of the readout) keep the model's float32 values (half the memory traffic of float64) and
+# are converted to float64, exactly, where they are used; every sum and product is float64.
+# Per-neuron arrays are float64.
 
-    Weight arrays (``ff_w``, ``rec_w``, ``ro_w``) keep the model's float32 values (half the
-    memory traffic of float64) and are converted to float64, exactly, where they are
-    used; every sum and product is float64.  Per-neuron arrays are float64."""
+class FeedForward(NamedTuple):
+    """Feed-forward weights of every layer (the module docstring's layout)."""
 
     size: np.ndarray       # (L+1,) int64: size[0] inputs, size[l+1] neurons of layer l
     nrn_off: np.ndarray    # (L+1,) int64 neuron offsets
-    ff_w: np.ndarray       # float32, flat W^T of every layer
-    ff_off: np.ndarray     # (L+1,) int64
-    rec_kind: np.ndarray   # (L,) int64: 0 none, 1 dense, 2 conv
-    rec_w: np.ndarray      # float32, flat W_rec^T (dense) or K (conv)
-    rec_off: np.ndarray    # (L+1,) int64
+    w: np.ndarray          # float32, flat W^T of every layer
+    w_off: np.ndarray      # (L+1,) int64
+
+
+class Delivery(NamedTuple):
+    """Recurrence and axonal delays: where a spike goes, when, and the delay queues' layout."""
+
+    kind: np.ndarray       # (L,) int64: 0 none, 1 dense, 2 conv
+    w: np.ndarray          # float32, flat W_rec^T (dense) or K (conv)
+    w_off: np.ndarray      # (L+1,) int64
     delay: np.ndarray      # (N,) int64 axonal delay of each presynaptic neuron, steps
     slots: np.ndarray      # (L,) int64 ring rows: max delay + 2, or 0 without recurrence
     ring_off: np.ndarray   # (L+1,) int64
+
+
+class CellParams(NamedTuple):
+    """The neurons: per layer a cell kind and a reset, per neuron its parameters."""
+
+    kind: np.ndarray       # (L,) int64: the layer's cell code (evsim.cells.CELL_CODE)
+    reset: np.ndarray      # (L,) int64: 0 zero, 1 subtract
     bias: np.ndarray       # (N,) b
     beta: np.ndarray       # (N,) per-step decay
     theta: np.ndarray      # (N,) threshold
     gain: np.ndarray       # (N,) input gain g
-    reset: np.ndarray      # (L,) int64: 0 zero, 1 subtract
-    ro_w: np.ndarray       # (n_L * C,) float32, W_o^T flat: row j = the C weights of hidden unit j
-    ro_bias: np.ndarray    # (C,)
-    ro_beta: np.ndarray    # (C,)
-    ro_gain: np.ndarray    # (C,)
+    extra: np.ndarray      # (P, N) float64: the cells' extra per-neuron parameters, row by row
+    n_aux: np.ndarray      # (1,) int64: S, the rows of CellState.aux
+
+
+class ReadoutParams(NamedTuple):
+    w: np.ndarray          # (n_L * C,) float32, W_o^T flat: row j = the C weights of hidden unit j
+    bias: np.ndarray       # (C,)
+    beta: np.ndarray       # (C,)
+    gain: np.ndarray       # (C,)
     decision: np.ndarray   # (1,) int64: 0 sum_softmax, 1 sum_membrane
 
 
-class State(NamedTuple):
-    """Everything one sample's simulation carries from step to step (plus workspace)."""
+class Params(NamedTuple):
+    """The model, packed (see the module docstring)."""
 
+    ff: FeedForward
+    rec: Delivery
+    cells: CellParams
+    ro: ReadoutParams
+
+
+class CellState(NamedTuple):
     v: np.ndarray          # (N,) float64 membranes, reset already applied
-    ring: np.ndarray       # (ring_off[L],) float64 delay queues
+    aux: np.ndarray        # (S, N) float64: the cells' extra state variables, row by row
     spk: np.ndarray        # (N,) int64: spk[nrn_off[l]:][:nspk[l]] = layer l's spikes this step
     nspk: np.ndarray       # (L,) int64
-    cur: np.ndarray        # (max n,) float64 workspace: synaptic input of one layer
-    ev_idx: np.ndarray     # (size[0],) int64 workspace: nonzero inputs of one step
-    ev_cnt: np.ndarray     # (size[0],) float64 workspace: their counts
+
+
+class ReadoutState(NamedTuple):
     u: np.ndarray          # (C,) float64 readout membrane
     acc: np.ndarray        # (C,) float64 workspace: readout synaptic input
     scores: np.ndarray     # (C,) float64 running class scores
+
+
+class Workspace(NamedTuple):
+    cur: np.ndarray        # (max n,) float64: synaptic input of one layer
+    ev_idx: np.ndarray     # (size[0],) int64: nonzero inputs of one step
+    ev_cnt: np.ndarray     # (size[0],) float64: their counts
+
+
+class Counters(NamedTuple):
     clock: np.ndarray      # (1,) int64 steps done so far (t of the next step)
     syn: np.ndarray        # (1,) int64 synaptic events delivered so far
     spikes: np.ndarray     # (L,) int64 spikes emitted so far per layer
 
 
+class State(NamedTuple):
+    """Everything one sample's simulation carries from step to step (plus workspace)."""
+
+    cells: CellState
+    ring: np.ndarray       # (ring_off[L],) float64 delay queues
+    ro: ReadoutState
+    work: Workspace
+    count: Counters
+
+
 @numba.njit(**EXACT)
 def new_state(p):
     """A zero state for the model packed in ``p``."""
-    n_layers = p.rec_kind.shape[0]
-    n_total = p.nrn_off[n_layers]
+    size, nrn_off = p.ff.size, p.ff.nrn_off
+    n_layers = p.rec.kind.shape[0]
+    n_total = nrn_off[n_layers]
     n_max = 1
     for l in range(n_layers):
-        n_max = max(n_max, p.size[l + 1])
-    c = p.ro_bias.shape[0]
-    return State(np.zeros(n_total), np.zeros(p.ring_off[n_layers]),
-                 np.zeros(n_total, np.int64), np.zeros(n_layers, np.int64),
-                 np.zeros(n_max), np.zeros(p.size[0], np.int64), np.zeros(p.size[0]),
-                 np.zeros(c), np.zeros(c), np.zeros(c),
-                 np.zeros(1, np.int64), np.zeros(1, np.int64), np.zeros(n_layers, np.int64))
+        n_max = max(n_max, size[l + 1])
+    c = p.ro.bias.shape[0]
+    return State(
+        CellState(np.zeros(n_total), np.zeros((p.cells.n_aux[0], n_total)),
+                  np.zeros(n_total, np.int64), np.zeros(n_layers, np.int64)),
+        np.zeros(p.rec.ring_off[n_layers]),
+        ReadoutState(np.zeros(c), np.zeros(c), np.zeros(c)),
+        Workspace(np.zeros(n_max), np.zeros(size[0], np.int64), np.zeros(size[0])),
+        Counters(np.zeros(1, np.int64), np.zeros(1, np.int64), np.zeros(n_layers, np.int64)))
 
 
 @numba.njit(**EXACT)
@@ -193,23 +242,33 @@ def fan_out_spikes(cur, w, n, spk, m):
 
 
 @numba.njit(**EXACT)
-def membrane(v, cur, bias, beta, theta, gain, subtract, spk):
-    """v = beta * v + g * (input + b); spike where v >= theta, then reset.  Writes the
-    spiking neurons' indices to spk and returns their number."""
+def check_codes(rec_kind, cell, reset, decision):
+    """Raise for a recurrence, cell, reset or decision code no kernel here knows.  Called
+    once per kernel call, so the dispatches in the time loop need no error branch (one
+    there costs time every step): each of them picks among known codes only."""
+    for l in range(rec_kind.shape[0]):
+        if rec_kind[l] != REC_NONE and rec_kind[l] != REC_DENSE and rec_kind[l] != REC_CONV:
+            raise ValueError("unknown recurrence code (expected 0 none, 1 dense or 2 conv)")
+        if cell[l] != CELL_LIF and cell[l] != CELL_ADLIF:
+            raise ValueError("unknown cell code (see evsim.cells.CELL_CODE)")
+        if reset[l] != RESET_ZERO and reset[l] != RESET_SUBTRACT:
+            raise ValueError("unknown reset code (expected 0 zero or 1 subtract)")
+    if decision != DECISION_SOFTMAX and decision != DECISION_MEMBRANE:
+        raise ValueError("unknown decision code (expected 0 sum_softmax or 1 sum_membrane)")
+
+
+@numba.njit(**EXACT)
+def cell_update(kind, o, v, aux, cur, bias, beta, theta, gain, extra, subtract, spk):
+    """The membrane update, spikes and reset of one layer's cell (see :mod:`evsim.cells`),
+    neurons o .. o + n of the flat arrays (``v`` and the per-neuron parameters already
+    sliced; ``aux`` and ``extra`` whole, sliced here only for a cell that has them: a 2-D
+    view per layer and step costs a few percent of a LIF network's time); returns the
+    number of spikes written to spk.  ``kind`` is a known code (:func:`check_codes`): a
+    new cell adds its branch here and its code there."""
     n = v.shape[0]
-    # membrane update (v already holds reset(v_{t-1}, s_{t-1})); branch-free, vectorised
-    for i in range(n):
-        v[i] = beta[i] * v[i] + gain[i] * (cur[i] + bias[i])
-    # spikes, compacted without a branch (a spike pattern is not predictable)
-    k = 0
-    for i in range(n):
-        spk[k] = i
-        k += v[i] >= theta[i]
-    # reset
-    for e in range(k):
-        i = spk[e]
-        v[i] = v[i] - theta[i] if subtract else v[i] * 0.0
-    return k
+    if kind == CELL_ADLIF:
+        return adlif.event_update(v, aux[:, o:o + n], cur, bias, beta, theta, gain, extra[:, o:o + n], subtract, spk)
+    return lif.membrane(v, cur, bias, beta, theta, gain, subtract, spk)
 
 
 @numba.njit(**EXACT)
@@ -274,14 +333,34 @@ def readout_step(w_t, bias, beta, gain, decision, u, acc, scores, spk, m):
 
 
 @numba.njit(**EXACT)
-def advance(x, n_steps, readout, raster, record,
-            size, nrn_off, ff_w, ff_off, rec_kind, rec_w, rec_off, delay, slots, ring_off,
-            bias, beta, theta, gain, reset, ro_w, ro_bias, ro_beta, ro_gain, decision,
-            v, ring, spk, nspk, cur, ev_idx, ev_cnt, u, acc, scores, clock, syn, spikes):
-    """The body of :func:`run_sample`, with the fields of Params and State as arguments.
+def advance(x, n_steps, readout, raster, record, ff, rec, cells, ro, cst, ring, rst, work, count):
+    """Advance one sample over steps x[:n_steps]: the body of :func:`run_sample`.  Checks
+    the kind codes once, then hands the groups' fields to :func:`step_loop` by keyword (so
+    no two can be swapped): numba optimises loops over arrays received as arguments better
+    than over the same arrays taken out of NamedTuples."""
+    check_codes(rec.kind, cells.kind, cells.reset, ro.decision[0])
+    step_loop(x, n_steps, readout, raster, record,
+              size=ff.size, nrn_off=ff.nrn_off, ff_w=ff.w, ff_off=ff.w_off,
+              rec_kind=rec.kind, rec_w=rec.w, rec_off=rec.w_off, delay=rec.delay, slots=rec.slots,
+              ring_off=rec.ring_off,
+              cell=cells.kind, reset=cells.reset, bias=cells.bias, beta=cells.beta, theta=cells.theta,
+              gain=cells.gain, extra=cells.extra,
+              ro_w=ro.w, ro_bias=ro.bias, ro_beta=ro.beta, ro_gain=ro.gain, decision=ro.decision[0],
+              v=cst.v, aux=cst.aux, spk=cst.spk, nspk=cst.nspk, ring=ring,
+              u=rst.u, acc=rst.acc, scores=rst.scores,
+              cur=work.cur, ev_idx=work.ev_idx, ev_cnt=work.ev_cnt,
+              clock=count.clock, syn=count.syn, spikes=count.spikes)
 
-    (Numba optimises loops over arrays received as arguments much better than over
-    arrays taken from a NamedTuple inside the loop: ~3x on the per-step overhead.)"""
+
+@numba.njit(**EXACT)
+def step_loop(x, n_steps, readout, raster, record,
+              size, nrn_off, ff_w, ff_off,
+              rec_kind, rec_w, rec_off, delay, slots, ring_off,
+              cell, reset, bias, beta, theta, gain, extra,
+              ro_w, ro_bias, ro_beta, ro_gain, decision,
+              v, aux, spk, nspk, ring, u, acc, scores, cur, ev_idx, ev_cnt, clock, syn, spikes):
+    """The time loop of :func:`advance`, called only from there, by keyword: the fields of
+    the Params and State groups, in the groups' order."""
     n_layers = rec_kind.shape[0]
     for s in range(n_steps):
         t = clock[0]
@@ -299,8 +378,8 @@ def advance(x, n_steps, readout, raster, record,
             else:
                 events += fan_out_spikes(c, w, n, spk[nrn_off[l - 1]:], nspk[l - 1])
             # membrane update, spikes, reset
-            k = membrane(v[o:o + n], c, bias[o:o + n], beta[o:o + n], theta[o:o + n],
-                         gain[o:o + n], reset[l] == RESET_SUBTRACT, s_l)
+            k = cell_update(cell[l], o, v[o:o + n], aux, c, bias[o:o + n], beta[o:o + n],
+                            theta[o:o + n], gain[o:o + n], extra, reset[l] == RESET_SUBTRACT, s_l)
             nspk[l] = k
             spikes[l] += k
             # schedule deliveries of the new spikes through the recurrence
@@ -311,7 +390,7 @@ def advance(x, n_steps, readout, raster, record,
                 events += schedule_conv(q, slots[l], n, now, delay[o:o + n], kern, s_l, k)
         # readout, from the last layer's spikes
         last = nrn_off[n_layers - 1]
-        events += readout_step(ro_w, ro_bias, ro_beta, ro_gain, decision[0], u, acc, scores,
+        events += readout_step(ro_w, ro_bias, ro_beta, ro_gain, decision, u, acc, scores,
                                spk[last:], nspk[n_layers - 1])
         readout[s, :] = u
         if record:
@@ -329,12 +408,8 @@ def run_sample(p, st, x, n_steps, readout, raster, record):
     (>= n_steps, n_inputs) float64).  Writes readout[s] = u of each step s, (>= n_steps,
     C), and, when ``record``, raster[s, nrn_off[l] + j] = 1 for every spike.  Whole
     samples, batches and streams all go through here, so they agree by construction."""
-    advance(x, n_steps, readout, raster, record,
-            p.size, p.nrn_off, p.ff_w, p.ff_off, p.rec_kind, p.rec_w, p.rec_off, p.delay,
-            p.slots, p.ring_off, p.bias, p.beta, p.theta, p.gain, p.reset, p.ro_w,
-            p.ro_bias, p.ro_beta, p.ro_gain, p.decision,
-            st.v, st.ring, st.spk, st.nspk, st.cur, st.ev_idx, st.ev_cnt, st.u, st.acc,
-            st.scores, st.clock, st.syn, st.spikes)
+    advance(x, n_steps, readout, raster, record, p.ff, p.rec, p.cells, p.ro,
+            st.cells, st.ring, st.ro, st.work, st.count)
 
 
 @numba.njit(**EXACT)
@@ -343,38 +418,64 @@ def run_one(p, x, n_steps, readout, scores, raster, record, syn, spikes):
     syn[0] and spikes per layer (L,)."""
     st = new_state(p)
     run_sample(p, st, x, n_steps, readout, raster, record)
-    scores[:] = st.scores
-    syn[0] = st.syn[0]
-    spikes[:] = st.spikes
+    scores[:] = st.ro.scores
+    syn[0] = st.count.syn[0]
+    spikes[:] = st.count.spikes
 
 
-# The entry points below take the Params / State fields as *plain tuples* (``tuple(p)``)
-# and rebuild the NamedTuples inside: numba's dispatcher types a plain tuple of arrays
-# several microseconds faster than a NamedTuple, which matters per call at batch 1 and
-# per step when streaming.
+# The entry points below take Params and State as *plain tuples* of plain tuples
+# (:func:`as_plain`) and rebuild the NamedTuples inside: numba's dispatcher types a plain
+# tuple of arrays several microseconds faster than a NamedTuple, which matters per call at
+# batch 1 and per step when streaming.
+
+@numba.njit(**EXACT)
+def _params(pt):
+    return Params(FeedForward(*pt[0]), Delivery(*pt[1]), CellParams(*pt[2]), ReadoutParams(*pt[3]))
+
+
+@numba.njit(**EXACT)
+def _state(stt):
+    return State(CellState(*stt[0]), stt[1], ReadoutState(*stt[2]), Workspace(*stt[3]), Counters(*stt[4]))
+
+
+def as_plain(packed):
+    """Params or State as the nested plain tuples the entry points take."""
+    return tuple(tuple(g) if isinstance(g, tuple) else g for g in packed)
+
 
 @numba.njit(**EXACT)
 def stream_chunk(pt, stt, x, n_steps, readout):
     """:func:`run_sample` for a stream (no raster), from plain tuples."""
-    run_sample(Params(*pt), State(*stt), x, n_steps, readout, np.zeros((1, 0), np.uint8), False)
+    run_sample(_params(pt), _state(stt), x, n_steps, readout, np.zeros((1, 0), np.uint8), False)
 
 
 @numba.njit(**PARALLEL)
-def run_batch(pt, x, lengths, readout, scores, raster, record, syn, spikes):
+def run_batch(ff_t, rec_t, cells_t, ro_t, x, lengths, readout, scores, raster, record, syn, spikes):
     """Simulate every sample of a batch, in parallel over samples (each writes only its
     own rows of readout (B, T, C), scores (B, C), raster (B, T or 0, N), syn (B,) and
-    spikes (B, L)).  ``pt``: ``tuple(Params)``."""
-    p = Params(*pt)
+    spikes (B, L)).  ``ff_t, rec_t, cells_t, ro_t``: ``as_plain(Params)``, one group per
+    argument (numba's parfor lowering cannot pass a nested tuple into the loop, and finds
+    a NamedTuple's type only from a plain assignment)."""
+    ff = FeedForward(*ff_t)
+    rec = Delivery(*rec_t)
+    cells = CellParams(*cells_t)
+    ro = ReadoutParams(*ro_t)
     for b in numba.prange(x.shape[0]):
-        run_one(p, x[b], lengths[b], readout[b], scores[b], raster[b], record,
-                syn[b:b + 1], spikes[b])
+        run_one_of(ff, rec, cells, ro, x[b], lengths[b], readout[b], scores[b], raster[b], record,
+                   syn[b:b + 1], spikes[b])
 
 
 @numba.njit(**EXACT)
-def run_batch_serial(pt, x, lengths, readout, scores, raster, record, syn, spikes):
+def run_one_of(ff, rec, cells, ro, x, n_steps, readout, scores, raster, record, syn, spikes):
+    """:func:`run_one` with the groups of Params as arguments."""
+    run_one(Params(ff, rec, cells, ro), x, n_steps, readout, scores, raster, record, syn, spikes)
+
+
+@numba.njit(**EXACT)
+def run_batch_serial(ff_t, rec_t, cells_t, ro_t, x, lengths, readout, scores, raster, record, syn, spikes):
     """:func:`run_batch` on the calling thread only (no thread-pool start-up: the right
     choice for one sample, or when other processes already occupy the cores)."""
-    p = Params(*pt)
+    p = Params(FeedForward(*ff_t), Delivery(*rec_t), CellParams(*cells_t), ReadoutParams(*ro_t))
     for b in range(x.shape[0]):
         run_one(p, x[b], lengths[b], readout[b], scores[b], raster[b], record,
                 syn[b:b + 1], spikes[b])

@@ -4,7 +4,6 @@ quick trial, progress lines, precision of `info`."""
 import json
 import types
 
-import pytest
 from click.testing import CliRunner
 
 from cli import common

@@ -363,7 +363,7 @@ def test_conv_delivery_and_edges():
     stream = event.EventStream(model)
     for t in range(10):
         stream.step(x[0, t])
-        np.testing.assert_array_equal(stream._state.v[:n], np.where(expected[t] >= 10.0, 0.0, expected[t]))
+        np.testing.assert_array_equal(stream._state.cells.v[:n], np.where(expected[t] >= 10.0, 0.0, expected[t]))
     # 2 input events x n targets, 2 spikes x n feed-forward targets, 2 x 2 in-range conv
     # taps at the edges, and no readout events (the probe layer never spikes)
     assert res.stats["synaptic_events"][0] == 2 * n + 2 * n + 2 * 2

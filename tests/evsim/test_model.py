@@ -63,11 +63,11 @@ def _broken(tmp_path, model, change):
     (lambda a: a.__setitem__("layer1.delays", np.array([1.5] + [0.0] * 9)), "layer1.delays: non-integer delay 1.5; delays in a model file are whole steps"),
     (lambda a: a.__setitem__("layer1.recurrent", np.ones(4)), "layer1.recurrent: conv kernel of even length 4; the length must be odd"),
     (lambda a: a.__setitem__("layer1.recurrent", np.ones((3, 3))), "layer1.recurrent: conv kernel has shape (3, 3), expected (k,) with k odd"),
-    (lambda a: a.__setitem__("schema_version", np.array(7)), "unknown schema version 7; this evsim reads version 1"),
+    (lambda a: a.__setitem__("schema_version", np.array(7)), "unknown schema version 7; this evsim reads versions 1, 2"),
     (lambda a: a.__setitem__("metadata", np.array("{not json")), "metadata is not valid JSON"),
     (lambda a: a.__setitem__("layer0.beta", np.full(12, 1.5)), "layer0.beta: values outside [0, 1]"),
     (lambda a: a.__setitem__("layer0.threshold", np.zeros(12)), "layer0.threshold: must be > 0"),
-    (lambda a: a.__setitem__("metadata", np.array(json.dumps({**json.loads(str(a["metadata"])), "layers": [{"reset": "zero", "recurrence": "none"}, {"reset": "soft", "recurrence": "conv"}]}))), "layer1: unknown reset 'soft'; expected one of zero, subtract"),
+    (lambda a: a.__setitem__("metadata", np.array(json.dumps({**json.loads(str(a["metadata"])), "layers": [{"reset": "zero", "recurrence": "none", "cell": "lif"}, {"reset": "soft", "recurrence": "conv", "cell": "lif"}]}))), "layer1: unknown reset 'soft'; expected one of zero, subtract"),
 ])
 def test_bad_model_files_say_what_is_wrong(tmp_path, small_model, change, message):
     path = _broken(tmp_path, small_model, change)

@@ -14,7 +14,7 @@ from evsim.errors import EvsimError
 from evsim.model import load_model
 from evsim.parallel import Executor
 from training.sweep import (SweepError, SweepSpec, load_sweep_file, parse_axis, parse_seeds, plan_jobs, run_sweep,
-                            summary_csv, summary_text)
+                            summary_text)
 from training.trainer import train
 
 from .test_trainer import _toy

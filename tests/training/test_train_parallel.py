@@ -49,21 +49,21 @@ def test_parallel_kernels_equal_serial(monkeypatch, recurrence, dtype):
     sigma = 1.5
 
     calls: dict = {}
-    for name in ("lif_fwd_parallel", "lif_bwd_parallel", "lif_fwd_serial", "lif_bwd_serial"):
+    for name in ("layer_fwd_parallel", "layer_bwd_parallel", "layer_fwd_serial", "layer_bwd_serial"):
         _spy(monkeypatch, name, calls)
 
     monkeypatch.setattr(K, "PARALLEL_MIN_WORK", 10**18)
     serial = _step(net, x, y, sigma)
-    assert calls == {"lif_fwd_serial": 6, "lif_bwd_serial": 3}
+    assert calls == {"layer_fwd_serial": 6, "layer_bwd_serial": 3}
     calls.clear()
     monkeypatch.setattr(K, "PARALLEL_MIN_WORK", 0)
     parallel = _step(net, x, y, sigma)
-    assert calls == {"lif_fwd_parallel": 6, "lif_bwd_parallel": 3}
+    assert calls == {"layer_fwd_parallel": 6, "layer_bwd_parallel": 3}
 
     (c_s, u_s, sc_s, loss_s, g_s), (c_p, u_p, sc_p, loss_p, g_p) = serial, parallel
     assert sum(c.s.sum() for c in c_s) > 0, "no spikes: the comparison would be vacuous"
     for l, (a, b) in enumerate(zip(c_s, c_p)):
-        for field in ("v", "s", "z", "zmask", "fmask"):
+        for field in ("v", "s", "z", "zmask", "fmask", "cur", "a"):
             fa, fb = getattr(a, field), getattr(b, field)
             if fa is None:
                 assert fb is None
