@@ -32,7 +32,7 @@ def assert_same_model(a: Model, b: Model):
 
 @pytest.mark.parametrize("seed", range(12))
 def test_faithful_round_trip_gives_identical_model_and_outputs(tmp_path, seed):
-    model = leaky(random_model(seed, max_neurons=24, max_delay=12))
+    model = leaky(random_model(seed, max_neurons=24, max_delay=12, cells=["lif"]))
     path = tmp_path / "m.nir"
     graph, warnings = export_nir(model, path)
     assert warnings == []
@@ -66,7 +66,7 @@ def test_graph_metadata_states_what_nir_cannot(small_model):
 
 def test_units_tau_and_r_per_step():
     """beta = 1 - dt/tau and g = r dt/tau, checked on values worked out by hand."""
-    model = leaky(random_model(3, max_neurons=8))
+    model = leaky(random_model(3, max_neurons=8, cells=["lif"]))
     graph, _ = to_nir_graph(model)
     lif = graph.nodes["layer0.lif"]
     layer = model.layers[0]
@@ -206,3 +206,13 @@ def test_portable_export_warns_about_a_subtractive_reset(small_model):
         for i in range(2)]
     faithful, warnings = to_nir_graph(sub)
     assert warnings == [] and faithful.nodes["layer0.lif"].metadata["reset"] == "subtract"
+
+
+def test_adaptive_lif_layers_are_refused_naming_the_layer(tmp_path):
+    """NIR has no adaptive-LIF node (CubaLIF is a synaptic current, not an adaptation
+    variable): an AdLIF model is refused with one line, and nothing is written."""
+    model = random_model(5, max_layers=2, max_neurons=8, cells=["adlif"])
+    with pytest.raises(EvsimError, match="^layer0: cell kind 'adlif' cannot be exported to NIR"):
+        export_nir(model, tmp_path / "m.nir")
+    assert not list(tmp_path.iterdir())
+
