@@ -193,10 +193,9 @@ class FilterBank:
     """Overlap-save filtering of a waveform by every channel's kernel, decimated by 2.
 
     Feed waveform samples (at ``params.sample_rate``) with :meth:`push`; it returns the
-    membrane output samples that are complete, as a list of (n_j, channels) float32
-    pieces in time order (views, not copies; time-major, as the hair-cell kernel reads
-    them): output sample ``n`` (time ``n / out_rate``) is the n-th row counted over
-    everything returned so far.  :meth:`finish` flushes the
+    membrane output samples that are complete, as a list of (channels, n_j) float32
+    pieces in time order (views, not copies): output sample ``n`` (time ``n / out_rate``)
+    is the n-th column counted over everything returned so far.  :meth:`finish` flushes the
     end (zeros after the last sample).  Blocks are processed on a fixed grid of ``hop``
     input samples from the start, so the output does not depend on how the input was
     split: a stream equals the whole recording pushed at once, bit for bit.
@@ -219,8 +218,8 @@ class FilterBank:
         quarter = fft_size // 4
         self._fwd = slice(0, quarter + 1)
         self._rev = slice(2 * quarter, quarter - 1, -1)
-        self._kern_fwd = _pairs(spectra[:, self._fwd].T)      # bin-major: (B/4 + 1, C, 2)
-        self._kern_rev = _pairs(spectra[:, self._rev].T)
+        self._kern_fwd = _pairs(spectra[:, self._fwd])
+        self._kern_rev = _pairs(spectra[:, self._rev])
         self.reset()
 
     def reset(self) -> None:
@@ -228,7 +227,7 @@ class FilterBank:
         self._pending = np.zeros(0, np.float32)          # input not yet in a full hop
         self._even_done = 0       # even-position convolution outputs computed so far
         self._rows_out = 0        # membrane rows returned so far
-        self._ready = []           # (global even index of row 0, (n, C) block)
+        self._ready = []           # (global even index of column 0, (C, n) block)
         self._n_input = 0
 
     @property
@@ -267,18 +266,18 @@ class FilterBank:
         buf = np.concatenate([self._buffer, block])
         self._buffer = buf[-self.taps:]
         spectrum = scipy.fft.rfft(buf, workers=1)
-        folded = np.empty((self.fft_size // 4 + 1, self.params.channels), np.complex64)
+        folded = np.empty((self.params.channels, self.fft_size // 4 + 1), np.complex64)
         multiply_fold(_pairs(spectrum[self._fwd]), _pairs(spectrum[self._rev]), self._kern_fwd, self._kern_rev,
                       folded.view(np.float32).reshape(folded.shape + (2,)))
         # even samples of a length-B signal = inverse of its spectrum folded onto B/2
-        even = scipy.fft.irfft(folded, n=self.fft_size // 2, axis=0, overwrite_x=True, workers=1)
+        even = scipy.fft.irfft(folded, n=self.fft_size // 2, axis=1, overwrite_x=True, workers=1)
         start = self._even_done
         self._even_done += self.hop // 2
-        return start, even[-(self.hop // 2):]
+        return start, even[:, -(self.hop // 2):]
 
     def _emit(self, outs: list, final: bool) -> list:
         """Membrane samples ready to go out (sample n = even convolution output n +
-        lookahead / 2), as a list of (n_j, C) views in time order (no copies)."""
+        lookahead / 2), as a list of (C, n_j) views in time order (no copies)."""
         self._ready.extend(outs)
         end = self._even_done - self.lookahead // 2               # samples computed so far
         if final:
@@ -287,14 +286,14 @@ class FilterBank:
         while self._ready and self._rows_out < end:
             start, block = self._ready[0]
             lo = self._rows_out + self.lookahead // 2 - start
-            hi = min(block.shape[0], end + self.lookahead // 2 - start)
-            if lo >= block.shape[0]:
+            hi = min(block.shape[1], end + self.lookahead // 2 - start)
+            if lo >= block.shape[1]:
                 self._ready.pop(0)
                 continue
             if lo >= 0 and hi > lo:
-                pieces.append(block[lo:hi])
+                pieces.append(block[:, lo:hi])
                 self._rows_out += hi - lo
-            if hi >= block.shape[0]:
+            if hi >= block.shape[1]:
                 self._ready.pop(0)
             else:
                 break

@@ -131,9 +131,9 @@ class CochleaStream:
         return self._spikes(self.bank.finish())
 
     def _spikes(self, pieces: list, fibres: list | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Spikes of membrane pieces, each (T_j, C) float32 in time order.  fibres: a list
+        """Spikes of membrane pieces, each (C, T_j) float32 in time order.  fibres: a list
         that receives each piece's (T_j, C) fibre spike counts (tests)."""
-        from ..kernels.cochlea import cochlea_block, uniform
+        from ..kernels.cochlea import cochlea_block, transpose, uniform
 
         times, units = [np.zeros(0)], [np.zeros(0, np.int64)]
         if pieces and self._seed is None:
@@ -141,12 +141,14 @@ class CochleaStream:
             first = np.uint64(2 ** 63)
             self._state[4] = [1.0 - uniform(self._seed, first + np.uint64(i)) for i in range(self.params.channels)]
         for rows in pieces:
-            n_rows, n_ch = rows.shape
+            n_ch, n_rows = rows.shape
+            rows_t = np.empty((n_rows, n_ch), np.float32)
+            transpose(rows, rows_t)
             cap = n_rows * n_ch // 2 + n_ch
             out_t = np.empty(cap, np.int64)
             out_c = np.empty(cap, np.int64)
             record = np.zeros((n_rows, n_ch) if fibres is not None else (0, 0))
-            n = cochlea_block(rows, self._hc, self._bushy, self._seed, self.rows_done, self._state, self._hist,
+            n = cochlea_block(rows_t, self._hc, self._bushy, self._seed, self.rows_done, self._state, self._hist,
                               out_t, out_c, record)
             if fibres is not None:
                 fibres.append(record)

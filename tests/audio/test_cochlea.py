@@ -16,9 +16,8 @@ TINY = CochleaParams(channels=12)
 
 
 def bank_output(params, x, fft_size=4096, causal=False):
-    """The membrane output as (channels, samples) (the bank gives time-major pieces)."""
     bank = FilterBank(params, fft_size=fft_size, causal=causal)
-    return np.concatenate(bank.push(x) + bank.finish(), axis=0).T
+    return np.concatenate(bank.push(x) + bank.finish(), axis=1)
 
 
 def test_filter_bank_is_the_direct_convolution():
@@ -74,7 +73,7 @@ def test_streamed_membrane_equals_one_push_bit_for_bit():
         pieces += bank.push(x[i:i + k])
         i += k
     pieces += bank.finish()
-    assert np.array_equal(np.concatenate(pieces, axis=0).T, whole)
+    assert np.array_equal(np.concatenate(pieces, axis=1), whole)
 
 
 def test_causal_membrane_is_the_mirrored_kernel():
@@ -162,8 +161,8 @@ def test_hair_and_bushy_kernel_equal_the_reference():
     v = (rng.normal(0, 80, size=(3, 1500)) * np.linspace(0, 1, 1500)).astype(np.float32)
     stream = CochleaStream(TINY.replace(channels=3), rng=5)
     fibres = []
-    times, units = stream._spikes([v[:, :650].T], fibres)           # two blocks: the state carries over
-    more_t, more_u = stream._spikes([v[:, 650:].T], fibres)
+    times, units = stream._spikes([v[:, :650]], fibres)           # two blocks: the state carries over
+    more_t, more_u = stream._spikes([v[:, 650:]], fibres)
     times, units = np.concatenate([times, more_t]), np.concatenate([units, more_u])
     ours = sorted(zip(np.round(times * TINY.out_rate).astype(int).tolist(), units.tolist()))
     ref_spikes, ref_fibres = reference_chain(v, TINY, int(stream._seed))
@@ -202,7 +201,7 @@ def test_fibre_counts_are_binomial():
     from scipy.stats import binom
 
     params = TINY.replace(channels=64)
-    v = np.full((8000, params.channels), 150.0, np.float32)          # constant drive: p settles
+    v = np.full((params.channels, 8000), 150.0, np.float32)          # constant drive: p settles
     stream = CochleaStream(params, rng=3)
     fibres = []
     stream._spikes([v], fibres)
