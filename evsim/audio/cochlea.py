@@ -9,13 +9,16 @@ onset/offset window, and pushes the result through a stream in one-second pieces
 memory stays bounded by one second of 700 channels, whatever the length).
 
 Randomness comes from the ``numpy.random.Generator`` (or seed) passed in: each recording
-(each :meth:`CochleaStream.reset`) draws one 64-bit key from it, and the uniform number of
-membrane sample n, channel i is output ``n * channels + i + 1`` of SplitMix64 started at
-that key (a counter-based generator: no array of random numbers, and the number does not
-depend on how the samples were split into blocks).  A stream fed the same scaled samples
-in any split, with the same generator state, gives exactly the spikes of one push
-(tested).  Live versus offline: a live stream cannot know the recording's RMS or its
-length, so it uses a fixed ``gain`` (see :func:`evsim.audio.live`) and no window.
+(each :meth:`CochleaStream.reset`) draws one 64-bit key from it; the fibres of a channel
+spend one uniform number per sample in which some of them fire, output ``n * channels +
+i + 1`` of SplitMix64 started at that key for a firing at membrane sample n, channel i
+(and output ``2^63 + i + 1`` for the channel's first threshold; see
+:mod:`evsim.kernels.cochlea`).  A counter-based generator: no array of random numbers,
+and the numbers do not depend on how the samples were split into blocks.  A stream fed
+the same scaled samples in any split, with the same generator state, gives exactly the
+spikes of one push (tested).  Live versus offline: a live stream cannot know the
+recording's RMS or its length, so it uses a fixed ``gain`` (see
+:func:`evsim.audio.live`) and no window.
 
 Spike times are ``n / out_rate`` seconds for membrane sample ``n`` (out_rate = 11025 Hz
 at 22.05 kHz), channel 0 = the base (highest frequencies), as lauscher and SHD.
