@@ -83,7 +83,7 @@ class CochleaParams:
     M: float = 1.0               #: maximum free transmitter (lauscher ``m``)
 
     # -- bushy cells (Cramer et al. 2020; lauscher ``BushyCell``) ----------------------
-    n_fibres: int = 40           #: auditory-nerve fibres converging on one bushy cell
+    n_fibres: int = 40           #: auditory-nerve fibres converging on one bushy cell (at most 63)
     tau_mem: float = 1e-3        #: bushy membrane time constant [s]
     tau_syn: float = 5e-4        #: synaptic current time constant [s]
     tau_refrac: float = 1e-3     #: refractory period of fibres and bushy cell [s]
