@@ -31,17 +31,19 @@ channel the kernel keeps a survival product ``S`` (since the last sample in whic
 fibre fired) and a threshold ``U`` uniform in (0, 1]; each sample ``S *= (1 - p)^a``
 (``(1 - p)^a`` by squaring: multiplications only) and fibres fire when ``S < U``; then
 ``n_spk`` is drawn from Binomial(a, p) conditioned on ``n_spk >= 1`` by inverting its CDF
-on ``[(1 - p)^a, 1)`` with one uniform number, ``S = 1`` and a fresh ``U`` is drawn.
-Given everything before, the sample fires with probability ``1 - (1 - p)^a`` exactly
-(``P(U <= S_t | U <= S_{t-1}) = S_t / S_{t-1}``) and its count then has the conditional
-law, so ``n_spk`` is Binomial(a, p) as before: the same process, the random numbers are
-only spent differently (tested against SciPy: conditional draw, and the counts of a
-constant-rate channel).  Most samples cost a few multiplications and a compare.
+on ``[(1 - p)^a, 1)`` with the uniform number ``(S_t-1 - U) / (S_t-1 - S_t)`` (where U
+fell in the last step: uniform and independent of the past, so no new number is
+needed), ``S = 1`` and a fresh ``U`` is drawn.  Given everything before, the sample fires
+with probability ``1 - (1 - p)^a`` exactly (``P(U <= S_t | U <= S_t-1) = S_t / S_t-1``)
+and its count then has the conditional law, so ``n_spk`` is Binomial(a, p) as before:
+the same process, the random numbers are only spent differently (tested: the kernel
+against a literal reference using SciPy's CDF; the conditional draw and the counts of a
+steady drive against SciPy).  Most samples cost a few multiplications and a compare.
 
-Random numbers: a fibre event at sample t, channel i uses outputs ``2 (t C + i)`` (the
-count) and ``2 (t C + i) + 1`` (the next threshold) of the counter-based SplitMix64
-below; the first threshold of channel i is output ``2^63 + i``.  So the numbers do not
-depend on how samples were split into blocks (streaming = offline, bit for bit).
+Random numbers: a fibre event at sample t, channel i draws its next threshold
+``U = 1 - uniform(seed, t C + i)`` (output ``t C + i + 1`` of the counter-based SplitMix64
+below); the first threshold of channel i is ``1 - uniform(seed, 2^63 + i)``.  So the numbers
+do not depend on how samples were split into blocks (streaming = offline, bit for bit).
 
 This is the bushy cell of lauscher 1.0.1 written without its one-step delay: there a
 crossing at sample s is noticed at s + 1 and recorded at s; here it is recorded at s
