@@ -88,8 +88,15 @@ def lauscher_encode(path):
     return times, units, cpu, wall
 
 
-def fidelity_lauscher(n: int) -> dict:
-    recs = sorted(recordings(), key=lambda r: os.path.getsize(r[0]))[:n]
+def fidelity_lauscher(n: int, cached: bool = False) -> dict:
+    """lauscher on the n shortest recordings, or (cached) on every recording whose
+    lauscher output is already in results/lauscher (lauscher is not run again)."""
+    recs = sorted(recordings(), key=lambda r: os.path.getsize(r[0]))
+    if cached:
+        have = set(os.listdir(os.path.join(RESULTS_DIR, "lauscher")))
+        recs = [r for r in recs if os.path.basename(r[0]) + ".npz" in have]
+    else:
+        recs = recs[:n]
     rows, pooled = [], np.zeros((3, 700))
     evsim_encode(recs[0][0], seed=0)                      # warm-up: compiled kernels, membrane filters
     for path, _, _ in recs:
@@ -220,6 +227,8 @@ def live(n: int) -> dict:
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--lauscher", type=int, default=0, help="recordings to run lauscher on (shortest first)")
+    ap.add_argument("--lauscher-cached", action="store_true",
+                    help="compare with every recording whose lauscher spikes are in results/lauscher (no lauscher run)")
     ap.add_argument("--proxy", type=int, default=50, help="recordings compared with digits_test.h5")
     ap.add_argument("--speed", type=int, default=30, help="recordings timed")
     ap.add_argument("--accuracy", default="all", help="recordings classified end to end ('all' or a number)")
@@ -233,8 +242,8 @@ def main(argv=None):
     if args.quick:
         args.proxy, args.speed, args.accuracy, args.live = 3, 3, "6", 2
     results = {"environment": environment()}
-    if args.lauscher:
-        results["lauscher"] = fidelity_lauscher(args.lauscher)
+    if args.lauscher or args.lauscher_cached:
+        results["lauscher"] = fidelity_lauscher(args.lauscher, cached=args.lauscher_cached)
     results["proxy"] = fidelity_proxy(args.proxy)
     print("proxy", results["proxy"], flush=True)
     results["speed"] = speed(args.speed)

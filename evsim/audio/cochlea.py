@@ -9,13 +9,16 @@ onset/offset window, and pushes the result through a stream in one-second pieces
 memory stays bounded by one second of 700 channels, whatever the length).
 
 Randomness comes from the ``numpy.random.Generator`` (or seed) passed in: each recording
-(each :meth:`CochleaStream.reset`) draws one 64-bit key from it, and the uniform number of
-membrane sample n, channel i is output ``n * channels + i + 1`` of SplitMix64 started at
-that key (a counter-based generator: no array of random numbers, and the number does not
-depend on how the samples were split into blocks).  A stream fed the same scaled samples
-in any split, with the same generator state, gives exactly the spikes of one push
-(tested).  Live versus offline: a live stream cannot know the recording's RMS or its
-length, so it uses a fixed ``gain`` (see :func:`evsim.audio.live`) and no window.
+(each :meth:`CochleaStream.reset`) draws one 64-bit key from it; the fibres of a channel
+spend one uniform number per sample in which some of them fire, output ``n * channels +
+i + 1`` of SplitMix64 started at that key for a firing at membrane sample n, channel i
+(and output ``2^63 + i + 1`` for the channel's first threshold; see
+:mod:`evsim.kernels.cochlea`).  A counter-based generator: no array of random numbers,
+and the numbers do not depend on how the samples were split into blocks.  A stream fed
+the same scaled samples in any split, with the same generator state, gives exactly the
+spikes of one push (tested).  Live versus offline: a live stream cannot know the
+recording's RMS or its length, so it uses a fixed ``gain`` (see
+:func:`evsim.audio.live`) and no window.
 
 Spike times are ``n / out_rate`` seconds for membrane sample ``n`` (out_rate = 11025 Hz
 at 22.05 kHz), channel 0 = the base (highest frequencies), as lauscher and SHD.
@@ -103,14 +106,11 @@ class CochleaStream:
         self.bank.reset()
         k0 = p.g * p.A / (p.A + p.B)                 # hair cell at rest (spontaneous state)
         c0 = p.M * p.y * k0 / (p.l * k0 + p.y * (p.l + p.r))
-        self._q = np.full(n, c0 * (p.l + p.r) / k0)
-        self._c = np.full(n, c0)
-        self._w = np.full(n, c0 * p.r / p.x)
-        self._hist = np.zeros((n, self._fibre_block), np.int32)
-        self._blocked = np.zeros(n, np.int32)
-        self._isyn = np.zeros(n)
-        self._vm = np.zeros(n)
-        self._ref = np.zeros(n)
+        # rows: q, c, w, survival S, threshold U (set when the key is drawn), blocked
+        # fibres, isyn, vm, ref (see evsim.kernels.cochlea)
+        self._state = np.zeros((9, n))
+        self._state[0], self._state[1], self._state[2], self._state[3] = c0 * (p.l + p.r) / k0, c0, c0 * p.r / p.x, 1.0
+        self._hist = np.zeros((self._fibre_block, n))
         self.rows_done = 0
         self._seed = None         # this recording's key, drawn from rng when first needed
 
@@ -133,21 +133,30 @@ class CochleaStream:
         """The remaining spikes, up to sample ``n_input // 2``; then :meth:`reset`."""
         return self._spikes(self.bank.finish())
 
-    def _spikes(self, pieces: list) -> tuple[np.ndarray, np.ndarray]:
-        from ..kernels.cochlea import cochlea_block
+    def _spikes(self, pieces: list, fibres: list | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Spikes of membrane pieces, each (C, T_j) float32 in time order.  fibres: a list
+        that receives each piece's (T_j, C) fibre spike counts (tests)."""
+        from ..kernels.cochlea import cochlea_block, transpose, uniform
 
         times, units = [np.zeros(0)], [np.zeros(0, np.int64)]
         if pieces and self._seed is None:
             self._seed = np.uint64(self.rng.integers(0, 2 ** 63))
+            first = np.uint64(2 ** 63)
+            self._state[4] = [1.0 - uniform(self._seed, first + np.uint64(i)) for i in range(self.params.channels)]
         for rows in pieces:
             n_ch, n_rows = rows.shape
+            rows_t = np.empty((n_rows, n_ch), np.float32)
+            transpose(rows, rows_t)
             cap = n_rows * n_ch // 2 + n_ch
             out_t = np.empty(cap, np.int64)
             out_c = np.empty(cap, np.int64)
-            n = cochlea_block(rows, self._hc, self._bushy, self._seed, self.rows_done, self._q, self._c,
-                              self._w, self._hist, self._blocked, self._isyn, self._vm, self._ref, out_t, out_c)
+            record = np.zeros((n_rows, n_ch) if fibres is not None else (0, 0))
+            n = cochlea_block(rows_t, self._hc, self._bushy, self._seed, self.rows_done, self._state, self._hist,
+                              out_t, out_c, record)
+            if fibres is not None:
+                fibres.append(record)
             self.rows_done += n_rows
-            order = np.argsort(out_t[:n], kind="stable")          # time order, then channel
+            order = np.lexsort((out_c[:n], out_t[:n]))              # time order, then channel
             times.append(out_t[:n][order] / float(self.params.out_rate))
             units.append(out_c[:n][order])
         return np.concatenate(times), np.concatenate(units)

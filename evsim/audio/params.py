@@ -83,7 +83,7 @@ class CochleaParams:
     M: float = 1.0               #: maximum free transmitter (lauscher ``m``)
 
     # -- bushy cells (Cramer et al. 2020; lauscher ``BushyCell``) ----------------------
-    n_fibres: int = 40           #: auditory-nerve fibres converging on one bushy cell
+    n_fibres: int = 40           #: auditory-nerve fibres converging on one bushy cell (at most 63)
     tau_mem: float = 1e-3        #: bushy membrane time constant [s]
     tau_syn: float = 5e-4        #: synaptic current time constant [s]
     tau_refrac: float = 1e-3     #: refractory period of fibres and bushy cell [s]
@@ -92,8 +92,9 @@ class CochleaParams:
     def __post_init__(self):
         if self.sample_rate < 2000 or self.sample_rate % 2:
             raise EvsimError(f"cochlea sample_rate = {self.sample_rate}; expected an even rate >= 2000 Hz")
-        if self.channels < 1 or self.n_fibres < 1:
-            raise EvsimError(f"cochlea channels = {self.channels}, n_fibres = {self.n_fibres}; both must be >= 1")
+        if self.channels < 1 or not 1 <= self.n_fibres <= 63:
+            raise EvsimError(f"cochlea channels = {self.channels}, n_fibres = {self.n_fibres}; expected channels >= 1 "
+                             f"and 1 <= n_fibres <= 63 (the fibre kernel's count has 6 bits)")
         for name in ("rms_level", "tau_mem", "tau_syn", "tau_refrac", "weight", "c0", "m", "h"):
             if not getattr(self, name) > 0:
                 raise EvsimError(f"cochlea parameter {name} = {getattr(self, name)!r}; expected > 0")

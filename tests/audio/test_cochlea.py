@@ -8,7 +8,7 @@ import pytest
 from evsim.audio.basilar import FilterBank, kernel_geometry, membrane_kernels, transfer_function
 from evsim.audio.cochlea import CochleaStream, encode_waveform, hann_ramps
 from evsim.audio.params import CochleaParams
-from evsim.kernels.cochlea import binomial_inverse, uniform
+from evsim.kernels.cochlea import binomial_at_least_one, uniform
 
 from .conftest import FS, SMALL, tone, word_like
 
@@ -100,8 +100,10 @@ def splitmix_uniform(seed, counter):
 
 def reference_chain(v, params, seed):
     """Meddis hair cell + fibres + bushy LIF written as lauscher 1.0.1 orders them (a
-    crossing noticed one sample late, the cell reset and refractory from then on);
-    Binomial counts from scipy's CDF with the kernel's uniform numbers."""
+    crossing noticed one sample late, the cell reset and refractory from then on), the
+    fibres drawn as the kernel documents: a survival product against a uniform threshold,
+    then the count from SciPy's Binomial CDF given >= 1, with the kernel's uniform
+    numbers.  Returns (bushy spikes [(sample, channel)], fibre counts (C, T))."""
     from scipy.stats import binom
 
     p = params
@@ -109,22 +111,29 @@ def reference_chain(v, params, seed):
     dt = 1 / fs
     n_ch, n_t = v.shape
     spikes = []
+    fibres = np.zeros((n_ch, n_t), int)
     for ch in range(n_ch):
         kt = p.g * p.A / (p.A + p.B)
         c = p.M * p.y * kt / (p.l * kt + p.y * (p.l + p.r))
         q = c * (p.l + p.r) / kt
         w = c * p.r / p.x
-        counts = np.zeros(n_t, int)
+        counts = fibres[ch]
+        survival, threshold = 1.0, 1.0 - splitmix_uniform(seed, 2 ** 63 + ch)
         for t in range(n_t):
             kt = p.g * dt * (v[ch, t] + p.A) / (v[ch, t] + p.A + p.B) if v[ch, t] + p.A > 0 else 0.0
             replenish = p.y * dt * (p.M - q) if q < p.M else 0.0
             eject, loss, reuptake, reprocess = kt * q, (p.l + p.r) * dt * c, p.r * dt * c, p.x * dt * w
             q, c, w = max(q + replenish - eject + reprocess, 0), max(c + eject - loss, 0), max(w + reuptake - reprocess, 0)
-            prob = c * p.hc_h * dt
+            prob = min(c * p.hc_h * dt, 1.0)
             refractory = int(np.ceil(p.tau_refrac * fs)) - 1
             available = p.n_fibres - counts[max(0, t - refractory):t].sum()
-            u = splitmix_uniform(seed, t * n_ch + ch)
-            counts[t] = int(np.argmax(u < binom.cdf(np.arange(available + 1), available, prob))) if available else 0
+            none = (1 - prob) ** available                 # P(no fibre fires)
+            before, survival = survival, survival * none
+            if survival < threshold:                       # some fibres fire: how many, given >= 1
+                u = 1 - (threshold - survival) / (before - survival)
+                cdf = binom.cdf(np.arange(available + 1), available, prob)
+                counts[t] = max(1, int(np.argmax(none + u * (1 - none) < cdf)))
+                survival, threshold = 1.0, 1.0 - splitmix_uniform(seed, t * n_ch + ch)
         vm, isyn, ref = np.zeros(n_t), 0.0, 0.0
         for t in range(n_t):
             if t > 0:
@@ -144,36 +153,72 @@ def reference_chain(v, params, seed):
         if vm[-1] >= 1.0 and ref <= -1:                   # lauscher drops a crossing on the last sample
             spikes.append((n_t - 1, ch))
     spikes.sort()
-    return spikes
+    return spikes, fibres
 
 
 def test_hair_and_bushy_kernel_equal_the_reference():
     rng = np.random.default_rng(2)
-    v = (rng.normal(0, 60, size=(3, 600)) * np.linspace(0, 1, 600)).astype(np.float32)
+    v = (rng.normal(0, 80, size=(3, 1500)) * np.linspace(0, 1, 1500)).astype(np.float32)
     stream = CochleaStream(TINY.replace(channels=3), rng=5)
-    times, units = stream._spikes([v[:, :250]])
-    more_t, more_u = stream._spikes([v[:, 250:]])
+    fibres = []
+    times, units = stream._spikes([v[:, :650]], fibres)           # two blocks: the state carries over
+    more_t, more_u = stream._spikes([v[:, 650:]], fibres)
     times, units = np.concatenate([times, more_t]), np.concatenate([units, more_u])
     ours = sorted(zip(np.round(times * TINY.out_rate).astype(int).tolist(), units.tolist()))
-    assert len(ours) > 10
-    assert ours == reference_chain(v, TINY, int(stream._seed))
+    ref_spikes, ref_fibres = reference_chain(v, TINY, int(stream._seed))
+    assert len(ours) > 10 and (ref_fibres >= 4).any()          # the kernel's slow path (>= 4 fibres) is used
+    assert np.array_equal(np.concatenate(fibres).T, ref_fibres)
+    assert ours == ref_spikes
 
 
 def test_uniform_is_splitmix64():
     seed = np.uint64(123456789)
-    for counter in (0, 1, 2, 10 ** 9, 2 ** 40 + 3):
+    for counter in (0, 1, 2, 10 ** 9, 2 ** 40 + 3, 2 ** 63 + 5):
         assert uniform(seed, np.uint64(counter)) == splitmix_uniform(123456789, counter)
 
 
-@pytest.mark.parametrize("n, p", [(40, 0.006), (40, 0.2), (7, 0.9), (1, 0.5)])
-def test_binomial_inverse_has_the_binomial_distribution(n, p):
+@pytest.mark.parametrize("n, p", [(40, 0.006), (40, 0.2), (7, 0.9), (1, 0.5), (3, 0.3)])
+def test_binomial_at_least_one_is_the_conditional_binomial(n, p):
     from scipy.stats import binom
 
     u = (np.arange(20000) + 0.5) / 20000                  # a fine grid: the counts are the CDF's steps
-    draws = np.array([binomial_inverse(n, p, x) for x in u])
+    none = (1 - p) ** n
+    draws = np.array([binomial_at_least_one(n, p, none, x) for x in u])
     freq = np.bincount(draws, minlength=n + 1) / u.size
-    np.testing.assert_allclose(freq, binom.pmf(np.arange(n + 1), n, p), atol=1e-4)
-    assert binomial_inverse(0, 0.5, 0.9) == 0 and binomial_inverse(5, 0.0, 0.99) == 0 and binomial_inverse(5, 1.0, 0.3) == 5
+    expected = binom.pmf(np.arange(n + 1), n, p) / (1 - none)
+    expected[0] = 0.0
+    np.testing.assert_allclose(freq, expected, atol=1e-4)
+    assert binomial_at_least_one(5, 1.0, 0.0, 0.3) == 5
+
+
+def test_fibre_counts_are_binomial():
+    """A steady drive holds every hair cell at a fixed release probability p; then the
+    fibre count of a sample with a fibres available must be Binomial(a, p) (the survival
+    threshold only changes how the random numbers are spent).  Over all samples after
+    the hair cells settled, the numbers of samples with 0, 1, 2, 3+ fibre spikes are
+    compared with their expectations sum_t P(k | a_t, p) from SciPy, within 5 standard
+    errors (a sum of independent indicators given the a_t)."""
+    from scipy.stats import binom
+
+    params = TINY.replace(channels=64)
+    v = np.full((params.channels, 8000), 150.0, np.float32)          # constant drive: p settles
+    stream = CochleaStream(params, rng=3)
+    fibres = []
+    stream._spikes([v], fibres)
+    prob = stream._state[1, 0] * params.hc_h / params.out_rate       # the steady p (same in every channel)
+    assert 0.005 < prob < 0.2 and np.ptp(stream._state[1]) == 0.0
+    hist = np.concatenate(fibres)
+    span, start = stream._fibre_block, 2000
+    window = np.cumsum(np.vstack([np.zeros((1, params.channels)), hist]), axis=0)
+    available = params.n_fibres - (window[start:-1] - window[start - span:-1 - span])   # fibres not refractory
+    counts = hist[start:]
+    pmf = binom.pmf(np.arange(4)[:, None], available.ravel()[None, :], prob)    # (4, samples)
+    cells = np.vstack([pmf[:3], 1 - pmf[:3].sum(axis=0)])                        # P(0), P(1), P(2), P(3+)
+    observed = np.array([np.sum(counts == 0), np.sum(counts == 1), np.sum(counts == 2), np.sum(counts >= 3)])
+    expected = cells.sum(axis=1)
+    se = np.sqrt((cells * (1 - cells)).sum(axis=1))
+    assert available.min() < 35 and expected[2] > 1000
+    assert np.all(np.abs(observed - expected) < 5 * se), (observed, expected, se)
 
 
 # -- hand-checkable behaviour ------------------------------------------------------------
