@@ -59,7 +59,7 @@ import numpy as np
 from evsim.cells import get_cell
 from evsim.errors import EvsimError
 from evsim.model import RECURRENCE_CODE, HiddenLayer, Model, ModelMetadata, Readout
-from evsim.reference import SimResult, softmax
+from evsim.engine import SimResult, softmax
 
 from . import _kernels as K
 from .cells import N_CARRY
@@ -507,7 +507,7 @@ class Network:
         running statistics folded into W and b.  Does not change the network.  Runs
         ``batch_size`` samples at a time (memory), so any number of samples can be passed.
 
-        Returns an :class:`evsim.reference.SimResult` (readout (B, T, C), scores (B, C),
+        Returns an :class:`evsim.engine.SimResult` (readout (B, T, C), scores (B, C),
         predictions (B,), spikes per layer if ``record_spikes``); with labels ``y`` its
         ``stats`` hold ``{"loss", "correct", "accuracy", "batch"}``.
         """
