@@ -6,6 +6,8 @@ import os
 
 import click
 
+from evsim.names import BUILTIN_SAMPLES
+
 from .common import default_path, model_path
 
 _OUT = dict(type=click.Path(dir_okay=False), help="Picture file: .png or .svg.")
@@ -28,7 +30,7 @@ def raster(model_file, input_path, sample, output):
     from evsim.plot import raster_figure, save_figure
 
     model = load_model(model_path(model_file))
-    input_path = default_path(input_path, "samples.h5", "input")
+    input_path = default_path(input_path, BUILTIN_SAMPLES, "input")
     meta = model.metadata
     with SpikeFile(input_path, n_channels=meta.input_channels) as f:
         counts = f.binned(sample, dt_ms=meta.dt_ms, pool=meta.pool, n_steps=meta.n_steps, dtype=float)

@@ -7,13 +7,14 @@ import os
 import click
 
 from evsim.errors import EvsimError
+from evsim.names import DATASETS
 
 from .batch import parallel_options
 from .common import dumps
 
 
 @click.command()
-@click.argument("dataset", type=click.Choice(["shd", "ssc"]), required=False)
+@click.argument("dataset", type=click.Choice(DATASETS), required=False)
 @click.option("--data-dir", type=click.Path(file_okay=False), default="data", show_default=True,
               help="Directory holding the official files of DATASET.")
 @click.option("--train", "train_file", type=click.Path(dir_okay=False), help="Training file (SHD layout), instead of DATASET.")

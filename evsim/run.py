@@ -14,8 +14,7 @@ import numpy as np
 
 from .errors import EvsimError
 from .model import Model
-
-ENGINES = ("event", "dense")
+from .names import ENGINES
 
 __all__ = ["ENGINES", "MAX_BATCH_BYTES", "check_batch_memory", "SampleResult", "Classification", "get_engine", "classify_file", "classify_arrays",
            "classify_batches", "pad_batch"]
