@@ -11,7 +11,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "Model": "model", "HiddenLayer": "model", "Readout": "model", "ModelMetadata": "model",
     "load_model": "model_file", "save_model": "model_file", "build_model": "model",
-    "SpikeFile": "data", "bin_spikes": "data",
+    "SpikeFile": "data", "bin_spikes": "data", "open_input": "inputs",
     "simulate": "reference", "SimResult": "engine",
     "EventStream": "event",
     "bin_structured": "structured",

@@ -120,9 +120,9 @@ def _evaluate(net, dataset, indices, batch_size: int = 256) -> dict:
 
 def _check_test_labels(path: str, n_channels: int, n_classes: int) -> int:
     """Check the test file's labels against the classes; return its number of samples."""
-    from evsim.data import SpikeFile
+    from evsim.inputs import open_input
 
-    with SpikeFile(path, n_channels=n_channels) as f:
+    with open_input(path, n_channels=n_channels) as f:
         labels, n = f.labels, len(f)
     if labels is None:
         raise TrainingError(f"{path} has no labels; a test file needs them")
@@ -568,9 +568,9 @@ def _limited(path: str, limit: int, seed: int, n_channels: int):
     """``limit`` sample indices of ``path`` drawn at random (sorted), or None for all."""
     if not limit:
         return None
-    from evsim.data import SpikeFile
+    from evsim.inputs import open_input
 
-    with SpikeFile(path, n_channels=n_channels) as f:
+    with open_input(path, n_channels=n_channels) as f:
         n = len(f)
     if limit >= n:
         return None
