@@ -7,7 +7,7 @@ import os
 import click
 
 from evsim.errors import EvsimError
-from evsim.names import DATASETS
+from evsim.names import DATASETS, TRAINING_PRESETS
 
 from .batch import parallel_options
 from .common import dumps
@@ -21,7 +21,7 @@ from .common import dumps
 @click.option("--test", "test_file", type=click.Path(dir_okay=False), help="Test file (SHD layout), with --train.")
 @click.option("--file", "sweep_file", type=click.Path(dir_okay=False),
               help="TOML or JSON sweep file: preset, config, seeds, base, grid, runs (see the README).")
-@click.option("--preset", default=None, help="Recipe of every run: crsnn (default) or delrec.")
+@click.option("--preset", default=None, help=f"Recipe of every run: {', '.join(TRAINING_PRESETS)} (default crsnn; see evsim train --help).")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), help="JSON or TOML settings file for every run.")
 @click.option("--set", "axes", multiple=True, metavar="KEY=V1,V2,...",
               help="A setting; several comma-separated values make it an axis of the grid, e.g. "

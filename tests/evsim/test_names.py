@@ -59,6 +59,15 @@ def test_cli_choices_come_from_the_names():
     assert _choices(encode, "preset") == names.COCHLEA_PRESETS
 
 
+def test_preset_help_names_every_training_preset():
+    from cli.sweep import sweep
+    from cli.train import train
+
+    for command in (train, sweep):
+        (param,) = [p for p in command.params if p.name == "preset"]
+        assert all(name in param.help for name in names.TRAINING_PRESETS), command.name
+
+
 def test_cli_start_up_imports_no_numpy():
     code = "import sys, cli.main; print(sorted(m for m in ('numpy', 'numba', 'h5py', 'scipy') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
