@@ -9,9 +9,9 @@ import time
 
 import click
 
-from .common import model_path
+from evsim.names import ENGINES
 
-ENGINES = ("event", "dense")  # evsim.run.ENGINES, repeated so --help needs no numpy
+from .common import model_path
 
 PARALLEL_OPTIONS = [
     click.option("--jobs", "-j", type=click.IntRange(1), default=1, show_default=True,

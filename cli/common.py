@@ -8,13 +8,9 @@ import os
 import click
 
 from evsim.errors import EvsimError
+from evsim.names import BUILTIN_MODELS, builtin_path
 
-def builtin_path(name: str) -> str:
-    return os.path.join(os.path.dirname(os.path.abspath(__import__("evsim").__file__)), "_builtin", name)
-
-
-#: Models shipped with the package, by the name `--model NAME` takes (a file of that name wins).
-BUILTIN_MODELS = {"default": "default_model.npz", "sparse": "sparse_model.npz"}
+__all__ = ["builtin_path", "model_path", "default_path", "kernels_cached", "note_compilation", "display_name", "dumps", "NoBar"]
 
 
 def model_path(given: str | None) -> str:

@@ -6,6 +6,8 @@ import sys
 
 import click
 
+from evsim.names import DATASETS
+
 
 @click.group()
 def data():
@@ -13,7 +15,7 @@ def data():
 
 
 @data.command("download")
-@click.argument("name", type=click.Choice(["shd", "ssc"]))
+@click.argument("name", type=click.Choice(DATASETS))
 @click.option("--dir", "dest_dir", type=click.Path(file_okay=False), default="data", show_default=True, envvar="EVSIM_DATA",
               help="Directory to put the .h5 files in. Default: $EVSIM_DATA, else ./data.")
 @click.option("--timeout", type=float, default=15.0, show_default=True, help="Seconds to wait for the server.")
@@ -53,7 +55,7 @@ def data_download(name, dest_dir, timeout):
 
 
 @data.command("check")
-@click.argument("name", type=click.Choice(["shd", "ssc"]))
+@click.argument("name", type=click.Choice(DATASETS))
 @click.option("--dir", "data_dir", type=click.Path(file_okay=False), default="data", show_default=True, envvar="EVSIM_DATA",
               help="Directory holding the .h5 files. Default: $EVSIM_DATA, else ./data.")
 def data_check(name, data_dir):

@@ -6,16 +6,16 @@ import sys
 
 import click
 
-from .common import NoBar
+from evsim.names import COCHLEA_PRESETS
 
-PRESET_NAMES = ("lauscher-1.0.1", "shd-paper")   # evsim.audio.PRESETS, repeated so --help needs no numpy
+from .common import NoBar
 
 
 @click.command()
 @click.argument("audio", nargs=-1, required=True, metavar="AUDIO...")
 @click.option("-o", "--out", "out", required=True, metavar="OUT.h5", help="Spike file to write (SHD layout).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random fibres: same seed, same spikes.")
-@click.option("--preset", type=click.Choice(PRESET_NAMES), default="lauscher-1.0.1", show_default=True,
+@click.option("--preset", type=click.Choice(COCHLEA_PRESETS), default=COCHLEA_PRESETS[0], show_default=True,
               help="Cochlea parameters: lauscher 1.0.1's defaults (what SHD-style files and the built-in "
                    "models use) or the fork matching the SHD paper's table.")
 @click.option("--max-seconds", type=click.FloatRange(min=0, min_open=True), default=60.0, show_default=True,

@@ -6,6 +6,8 @@ import os
 
 import click
 
+from evsim.names import BUILTIN_SAMPLES
+
 from .common import default_path, model_path
 
 _OUT = dict(type=click.Path(dir_okay=False), help="Picture file: .png or .svg.")
@@ -23,16 +25,16 @@ def plot():
 @click.option("-o", "--output", default="raster.png", show_default=True, **_OUT)
 def raster(model_file, input_path, sample, output):
     """Input spikes, every hidden layer's spikes and the running class scores of one sample."""
-    from evsim.data import SpikeFile
+    from evsim.inputs import open_input
     from evsim.model import load_model
     from evsim.plot import raster_figure, save_figure
 
     model = load_model(model_path(model_file))
-    input_path = default_path(input_path, "samples.h5", "input")
+    input_path = default_path(input_path, BUILTIN_SAMPLES, "input")
     meta = model.metadata
-    with SpikeFile(input_path, n_channels=meta.input_channels) as f:
+    with open_input(input_path, n_channels=meta.input_channels, class_names=model.class_names) as f:
         counts = f.binned(sample, dt_ms=meta.dt_ms, pool=meta.pool, n_steps=meta.n_steps, dtype=float)
-        label = int(f.labels[f._index(sample)]) if f.labels is not None else None
+        label = int(f.labels[f.index(sample)]) if f.labels is not None else None
     if label is not None and label >= model.n_classes:
         label = None
     title = f"{os.path.basename(model_path(model_file))} on {os.path.basename(input_path)}, sample {sample}"

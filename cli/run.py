@@ -6,9 +6,9 @@ import sys
 
 import click
 
-from .common import NoBar, default_path, display_name, dumps, model_path, note_compilation
+from evsim.names import BUILTIN_MODELS, BUILTIN_SAMPLES, ENGINES
 
-ENGINES = ("event", "dense")  # evsim.run.ENGINES, repeated so --help needs no numpy
+from .common import NoBar, default_path, display_name, dumps, model_path, note_compilation
 
 
 @click.command()
@@ -38,7 +38,7 @@ def run(model_file, input_path, sample, engine, batch_size, as_json, quiet):
     from evsim.model import load_model
 
     model_file = model_path(model_file)
-    input_path = default_path(input_path, "samples.h5", "input")
+    input_path = default_path(input_path, BUILTIN_SAMPLES, "input")
     model = load_model(model_file)
     if engine == "event":
         from evsim.kernels import event as kernels
@@ -73,9 +73,7 @@ _SCORE_MEANING = {
 
 
 def _echo_details(model, model_file, input_path, engine, result, activity) -> None:
-    from .common import BUILTIN_MODELS
-
-    where = display_name(input_path, {"samples": "samples.h5"})
+    where = display_name(input_path, {"samples": BUILTIN_SAMPLES})
     click.echo(f"model: {display_name(model_file, BUILTIN_MODELS)}; input: {where}; engine: {engine}")
     click.echo(_SCORE_MEANING[model.readout.decision] + "; prediction = the highest score")
     names = model.class_names

@@ -7,20 +7,21 @@ import os
 import click
 
 from evsim.errors import EvsimError
+from evsim.names import DATASETS, TRAINING_PRESETS
 
 from .batch import parallel_options
 from .common import dumps
 
 
 @click.command()
-@click.argument("dataset", type=click.Choice(["shd", "ssc"]), required=False)
+@click.argument("dataset", type=click.Choice(DATASETS), required=False)
 @click.option("--data-dir", type=click.Path(file_okay=False), default="data", show_default=True,
               help="Directory holding the official files of DATASET.")
 @click.option("--train", "train_file", type=click.Path(dir_okay=False), help="Training file (SHD layout), instead of DATASET.")
 @click.option("--test", "test_file", type=click.Path(dir_okay=False), help="Test file (SHD layout), with --train.")
 @click.option("--file", "sweep_file", type=click.Path(dir_okay=False),
               help="TOML or JSON sweep file: preset, config, seeds, base, grid, runs (see the README).")
-@click.option("--preset", default=None, help="Recipe of every run: crsnn (default) or delrec.")
+@click.option("--preset", default=None, help=f"Recipe of every run: {', '.join(TRAINING_PRESETS)} (default crsnn; see evsim train --help).")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), help="JSON or TOML settings file for every run.")
 @click.option("--set", "axes", multiple=True, metavar="KEY=V1,V2,...",
               help="A setting; several comma-separated values make it an axis of the grid, e.g. "

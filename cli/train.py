@@ -8,6 +8,7 @@ import sys
 import click
 
 from evsim.errors import EvsimError
+from evsim.names import DATASETS
 
 from .common import dumps
 
@@ -80,7 +81,7 @@ class _TrainReporter:
 
 
 @click.command()
-@click.argument("dataset", type=click.Choice(["shd", "ssc"]), required=False)
+@click.argument("dataset", type=click.Choice(DATASETS), required=False)
 @click.option("--data-dir", type=click.Path(file_okay=False), default="data", show_default=True, envvar="EVSIM_DATA",
               help="Directory holding the data: the official files of DATASET (see `evsim data download`), and where "
                    "--train/--test names are looked up when they are not found as given. Default: $EVSIM_DATA, else ./data.")

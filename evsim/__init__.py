@@ -10,9 +10,9 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "Model": "model", "HiddenLayer": "model", "Readout": "model", "ModelMetadata": "model",
-    "load_model": "model", "save_model": "model", "build_model": "model",
-    "SpikeFile": "data", "bin_spikes": "data",
-    "simulate": "reference", "SimResult": "reference",
+    "load_model": "model_file", "save_model": "model_file", "build_model": "model",
+    "SpikeFile": "data", "bin_spikes": "data", "open_input": "inputs",
+    "simulate": "reference", "SimResult": "engine",
     "EventStream": "event",
     "bin_structured": "structured",
 }

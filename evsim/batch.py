@@ -62,16 +62,16 @@ def plan_chunks(model, model_path: str, files: list[str], chunk_size: int = 256,
                 batch_size: int = 64) -> tuple[list[Chunk], int]:
     """Check every file's layout and labels against ``model`` (so a bad file fails before
     any work) and cut the samples into chunks.  Returns (chunks, number of samples)."""
-    from .data import SpikeFile
+    from .inputs import open_input
 
     chunks, total = [], 0
     for path in files:
-        with SpikeFile(path, n_channels=model.metadata.input_channels) as f:
+        with open_input(path, n_channels=model.metadata.input_channels, class_names=model.class_names) as f:
             n, labels = len(f), f.labels
         if labels is not None and labels.size and labels.max() >= model.n_classes:
             raise InputFileError(f"{path}: label {labels.max()} is out of range for a model with {model.n_classes} classes")
-        chunks.extend(Chunk(model_path, path, s, min(s + chunk_size, n), engine, batch_size)
-                      for s in range(0, n, chunk_size))
+        chunks.extend(Chunk(model_path, path, start, min(start + chunk_size, n), engine, batch_size)
+                      for start in range(0, n, chunk_size))
         total += n
     return chunks, total
 
@@ -93,15 +93,15 @@ def _model(path: str):
 
 def classify_chunk(chunk: Chunk) -> dict:
     """Run in a worker: predictions (n,), scores (n, C) and labels (n,) (-1: none) of one chunk."""
-    from .data import SpikeFile
+    from .inputs import open_input
     from .run import classify_batches
 
     model = _model(chunk.model_path)
     meta = model.metadata
-    with SpikeFile(chunk.path, n_channels=meta.input_channels) as f:
+    with open_input(chunk.path, n_channels=meta.input_channels, class_names=model.class_names) as f:
         idx = range(chunk.start, chunk.stop)
         batches = ([f.binned(i, dt_ms=meta.dt_ms, pool=meta.pool, n_steps=meta.n_steps, dtype=np.float64)
-                    for i in idx[s:s + chunk.batch_size]] for s in range(0, len(idx), chunk.batch_size))
+                    for i in idx[start:start + chunk.batch_size]] for start in range(0, len(idx), chunk.batch_size))
         preds, scores, _ = classify_batches(model, batches, engine=chunk.engine)
         labels = f.labels[chunk.start:chunk.stop] if f.labels is not None else np.full(len(idx), -1)
     return {"predictions": preds, "scores": scores, "labels": labels}

@@ -275,7 +275,8 @@ class SpikeFile:
         return self._keys
 
     # -- samples -----------------------------------------------------------------------
-    def _index(self, i: int) -> int:
+    def index(self, i: int) -> int:
+        """``i`` checked: an integer in [0, len) (no negative indices), else InputFileError."""
         if not isinstance(i, (int, np.integer)):
             raise InputFileError(f"sample index must be an integer, got {i!r}")
         if isinstance(i, (bool, np.bool_)) or not 0 <= i < self._n:   # no Python-style negative indices
@@ -285,7 +286,7 @@ class SpikeFile:
 
     def read(self, i: int) -> Sample:
         """Sample ``i`` as validated float64 times and int64 units."""
-        i = self._index(i)
+        i = self.index(i)
         try:
             times, units = self._times[i], self._units[i]
         except (OSError, TypeError, ValueError, KeyError, RuntimeError) as exc:   # h5py: unreadable row

@@ -1,7 +1,8 @@
 """Event-driven engine: the fast path for inference, whole samples or live streams.
 
 Same equations as :mod:`evsim.model` and the same results as the dense reference
-(:func:`evsim.reference.simulate`), computed differently:
+(:func:`evsim.reference.simulate`), computed differently; both follow the contract of
+:mod:`evsim.engine` (:func:`~evsim.engine.check_inputs`, :class:`~evsim.engine.SimResult`):
 
 * **Synapses are event-driven.**  An input count ``c`` of unit ``j`` at step ``t`` adds
   ``c * W[:, j]`` to layer 0's input; a spike of hidden neuron ``j`` adds ``W[:, j]`` of
@@ -42,7 +43,7 @@ from .errors import EvsimError
 from .cells import RESET_CODE, get_cell
 from .model import DECISION_CODE, RECURRENCE_CODE, Model
 from .data import MAX_STEPS, time_to_step, validate_events
-from .reference import SimResult, check_inputs
+from .engine import SimResult, check_inputs
 from .structured import split_structured
 
 __all__ = ["simulate", "EventStream", "pack_model"]

@@ -70,7 +70,7 @@ def raster_figure(model: Model, counts: np.ndarray, title: str = "", label: int 
     """Input, spikes of every hidden layer and running class scores of one binned sample
     ``counts`` (steps, n_inputs), run by the event engine."""
     from .event import simulate
-    from .reference import softmax
+    from .engine import softmax
 
     res = simulate(model, counts, record_spikes=True)
     n_t = counts.shape[0]

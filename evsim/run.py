@@ -14,10 +14,9 @@ import numpy as np
 
 from .errors import EvsimError
 from .model import Model
+from .names import ENGINES
 
-ENGINES = ("event", "dense")
-
-__all__ = ["ENGINES", "MAX_BATCH_BYTES", "check_batch_memory", "SampleResult", "Classification", "get_engine", "classify_file", "classify_arrays",
+__all__ = ["ENGINES", "MAX_BATCH_BYTES", "check_batch_memory", "SampleResult", "Classification", "get_engine", "classify_file",
            "classify_batches", "pad_batch"]
 
 
@@ -106,13 +105,6 @@ def classify_batches(model: Model, batches: Iterable[Sequence[np.ndarray]], engi
     return np.concatenate(preds), np.concatenate(scores), totals
 
 
-def classify_arrays(model: Model, samples: Sequence[np.ndarray], engine: str = "event",
-                    batch_size: int = 64, progress: Callable[[int], None] | None = None):
-    """:func:`classify_batches` over a list of binned samples."""
-    batches = (samples[i:i + batch_size] for i in range(0, len(samples), batch_size))
-    return classify_batches(model, batches, engine=engine, progress=progress)
-
-
 def classify_file(model: Model, path: str, sample: int | None = None, engine: str = "event",
                   batch_size: int = 64, progress: Callable[[int], None] | None = None,
                   indices: Iterable[int] | None = None) -> Classification:
@@ -120,15 +112,15 @@ def classify_file(model: Model, path: str, sample: int | None = None, engine: st
 
     Samples are read and binned one batch at a time, so memory stays bounded by the batch.
     """
-    from .data import SpikeFile
+    from .inputs import open_input
 
     meta = model.metadata
     get_engine(engine)  # an unknown engine fails before the file is opened
-    with SpikeFile(path, n_channels=meta.input_channels) as f:
+    with open_input(path, n_channels=meta.input_channels, class_names=model.class_names) as f:
         if sample is not None:
-            idx = [f._index(sample)]
+            idx = [f.index(sample)]
         elif indices is not None:
-            idx = [f._index(i) for i in indices]
+            idx = [f.index(i) for i in indices]
         else:
             idx = list(range(len(f)))
         labels = f.labels

@@ -37,7 +37,7 @@ API (exact signatures):
   dtype="float32")`` — frozen, validated; ``to_json()`` / ``NetworkConfig.from_json(text)``.
 * ``Network.init(config, seed=0) -> Network``; ``net.params`` / ``net.buffers`` (dicts of arrays)
 * ``net.loss_and_grad(x, y, rng=None, sigma=0.0, *, update_stats=True, rate_scale=1.0) -> (loss, grads, stats)``
-* ``net.evaluate(x, y=None, *, record_spikes=False, batch_size=128) -> evsim.reference.SimResult``
+* ``net.evaluate(x, y=None, *, record_spikes=False, batch_size=128) -> evsim.engine.SimResult``
 * ``net.clamp_delays()``; ``net.delay_names``; ``net.weight_names``; ``net.n_params()``
 * ``net.export(metadata=None) -> evsim.model.Model``
 * ``net.state_dict() -> dict``; ``net.load_state_dict(d)`` (in place);

@@ -28,9 +28,9 @@ Same-class blend of ``x`` (the sample) with ``p`` (another sample of the same cl
     are dropped before thinning.  Binomial thinning of a count is the same as keeping each
     of its spikes independently with probability ``keep``.
 
-The augmented epoch (see :func:`augmented_epoch`) holds every training sample three times:
-as it is, channel-shifted, and blended; :func:`training.data.iterate_batches` mixes the
-three views in one shuffled order.
+The augmented epoch (:func:`training.data.iterate_batches` given an :class:`Augment`) holds
+every training sample three times: as it is, channel-shifted, and blended, mixed in one
+shuffled order.  This module imports nothing of ``training.data`` (no import loop).
 """
 
 from __future__ import annotations
@@ -44,7 +44,6 @@ from evsim.errors import EvsimError
 __all__ = [
     "Augment",
     "alignment_shift",
-    "augmented_epoch",
     "blend",
     "centre_of_mass",
     "shift_channels",
@@ -175,17 +174,3 @@ def blend(x, partner, rng: np.random.Generator, keep: float = 0.5) -> np.ndarray
         raise EvsimError(f"blend: sample shape {x.shape} and partner shape {partner.shape} differ")
     moved = shift_time(partner, np.atleast_1d(alignment_shift(x, partner)))
     return thin(x, rng, keep) + thin(moved, rng, keep)
-
-
-def augmented_epoch(dataset, indices, batch_size: int, rng: np.random.Generator,
-                    augment: Augment | None = None, *, drop_last: bool = False):
-    """One augmented training epoch: :func:`training.data.iterate_batches` with ``augment``.
-
-    Yields ``(x, y)`` batches covering every sample of ``indices`` ``augment.factor`` times
-    (original, shifted, blended), shuffled together.  Blend partners are drawn from
-    ``indices`` only, so a validation sample never leaks into training.
-    """
-    from .data import iterate_batches
-
-    return iterate_batches(dataset, indices, batch_size, rng, shuffle=True,
-                           augment=Augment() if augment is None else augment, drop_last=drop_last)

@@ -32,7 +32,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from evsim.data import SpikeFile, bin_validated
+from evsim.data import bin_validated
+from evsim.inputs import open_input
 from evsim.errors import EvsimError
 from evsim.model import pooled_inputs
 
@@ -137,7 +138,7 @@ def load_dataset(path: str | os.PathLike, *, dt_ms: float = 10.0, pool: int = 5,
     n_in = pooled_inputs(input_channels, pool)
     if n_steps is not None:
         _check_int32(int(n_steps), n_in)
-    with SpikeFile(path, n_channels=input_channels) as f:
+    with open_input(path, n_channels=input_channels) as f:
         labels = f.labels
         if labels is None:
             raise EvsimError(f"{f.path}: no 'labels' dataset; training needs a label for every sample")

@@ -59,9 +59,9 @@ import numpy as np
 from evsim.cells import get_cell
 from evsim.errors import EvsimError
 from evsim.model import RECURRENCE_CODE, HiddenLayer, Model, ModelMetadata, Readout
-from evsim.reference import SimResult, softmax
+from evsim.engine import SimResult, softmax
 
-from . import _kernels as K
+from . import _kernels as kernels
 from .cells import N_CARRY
 from .config import ConfigError, NetworkConfig
 from .surrogates import get_surrogate
@@ -147,7 +147,7 @@ class _LayerCache(NamedTuple):
     s: np.ndarray          # spikes, (B, T, n)
     z: np.ndarray          # recurrent input before the recurrent weights, (B, T, n) or empty
     zmask: np.ndarray      # recurrent dropout mask (B, T, n) or (1, 1, 1) unused
-    mask_at: int           # where zmask acts: K.MASK_NONE, K.MASK_SPIKES or K.MASK_INPUT
+    mask_at: int           # where zmask acts: kernels.MASK_NONE, kernels.MASK_SPIKES or kernels.MASK_INPUT
     cur: np.ndarray        # the cell's input current I_t, (B, T, n)
     a: np.ndarray          # the cell's extra state, (B, T, S, n)
     fmask: np.ndarray      # feed-forward dropout mask on the output, broadcastable, or None
@@ -182,11 +182,11 @@ class Network:
         if not isinstance(config, NetworkConfig):
             raise ConfigError(f"expected a NetworkConfig, got {type(config).__name__}")
         rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
-        dt = config.np_dtype
+        dtype = config.np_dtype
         params, buffers = {}, {}
 
         def uni(bound, shape):
-            return rng.uniform(-bound, bound, shape).astype(dt)
+            return rng.uniform(-bound, bound, shape).astype(dtype)
 
         n_prev = config.n_inputs
         for l, n in enumerate(config.hidden):
@@ -194,10 +194,10 @@ class Network:
             params[p + "weight"] = uni(1 / np.sqrt(n_prev), (n, n_prev))
             params[p + "bias"] = uni(1 / np.sqrt(n_prev), (n,))
             if config.batchnorm:
-                params[p + "bn_weight"] = np.ones(n, dt)
-                params[p + "bn_bias"] = np.zeros(n, dt)
-                buffers[p + "bn_mean"] = np.zeros(n, dt)
-                buffers[p + "bn_var"] = np.ones(n, dt)
+                params[p + "bn_weight"] = np.ones(n, dtype)
+                params[p + "bn_bias"] = np.zeros(n, dtype)
+                buffers[p + "bn_mean"] = np.zeros(n, dtype)
+                buffers[p + "bn_var"] = np.ones(n, dtype)
             rec = config.recurrence[l]
             if rec == "dense":
                 params[p + "recurrent"] = uni(1 / np.sqrt(n), (n, n))
@@ -205,23 +205,23 @@ class Network:
                 params[p + "recurrent"] = uni(1 / np.sqrt(config.kernel_size), (config.kernel_size,))
             if rec != "none":
                 lo, hi = config.delay_init
-                params[p + "delays"] = rng.uniform(lo, hi, n).astype(dt)
+                params[p + "delays"] = rng.uniform(lo, hi, n).astype(dtype)
             beta = 1.0 - 1.0 / np.broadcast_to(np.asarray(config.tau[l], np.float64), (n,))
             if config.cell == "adlif":
                 beta = rng.uniform(*config.beta_range, n)
-            (params if config.learn_beta else buffers)[p + "beta"] = beta.astype(dt)
-            buffers[p + "gain"] = (np.ones(n) if config.gain[l] == "one" else 1.0 - beta).astype(dt)
-            buffers[p + "threshold"] = np.full(n, config.threshold, dt)
+            (params if config.learn_beta else buffers)[p + "beta"] = beta.astype(dtype)
+            buffers[p + "gain"] = (np.ones(n) if config.gain[l] == "one" else 1.0 - beta).astype(dtype)
+            buffers[p + "threshold"] = np.full(n, config.threshold, dtype)
             if config.cell == "adlif":
                 for name, bounds in (("beta_w", config.adlif_beta_w), ("a", config.adlif_a), ("b", config.adlif_b)):
-                    params[p + name] = rng.uniform(*bounds, n).astype(dt)
+                    params[p + name] = rng.uniform(*bounds, n).astype(dtype)
             n_prev = n
         c = config.n_classes
         params["readout.weight"] = uni(1 / np.sqrt(n_prev), (c, n_prev))
         params["readout.bias"] = uni(1 / np.sqrt(n_prev), (c,))
         beta_o = 1.0 - 1.0 / config.readout_tau
-        buffers["readout.beta"] = np.full(c, beta_o, dt)
-        buffers["readout.gain"] = np.full(c, 1.0 if config.readout_gain == "one" else 1.0 - beta_o, dt)
+        buffers["readout.beta"] = np.full(c, beta_o, dtype)
+        buffers["readout.gain"] = np.full(c, 1.0 if config.readout_gain == "one" else 1.0 - beta_o, dtype)
         return cls(config, params, buffers)
 
     # -- parameter facts ---------------------------------------------------------------
@@ -282,11 +282,11 @@ class Network:
     def _recurrent_operands(self, l: int) -> tuple[np.ndarray, np.ndarray]:
         """The kernels' recurrent arguments of layer ``l``: (W_rec transposed, contiguous)
         for a dense recurrence, the kernel K for a conv one, empty stand-ins otherwise."""
-        dt = self.config.np_dtype
+        dtype = self.config.np_dtype
         rec = self.config.recurrence[l]
         w_rec = self.params[f"layer{l}.recurrent"] if rec != "none" else None
-        w_rec_t = np.ascontiguousarray(w_rec.T) if rec == "dense" else np.zeros((0, 0), dt)
-        kern = w_rec if rec == "conv" else np.zeros(1, dt)
+        w_rec_t = np.ascontiguousarray(w_rec.T) if rec == "dense" else np.zeros((0, 0), dtype)
+        kern = w_rec if rec == "conv" else np.zeros(1, dtype)
         return w_rec_t, kern
 
     def _neuron(self, l: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -327,7 +327,7 @@ class Network:
 
     def _forward(self, x, *, train: bool, rng, sigma: float, update_stats: bool):
         cfg = self.config
-        dt = cfg.np_dtype
+        dtype = cfg.np_dtype
         n_b, n_t, _ = x.shape
         sur = self._surrogate
         if train and (cfg.dropout > 0 or cfg.rec_dropout > 0):
@@ -345,7 +345,7 @@ class Network:
                 if cfg.batchnorm:
                     mu = a.mean(axis=0)
                     var = a.var(axis=0)
-                    inv_std = (1.0 / np.sqrt(var + cfg.bn_eps)).astype(dt)
+                    inv_std = (1.0 / np.sqrt(var + cfg.bn_eps)).astype(dtype)
                     xhat = (a - mu) * inv_std
                     a = xhat * self.params[p + "bn_weight"] + self.params[p + "bn_bias"]
                     if update_stats:
@@ -358,28 +358,28 @@ class Network:
                 w, b = self._folded(l)
                 a = h @ w.T
                 a += b
-            c = np.ascontiguousarray(a.reshape(n_b, n_t, n), dtype=dt)
+            c = np.ascontiguousarray(a.reshape(n_b, n_t, n), dtype=dtype)
             rec = cfg.recurrence[l]
             if rec != "none":
                 d = self.params[p + "delays"]
-                tables = delay_tables(d, sigma, dt) if train else delay_tables(np.rint(np.maximum(d, 0)), 0.0, dt)
-                z = np.empty((n_b, n_t, n), dt)
+                tables = delay_tables(d, sigma, dtype) if train else delay_tables(np.rint(np.maximum(d, 0)), 0.0, dtype)
+                z = np.empty((n_b, n_t, n), dtype)
             else:
-                tables = (np.zeros(n, np.int64), np.zeros((n, 0), dt), np.zeros((n, 0), dt))
-                z = np.empty((0, 0, 0), dt)
+                tables = (np.zeros(n, np.int64), np.zeros((n, 0), dtype), np.zeros((n, 0), dtype))
+                z = np.empty((0, 0, 0), dtype)
             w_rec_t, kern = self._recurrent_operands(l)
-            mask_at = K.MASK_NONE
+            mask_at = kernels.MASK_NONE
             if train and rec != "none" and cfg.rec_dropout > 0:
-                mask_at = K.MASK_INPUT if cfg.rec_dropout_at == "input" else K.MASK_SPIKES
+                mask_at = kernels.MASK_INPUT if cfg.rec_dropout_at == "input" else kernels.MASK_SPIKES
                 zmask = np.ascontiguousarray(np.broadcast_to(self._mask(rng, cfg.rec_dropout, (n_b, n_t), n), (n_b, n_t, n)))
             else:
-                zmask = np.ones((1, 1, 1), dt)
+                zmask = np.ones((1, 1, 1), dtype)
             cell = get_cell(cfg.cell)
-            cur = np.empty((n_b, n_t, n), dt)
-            v = np.empty((n_b, n_t, n), dt)
-            s = np.empty((n_b, n_t, n), dt)
-            a = np.empty((n_b, n_t, len(cell.state), n), dt)
-            fwd = K.layer_fwd_parallel if c.size >= K.PARALLEL_MIN_WORK else K.layer_fwd_serial
+            cur = np.empty((n_b, n_t, n), dtype)
+            v = np.empty((n_b, n_t, n), dtype)
+            s = np.empty((n_b, n_t, n), dtype)
+            a = np.empty((n_b, n_t, len(cell.state), n), dtype)
+            fwd = kernels.layer_fwd_parallel if c.size >= kernels.PARALLEL_MIN_WORK else kernels.layer_fwd_serial
             beta, gain, theta = self._neuron(l)
             fwd(c, cell.code, beta, gain, theta,
                 self._cell_extra(l), cfg.reset == "subtract", RECURRENCE_CODE[rec], w_rec_t, kern, tables[0],
@@ -390,7 +390,7 @@ class Network:
             h = out.reshape(n_b * n_t, n)
         a_o = h @ self.params["readout.weight"].T
         a_o += self.params["readout.bias"]
-        u = K.leaky_fwd(np.ascontiguousarray(a_o.reshape(n_b, n_t, -1)), self.buffers["readout.beta"], self.buffers["readout.gain"])
+        u = kernels.leaky_fwd(np.ascontiguousarray(a_o.reshape(n_b, n_t, -1)), self.buffers["readout.beta"], self.buffers["readout.gain"])
         if cfg.loss == "sum_softmax":
             q = softmax(u, axis=2)
             scores = q.sum(axis=1)
@@ -426,7 +426,7 @@ class Network:
         if not (np.isfinite(rate_scale) and rate_scale >= 0):
             raise EvsimError(f"rate_scale: {rate_scale!r}; expected a finite number >= 0")
         n_b, n_t, _ = x.shape
-        dt = cfg.np_dtype
+        dtype = cfg.np_dtype
         caches, h, u, q, scores = self._forward(x, train=True, rng=rng, sigma=sigma, update_stats=update_stats)
         loss, g_scores = cross_entropy(scores, y)
         counts = [float(c.s.sum(dtype=np.float64)) for c in caches]   # spikes per layer (penalty, stats)
@@ -439,7 +439,7 @@ class Network:
             gu = q * (gs_ - (q * gs_).sum(axis=2, keepdims=True))
         else:
             gu = np.broadcast_to(g_scores[:, None, :], u.shape)
-        ga = K.leaky_bwd(np.ascontiguousarray(gu, dtype=dt), self.buffers["readout.beta"], self.buffers["readout.gain"])
+        ga = kernels.leaky_bwd(np.ascontiguousarray(gu, dtype=dtype), self.buffers["readout.beta"], self.buffers["readout.gain"])
         ga = ga.reshape(n_b * n_t, -1)
         grads["readout.weight"] = ga.T @ h
         grads["readout.bias"] = ga.sum(axis=0)
@@ -451,18 +451,18 @@ class Network:
             n = cfg.hidden[l]
             rec = cfg.recurrence[l]
             g_out = g_h.reshape(n_b, n_t, n)
-            gs_ext = np.ascontiguousarray(g_out if cache.fmask is None else g_out * cache.fmask, dtype=dt)
+            gs_ext = np.ascontiguousarray(g_out if cache.fmask is None else g_out * cache.fmask, dtype=dtype)
             if g_pen[l] != 0.0:
-                gs_ext = gs_ext + dt.type(g_pen[l])       # new array: g_out may be a view of g_h
-            g_cur = np.empty((n_b, n_t, n), dt)
-            g_delay = np.zeros((n_b, n), dt)
-            g_kernel = np.zeros((n_b, cfg.kernel_size if rec == "conv" else 0), dt)
+                gs_ext = gs_ext + dtype.type(g_pen[l])       # new array: g_out may be a view of g_h
+            g_cur = np.empty((n_b, n_t, n), dtype)
+            g_delay = np.zeros((n_b, n), dtype)
+            g_kernel = np.zeros((n_b, cfg.kernel_size if rec == "conv" else 0), dtype)
             cell = get_cell(cfg.cell)
-            g_cell = np.zeros((n_b, 2 + len(cell.params), n), dt)
+            g_cell = np.zeros((n_b, 2 + len(cell.params), n), dtype)
             learn_cell = bool(cfg.cell_bounds())
             w_rec_t, kern = self._recurrent_operands(l)
             klo, mtab, dmtab = cache.tables
-            bwd = K.layer_bwd_parallel if gs_ext.size >= K.PARALLEL_MIN_WORK else K.layer_bwd_serial
+            bwd = kernels.layer_bwd_parallel if gs_ext.size >= kernels.PARALLEL_MIN_WORK else kernels.layer_bwd_serial
             bwd(gs_ext, cache.v, cache.s, cache.a, cache.z, cache.cur, cell.code, N_CARRY[cfg.cell],
                 *self._neuron(l), self._cell_extra(l),
                 cfg.reset == "subtract", cfg.detach_reset, RECURRENCE_CODE[rec], w_rec_t, kern, klo, mtab, dmtab,
@@ -475,7 +475,7 @@ class Network:
                     grads[p + name] = g_sum[2 + k]
             gc = g_cur.reshape(n_b * n_t, n)
             if rec == "dense":
-                g_rec = g_cur * cache.zmask if cache.mask_at == K.MASK_INPUT else g_cur   # dL/dR_t
+                g_rec = g_cur * cache.zmask if cache.mask_at == kernels.MASK_INPUT else g_cur   # dL/dR_t
                 grads[p + "recurrent"] = g_rec.reshape(n_b * n_t, n).T @ cache.z.reshape(n_b * n_t, n)
             elif rec == "conv":
                 grads[p + "recurrent"] = g_kernel.sum(axis=0)
@@ -493,7 +493,7 @@ class Network:
             grads[p + "bias"] = ga.sum(axis=0)
             if l > 0:
                 g_h = ga @ self.params[p + "weight"]
-        grads = {k: np.ascontiguousarray(grads[k], dtype=dt) for k in self.params}
+        grads = {k: np.ascontiguousarray(grads[k], dtype=dtype) for k in self.params}
         pred = np.argmax(scores, axis=1)
         correct = int(np.sum(pred == y))
         stats = {"loss": loss, "rate_penalty": penalty, "correct": correct, "accuracy": correct / n_b, "batch": n_b,
@@ -507,7 +507,7 @@ class Network:
         running statistics folded into W and b.  Does not change the network.  Runs
         ``batch_size`` samples at a time (memory), so any number of samples can be passed.
 
-        Returns an :class:`evsim.reference.SimResult` (readout (B, T, C), scores (B, C),
+        Returns an :class:`evsim.engine.SimResult` (readout (B, T, C), scores (B, C),
         predictions (B,), spikes per layer if ``record_spikes``); with labels ``y`` its
         ``stats`` hold ``{"loss", "correct", "accuracy", "batch"}``.
         """

@@ -38,6 +38,7 @@ from typing import Any
 
 from evsim.errors import EvsimError
 from evsim.model import pooled_inputs
+from evsim.names import TRAINING_PRESETS
 
 __all__ = ["TrainConfig", "PRESETS", "make_config", "parse_overrides", "rate_scale_at", "sigma_at", "ConfigFileError"]
 
@@ -189,7 +190,7 @@ _ADLIF_NET = dict(_CRSNN_NET, cell="adlif", gain=["1-beta"] * 4)
 _TINY_NET = dict(_CRSNN_NET, hidden=[64, 64], recurrence=["none", "conv"], tau=[1.05, 1.169], gain=["one", "1-beta"],
                  dropout=0.2, rec_dropout=0.1)
 
-PRESET_NAMES = ("crsnn", "delrec", "adlif", "tiny")
+PRESET_NAMES = TRAINING_PRESETS
 
 PRESETS: dict[str, TrainConfig] = {
     "crsnn": TrainConfig(preset="crsnn", network=_CRSNN_NET),

@@ -120,9 +120,9 @@ def _evaluate(net, dataset, indices, batch_size: int = 256) -> dict:
 
 def _check_test_labels(path: str, n_channels: int, n_classes: int) -> int:
     """Check the test file's labels against the classes; return its number of samples."""
-    from evsim.data import SpikeFile
+    from evsim.inputs import open_input
 
-    with SpikeFile(path, n_channels=n_channels) as f:
+    with open_input(path, n_channels=n_channels) as f:
         labels, n = f.labels, len(f)
     if labels is None:
         raise TrainingError(f"{path} has no labels; a test file needs them")
@@ -247,32 +247,104 @@ def _write_failure(exc: OSError, path: str, files: "RunFiles", saved_epoch: int)
     return TrainingError(f"cannot write {path}: {why}; {safe}")
 
 
+@dataclass
+class _Data:
+    """The run's data: training and validation sets, and what the test file holds."""
+
+    train_ds: object
+    val_ds: object
+    train_idx: np.ndarray
+    val_idx: np.ndarray
+    test_rows: np.ndarray | None      # the test samples evaluated (None: all)
+    n_test: int
+    record: dict                      # the files, as _file_record gives them (checked on --resume)
+    augment: object | None
+    steps_per_epoch: int
+
+
+@dataclass
+class _RunState:
+    """Everything the next epoch depends on (what a checkpoint holds)."""
+
+    net: object
+    opt: object
+    rng: np.random.Generator
+    history: list
+    best: dict
+    best_state: dict | None
+    start_epoch: int
+
+
 def _train_locked(config: TrainConfig, train_path: str, test_path: str, out_dir: str, *,
                   valid_path: str | None, resume: bool, max_minutes: float | None,
                   reporter: Reporter | None, stop_after_epochs: int | None) -> dict:
-    from evsim.model import ModelMetadata
-
-    from .augment import Augment
-    from .data import iterate_batches, load_dataset, n_batches, split_by_speaker
-    from .network import Network
-    from .optim import DivergedError, make_optimizer, train_step
-
+    """The run, in the lock: check, load the data, start or restore, epochs, finish."""
     rep = reporter or Reporter()
     t_start = time.time()
     train_path, test_path = os.fspath(train_path), os.fspath(test_path)
     valid_path = os.fspath(valid_path) if valid_path else None
     files = RunFiles(out_dir)
-    for p in (train_path, test_path) + ((valid_path,) if valid_path else ()):
-        if not os.path.isfile(p):
+    _check_start(config, (train_path, test_path, valid_path), files, resume)
+    init_state = _init_state(config.init_from) if config.init_from and not resume else None
+    data = _load_data(config, train_path, test_path, valid_path, files, resume, rep)
+    run = _start_or_restore(config, data, files, resume, init_state, rep)
+    rep.start({"train": len(data.train_idx), "val": len(data.val_idx), "test": data.n_test,
+               "n_steps": int(data.train_ds.n_steps), "steps_per_epoch": data.steps_per_epoch,
+               "params": run.net.n_params(), "epochs": config.epochs, "start_epoch": run.start_epoch})
+
+    stopped = None
+    epochs_run = 0
+    epoch = run.start_epoch - 1
+    try:
+        for epoch in range(run.start_epoch, config.epochs):
+            record = _run_epoch(config, epoch, run, data, files, rep)
+            _save_epoch(config, epoch, record, run, data, files)
+            rep.epoch_end(record)
+            epochs_run += 1
+            if stop_after_epochs is not None and epochs_run >= stop_after_epochs and epoch + 1 < config.epochs:
+                stopped = "stopped early on request"
+                break
+            if max_minutes is not None and (time.time() - t_start) / 60.0 > max_minutes and epoch + 1 < config.epochs:
+                stopped = f"time budget of {max_minutes:g} min reached after epoch {epoch + 1}"
+                break
+    except KeyboardInterrupt as exc:
+        if run.best_state is not None:
+            _export_best(config, run, data, train_path, files)
+        what = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"
+        raise TrainingError(f"{what} during epoch {epoch + 1}; the checkpoint of the last finished epoch is in "
+                            f"{files.checkpoint} (continue with --resume)"
+                            + (f", the best model so far in {files.model}" if run.best_state is not None else "")) from None
+
+    if stopped == "stopped early on request":
+        return {"stopped": stopped, "epochs_done": epoch + 1}
+    if run.best_state is None:
+        raise TrainingError("no epoch finished" + (f" with the rate penalty at full weight (its warm-up lasts "
+                                                   f"{config.rate_warmup} epochs)" if config.rate_warmup else "")
+                            + f"; nothing to export (continue with --resume from {files.checkpoint})")
+    return _finish(config, run, data, train_path, test_path, files, epochs_done=epoch + 1, stopped=stopped,
+                   t_start=t_start)
+
+
+def _check_start(config: TrainConfig, paths: tuple, files: RunFiles, resume: bool) -> None:
+    """Refuse a run that cannot start: missing data, --resume without a checkpoint (or a
+    new run over one), an invalid network configuration."""
+    for p in paths:
+        if p and not os.path.isfile(p):
             raise EvsimError(f"data file not found: {p}")
     if resume and not os.path.exists(files.checkpoint):
-        raise CheckpointError(f"--resume: no checkpoint in {out_dir} (expected {files.checkpoint})")
+        raise CheckpointError(f"--resume: no checkpoint in {files.out_dir} (expected {files.checkpoint})")
     if not resume and os.path.exists(files.checkpoint):
-        raise TrainingError(f"{out_dir} already holds a run (checkpoint.npz); use --resume to continue it or choose another --out")
+        raise TrainingError(f"{files.out_dir} already holds a run (checkpoint.npz); use --resume to continue it or choose another --out")
     config.network_config()  # validate before loading data
-    init_state = _init_state(config.init_from) if config.init_from and not resume else None
 
-    # -- data --------------------------------------------------------------------------
+
+def _load_data(config: TrainConfig, train_path: str, test_path: str, valid_path: str | None, files: RunFiles,
+               resume: bool, rep: Reporter) -> _Data:
+    """Load the training data, split off validation, check the test file's labels and that
+    the epochs can run; on --resume, check the files are the ones the run started on."""
+    from .augment import Augment
+    from .data import load_dataset, n_batches, split_by_speaker
+
     data_kw = dict(dt_ms=config.dt_ms, pool=config.pool, input_channels=config.input_channels)
     data_record = {"train": _file_record(train_path), "test": _file_record(test_path)}
     if valid_path:
@@ -280,9 +352,9 @@ def _train_locked(config: TrainConfig, train_path: str, test_path: str, out_dir:
     if resume:
         ck_saved = load_checkpoint(files.checkpoint)
         if "data" in ck_saved:
-            _check_same_data(json.loads(str(ck_saved["data"])), data_record, out_dir)
+            _check_same_data(json.loads(str(ck_saved["data"])), data_record, files.out_dir)
         else:
-            rep.message(f"warning: the checkpoint in {out_dir} does not record its data files (made by an older "
+            rep.message(f"warning: the checkpoint in {files.out_dir} does not record its data files (made by an older "
                         "evsim); make sure --train and --test are the files the run started on")
         del ck_saved
     train_rows = _limited(train_path, config.limit, config.seed, config.input_channels)
@@ -313,7 +385,6 @@ def _train_locked(config: TrainConfig, train_path: str, test_path: str, out_dir:
         raise TrainingError(f"shift_max: {config.shift_max} steps, not less than the samples' {train_ds.n_steps} steps: "
                             "the shift augmentation would move every spike out of the sample; expected 0.."
                             f"{train_ds.n_steps - 1} (the default 10 steps is 100 ms at dt = 10 ms)")
-    net_cfg = config.network_config(n_classes=n_classes)
     augment = Augment(max_shift=config.shift_max) if config.augment else None
     steps_per_epoch = n_batches(len(train_idx), config.batch_size, augment)
     total_steps = steps_per_epoch * config.epochs
@@ -324,9 +395,18 @@ def _train_locked(config: TrainConfig, train_path: str, test_path: str, out_dir:
             f"{' x 3 with augmentation' if augment else ''} in batches of {config.batch_size}, {config.epochs} "
             "epoch(s)); the one_cycle learning-rate schedule needs at least 2: use a smaller --batch-size, more "
             "--epochs, or --set lr_schedule=constant")
+    return _Data(train_ds=train_ds, val_ds=val_ds, train_idx=train_idx, val_idx=val_idx, test_rows=test_rows,
+                 n_test=n_test, record=data_record, augment=augment, steps_per_epoch=steps_per_epoch)
 
-    # -- state -------------------------------------------------------------------------
-    net = Network.init(net_cfg, seed=config.seed)
+
+def _start_or_restore(config: TrainConfig, data: _Data, files: RunFiles, resume: bool, init_state: dict | None,
+                      rep: Reporter) -> _RunState:
+    """A new network and optimiser (from ``init_state`` if given; config.json written), or,
+    on --resume, the checkpoint's state (refused if made with another configuration)."""
+    from .network import Network
+    from .optim import make_optimizer
+
+    net = Network.init(config.network_config(n_classes=data.train_ds.n_classes), seed=config.seed)
     if init_state is not None:
         try:
             net.load_state_dict(init_state)
@@ -336,33 +416,14 @@ def _train_locked(config: TrainConfig, train_path: str, test_path: str, out_dir:
     if not config.learn_delays:
         for name in net.delay_names:
             net.params[name][...] = np.rint(net.params[name])
-    opt = make_optimizer(net, total_steps=total_steps, lr=config.lr, weight_decay=config.weight_decay,
-                         delay_lr=config.delay_lr, schedule=config.lr_schedule,
+    opt = make_optimizer(net, total_steps=data.steps_per_epoch * config.epochs, lr=config.lr,
+                         weight_decay=config.weight_decay, delay_lr=config.delay_lr, schedule=config.lr_schedule,
                          delay_schedule=config.delay_schedule, learn_delays=config.learn_delays)
-    rng = np.random.default_rng(config.seed + 1)
-    history: list[dict] = []
-    best = {"epoch": -1, "val_accuracy": -1.0}
-    best_state = None
-    start_epoch = 0
+    run = _RunState(net=net, opt=opt, rng=np.random.default_rng(config.seed + 1), history=[],
+                    best={"epoch": -1, "val_accuracy": -1.0}, best_state=None, start_epoch=0)
     if resume:
-        ck = load_checkpoint(files.checkpoint)
-        try:   # compared as settings, so a field added since (with its default) does not count
-            same = TrainConfig.from_json(str(ck.get("config", ""))) == config
-        except (EvsimError, TypeError, ValueError):
-            same = False
-        if not same:
-            raise CheckpointError(f"--resume: the checkpoint in {out_dir} was made with a different configuration; "
-                                  "resume with the same options, or start a new run in another --out")
-        net.load_state_dict(_unprefixed("net/", ck))
-        opt.load_state_dict(_unprefixed("opt/", ck))
-        rng = rng_from_state(ck["rng"])
-        start_epoch = int(ck["epoch"]) + 1
-        history = json.loads(str(ck["history"]))
-        best = json.loads(str(ck["best"]))
-        best_state = _unprefixed("best/", ck) or None
-        # the log may lag the checkpoint by one epoch if a stop fell between the two writes
-        _write_text(files.log, "".join(json.dumps(r) + "\n" for r in history))
-        rep.message(f"resuming {out_dir} after epoch {start_epoch}")
+        _restore(config, run, files)
+        rep.message(f"resuming {files.out_dir} after epoch {run.start_epoch}")
     else:
         try:
             _write_text(files.path("config.json"), json.dumps(json.loads(config.to_json()), indent=2) + "\n")
@@ -370,109 +431,125 @@ def _train_locked(config: TrainConfig, train_path: str, test_path: str, out_dir:
             raise _write_failure(exc, files.path("config.json"), files, 0) from None
         if os.path.exists(files.log):
             os.unlink(files.log)
-    rep.start({"train": len(train_idx), "val": len(val_idx), "test": n_test,
-               "n_steps": int(train_ds.n_steps), "steps_per_epoch": steps_per_epoch,
-               "params": net.n_params(), "epochs": config.epochs, "start_epoch": start_epoch})
+    return run
 
-    def export_best():
-        best_net = Network.from_state_dict(best_state)
-        provenance = {"recipe": config.preset, "config": json.loads(config.to_json()),
-                      "train_file": os.path.basename(train_path), "data": data_record, "epoch": best["epoch"],
-                      "validation_accuracy": best["val_accuracy"],
-                      "learn_delays": config.learn_delays}
-        model = best_net.export(ModelMetadata(**train_ds.metadata(), provenance=provenance))
+
+def _restore(config: TrainConfig, run: _RunState, files: RunFiles) -> None:
+    """Load the checkpoint of ``files`` into ``run`` (the inverse of :func:`_save_epoch`)."""
+    ck = load_checkpoint(files.checkpoint)
+    try:   # compared as settings, so a field added since (with its default) does not count
+        same = TrainConfig.from_json(str(ck.get("config", ""))) == config
+    except (EvsimError, TypeError, ValueError):
+        same = False
+    if not same:
+        raise CheckpointError(f"--resume: the checkpoint in {files.out_dir} was made with a different configuration; "
+                              "resume with the same options, or start a new run in another --out")
+    run.net.load_state_dict(_unprefixed("net/", ck))
+    run.opt.load_state_dict(_unprefixed("opt/", ck))
+    run.rng = rng_from_state(ck["rng"])
+    run.start_epoch = int(ck["epoch"]) + 1
+    run.history = json.loads(str(ck["history"]))
+    run.best = json.loads(str(ck["best"]))
+    run.best_state = _unprefixed("best/", ck) or None
+    # the log may lag the checkpoint by one epoch if a stop fell between the two writes
+    _write_text(files.log, "".join(json.dumps(r) + "\n" for r in run.history))
+
+
+def _run_epoch(config: TrainConfig, epoch: int, run: _RunState, data: _Data, files: RunFiles,
+               rep: Reporter) -> dict:
+    """Train one epoch, validate, and keep the network if it is the best so far; returns
+    the epoch's record (also appended to ``run.history``)."""
+    from . import optim
+    from .data import iterate_batches
+
+    sigma = sigma_at(config, epoch) if config.learn_delays else 0.0
+    rate_scale = rate_scale_at(config, epoch)
+    t0 = time.time()
+    rep.epoch_start(epoch, config.epochs, data.steps_per_epoch, sigma)
+    loss_sum, correct, seen = 0.0, 0, 0
+    rates = None
+    net, opt = run.net, run.opt
+    for x, y in iterate_batches(data.train_ds, data.train_idx, config.batch_size, run.rng, shuffle=True,
+                                augment=data.augment):
         try:
-            model.save(files.model)  # saved before the test run, so a failure there loses nothing
-        except OSError as exc:
-            raise _write_failure(exc, files.model, files, len(history)) from None
-        return model
+            loss, stats = optim.train_step(net, opt, x, y, run.rng, sigma, clip=config.grad_clip or None,
+                                           rate_scale=rate_scale)
+        except optim.DivergedError as exc:
+            raise TrainingError(f"{exc} at epoch {epoch + 1}; training stopped. "
+                                f"The last good checkpoint (end of epoch {epoch}) is kept in {files.checkpoint}; "
+                                "try a lower --lr or a smaller grad_clip") from None
+        loss_sum += loss * len(y)
+        correct += stats["correct"]
+        seen += len(y)
+        r = np.asarray(stats["spike_rate"], float)
+        rates = r if rates is None else rates + r
+        stats["sigma"] = sigma
+        rep.batch(stats)
+    val = _evaluate(net, data.val_ds, data.val_idx)
+    record = {"epoch": epoch + 1, "train_loss": loss_sum / seen, "train_accuracy": correct / seen,
+              "val_loss": val["loss"], "val_accuracy": val["accuracy"], "sigma": sigma,
+              "spike_rate": (rates / data.steps_per_epoch).tolist(), "lr": opt.lr("weights"),
+              "delays_mean": float(np.mean([net.params[n].mean() for n in net.delay_names])) if net.delay_names else None,
+              "seconds": time.time() - t0}
+    run.history.append(record)
+    # during the penalty's warm-up a network is not yet trained to be sparse: only
+    # epochs at full penalty weight are candidates for the exported model
+    if rate_scale == 1.0 and val["accuracy"] > run.best["val_accuracy"]:
+        run.best = {"epoch": epoch + 1, "val_accuracy": val["accuracy"]}
+        run.best_state = {k: np.array(v) for k, v in net.state_dict().items()}
+    return record
 
-    # -- epochs ------------------------------------------------------------------------
-    stopped = None
-    epochs_run = 0
-    epoch = start_epoch - 1
+
+def _save_epoch(config: TrainConfig, epoch: int, record: dict, run: _RunState, data: _Data, files: RunFiles) -> None:
+    """Write the checkpoint of ``epoch`` (atomically), then its line of the log."""
+    ck = {**_prefixed("net/", run.net.state_dict()), **_prefixed("opt/", run.opt.state_dict()),
+          **_prefixed("best/", run.best_state or {}), "rng": rng_state(run.rng), "epoch": np.array(epoch),
+          "history": np.array(json.dumps(run.history)), "best": np.array(json.dumps(run.best)),
+          "config": np.array(config.to_json()), "data": np.array(json.dumps(data.record))}
     try:
-        for epoch in range(start_epoch, config.epochs):
-            sigma = sigma_at(config, epoch) if config.learn_delays else 0.0
-            rate_scale = rate_scale_at(config, epoch)
-            t0 = time.time()
-            rep.epoch_start(epoch, config.epochs, steps_per_epoch, sigma)
-            loss_sum, correct, seen = 0.0, 0, 0
-            rates = None
-            for x, y in iterate_batches(train_ds, train_idx, config.batch_size, rng, shuffle=True, augment=augment):
-                try:
-                    loss, stats = train_step(net, opt, x, y, rng, sigma, clip=config.grad_clip or None,
-                                             rate_scale=rate_scale)
-                except DivergedError as exc:
-                    raise TrainingError(f"{exc} at epoch {epoch + 1}; training stopped. "
-                                        f"The last good checkpoint (end of epoch {epoch}) is kept in {files.checkpoint}; "
-                                        "try a lower --lr or a smaller grad_clip") from None
-                loss_sum += loss * len(y)
-                correct += stats["correct"]
-                seen += len(y)
-                r = np.asarray(stats["spike_rate"], float)
-                rates = r if rates is None else rates + r
-                stats["sigma"] = sigma
-                rep.batch(stats)
-            val = _evaluate(net, val_ds, val_idx)
-            record = {"epoch": epoch + 1, "train_loss": loss_sum / seen, "train_accuracy": correct / seen,
-                      "val_loss": val["loss"], "val_accuracy": val["accuracy"], "sigma": sigma,
-                      "spike_rate": (rates / steps_per_epoch).tolist(), "lr": opt.lr("weights"),
-                      "delays_mean": float(np.mean([net.params[n].mean() for n in net.delay_names])) if net.delay_names else None,
-                      "seconds": time.time() - t0}
-            history.append(record)
-            # during the penalty's warm-up a network is not yet trained to be sparse: only
-            # epochs at full penalty weight are candidates for the exported model
-            if rate_scale == 1.0 and val["accuracy"] > best["val_accuracy"]:
-                best = {"epoch": epoch + 1, "val_accuracy": val["accuracy"]}
-                best_state = {k: np.array(v) for k, v in net.state_dict().items()}
-            ck = {**_prefixed("net/", net.state_dict()), **_prefixed("opt/", opt.state_dict()),
-                  **_prefixed("best/", best_state or {}), "rng": rng_state(rng), "epoch": np.array(epoch),
-                  "history": np.array(json.dumps(history)), "best": np.array(json.dumps(best)),
-                  "config": np.array(config.to_json()), "data": np.array(json.dumps(data_record))}
-            try:
-                save_checkpoint(files.checkpoint, ck)
-            except OSError as exc:
-                raise _write_failure(exc, files.checkpoint, files, epoch) from None
-            try:
-                with open(files.log, "a") as fh:
-                    fh.write(json.dumps(record) + "\n")
-            except OSError as exc:
-                raise _write_failure(exc, files.log, files, epoch + 1) from None
-            rep.epoch_end(record)
-            epochs_run += 1
-            if stop_after_epochs is not None and epochs_run >= stop_after_epochs and epoch + 1 < config.epochs:
-                stopped = "stopped early on request"
-                break
-            if max_minutes is not None and (time.time() - t_start) / 60.0 > max_minutes and epoch + 1 < config.epochs:
-                stopped = f"time budget of {max_minutes:g} min reached after epoch {epoch + 1}"
-                break
-    except KeyboardInterrupt as exc:
-        if best_state is not None:
-            export_best()
-        what = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"
-        raise TrainingError(f"{what} during epoch {epoch + 1}; the checkpoint of the last finished epoch is in "
-                            f"{files.checkpoint} (continue with --resume)"
-                            + (f", the best model so far in {files.model}" if best_state is not None else "")) from None
+        save_checkpoint(files.checkpoint, ck)
+    except OSError as exc:
+        raise _write_failure(exc, files.checkpoint, files, epoch) from None
+    try:
+        with open(files.log, "a") as fh:
+            fh.write(json.dumps(record) + "\n")
+    except OSError as exc:
+        raise _write_failure(exc, files.log, files, epoch + 1) from None
 
-    if stopped == "stopped early on request":
-        return {"stopped": stopped, "epochs_done": epoch + 1}
-    if best_state is None:
-        raise TrainingError("no epoch finished" + (f" with the rate penalty at full weight (its warm-up lasts "
-                                                   f"{config.rate_warmup} epochs)" if config.rate_warmup else "")
-                            + f"; nothing to export (continue with --resume from {files.checkpoint})")
 
-    # -- export and the one evaluation on the test file ---------------------------------
+def _export_best(config: TrainConfig, run: _RunState, data: _Data, train_path: str, files: RunFiles):
+    """Export the best network so far to model.npz (with its provenance) and return it."""
+    from evsim.model import ModelMetadata
+
+    from .network import Network
+
+    best_net = Network.from_state_dict(run.best_state)
+    provenance = {"recipe": config.preset, "config": json.loads(config.to_json()),
+                  "train_file": os.path.basename(train_path), "data": data.record, "epoch": run.best["epoch"],
+                  "validation_accuracy": run.best["val_accuracy"],
+                  "learn_delays": config.learn_delays}
+    model = best_net.export(ModelMetadata(**data.train_ds.metadata(), provenance=provenance))
+    try:
+        model.save(files.model)  # saved before the test run, so a failure there loses nothing
+    except OSError as exc:
+        raise _write_failure(exc, files.model, files, len(run.history)) from None
+    return model
+
+
+def _finish(config: TrainConfig, run: _RunState, data: _Data, train_path: str, test_path: str, files: RunFiles, *,
+            epochs_done: int, stopped: str | None, t_start: float) -> dict:
+    """Export the best model, evaluate it once on the test file with the event engine,
+    and write result.json (and the test accuracy into the model's provenance)."""
     from evsim.info import delay_summary
     from evsim.run import classify_file
 
-    model = export_best()
+    model = _export_best(config, run, data, train_path, files)
     t_test = time.time()
-    test = classify_file(model, test_path, engine="event", indices=test_rows)
+    test = classify_file(model, test_path, engine="event", indices=data.test_rows)
     result = {
-        "test_accuracy": test.accuracy, "validation_accuracy": best["val_accuracy"], "best_epoch": best["epoch"],
-        "epochs_done": epoch + 1, "epochs_planned": config.epochs, "stopped": stopped,
-        "train_seconds": time.time() - t_start, "test_seconds": time.time() - t_test,
+        "test_accuracy": test.accuracy, "validation_accuracy": run.best["val_accuracy"],
+        "best_epoch": run.best["epoch"], "epochs_done": epochs_done, "epochs_planned": config.epochs,
+        "stopped": stopped, "train_seconds": time.time() - t_start, "test_seconds": time.time() - t_test,
         "params_total": model.n_params(), "params_recurrent": model.n_recurrent_params(),
         "delays": {f"layer{i}": delay_summary(l.delays) for i, l in enumerate(model.layers) if l.recurrence != "none"},
         "model": files.model, "test_file": test_path,
@@ -483,7 +560,7 @@ def _train_locked(config: TrainConfig, train_path: str, test_path: str, out_dir:
         replace(model, metadata=replace(model.metadata, provenance=provenance)).save(files.model)
         _write_text(files.path("result.json"), json.dumps(result, indent=2) + "\n")
     except OSError as exc:
-        raise _write_failure(exc, files.path("result.json"), files, len(history)) from None
+        raise _write_failure(exc, files.path("result.json"), files, len(run.history)) from None
     return result
 
 
@@ -491,9 +568,9 @@ def _limited(path: str, limit: int, seed: int, n_channels: int):
     """``limit`` sample indices of ``path`` drawn at random (sorted), or None for all."""
     if not limit:
         return None
-    from evsim.data import SpikeFile
+    from evsim.inputs import open_input
 
-    with SpikeFile(path, n_channels=n_channels) as f:
+    with open_input(path, n_channels=n_channels) as f:
         n = len(f)
     if limit >= n:
         return None

@@ -362,9 +362,9 @@ def step_loop(x, n_steps, readout, raster, record,
     """The time loop of :func:`advance`, called only from there, by keyword: the fields of
     the Params and State groups, in the groups' order."""
     n_layers = rec_kind.shape[0]
-    for s in range(n_steps):
+    for step in range(n_steps):
         t = clock[0]
-        m_in = gather_inputs(x[s], ev_idx, ev_cnt)
+        m_in = gather_inputs(x[step], ev_idx, ev_cnt)
         events = 0
         for l in range(n_layers):
             n, o = size[l + 1], nrn_off[l]
@@ -392,12 +392,12 @@ def step_loop(x, n_steps, readout, raster, record,
         last = nrn_off[n_layers - 1]
         events += readout_step(ro_w, ro_bias, ro_beta, ro_gain, decision, u, acc, scores,
                                spk[last:], nspk[n_layers - 1])
-        readout[s, :] = u
+        readout[step, :] = u
         if record:
             for l in range(n_layers):
                 o = nrn_off[l]
                 for e in range(nspk[l]):
-                    raster[s, o + spk[o + e]] = 1
+                    raster[step, o + spk[o + e]] = 1
         syn[0] += events
         clock[0] = t + 1
 
@@ -405,8 +405,8 @@ def step_loop(x, n_steps, readout, raster, record,
 @numba.njit(**EXACT)
 def run_sample(p, st, x, n_steps, readout, raster, record):
     """Advance one sample's state ``st`` in place over steps x[:n_steps] (input counts,
-    (>= n_steps, n_inputs) float64).  Writes readout[s] = u of each step s, (>= n_steps,
-    C), and, when ``record``, raster[s, nrn_off[l] + j] = 1 for every spike.  Whole
+    (>= n_steps, n_inputs) float64).  Writes readout[step] = u of each step, (>= n_steps,
+    C), and, when ``record``, raster[step, nrn_off[l] + j] = 1 for every spike.  Whole
     samples, batches and streams all go through here, so they agree by construction."""
     advance(x, n_steps, readout, raster, record, p.ff, p.rec, p.cells, p.ro,
             st.cells, st.ring, st.ro, st.work, st.count)

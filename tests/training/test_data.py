@@ -179,11 +179,9 @@ def test_iterate_batches_augmented_epoch(tmp_path):
             assert set(np.flatnonzero(active[row])) <= {int(c)}
 
 
-def test_augmented_epoch_helper(shd_file):
-    from training.augment import augmented_epoch
-
+def test_default_augmented_epoch_holds_every_sample_three_times(shd_file):
     ds = load_dataset(shd_file)
-    out = list(augmented_epoch(ds, np.arange(10), 4, np.random.default_rng(0)))
+    out = list(iterate_batches(ds, np.arange(10), 4, np.random.default_rng(0), augment=Augment()))
     assert sum(len(y) for _, y in out) == 30
 
 
