@@ -75,3 +75,27 @@ class NoBar:
     def update(self, n):
         pass
 
+
+def training_files(dataset, data_dir, train_file, test_file):
+    """(train, test, valid or None) for `evsim train` / `evsim sweep`: the official files
+    of ``dataset`` in ``data_dir``, or ``--train``/``--test`` (each as given when it exists,
+    else the file of that name in ``data_dir``: ``--data-dir`` / ``$EVSIM_DATA``)."""
+    if dataset and (train_file or test_file):
+        raise EvsimError("give either DATASET (shd or ssc) or --train/--test, not both")
+    if dataset:
+        from evsim.datasets import check_dir
+
+        paths = check_dir(dataset, data_dir)
+        return paths["train"], paths["test"], paths.get("valid")
+    if not (train_file and test_file):
+        raise EvsimError("nothing to train on: give DATASET (shd or ssc) with --data-dir, or both --train FILE and --test FILE")
+    return _in_data_dir(train_file, data_dir), _in_data_dir(test_file, data_dir), None
+
+
+def _in_data_dir(path: str, data_dir: str) -> str:
+    """``path`` as given when it exists, else the file of that name in ``data_dir``, else
+    ``path`` (the trainer then says it is missing)."""
+    if os.path.exists(path) or os.path.isabs(path):
+        return path
+    candidate = os.path.join(data_dir, path)
+    return candidate if os.path.exists(candidate) else path

@@ -10,13 +10,14 @@ from evsim.errors import EvsimError
 from evsim.names import DATASETS, TRAINING_PRESETS
 
 from .batch import parallel_options
-from .common import dumps
+from .common import dumps, training_files
 
 
 @click.command()
 @click.argument("dataset", type=click.Choice(DATASETS), required=False)
-@click.option("--data-dir", type=click.Path(file_okay=False), default="data", show_default=True,
-              help="Directory holding the official files of DATASET.")
+@click.option("--data-dir", type=click.Path(file_okay=False), default="data", show_default=True, envvar="EVSIM_DATA",
+              help="Directory holding the data: the official files of DATASET, and where --train/--test names are "
+                   "looked up when they are not found as given. Default: $EVSIM_DATA, else ./data.")
 @click.option("--train", "train_file", type=click.Path(dir_okay=False), help="Training file (SHD layout), instead of DATASET.")
 @click.option("--test", "test_file", type=click.Path(dir_okay=False), help="Test file (SHD layout), with --train.")
 @click.option("--file", "sweep_file", type=click.Path(dir_okay=False),
@@ -76,16 +77,7 @@ def sweep(dataset, data_dir, train_file, test_file, sweep_file, preset, config_f
 def _spec(dataset, data_dir, train_file, test_file, sweep_file, preset, config_file, axes, seeds, epochs):
     from training.sweep import SweepSpec, load_sweep_file, parse_axis, parse_seeds
 
-    valid = None
-    if dataset and (train_file or test_file):
-        raise EvsimError("give either DATASET (shd or ssc) or --train/--test, not both")
-    if dataset:
-        from evsim.datasets import check_dir
-
-        paths = check_dir(dataset, data_dir)
-        train_file, test_file, valid = paths["train"], paths["test"], paths.get("valid")
-    elif not (train_file and test_file):
-        raise EvsimError("nothing to train on: give DATASET (shd or ssc) with --data-dir, or both --train FILE and --test FILE")
+    train_file, test_file, valid = training_files(dataset, data_dir, train_file, test_file)
     fields = load_sweep_file(sweep_file) if sweep_file else {}
     base, grid = dict(fields.get("base", {})), [list(a) for a in fields.get("grid", [])]
     for key, values in map(parse_axis, axes):

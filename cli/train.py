@@ -7,10 +7,9 @@ import sys
 
 import click
 
-from evsim.errors import EvsimError
 from evsim.names import DATASETS
 
-from .common import dumps
+from .common import dumps, training_files
 
 
 class _TrainReporter:
@@ -117,18 +116,7 @@ def train(dataset, data_dir, train_file, test_file, preset, limit, config_file, 
     from training.trainer import saved_config
     from training.trainer import train as run_training
 
-    valid_file = None
-    if dataset and (train_file or test_file):
-        raise EvsimError("give either DATASET (shd or ssc) or --train/--test, not both")
-    if dataset:
-        from evsim.datasets import check_dir
-
-        paths = check_dir(dataset, data_dir)
-        train_file, test_file, valid_file = paths["train"], paths["test"], paths.get("valid")
-    elif not (train_file and test_file):
-        raise EvsimError("nothing to train on: give DATASET (shd or ssc) with --data-dir, or both --train FILE and --test FILE")
-    else:
-        train_file, test_file = _in_data_dir(train_file, data_dir), _in_data_dir(test_file, data_dir)
+    train_file, test_file, valid_file = training_files(dataset, data_dir, train_file, test_file)
     sets = parse_overrides(list(overrides))
     for key, value in (("epochs", epochs), ("batch_size", batch_size), ("lr", lr), ("seed", seed), ("limit", limit)):
         if value is not None:
@@ -147,12 +135,3 @@ def train(dataset, data_dir, train_file, test_file, preset, limit, config_file, 
     else:
         click.echo(f"test accuracy {100 * result['test_accuracy']:.2f} % (validation {100 * result['validation_accuracy']:.2f} %, "
                    f"epoch {result['best_epoch']}), {result['train_seconds'] / 60:.1f} min; model: {result['model']}")
-
-
-def _in_data_dir(path: str, data_dir: str) -> str:
-    """``path`` as given when it exists, else the file of that name in ``data_dir``
-    (``--data-dir`` / ``$EVSIM_DATA``), else ``path`` (the trainer then says it is missing)."""
-    if os.path.exists(path) or os.path.isabs(path):
-        return path
-    candidate = os.path.join(data_dir, path)
-    return candidate if os.path.exists(candidate) else path
