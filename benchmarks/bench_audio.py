@@ -170,7 +170,7 @@ def accuracy(n: int | None) -> dict:
     from evsim.audio.dataset import AudioItem, classify_recordings  # noqa: F401
     from evsim.model import load_model
     from evsim.run import classify_file
-    from cli.common import builtin_path
+    from evsim.cli.common import builtin_path
 
     model = load_model(builtin_path("default_model.npz"))
     folder = os.path.join(DATA, "audio_test")
@@ -194,7 +194,7 @@ def accuracy(n: int | None) -> dict:
 
 
 def live(n: int) -> dict:
-    from cli.common import builtin_path
+    from evsim.cli.common import builtin_path
     from evsim.audio.cochlea import rms_gain
     from evsim.audio.io import read_audio
     from evsim.audio.live import LiveClassifier

@@ -11,7 +11,7 @@ per step.  Batch 1, one thread, compilation excluded, medians of several runs.
 
 * event: :func:`evsim.cells.csgru.event_run` (scatters per input value and per spike;
   ``K_zi * i`` dense for the "current" gate);
-* dense: the training forward (:mod:`training.csgru_kernels`, serial build) with sigma = 0
+* dense: the training forward (:mod:`evsim.training.csgru_kernels`, serial build) with sigma = 0
   and H: the same equations with every convolution computed densely.
 
 Writes ``benchmarks/results/csgru.json`` and the table in ``benchmarks/README.md``.
@@ -41,7 +41,7 @@ def load_samples(path, n):
 
 
 def make_layer(c, gate, bias_i, seed=0):
-    from training.csgru import init_params
+    from evsim.training.csgru import init_params
 
     p = init_params(c, 1, 140, 3, gate=gate, delay_range=(0, 30), rng=np.random.default_rng(seed))
     return p._replace(k_rx=p.k_rx * 3, k_ix=p.k_ix * 3, b_i=p.b_i + bias_i, delays=np.round(p.delays).astype(np.int64))
@@ -66,9 +66,9 @@ def calibrate(c, gate, target, samples, iters=14):
 
 
 def time_pair(params, samples, repeats):
-    import training.csgru_kernels as ck
+    import evsim.training.csgru_kernels as ck
     from evsim.cells.csgru import event_run
-    from training.csgru import forward
+    from evsim.training.csgru import forward
     ck.PARALLEL_MIN_WORK = 10**15                      # the serial dense build
 
     def ev():

@@ -65,7 +65,7 @@ def bench_batch(path: str, n_samples: int | None, repeats: int) -> list[dict]:
     from evsim.batch import classify_many, input_files, plan_chunks
     from evsim.model import load_model
     from evsim.parallel import Executor, cpu_count
-    from cli.common import model_path
+    from evsim.cli.common import model_path
 
     model_file = os.path.abspath(model_path("default"))
     model = load_model(model_file)

@@ -38,7 +38,7 @@ from benchmarks.common import blas_threads, environment, markdown_table, median_
 
 import numba  # noqa: E402
 
-from training import Network, NetworkConfig, make_optimizer
+from evsim.training import Network, NetworkConfig, make_optimizer
 
 
 

@@ -48,7 +48,7 @@ def sweep(dataset, data_dir, train_file, test_file, sweep_file, preset, config_f
     Continue after an interruption:   evsim sweep --resume --out sweeps/lr
     """
     from evsim.parallel import Executor
-    from training.sweep import prepare_sweep, run_jobs, summary_text
+    from evsim.training.sweep import prepare_sweep, run_jobs, summary_text
 
     given = any((dataset, train_file, test_file, sweep_file, preset, config_file, axes, seeds, epochs))
     spec = _spec(dataset, data_dir, train_file, test_file, sweep_file, preset, config_file, axes, seeds, epochs) \
@@ -75,7 +75,7 @@ def sweep(dataset, data_dir, train_file, test_file, sweep_file, preset, config_f
 
 
 def _spec(dataset, data_dir, train_file, test_file, sweep_file, preset, config_file, axes, seeds, epochs):
-    from training.sweep import SweepSpec, load_sweep_file, parse_axis, parse_seeds
+    from evsim.training.sweep import SweepSpec, load_sweep_file, parse_axis, parse_seeds
 
     train_file, test_file, valid = training_files(dataset, data_dir, train_file, test_file)
     fields = load_sweep_file(sweep_file) if sweep_file else {}
@@ -97,7 +97,7 @@ def _spec(dataset, data_dir, train_file, test_file, sweep_file, preset, config_f
 
 
 def _existing_summary(out_dir):
-    from training.sweep import load_errors, prepare_sweep, summarize
+    from evsim.training.sweep import load_errors, prepare_sweep, summarize
 
     out_dir, runs = prepare_sweep(None, out_dir, resume=True)
     return summarize(runs, load_errors(out_dir))

@@ -25,7 +25,7 @@ class _TrainReporter:
         self.batches = self.n_batches = 0
 
     def start(self, info):
-        from training import _kernels
+        from evsim.training import _kernels
 
         from .common import note_compilation
 
@@ -112,9 +112,9 @@ def train(dataset, data_dir, train_file, test_file, preset, limit, config_file, 
     Official data:   evsim train shd --data-dir DIR
     Any SHD-layout:  evsim train --train digits_train.h5 --test digits_test.h5
     """
-    from training.presets import make_config, parse_overrides
-    from training.trainer import saved_config
-    from training.trainer import train as run_training
+    from evsim.training.presets import make_config, parse_overrides
+    from evsim.training.trainer import saved_config
+    from evsim.training.trainer import train as run_training
 
     train_file, test_file, valid_file = training_files(dataset, data_dir, train_file, test_file)
     sets = parse_overrides(list(overrides))

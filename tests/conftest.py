@@ -12,9 +12,9 @@ def _no_compile_note(monkeypatch):
     """The CLI's "compiling kernels" note depends on numba's on-disk cache (present on a
     developer's machine, absent in a fresh CI run); the tests of exact output must not.
     The note itself is tested in tests/cli/test_newcomer.py, which patches this back."""
-    import cli.common
+    import evsim.cli.common
 
-    monkeypatch.setattr(cli.common, "kernels_cached", lambda module: True)
+    monkeypatch.setattr(evsim.cli.common, "kernels_cached", lambda module: True)
 
 from evsim.data import write_spike_file
 from evsim.model import ModelMetadata, build_model, pooled_inputs

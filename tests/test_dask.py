@@ -11,7 +11,7 @@ pytest.importorskip("distributed", reason="the Dask back end needs the extra evs
 
 from evsim.model import load_model  # noqa: E402
 from evsim.parallel import Executor, worker_threads  # noqa: E402
-from training.sweep import run_sweep  # noqa: E402
+from evsim.training.sweep import run_sweep  # noqa: E402
 
 from .evsim.test_batch import files, records  # noqa: E402,F401  (fixture)
 from .training.test_sweep import spec, toy  # noqa: E402,F401  (fixture)

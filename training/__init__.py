@@ -1,14 +1,14 @@
 """Training core of evsim: hand-written backpropagation through time, no autograd.
 
-Every gradient is written out in :mod:`training.network` (equations in its docstring) and
+Every gradient is written out in :mod:`evsim.training.network` (equations in its docstring) and
 checked against finite differences in ``tests/training/test_train_gradients.py``.  Time
-loops are Numba kernels (:mod:`training._kernels`), batch-parallel; feed-forward products
+loops are Numba kernels (:mod:`evsim.training._kernels`), batch-parallel; feed-forward products
 are BLAS matmuls over all steps at once.  ``evsim`` never imports ``training``.
 
 How a trainer drives it::
 
     import numpy as np
-    from training import NetworkConfig, Network, make_optimizer, train_step
+    from evsim.training import NetworkConfig, Network, make_optimizer, train_step
 
     cfg = NetworkConfig()                         # CRSNN SHD: 140 -> 4 x 256 (conv k=5) -> 20
     net = Network.init(cfg, seed=0)

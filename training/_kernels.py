@@ -1,14 +1,14 @@
 """Numba kernels of the training forward pass and its backward pass through time.
 
 Only arrays and scalars go in; validation, allocation and the matrix products (through
-BLAS) live in :mod:`training.network`.  Each layer kernel runs the samples of a batch in
+BLAS) live in :mod:`evsim.training.network`.  Each layer kernel runs the samples of a batch in
 parallel (``prange`` over b; every thread writes only its own sample's rows).
 
 A hidden layer is two parts, each with a paired forward and backward step:
 
 * **delivery** (:func:`deliver_fwd` / :func:`deliver_bwd`): the delayed, spread spikes and
   the recurrence, the same for every cell;
-* **the cell** (:func:`training.cells.cell_fwd` / :func:`training.cells.cell_bwd`): the
+* **the cell** (:func:`evsim.training.cells.cell_fwd` / :func:`evsim.training.cells.cell_bwd`): the
   membrane update and the spike, per registered cell.
 
 Notation (one hidden layer, n neurons, per sample b)::

@@ -28,7 +28,7 @@ Same-class blend of ``x`` (the sample) with ``p`` (another sample of the same cl
     are dropped before thinning.  Binomial thinning of a count is the same as keeping each
     of its spikes independently with probability ``keep``.
 
-The augmented epoch (:func:`training.data.iterate_batches` given an :class:`Augment`) holds
+The augmented epoch (:func:`evsim.training.data.iterate_batches` given an :class:`Augment`) holds
 every training sample three times: as it is, channel-shifted, and blended, mixed in one
 shuffled order.  This module imports nothing of ``training.data`` (no import loop).
 """

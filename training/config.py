@@ -62,7 +62,7 @@ def _tau_entry(v):
 
 @dataclass(frozen=True)
 class NetworkConfig:
-    """Architecture and training-time behaviour of a :class:`training.Network`.
+    """Architecture and training-time behaviour of a :class:`evsim.training.Network`.
 
     n_inputs: inputs per step (SHD pooled: 140)
     hidden: neurons of each hidden layer
@@ -81,7 +81,7 @@ class NetworkConfig:
         ``"one"`` for layers without recurrence, ``"1-beta"`` for recurrent ones
     threshold: theta, all hidden neurons
     surrogate, surrogate_alpha: surrogate derivative by name (see
-        :data:`training.surrogates.SURROGATES`) and its alpha (None: its default)
+        :data:`evsim.training.surrogates.SURROGATES`) and its alpha (None: its default)
     smooth_forward: replace H by the surrogate's primitive in the forward pass.  For the
         gradient checks only; such a network does not spike.
     dropout: feed-forward dropout after each hidden layer (rate of zeros)

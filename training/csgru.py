@@ -5,7 +5,7 @@ Equations: :mod:`evsim.cells.csgru`.  During training the delays are real and ea
 unit's delayed spike is spread over a triangle of half-width ``w = 1 + sigma`` (DelRec,
 ``method.md``); with sigma = 0 and integer delays this is the inference cell.  The
 surrogate of H is the CS-GRU code's ``1 / (1 + gamma (v - theta)^2)``, gamma = 10
-(``inverse_quadratic``), or any other of :data:`training.surrogates.SURROGATES` by name.
+(``inverse_quadratic``), or any other of :data:`evsim.training.surrogates.SURROGATES` by name.
 The reset path's gradient may be detached (``detach_reset``); the CS-GRU code does not.
 
 >>> cache = forward(params, x, sigma=1.0)                       # doctest: +SKIP

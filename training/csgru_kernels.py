@@ -1,11 +1,11 @@
 """Numba kernels of the CS-GRU layer for training: forward (recording what the backward
 pass needs) and backward through time.  Equations: :mod:`evsim.cells.csgru`; wrapper and
-checks: :mod:`training.csgru`.
+checks: :mod:`evsim.training.csgru`.
 
 Arrays are channel-major as in the reference: states (B, T, C, P), input (B, T, Cin, P),
 kernels (C_out, C_src, k).  ``p`` is a :class:`evsim.cells.csgru.CSGRUParams` with real
 delays.  The delay spread is given as the window tables of
-:func:`training.network.delay_tables`, reshaped per unit: ``klo`` (C, P), ``mtab`` and
+:func:`evsim.training.network.delay_tables`, reshaped per unit: ``klo`` (C, P), ``mtab`` and
 ``dmtab`` (C, P, nq), so ``shat_t[c, p] = sum_q mtab[c, p, q] s_{t - klo[c, p] - q}[c, p]``.
 
 Backward (hand-derived; ``gs_t`` is dL/ds_t from outside plus from later steps)::

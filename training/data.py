@@ -21,7 +21,7 @@ Storage.  A dense (N, n_steps, n_inputs) array would take ~300 MB for digits_tra
 each sample is kept as its non-empty bins: ``keys = step * n_inputs + input`` (int32) with
 their ``counts`` (uint16), concatenated over samples with ``offsets`` (CSR layout).  This
 is the binned data, not the raw spike times: augmentations act on binned counts (see
-:mod:`training.augment`).  A batch is made dense with one ``np.bincount`` over flat
+:mod:`evsim.training.augment`).  A batch is made dense with one ``np.bincount`` over flat
 indices.
 """
 

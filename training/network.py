@@ -47,7 +47,7 @@ Backward pass (what each gradient is):
     BatchNorm: the usual batch-statistics backward over the B x T rows.
 
 The feed-forward products ``W x`` for all steps of all samples are one BLAS matmul per layer
-(and two in the backward pass); the time loops run in :mod:`training._kernels`.
+(and two in the backward pass); the time loops run in :mod:`evsim.training._kernels`.
 """
 
 from __future__ import annotations
@@ -96,7 +96,7 @@ def rate_penalty(cfg: NetworkConfig, counts, rows: int, scale: float = 1.0) -> t
 
     counts: spikes per hidden layer over the batch; rows: B x T (padded steps included);
     scale: factor on ``cfg.rate_reg``.  Forms (``rate_cost``, ``rate_target``) as in
-    :class:`training.config.NetworkConfig`.  Returns ``(P, [dP/ds_l per layer])``;
+    :class:`evsim.training.config.NetworkConfig`.  Returns ``(P, [dP/ds_l per layer])``;
     P = 0 and every entry 0.0 when the penalty is off or below its target.
     """
     reg = cfg.rate_reg * scale

@@ -51,7 +51,7 @@ class ConfigFileError(EvsimError):
 class TrainConfig:
     """Everything a training run needs besides the data files.
 
-    network: keyword arguments of :class:`training.config.NetworkConfig`, e.g. the optional
+    network: keyword arguments of :class:`evsim.training.config.NetworkConfig`, e.g. the optional
         spike-rate penalty ``rate_reg`` (weight, default 0 = off) and ``rate_target``
         (``--set network.rate_reg=0.5``; see NetworkConfig for the penalty's form)
     epochs: passes over the training split (each 3x long with augmentation)
@@ -151,7 +151,7 @@ class TrainConfig:
             bad("network", "a table of network settings")
 
     def network_config(self, n_classes: int | None = None):
-        """The :class:`training.config.NetworkConfig` of this recipe (validated)."""
+        """The :class:`evsim.training.config.NetworkConfig` of this recipe (validated)."""
         from .config import NetworkConfig
 
         kwargs = dict(self.network)

@@ -5,7 +5,7 @@ A sweep is settings x seeds.  The settings are the product of the ``grid`` axes 
 setting key and a list of values), crossed with an explicit list of ``runs`` (each a
 table of settings; default one empty table); ``base`` settings apply to every run.  Keys
 are those of ``evsim train --set`` (``lr``, ``network.dropout``, ...).  Every run is an
-ordinary :func:`training.trainer.train` run with its own directory::
+ordinary :func:`evsim.training.trainer.train` run with its own directory::
 
     OUT/sweep.json                  what the sweep is (data files, preset, settings, seeds)
     OUT/status.json                 runs that failed, with their error

@@ -157,7 +157,7 @@ def train(config: TrainConfig, train_path: str, test_path: str, out_dir: str, *,
     stop_after_epochs: stop (as if interrupted) after this many epochs of this call; for
         testing resume
 
-    The output directory is locked for the whole run (:mod:`training.runlock`): a second
+    The output directory is locked for the whole run (:mod:`evsim.training.runlock`): a second
     run into it is refused at once.  SIGTERM is handled like Ctrl-C (the best model so far
     is exported) while the run holds the main thread.
     """

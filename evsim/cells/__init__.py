@@ -31,11 +31,11 @@ In ``evsim/cells/<name>.py``:
 In ``training/cells/<name>.py`` (training imports evsim, never the reverse):
 
 * ``fwd_step`` / ``bwd_step``: one step of the training forward (recording what the
-  backward needs) and of its backward pass through time, see :mod:`training.cells`.
+  backward needs) and of its backward pass through time, see :mod:`evsim.training.cells`.
 
 Then one branch per engine dispatcher, each of which ends in an error for a code it does
-not know: :func:`evsim.kernels.event.cell_update`, :func:`training.cells.cell_fwd` and
-:func:`training.cells.cell_bwd`, and the entry in :data:`CELLS` below.  The tests in
+not know: :func:`evsim.kernels.event.cell_update`, :func:`evsim.training.cells.cell_fwd` and
+:func:`evsim.training.cells.cell_bwd`, and the entry in :data:`CELLS` below.  The tests in
 ``tests/evsim/test_cells.py`` run every registered cell through every engine.
 
 ``reference_step(state, current, p, reset, active) -> s_t``: ``state`` a dict of (B, n)

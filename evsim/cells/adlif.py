@@ -20,7 +20,7 @@ the subtractive reset at theta = 1 it is Bittar & Garner's AdLIF exactly.
 
 Per-neuron parameters: beta, threshold, gain as for LIF, and ``beta_w`` (adaptation
 decay, in [0, 1]), ``a`` and ``b`` (any finite values in a file; training keeps them in
-the bounds of :class:`training.config.NetworkConfig`).  State: v, s and w.
+the bounds of :class:`evsim.training.config.NetworkConfig`).  State: v, s and w.
 """
 
 from __future__ import annotations

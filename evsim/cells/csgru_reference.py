@@ -1,7 +1,7 @@
 """Dense NumPy reference of one CS-GRU layer over time: equations (1)-(5) of
 :mod:`evsim.cells.csgru`, written literally, step by step.  It is the oracle the event
 kernel (:mod:`evsim.kernels.csgru_event`) and the training forward
-(:mod:`training.csgru_kernels`) are tested against.  Slow on purpose.
+(:mod:`evsim.training.csgru_kernels`) are tested against.  Slow on purpose.
 """
 
 from __future__ import annotations

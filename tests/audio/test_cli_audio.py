@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from cli.main import evsim
+from evsim.cli.main import evsim
 from evsim.audio.cochlea import encode_waveform
 from evsim.audio.io import read_audio
 

@@ -11,7 +11,7 @@ from .conftest import word_like
 
 
 def test_live_with_a_fixed_gain_equals_offline_without_window():
-    from cli.common import builtin_path
+    from evsim.cli.common import builtin_path
     from evsim.model import load_model
 
     model = load_model(builtin_path("default_model.npz"))
@@ -38,7 +38,7 @@ def test_live_with_a_fixed_gain_equals_offline_without_window():
 def test_a_bad_gain_is_refused():
     import pytest
 
-    from cli.common import builtin_path
+    from evsim.cli.common import builtin_path
     from evsim.errors import EvsimError
     from evsim.model import load_model
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from cli.main import evsim
+from evsim.cli.main import evsim
 from evsim.data import write_spike_file
 from tests.conftest import make_samples
 from tests.training.test_trainer import _toy, small_config
@@ -60,7 +60,7 @@ def toy(tmp_path):
 # -- 1. two runs into one --out ------------------------------------------------------------
 
 def test_case01_second_run_into_a_locked_directory_is_refused_naming_the_holder(tmp_path, toy):
-    from training.runlock import run_lock
+    from evsim.training.runlock import run_lock
 
     out = tmp_path / "run"
     out.mkdir()
@@ -84,7 +84,7 @@ def test_case01_stale_lock_of_a_killed_run_does_not_block(tmp_path, toy):
 # -- 2. --resume on other data --------------------------------------------------------------
 
 def test_case02_resume_with_a_different_training_file_is_refused(tmp_path, toy):
-    from training.trainer import train
+    from evsim.training.trainer import train
 
     cfg = small_config()
     train(cfg, *toy, tmp_path / "run", stop_after_epochs=1)
@@ -207,7 +207,7 @@ def test_case10_unreadable_model_says_permission_denied(tmp_path, model_file, mo
 # -- 11. disk full while training ---------------------------------------------------------------
 
 def test_case11_disk_full_names_the_file_and_what_is_safe(tmp_path, toy, monkeypatch):
-    import training.trainer as trainer
+    import evsim.training.trainer as trainer
 
     real_save = trainer.save_checkpoint
     calls = []
@@ -277,11 +277,11 @@ def test_case15_quiet_without_labels_prints_a_summary(tmp_path, model_file):
 
 def _cli(args, **kw):
     env = dict(os.environ, PYTHONPATH=ROOT)
-    return subprocess.run([sys.executable, "-m", "cli.main", *args], cwd=ROOT, env=env, **kw)
+    return subprocess.run([sys.executable, "-m", "evsim", *args], cwd=ROOT, env=env, **kw)
 
 
 def test_case15_broken_pipe_is_silent():
-    proc = subprocess.Popen([sys.executable, "-m", "cli.main", "run", "--engine", "dense"], cwd=ROOT,
+    proc = subprocess.Popen([sys.executable, "-m", "evsim", "run", "--engine", "dense"], cwd=ROOT,
                             env=dict(os.environ, PYTHONPATH=ROOT), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     # the reader goes away before evsim writes (as `| head -1` does once it has its line):
     # closing it now, not after reading a line, makes the broken pipe certain, however
@@ -299,8 +299,8 @@ def test_case15_closed_stdout_is_an_error():
 
 
 def test_case15_sigterm_exports_the_best_model_like_ctrl_c(tmp_path, toy, monkeypatch):
-    from training.network import Network
-    from training.trainer import TrainingError, train
+    from evsim.training.network import Network
+    from evsim.training.trainer import TrainingError, train
 
     cfg = small_config()
     original = Network.loss_and_grad

@@ -2,7 +2,7 @@
 
 from click.testing import CliRunner
 
-from cli.main import evsim
+from evsim.cli.main import evsim
 from tests.evsim.test_ntidigits import make_source
 
 

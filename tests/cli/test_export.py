@@ -7,7 +7,7 @@ from click.testing import CliRunner
 
 nir = pytest.importorskip("nir", reason="the optional extra evsim[nir] (package nir) is not installed")
 
-from cli.main import evsim  # noqa: E402
+from evsim.cli.main import evsim  # noqa: E402
 
 
 def invoke(*args):

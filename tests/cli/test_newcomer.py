@@ -6,9 +6,9 @@ import types
 
 from click.testing import CliRunner
 
-from cli import common
-from cli.common import kernels_cached as real_kernels_cached  # before conftest's autouse patch
-from cli.main import evsim
+from evsim.cli import common
+from evsim.cli.common import kernels_cached as real_kernels_cached  # before conftest's autouse patch
+from evsim.cli.main import evsim
 from tests.cli.test_bad_inputs import TOY
 from tests.training.test_trainer import _toy
 
@@ -75,7 +75,7 @@ def test_train_finds_files_in_evsim_data_and_limit_is_a_quick_trial(tmp_path, mo
 
 
 def test_progress_lines_when_stderr_is_not_a_terminal(capsys):
-    from cli.train import _TrainReporter
+    from evsim.cli.train import _TrainReporter
 
     rep = _TrainReporter(quiet=False, every_seconds=0.0)
     rep.epoch_start(0, 3, 10, 1.0)
@@ -88,7 +88,7 @@ def test_progress_lines_when_stderr_is_not_a_terminal(capsys):
 
 
 def test_tiny_preset_is_small():
-    from training.presets import make_config
+    from evsim.training.presets import make_config
 
     cfg = make_config("tiny")
     assert cfg.epochs == 3 and cfg.network_config().hidden == (64, 64)

@@ -5,7 +5,7 @@ from click.testing import CliRunner
 
 pytest.importorskip("matplotlib", reason="the optional extra evsim[plot] (matplotlib) is not installed")
 
-from cli.main import evsim  # noqa: E402
+from evsim.cli.main import evsim  # noqa: E402
 from tests.evsim.test_plot import write_log  # noqa: E402
 
 

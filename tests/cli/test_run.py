@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from cli.main import evsim
+from evsim.cli.main import evsim
 from evsim.model import load_model
 from evsim.reference import simulate
 from evsim.data import SpikeFile
@@ -130,10 +130,10 @@ def test_empty_file_says_so(tmp_path, model_file):
 
 
 def test_cli_engine_list_is_the_librarys():
-    import cli.run
+    import evsim.cli.run
     import evsim.run
 
-    assert cli.run.ENGINES == evsim.run.ENGINES
+    assert evsim.cli.run.ENGINES == evsim.run.ENGINES
 
 
 def test_builtin_models_by_name(tmp_path, model_file, monkeypatch):

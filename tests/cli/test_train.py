@@ -4,7 +4,7 @@ import json
 
 from click.testing import CliRunner
 
-from cli.main import evsim
+from evsim.cli.main import evsim
 from tests.training.test_trainer import _toy
 
 SMALL = ["--set", "input_channels=60", "--set", "pool=2", "--set", "val_fraction=0.25",
@@ -80,8 +80,8 @@ def test_help_for_every_command():
 def test_resume_alone_continues_with_the_runs_settings(tmp_path):
     tr, te = _toy(tmp_path / "tr.h5", 64, 1), _toy(tmp_path / "te.h5", 20, 2)
     out = tmp_path / "run"
-    from training.presets import make_config, parse_overrides
-    from training.trainer import train
+    from evsim.training.presets import make_config, parse_overrides
+    from evsim.training.trainer import train
 
     cfg = make_config("crsnn", overrides={**parse_overrides([a for a in SMALL[1::2] if "=" in a]), "epochs": 2, "batch_size": 16})
     train(cfg, tr, te, out, stop_after_epochs=1)

@@ -6,7 +6,7 @@ import sys
 import pytest
 from click.testing import CliRunner
 
-from cli.main import evsim
+from evsim.cli.main import evsim
 from evsim.batch import classify_many, input_files, plan_chunks
 from evsim.data import write_spike_file
 from evsim.errors import EvsimError

@@ -139,7 +139,7 @@ def test_kernels_refuse_an_unknown_gate_code():
     """A gate code the kernels do not know raises in the event kernel, the reference and
     the training kernels (no silent fall-through)."""
     from evsim.cells.csgru_reference import run_reference
-    from training.csgru import backward, forward
+    from evsim.training.csgru import backward, forward
 
     p = make_params(*(np.zeros((1, 1, 1)) for _ in range(6)), [0.0], [0.0], [0.0], np.zeros((1, 2)),
                     integer_delays=True)

@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cli.main import evsim
+from evsim.cli.main import evsim
 from evsim.data import write_spike_file
 from tests.conftest import make_samples, make_small_model
 

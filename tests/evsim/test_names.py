@@ -23,7 +23,7 @@ def test_datasets_are_the_ones_evsim_data_can_fetch():
 
 
 def test_training_presets_are_the_librarys():
-    from training.presets import PRESETS
+    from evsim.training.presets import PRESETS
 
     assert tuple(PRESETS) == names.TRAINING_PRESETS
 
@@ -46,12 +46,12 @@ def _choices(command, param_name):
 
 
 def test_cli_choices_come_from_the_names():
-    from cli.batch import batch
-    from cli.data import data_check, data_download
-    from cli.encode import encode
-    from cli.run import run
-    from cli.sweep import sweep
-    from cli.train import train
+    from evsim.cli.batch import batch
+    from evsim.cli.data import data_check, data_download
+    from evsim.cli.encode import encode
+    from evsim.cli.run import run
+    from evsim.cli.sweep import sweep
+    from evsim.cli.train import train
 
     assert _choices(run, "engine") == _choices(batch, "engine") == names.ENGINES
     for command, param in ((data_download, "name"), (data_check, "name"), (sweep, "dataset"), (train, "dataset")):
@@ -60,8 +60,8 @@ def test_cli_choices_come_from_the_names():
 
 
 def test_preset_help_names_every_training_preset():
-    from cli.sweep import sweep
-    from cli.train import train
+    from evsim.cli.sweep import sweep
+    from evsim.cli.train import train
 
     for command in (train, sweep):
         (param,) = [p for p in command.params if p.name == "preset"]
@@ -69,6 +69,6 @@ def test_preset_help_names_every_training_preset():
 
 
 def test_cli_start_up_imports_no_numpy():
-    code = "import sys, cli.main; print(sorted(m for m in ('numpy', 'numba', 'h5py', 'scipy') if m in sys.modules))"
+    code = "import sys, evsim.cli.main; print(sorted(m for m in ('numpy', 'numba', 'h5py', 'scipy') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

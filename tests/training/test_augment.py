@@ -6,7 +6,7 @@ from hypothesis import given, settings, strategies as st
 from hypothesis.extra import numpy as hnp
 
 from evsim.errors import EvsimError
-from training.augment import (Augment, alignment_shift, blend, centre_of_mass, shift_channels,
+from evsim.training.augment import (Augment, alignment_shift, blend, centre_of_mass, shift_channels,
                               shift_channels_by, shift_time, thin)
 
 
@@ -153,7 +153,7 @@ def test_default_shift_is_100_ms_at_10_ms_steps():
     # the method's S = 100 is in 1 ms steps; at dt = 10 ms the same 100 ms is 10 steps
     # (S = 100 steps would be 1 s, about a whole SHD sample)
     assert Augment().max_shift == 10
-    from training.presets import TrainConfig
+    from evsim.training.presets import TrainConfig
 
     assert TrainConfig.__dataclass_fields__["shift_max"].default == Augment().max_shift
     x = np.zeros((41, 2000), np.float32)

@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 
 from evsim.cells.csgru import make_params
 from evsim.cells.csgru_reference import run_reference
-from training.csgru import PARAM_NAMES, backward, forward, init_params
-from training.surrogates import SURROGATES
+from evsim.training.csgru import PARAM_NAMES, backward, forward, init_params
+from evsim.training.surrogates import SURROGATES
 
 EPS = 1e-5
 RTOL = 1e-4
@@ -208,7 +208,7 @@ def test_forward_equals_reference(gate, sigma):
 
 def test_parallel_build_equals_serial(monkeypatch):
     """The batch-parallel kernels (prange over samples) give the serial kernels' results."""
-    import training.csgru_kernels as ck
+    import evsim.training.csgru_kernels as ck
 
     params, x, weights = case("current", True, seed=5, n_b=3, n_t=10)
     results = []

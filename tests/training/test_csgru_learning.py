@@ -5,9 +5,9 @@ exported with rounded delays, the event engine gives the training forward's spik
 import numpy as np
 
 from evsim.cells.csgru import event_run
-from training.csgru import PARAM_NAMES, backward, export_params, forward, init_params
-from training.network import cross_entropy
-from training.optim import AdamW, ParamGroup
+from evsim.training.csgru import PARAM_NAMES, backward, export_params, forward, init_params
+from evsim.training.network import cross_entropy
+from evsim.training.optim import AdamW, ParamGroup
 
 
 def toy_task(rng, n=24, n_t=16, n_p=6):

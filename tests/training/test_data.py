@@ -12,8 +12,8 @@ from evsim.data import SpikeFile, bin_spikes, n_steps_for, write_spike_file
 from evsim.errors import EvsimError, InputFileError
 from tests.strategies import dt_and_spike_times
 from evsim.model import ModelMetadata
-from training.augment import Augment
-from training.data import iterate_batches, load_dataset, n_batches, split_by_speaker
+from evsim.training.augment import Augment
+from evsim.training.data import iterate_batches, load_dataset, n_batches, split_by_speaker
 
 
 def _samples(rng, n, t_max=0.5, spikes=(0, 60)):

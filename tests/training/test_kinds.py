@@ -4,8 +4,8 @@ error instead of falling through to another kind."""
 import numpy as np
 import pytest
 
-from training import _kernels as K
-from training.surrogates import spike_fn, surrogate_grad
+from evsim.training import _kernels as K
+from evsim.training.surrogates import spike_fn, surrogate_grad
 
 BAD = 97
 

@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from cli.main import evsim
+from evsim.cli.main import evsim
 from evsim.errors import EvsimError
 from evsim.model import load_model
 from evsim.parallel import Executor
-from training.sweep import (SweepError, SweepSpec, load_sweep_file, parse_axis, parse_seeds, plan_jobs, run_sweep,
+from evsim.training.sweep import (SweepError, SweepSpec, load_sweep_file, parse_axis, parse_seeds, plan_jobs, run_sweep,
                             summary_text)
-from training.trainer import train
+from evsim.training.trainer import train
 
 from .test_trainer import _toy
 
@@ -128,7 +128,7 @@ def test_interrupted_sweep_resumes_to_the_uninterrupted_result(toy, tmp_path):
     with pytest.raises(SweepError, match="already holds a sweep"):
         with Executor(jobs=1) as ex:
             run_sweep(s, str(tmp_path / "full"), ex)
-    from training.presets import TrainConfig
+    from evsim.training.presets import TrainConfig
     os.makedirs(tmp_path / "sweep")
     (tmp_path / "sweep" / "sweep.json").write_text(json.dumps({"version": 1, "spec": s.to_dict()}))
     train(TrainConfig.from_json(jobs[0].config), *toy, jobs[0].run_dir)

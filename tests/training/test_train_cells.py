@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from evsim.model import ModelMetadata
-from training import Network, NetworkConfig, make_optimizer, train_step
+from evsim.training import Network, NetworkConfig, make_optimizer, train_step
 
 from .test_train_equivalence import check_same, exact_params, f32
 from .test_train_gradients import assert_fd, randomise

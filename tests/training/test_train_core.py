@@ -7,7 +7,7 @@ import pytest
 
 from evsim.errors import EvsimError
 from evsim.model import ModelMetadata
-from training import (SURROGATES, AdamW, ConfigError, Constant, Cosine, Network, NetworkConfig, OneCycle,
+from evsim.training import (SURROGATES, AdamW, ConfigError, Constant, Cosine, Network, NetworkConfig, OneCycle,
                       ParamGroup, clip_grad_norm, delay_tables, get_surrogate, make_optimizer, train_step)
 
 X8 = np.array([0.75, 0.75, 0.75, 0.0, 3.0, 0.0, 0.5, 0.5])
@@ -311,7 +311,7 @@ def test_rate_reg_zero_is_the_unregularised_path():
     (JSON without the fields) load as rate_reg = 0."""
     import json
 
-    from training import cross_entropy
+    from evsim.training import cross_entropy
 
     kw = dict(n_inputs=5, hidden=(7, 6), recurrence=("none", "conv"), kernel_size=3, n_classes=3)
     old = json.loads(NetworkConfig(**kw).to_json())

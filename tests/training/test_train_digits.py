@@ -18,7 +18,7 @@ import time
 import numpy as np
 import pytest
 
-from training import Network, NetworkConfig, make_optimizer, train_step
+from evsim.training import Network, NetworkConfig, make_optimizer, train_step
 
 PATH = "/work/shared/data/digits/digits_train.h5"
 

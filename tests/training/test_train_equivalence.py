@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from evsim.model import ModelMetadata, load_model
 from evsim.reference import simulate
-from training import Network
+from evsim.training import Network
 
 from .train_strategies import small_configs
 
@@ -89,7 +89,7 @@ def test_training_forward_equals_reference(cfg, seed, n_b, n_t):
 
 def test_equivalence_through_a_saved_file(tmp_path):
     """A larger network with every recurrence kind and many spikes, through Model.save."""
-    from training import NetworkConfig
+    from evsim.training import NetworkConfig
 
     cfg = NetworkConfig(n_inputs=10, hidden=(16, 12, 14), recurrence=("none", "conv", "dense"), kernel_size=5,
                         n_classes=4, reset="subtract", tau=(1.05, 1.169, 2.0), bn_eps=0.0, dtype="float64")
@@ -106,7 +106,7 @@ def test_equivalence_through_a_saved_file(tmp_path):
 def test_train_mode_without_dropout_matches_eval_mode_with_batch_stats_as_running():
     """With no dropout, sigma 0 and integer delays, the training forward (batch-statistics
     BatchNorm) equals evaluation once the running statistics are the batch's."""
-    from training import NetworkConfig
+    from evsim.training import NetworkConfig
 
     cfg = NetworkConfig(n_inputs=6, hidden=(8, 8), recurrence=("none", "conv"), kernel_size=3, n_classes=3,
                         dropout=0.0, rec_dropout=0.0, bn_eps=1e-5, bn_momentum=1.0, dtype="float64")

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from evsim.errors import EvsimError
-from training import Network, NetworkConfig
+from evsim.training import Network, NetworkConfig
 
 from .train_strategies import randomise, small_configs
 
@@ -247,7 +247,7 @@ def test_detached_reset_matches_hand_derivation(reset, smooth):
     """One input, one neuron, sum_logits readout: with the reset detached,
     dL/dv_t = e_t sg(v_t - theta) + dL/dv_{t+1} * (beta (1 - s_t) | beta), where e_t is
     dL/ds_t from the readout; dL/dw = sum_t g x_t dL/dv_t."""
-    from training.surrogates import arctan_grad, arctan_primitive
+    from evsim.training.surrogates import arctan_grad, arctan_primitive
 
     cfg = NetworkConfig(n_inputs=1, hidden=(1,), recurrence="none", n_classes=2, reset=reset, detach_reset=True,
                         tau=2.0, gain="one", surrogate="arctan", surrogate_alpha=2.0, smooth_forward=smooth,

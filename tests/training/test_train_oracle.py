@@ -1,5 +1,5 @@
 """The training forward against a slow NumPy oracle written from the equations of
-:mod:`training.network`, with the delays spread (sigma > 0) and the dropout masks the
+:mod:`evsim.training.network`, with the delays spread (sigma > 0) and the dropout masks the
 forward drew (both recurrent-dropout placements), and the placement's gradients by
 finite differences."""
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from training import Network, NetworkConfig
+from evsim.training import Network, NetworkConfig
 
 from .test_train_gradients import assert_fd, randomise
 

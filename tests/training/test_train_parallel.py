@@ -12,8 +12,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from training import Network, NetworkConfig
-from training import _kernels as K
+from evsim.training import Network, NetworkConfig
+from evsim.training import _kernels as K
 
 from .train_strategies import randomise
 

@@ -11,8 +11,8 @@ from evsim.data import write_spike_file
 from evsim.errors import EvsimError
 from evsim.model import load_model
 from evsim.run import classify_file
-from training.presets import make_config
-from training.trainer import TrainingError, train
+from evsim.training.presets import make_config
+from evsim.training.trainer import TrainingError, train
 
 
 def _toy(path, n, seed):
@@ -73,7 +73,7 @@ def test_exported_model_gives_the_reported_accuracy_on_both_engines(tmp_path, to
 
 
 def test_delays_stay_fixed_without_delay_learning(tmp_path, toy):
-    from training.checkpoint import load_checkpoint
+    from evsim.training.checkpoint import load_checkpoint
 
     cfg = small_config(learn_delays=False, epochs=2)
     train(cfg, *toy, tmp_path / "fixed")
@@ -88,7 +88,7 @@ def test_delays_stay_fixed_without_delay_learning(tmp_path, toy):
 
 
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, toy, monkeypatch):
-    from training.network import Network
+    from evsim.training.network import Network
 
     cfg = small_config()
     original = Network.loss_and_grad
@@ -100,13 +100,13 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, toy, monkey
     monkeypatch.setattr(Network, "loss_and_grad", poisoned)
     with pytest.raises(TrainingError, match="the loss became nan at epoch 2; training stopped. The last good checkpoint \\(end of epoch 1\\)"):
         train(cfg, *toy, tmp_path / "run")
-    from training.checkpoint import load_checkpoint
+    from evsim.training.checkpoint import load_checkpoint
 
     assert int(load_checkpoint(tmp_path / "run" / "checkpoint.npz")["epoch"]) == 0
 
 
 def test_ctrl_c_exports_the_best_model_and_can_resume(tmp_path, toy, monkeypatch):
-    from training.network import Network
+    from evsim.training.network import Network
 
     cfg = small_config()
     original = Network.loss_and_grad
@@ -187,7 +187,7 @@ def test_presets_make_the_documented_choices():
 
 
 def test_sigma_schedule_is_delrecs():
-    from training.presets import sigma_at
+    from evsim.training.presets import sigma_at
 
     cfg = make_config("crsnn", overrides={"epochs": 100})
     assert sigma_at(cfg, 0) == 10.0
@@ -199,20 +199,20 @@ def test_sigma_schedule_is_delrecs():
 def test_rate_warmup_ramps_the_penalty_per_epoch(tmp_path, toy, monkeypatch):
     """rate_warmup = W: the penalty's weight is scaled by e / W at 0-based epoch e (full from
     epoch W on); every training step of an epoch gets that epoch's scale, also on resume."""
-    import training.optim
-    from training.presets import rate_scale_at
+    import evsim.training.optim
+    from evsim.training.presets import rate_scale_at
 
     cfg = make_config("crsnn", overrides={"epochs": 6, "rate_warmup": 4})
     assert [rate_scale_at(cfg, e) for e in range(6)] == [0.0, 0.25, 0.5, 0.75, 1.0, 1.0]
     assert rate_scale_at(make_config("crsnn"), 0) == 1.0          # default: no warm-up
     seen = []
-    original = training.optim.train_step
+    original = evsim.training.optim.train_step
 
     def spy(*args, **kw):
         seen.append(kw["rate_scale"])
         return original(*args, **kw)
 
-    monkeypatch.setattr(training.optim, "train_step", spy)
+    monkeypatch.setattr(evsim.training.optim, "train_step", spy)
     net = {"rate_reg": 1.0, "rate_target": 0.01, "rate_cost": "synops"}
     cfg = small_config(epochs=3, rate_warmup=2, network={**small_config().network, **net})
     train(cfg, *toy, tmp_path / "run", stop_after_epochs=2)
@@ -228,14 +228,14 @@ def test_init_from_starts_from_the_earlier_runs_best_network(tmp_path, toy, monk
     """--init-from: the first training step sees exactly the parameters and buffers of the
     earlier run's best network; a missing run or another architecture fails before any
     training, with one clear line."""
-    import training.optim
-    from training.checkpoint import load_checkpoint
+    import evsim.training.optim
+    from evsim.training.checkpoint import load_checkpoint
 
     train(small_config(epochs=2), *toy, tmp_path / "a")
     best = {k: v for k, v in load_checkpoint(tmp_path / "a" / "checkpoint.npz").items() if k.startswith("best/")}
     assert best
     seen = {}
-    original = training.optim.train_step
+    original = evsim.training.optim.train_step
 
     def spy(net, *args, **kw):
         if not seen:
@@ -243,7 +243,7 @@ def test_init_from_starts_from_the_earlier_runs_best_network(tmp_path, toy, monk
             seen.update({f"best/buffer.{k}": v.copy() for k, v in net.buffers.items()})
         return original(net, *args, **kw)
 
-    monkeypatch.setattr(training.optim, "train_step", spy)
+    monkeypatch.setattr(evsim.training.optim, "train_step", spy)
     for source in (tmp_path / "a", tmp_path / "a" / "checkpoint.npz"):
         seen.clear()
         out = tmp_path / ("b" + source.suffix)
@@ -276,7 +276,7 @@ def test_test_file_is_classified_once_after_the_last_epoch(tmp_path, toy, monkey
 
 
 def test_reported_validation_accuracy_is_the_engines(tmp_path, toy):
-    from training.data import load_dataset, split_by_speaker
+    from evsim.training.data import load_dataset, split_by_speaker
 
     cfg = small_config(epochs=2)
     result = train(cfg, *toy, tmp_path / "run")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import strategies as st
 
-from training import SURROGATES, NetworkConfig, Network
+from evsim.training import SURROGATES, NetworkConfig, Network
 
 
 @st.composite

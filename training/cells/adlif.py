@@ -1,4 +1,4 @@
-"""AdLIF in training: one step forward and backward (the contract in :mod:`training.cells`).
+"""AdLIF in training: one step forward and backward (the contract in :mod:`evsim.training.cells`).
 
     w_t = beta_w w_{t-1} + a v_{t-1} + b s_{t-1}
     v_t = beta * reset(v_{t-1}, s_{t-1}) + g * (I_t - w_t)

@@ -1,4 +1,4 @@
-"""LIF in training: one step forward and backward (the contract in :mod:`training.cells`).
+"""LIF in training: one step forward and backward (the contract in :mod:`evsim.training.cells`).
 
     v_t = beta * reset(v_{t-1}, s_{t-1}) + g * I_t      reset: v (1 - s)  |  v - theta s
     s_t = H(v_t - theta)
