@@ -21,7 +21,8 @@ import numba
 
 from evsim._numba_config import FAST
 
-from ..surrogates import spike_fn, surrogate_grad
+from ..surrogates import spike_fn
+from .lif import membrane_grad, reset_value
 
 N_CARRY = 2
 
@@ -49,14 +50,8 @@ def bwd_step(t, v, s, a, cur, beta, gain, theta, extra, reset_sub, detach, sur, 
     beta_w, ca, cb = extra[0], extra[1], extra[2]
     for i in range(v.shape[1]):
         gvn, gwn = gv_next[i], gw_next[i]
-        g = gs[i] + cb[i] * gwn
-        if not detach:
-            if reset_sub:
-                g -= gvn * beta[i] * theta[i]
-            else:
-                g -= gvn * beta[i] * v[t, i]
-        hold = beta[i] if reset_sub else beta[i] * (1.0 - s[t, i])
-        gv = g * surrogate_grad(v[t, i] - theta[i], sur, alpha) + gvn * hold + ca[i] * gwn
+        gv = membrane_grad(gs[i] + cb[i] * gwn, gvn, v[t, i], s[t, i], beta[i], theta[i], reset_sub, detach,
+                           sur, alpha) + ca[i] * gwn
         gw = -gain[i] * gv + beta_w[i] * gwn
         gv_next[i] = gv
         gw_next[i] = gw
@@ -64,11 +59,7 @@ def bwd_step(t, v, s, a, cur, beta, gain, theta, extra, reset_sub, detach, sur, 
         if learn:
             w_t = a[t, 0, i]
             if t > 0:
-                if reset_sub:
-                    r = v[t - 1, i] - theta[i] * s[t - 1, i]
-                else:
-                    r = v[t - 1, i] * (1.0 - s[t - 1, i])
-                g_cell[0, i] += gv * r
+                g_cell[0, i] += gv * reset_value(v[t - 1, i], s[t - 1, i], theta[i], reset_sub)
                 g_cell[2, i] += gw * a[t - 1, 0, i]
                 g_cell[3, i] += gw * v[t - 1, i]
                 g_cell[4, i] += gw * s[t - 1, i]

@@ -21,6 +21,23 @@ N_CARRY = 1
 
 
 @numba.njit(**FAST)
+def reset_value(v, s, theta, reset_sub):
+    """reset(v, s): ``v - theta s`` (subtract) or ``v (1 - s)`` (zero)."""
+    return v - theta * s if reset_sub else v * (1.0 - s)
+
+
+@numba.njit(**FAST)
+def membrane_grad(g, gvn, v_t, s_t, beta, theta, reset_sub, detach, sur, alpha):
+    """dL/dv_t of one neuron from ``g`` (dL/ds_t from above and the cell's other paths)
+    and ``gvn`` (dL/dv_{t+1}): the reset's path (unless detached), the surrogate, the leak.
+    Shared by every cell whose membrane follows ``v_t = beta reset(v_{t-1}, s_{t-1}) + ...``."""
+    if not detach:
+        g -= gvn * beta * (theta if reset_sub else v_t)
+    hold = beta if reset_sub else beta * (1.0 - s_t)
+    return g * surrogate_grad(v_t - theta, sur, alpha) + gvn * hold
+
+
+@numba.njit(**FAST)
 def fwd_step(v_prev, s_prev, a_prev, cur, beta, gain, theta, extra, reset_sub, sur, alpha, smooth, v, s, a):
     for i in range(v.shape[0]):
         if reset_sub:
@@ -36,22 +53,10 @@ def bwd_step(t, v, s, a, cur, beta, gain, theta, extra, reset_sub, detach, sur, 
              g_cur, g_cell):
     gv_next = carry[0]
     for i in range(v.shape[1]):
-        g = gs[i]
-        gvn = gv_next[i]
-        if not detach:
-            if reset_sub:
-                g -= gvn * beta[i] * theta[i]
-            else:
-                g -= gvn * beta[i] * v[t, i]
-        hold = beta[i] if reset_sub else beta[i] * (1.0 - s[t, i])
-        gv = g * surrogate_grad(v[t, i] - theta[i], sur, alpha) + gvn * hold
+        gv = membrane_grad(gs[i], gv_next[i], v[t, i], s[t, i], beta[i], theta[i], reset_sub, detach, sur, alpha)
         gv_next[i] = gv
         g_cur[i] = gain[i] * gv
         if learn:
             if t > 0:
-                if reset_sub:
-                    r = v[t - 1, i] - theta[i] * s[t - 1, i]
-                else:
-                    r = v[t - 1, i] * (1.0 - s[t - 1, i])
-                g_cell[0, i] += gv * r
+                g_cell[0, i] += gv * reset_value(v[t - 1, i], s[t - 1, i], theta[i], reset_sub)
             g_cell[1, i] += gv * cur[t, i]
