@@ -19,7 +19,8 @@ from evsim.cells.csgru_reference import run_reference
 from evsim.training.csgru import PARAM_NAMES, backward, forward, init_params
 from evsim.training.surrogates import SURROGATES
 
-EPS = 1e-5
+from .finite_differences import fd_gradient
+
 RTOL = 1e-4
 
 
@@ -46,16 +47,9 @@ def fd_errors(params, x, weights, *, sigma, surrogate="inverse_quadratic", alpha
     for name, arr in arrays.items():
         arr = arr if name == "x" else arr.copy()
         flat = arr.reshape(-1)
-        fd = np.zeros(flat.size)
-        for j in range(flat.size):
-            old = flat[j]
-            f = []
-            for step in (2 * EPS, EPS, -EPS, -2 * EPS):
-                flat[j] = old + step
-                p = params if name == "x" else params._replace(**{name: arr})
-                f.append(loss_fn(p, x, weights, sigma=sigma, surrogate=surrogate, alpha=alpha, reset_spikes=reset)[0])
-            flat[j] = old
-            fd[j] = (-f[0] + 8 * f[1] - 8 * f[2] + f[3]) / (12 * EPS)
+        p = params if name == "x" else params._replace(**{name: arr})
+        fd = fd_gradient(flat, lambda: loss_fn(p, x, weights, sigma=sigma, surrogate=surrogate, alpha=alpha,
+                                               reset_spikes=reset)[0])
         g = grads[name].reshape(-1)
         errors[name] = np.linalg.norm(fd - g) / max(np.linalg.norm(fd), np.linalg.norm(g), floor)
         norms[name] = float(np.linalg.norm(g))
@@ -163,15 +157,7 @@ def test_two_layers_chain_through_the_input_gradient():
     for name in ("k_rx", "k_zin", "k_rh", "b_z", "delays"):
         arr = getattr(p1, name).copy()
         flat = arr.reshape(-1)
-        fd = np.zeros(flat.size)
-        for j in range(flat.size):
-            old = flat[j]
-            f = []
-            for step in (2 * EPS, EPS, -EPS, -2 * EPS):
-                flat[j] = old + step
-                f.append(stacked(p1._replace(**{name: arr}))[0])
-            flat[j] = old
-            fd[j] = (-f[0] + 8 * f[1] - 8 * f[2] + f[3]) / (12 * EPS)
+        fd = fd_gradient(flat, lambda: stacked(p1._replace(**{name: arr}))[0])
         g = grads[name].reshape(-1)
         assert np.linalg.norm(fd - g) < RTOL * max(np.linalg.norm(fd), 1e-8), name
 

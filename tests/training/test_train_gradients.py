@@ -18,9 +18,9 @@ from hypothesis import strategies as st
 from evsim.errors import EvsimError
 from evsim.training import Network, NetworkConfig
 
+from .finite_differences import fd_gradient
 from .train_strategies import randomise, small_configs
 
-EPS = 1e-5      # with the 4th-order stencil: truncation ~EPS^4, round-off ~1e-16 / EPS
 RTOL = 1e-4
 
 
@@ -43,15 +43,7 @@ def fd_check(net: Network, x, y, sigma, seed=3, keys=None):
             continue
         p = net.params[k]
         flat = p.reshape(-1)
-        fd = np.zeros(flat.size)
-        for i in range(flat.size):
-            old = flat[i]
-            f = []
-            for step in (2 * EPS, EPS, -EPS, -2 * EPS):
-                flat[i] = old + step
-                f.append(net.loss_and_grad(x, y, seed, sigma, update_stats=False)[0])
-            flat[i] = old
-            fd[i] = (-f[0] + 8 * f[1] - 8 * f[2] + f[3]) / (12 * EPS)
+        fd = fd_gradient(flat, lambda: net.loss_and_grad(x, y, seed, sigma, update_stats=False)[0])
         g = grads[k].reshape(-1)
         scale = max(np.linalg.norm(fd), np.linalg.norm(g))
         diff = np.linalg.norm(fd - g)
