@@ -94,14 +94,13 @@ def _model(path: str):
 def classify_chunk(chunk: Chunk) -> dict:
     """Run in a worker: predictions (n,), scores (n, C) and labels (n,) (-1: none) of one chunk."""
     from .inputs import open_input
-    from .run import classify_batches
+    from .run import binned_batches, classify_batches
 
     model = _model(chunk.model_path)
     meta = model.metadata
     with open_input(chunk.path, n_channels=meta.input_channels, class_names=model.class_names) as f:
         idx = range(chunk.start, chunk.stop)
-        batches = ([f.binned(i, dt_ms=meta.dt_ms, pool=meta.pool, n_steps=meta.n_steps, dtype=np.float64)
-                    for i in idx[start:start + chunk.batch_size]] for start in range(0, len(idx), chunk.batch_size))
+        batches = binned_batches(model, f, idx, chunk.batch_size, chunk.path)
         preds, scores, _ = classify_batches(model, batches, engine=chunk.engine)
         labels = f.labels[chunk.start:chunk.stop] if f.labels is not None else np.full(len(idx), -1)
     return {"predictions": preds, "scores": scores, "labels": labels}

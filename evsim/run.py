@@ -105,6 +105,26 @@ def classify_batches(model: Model, batches: Iterable[Sequence[np.ndarray]], engi
     return np.concatenate(preds), np.concatenate(scores), totals
 
 
+def binned_batches(model, f, idx, batch_size: int, path, steps: list | None = None):
+    """Batches (lists of (steps, inputs) float64 arrays) of the samples ``idx`` of an open
+    input ``f``, binned for ``model``; each batch is checked against the memory limit
+    (:func:`check_batch_memory`) before it is binned.  Each sample's step count is appended
+    to ``steps`` when given."""
+    from .data import bin_validated, n_steps_for
+
+    meta = model.metadata
+    for start in range(0, len(idx), batch_size):
+        raw = [(i, f.read(i)) for i in idx[start:start + batch_size]]
+        lengths = [meta.n_steps or n_steps_for(s.times, meta.dt_ms, where=f"{path} sample {i}") for i, s in raw]
+        check_batch_memory(model, len(raw), max(lengths), path)
+        chunk = [bin_validated(s.times, s.units, dt_ms=meta.dt_ms, n_channels=meta.input_channels, pool=meta.pool,
+                               n_steps=n, dtype=np.float64, where=f"{path} sample {i}")
+                 for (i, s), n in zip(raw, lengths)]
+        if steps is not None:
+            steps.extend(c.shape[0] for c in chunk)
+        yield chunk
+
+
 def classify_file(model: Model, path: str, sample: int | None = None, engine: str = "event",
                   batch_size: int = 64, progress: Callable[[int], None] | None = None,
                   indices: Iterable[int] | None = None) -> Classification:
@@ -127,21 +147,8 @@ def classify_file(model: Model, path: str, sample: int | None = None, engine: st
         if labels is not None and labels.size and labels.max() >= model.n_classes:
             raise EvsimError(f"{path}: label {labels.max()} is out of range for a model with {model.n_classes} classes")
         steps: list[int] = []
-
-        def batches():
-            from .data import bin_validated, n_steps_for
-
-            for start in range(0, len(idx), batch_size):
-                raw = [(i, f.read(i)) for i in idx[start:start + batch_size]]
-                lengths = [meta.n_steps or n_steps_for(s.times, meta.dt_ms, where=f"{path} sample {i}") for i, s in raw]
-                check_batch_memory(model, len(raw), max(lengths), path)
-                chunk = [bin_validated(s.times, s.units, dt_ms=meta.dt_ms, n_channels=meta.input_channels, pool=meta.pool,
-                                       n_steps=n, dtype=np.float64, where=f"{path} sample {i}")
-                         for (i, s), n in zip(raw, lengths)]
-                steps.extend(c.shape[0] for c in chunk)
-                yield chunk
-
-        preds, scores, stats = classify_batches(model, batches(), engine=engine, progress=progress)
+        preds, scores, stats = classify_batches(model, binned_batches(model, f, idx, batch_size, path, steps),
+                                                engine=engine, progress=progress)
     names = model.class_names
     results = []
     for k, i in enumerate(idx):
