@@ -41,7 +41,7 @@ import numpy as np
 
 from .errors import EvsimError
 from .cells import RESET_CODE, get_cell
-from .model import DECISION_CODE, RECURRENCE_CODE, Model
+from .model import DECISION_CODE, RECURRENCE_CODE, Model, _is_real
 from .data import MAX_STEPS, time_to_step, validate_events
 from .engine import SimResult, check_inputs
 from .structured import split_structured
@@ -307,8 +307,7 @@ class EventStream:
         if units is None:
             times, units = split_structured(times, where="push")
         meta = self.model.metadata
-        if until is not None and (isinstance(until, (bool, np.bool_))
-                                  or not isinstance(until, (int, float, np.integer, np.floating))):
+        if until is not None and not _is_real(until):
             raise EvsimError(f"push: until = {until!r} ({type(until).__name__}); expected a real time in seconds >= 0 (or None)")
         t, u = validate_events(times, units, meta.input_channels, where="push")
         steps = time_to_step(t, meta.dt_ms)

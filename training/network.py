@@ -551,9 +551,9 @@ class Network:
             p = f"layer{l}."
             w, b = self._folded(l)
             rec = cfg.recurrence[l]
+            beta, gain, theta = self._neuron(l)
             layers.append(HiddenLayer(
-                weight=w, bias=b, beta=self._neuron(l)[0], threshold=self._neuron(l)[2],
-                gain=self._neuron(l)[1], reset=cfg.reset, recurrence=rec, cell=cfg.cell,
+                weight=w, bias=b, beta=beta, threshold=theta, gain=gain, reset=cfg.reset, recurrence=rec, cell=cfg.cell,
                 extra={k: self._cell_param(l, k) for k in get_cell(cfg.cell).params},
                 recurrent=self.params[p + "recurrent"] if rec != "none" else np.zeros(0, np.float32),
                 delays=np.rint(np.maximum(self.params[p + "delays"], 0)).astype(np.int64) if rec != "none" else None,

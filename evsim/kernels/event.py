@@ -475,7 +475,7 @@ def run_one_of(ff, rec, cells, ro, x, n_steps, readout, scores, raster, record, 
 def run_batch_serial(ff_t, rec_t, cells_t, ro_t, x, lengths, readout, scores, raster, record, syn, spikes):
     """:func:`run_batch` on the calling thread only (no thread-pool start-up: the right
     choice for one sample, or when other processes already occupy the cores)."""
-    p = Params(FeedForward(*ff_t), Delivery(*rec_t), CellParams(*cells_t), ReadoutParams(*ro_t))
+    p = _params((ff_t, rec_t, cells_t, ro_t))
     for b in range(x.shape[0]):
         run_one(p, x[b], lengths[b], readout[b], scores[b], raster[b], record,
                 syn[b:b + 1], spikes[b])

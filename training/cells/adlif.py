@@ -33,11 +33,7 @@ def fwd_step(v_prev, s_prev, a_prev, cur, beta, gain, theta, extra, reset_sub, s
     beta_w, ca, cb = extra[0], extra[1], extra[2]
     for i in range(v.shape[0]):
         ww = beta_w[i] * w_prev[i] + ca[i] * v_prev[i] + cb[i] * s_prev[i]
-        if reset_sub:
-            kept = v_prev[i] - theta[i] * s_prev[i]
-        else:
-            kept = v_prev[i] * (1.0 - s_prev[i])
-        vv = beta[i] * kept + gain[i] * (cur[i] - ww)
+        vv = beta[i] * reset_value(v_prev[i], s_prev[i], theta[i], reset_sub) + gain[i] * (cur[i] - ww)
         w[i] = ww
         v[i] = vv
         s[i] = spike_fn(vv - theta[i], sur, alpha, smooth)
