@@ -91,26 +91,28 @@ class CochleaStream:
         self.bank = FilterBank(self.params, fft_size=fft_size, causal=causal)
         p = self.params
         dt = 1.0 / p.out_rate
-        self._hc = (p.A, p.B, p.M, p.g * dt, p.y * dt, p.x * dt, p.r * dt, (p.l + p.r) * dt, p.hc_h * dt)
+        f32 = lambda *values: tuple(np.float32(v) for v in values)  # noqa: E731  (the kernel runs in float32)
+        self._hc = f32(p.A, p.B, p.M, p.g * dt, p.y * dt, p.x * dt, p.r * dt, (p.l + p.r) * dt, p.hc_h * dt)
         ref_steps = p.tau_refrac * p.out_rate
-        self._bushy = (float(p.n_fibres), math.exp(-dt / p.tau_syn), math.exp(-dt / p.tau_mem),
-                       p.weight / p.n_fibres * dt, ref_steps)
+        self._bushy = f32(p.n_fibres, math.exp(-dt / p.tau_syn), math.exp(-dt / p.tau_mem),
+                          p.weight / p.n_fibres * dt, ref_steps)
         self._fibre_block = max(1, math.ceil(ref_steps) - 1)   # samples a fibre stays silent
         self.reset()
 
     def reset(self) -> None:
         """Start a new recording.  Its random key is drawn from the generator when its
         first spikes are computed, so a reset that is not followed by input draws nothing."""
+        from ..kernels.cochlea import CLEFT, HIST, Q, STORE, SURV
+
         p = self.params
         n = p.channels
         self.bank.reset()
         k0 = p.g * p.A / (p.A + p.B)                 # hair cell at rest (spontaneous state)
         c0 = p.M * p.y * k0 / (p.l * k0 + p.y * (p.l + p.r))
-        # rows: q, c, w, survival S, threshold U (set when the key is drawn), blocked
-        # fibres, isyn, vm, ref (see evsim.kernels.cochlea)
-        self._state = np.zeros((9, n))
-        self._state[0], self._state[1], self._state[2], self._state[3] = c0 * (p.l + p.r) / k0, c0, c0 * p.r / p.x, 1.0
-        self._hist = np.zeros((self._fibre_block, n))
+        # one float32 array: rows evsim.kernels.cochlea.STATE_ROWS, then the fibre history
+        self._state = np.zeros((HIST + self._fibre_block, n), np.float32)
+        self._state[Q], self._state[CLEFT], self._state[STORE] = c0 * (p.l + p.r) / k0, c0, c0 * p.r / p.x
+        self._state[SURV] = 1.0
         self.rows_done = 0
         self._seed = None         # this recording's key, drawn from rng when first needed
 
@@ -136,13 +138,13 @@ class CochleaStream:
     def _spikes(self, pieces: list, fibres: list | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Spikes of membrane pieces, each (C, T_j) float32 in time order.  fibres: a list
         that receives each piece's (T_j, C) fibre spike counts (tests)."""
-        from ..kernels.cochlea import cochlea_block, transpose, uniform
+        from ..kernels.cochlea import THR, cochlea_block, transpose, uniforms
 
         times, units = [np.zeros(0)], [np.zeros(0, np.int64)]
         if pieces and self._seed is None:
             self._seed = np.uint64(self.rng.integers(0, 2 ** 63))
-            first = np.uint64(2 ** 63)
-            self._state[4] = [1.0 - uniform(self._seed, first + np.uint64(i)) for i in range(self.params.channels)]
+            uniforms(self._seed, np.uint64(2 ** 63), self._state[THR])      # the first thresholds
+            self._state[THR] = 1.0 - self._state[THR]
         for rows in pieces:
             n_ch, n_rows = rows.shape
             rows_t = np.empty((n_rows, n_ch), np.float32)
@@ -150,15 +152,14 @@ class CochleaStream:
             cap = n_rows * n_ch // 2 + n_ch
             out_t = np.empty(cap, np.int64)
             out_c = np.empty(cap, np.int64)
-            record = np.zeros((n_rows, n_ch) if fibres is not None else (0, 0))
-            n = cochlea_block(rows_t, self._hc, self._bushy, self._seed, self.rows_done, self._state, self._hist,
+            record = np.zeros((n_rows, n_ch) if fibres is not None else (0, 0), np.float32)
+            n = cochlea_block(rows_t, self._hc, self._bushy, self._seed, self.rows_done, self._state,
                               out_t, out_c, record)
             if fibres is not None:
                 fibres.append(record)
             self.rows_done += n_rows
-            order = np.lexsort((out_c[:n], out_t[:n]))              # time order, then channel
-            times.append(out_t[:n][order] / float(self.params.out_rate))
-            units.append(out_c[:n][order])
+            times.append(out_t[:n] / float(self.params.out_rate))          # in time, then channel order
+            units.append(out_c[:n])
         return np.concatenate(times), np.concatenate(units)
 
 

@@ -1,12 +1,15 @@
 """Numba kernels of the cochlea's hair-cell and bushy-cell stages (see evsim.audio).
 
 One call advances every channel through a block of membrane samples, sample by sample
-with all channels inside (the block is time-major, (T, C), so the channel loops are
-contiguous and vectorise; the former channel-outer loop with one Binomial draw per
-channel per sample took 0.095 CPU s per second of a word, this one ~0.067 on the same
-input in the same session, plus 0.017 for :func:`transpose`).  State
-lives in arrays the caller owns, so a stream continues exactly where the last block
-stopped.
+with all channels inside (the block is time-major, (T, C), so the channel loop is
+contiguous).  All state lives in one float32 array the caller owns (rows
+:data:`STATE_ROWS`, one column per channel), so a stream continues exactly where the last
+block stopped, and the per-sample loop is one pass over the channels in float32 that
+LLVM vectorises 8 wide (AVX2): hair cell, fibres and bushy cell fused.  (One state array
+rather than a dozen: with more than ~8 separate arrays LLVM's run-time alias checks give
+up and the loop stays scalar, 5x slower.)  Measured on the same input in one session:
+0.030 CPU s per second of audio for the fused float32 pass plus 0.009 for the random
+numbers, against 0.041-0.047 for the former float64 kernel of three passes.
 
 Per sample, per channel (Meddis 1986/1988 hair cell; ``dt = 1 / out_rate``)::
 
@@ -29,21 +32,37 @@ Per sample, per channel (Meddis 1986/1988 hair cell; ``dt = 1 / out_rate``)::
 How the Binomial is drawn (one random number per fibre *event*, not per sample).  Per
 channel the kernel keeps a survival product ``S`` (since the last sample in which any
 fibre fired) and a threshold ``U`` uniform in (0, 1]; each sample ``S *= (1 - p)^a``
-(``(1 - p)^a`` by squaring: multiplications only) and fibres fire when ``S < U``; then
-``n_spk`` is drawn from Binomial(a, p) conditioned on ``n_spk >= 1`` by inverting its CDF
-on ``[(1 - p)^a, 1)`` with the uniform number ``(S_t-1 - U) / (S_t-1 - S_t)`` (where U
-fell in the last step: uniform and independent of the past, so no new number is
-needed), ``S = 1`` and a fresh ``U`` is drawn.  Given everything before, the sample fires
-with probability ``1 - (1 - p)^a`` exactly (``P(U <= S_t | U <= S_t-1) = S_t / S_t-1``)
-and its count then has the conditional law, so ``n_spk`` is Binomial(a, p) as before:
-the same process, the random numbers are only spent differently (tested: the kernel
-against a literal reference using SciPy's CDF; the conditional draw and the counts of a
-steady drive against SciPy).  Most samples cost a few multiplications and a compare.
+(``(1 - p)^a`` by squaring over the 6 bits of ``a``: multiplications only) and fibres
+fire when ``S < U``; then ``n_spk`` is drawn from Binomial(a, p) conditioned on
+``n_spk >= 1`` by inverting its CDF on ``[(1 - p)^a, 1)`` with the uniform number
+``(S_t-1 - U) / (S_t-1 - S_t)`` (where U fell in the last step: uniform and independent
+of the past, so no new number is needed), ``S = 1`` and a fresh ``U`` is drawn.  Given
+everything before, the sample fires with probability ``1 - (1 - p)^a`` exactly
+(``P(U <= S_t | U <= S_t-1) = S_t / S_t-1``) and its count then has the conditional law,
+so ``n_spk`` is Binomial(a, p): the random numbers are only spent differently (tested:
+the kernel against a literal float64 reference using SciPy's CDF; the conditional draw
+and the counts of a steady drive against SciPy).  The first three steps of the inversion
+are branch-free in the vector loop; the rare counts of four or more (0.06 % of
+channel-samples in speech) finish in float64 (:func:`binomial_at_least_one`) afterwards.
 
-Random numbers: a fibre event at sample t, channel i draws its next threshold
-``U = 1 - uniform(seed, t C + i)`` (output ``t C + i + 1`` of the counter-based SplitMix64
-below); the first threshold of channel i is ``1 - uniform(seed, 2^63 + i)``.  So the numbers
-do not depend on how samples were split into blocks (streaming = offline, bit for bit).
+Order within a sample: the vector pass of sample t first runs the bushy cell of sample
+t - 1 (whose fibre count is final by then) and then the hair cell and fibres of t, so
+that one pass over the channels does both.  The bushy step of a block's last sample is
+run at the end of the block on a copy of the state (to emit its spikes with the block)
+and for real at the start of the next block (its spikes not emitted twice).
+
+Precision: float32 throughout (state, survival, thresholds; the hair cell's quantities
+are O(1e-3..1) and the survival product is compared with a threshold, so float32's 6e-8
+relative rounding moves a decision only when U lies within ~1e-7 of S).  Against the
+former float64 kernel the statistics of the spikes are unchanged (measured on speech:
+``benchmarks/README.md``); the exact-reference test still matches count for count.
+
+Random numbers: a fibre event at sample t, channel i takes its next threshold
+``U = 1 - uniform(seed, t C + i)`` (the top 24 bits of output ``t C + i + 1`` of the
+counter-based SplitMix64 below, as float32); the first threshold of channel i is
+``1 - uniform(seed, 2^63 + i)``.  The numbers for every channel of a sample are
+computed in one vectorised pass (:func:`uniforms`), so they do not depend on how samples
+were split into blocks (streaming = offline, bit for bit).
 
 This is the bushy cell of lauscher 1.0.1 written without its one-step delay: there a
 crossing at sample s is noticed at s + 1 and recorded at s; here it is recorded at s
@@ -51,7 +70,6 @@ directly, and the cell is silent for the following ``ceil(ref_steps)`` samples a
 """
 
 from __future__ import annotations
-
 
 import numba
 import numpy as np
@@ -130,167 +148,175 @@ def binomial_at_least_one(n, p, f, u):
             return k
 
 
-     # no ZeroDivisionError branch: the loops vectorise
+
+#: rows of the state array (float32, (HIST + R, C)): hair cell q, c, w; survival S and
+#: threshold U; fibres refractory now; bushy isyn, vm, ref; the fibre count of the last
+#: sample (-1: four or more, to be finished), its inversion's uniform number, this
+#: sample's uniform numbers; then R rows of past fibre counts, row HIST + (t % R) = sample t.
+STATE_ROWS = ("q", "c", "w", "survival", "threshold", "blocked", "isyn", "vm", "ref", "fired", "draw", "rand")
+Q, CLEFT, STORE, SURV, THR, BLOCKED, ISYN, VM, REF, FIRED, DRAW, RAND = range(12)
+HIST = 12
 
 
 @numba.njit(**_VEC)
-def _hair_and_survival(row, hc, n_fibres, q, c, w, blocked, prob, none, surv, before, thr, flags):
-    """One sample of every hair cell (prob = release probability min(h dt c, 1)), the
-    probability that no available fibre fires (none = (1 - prob)^(n_fibres - blocked), by
-    squaring over the 6 bits of a count < 64), and the survival product: surv *= none,
-    flags = it fell below the threshold.  Returns how many channels are flagged."""
+def uniforms(seed, counter0, out):
+    """out[i] = uniform(seed, counter0 + i) to 24 bits, float32 in [0, 1): the top 24 bits of
+    SplitMix64 output ``counter0 + i + 1`` (the loop vectorises; int32 -> float32 is one
+    instruction where int64 -> float64 is not, on AVX2)."""
+    for i in range(out.shape[0]):
+        z = seed + (counter0 + np.uint64(i) + np.uint64(1)) * _GOLDEN
+        z = (z ^ (z >> np.uint64(30))) * _MIX1
+        z = (z ^ (z >> np.uint64(27))) * _MIX2
+        z = z ^ (z >> np.uint64(31))
+        out[i] = np.float32(np.int32(z >> np.uint64(40))) * np.float32(1.0 / 16777216.0)
+
+
+@numba.njit(**_VEC)
+def _power_bits(base, a):
+    """base^a for a whole a in [0, 63], float32, by squaring over a's bits (no pow)."""
+    one = np.float32(1.0)
+    f = one
+    for _ in range(6):
+        half = np.floor(a * np.float32(0.5))
+        bit = a - half - half
+        f *= one + bit * (base - one)
+        a = half
+        base *= base
+    return f
+
+
+@numba.njit(**_VEC)
+def _sample(row, hc, bushy, st, prev):
+    """One membrane sample of every channel: the bushy cell of the previous sample (its
+    fibre counts in st[FIRED], past counts row HIST + prev), then the hair cell, the
+    survival test and the first three inversion steps of this one.  Returns (fibre events
+    needing the rest of the inversion, bushy spikes), as float32 counts."""
     a_off, b_sat, m_max, gdt, ydt, xdt, rdt, lrdt, hdt = hc
-    n_hit = 0
-    for i in range(row.shape[0]):
-        qi, ci, wi = q[i], c[i], w[i]
-        drive = max(row[i] + a_off, 0.0)
-        eject = gdt * drive / (drive + b_sat) * qi
-        reprocess = xdt * wi
-        q_new = qi + ydt * max(m_max - qi, 0.0) - eject + reprocess
-        c_new = max(ci + eject - lrdt * ci, 0.0)
-        w[i] = max(wi + rdt * ci - reprocess, 0.0)
-        q[i] = max(q_new, 0.0)
-        c[i] = c_new
-        p = min(c_new * hdt, 1.0)
-        prob[i] = p
-        avail = np.int32(n_fibres - blocked[i])
-        base = 1.0 - p
-        f = 1.0
-        for b in range(6):
-            f *= base if (avail >> b) & 1 else 1.0
-            base *= base
-        none[i] = f
-        s_old = surv[i]
-        before[i] = s_old
-        s_new = s_old * f
-        surv[i] = s_new
-        hit = s_new < thr[i]
-        flags[i] = hit
-        n_hit += hit
-    return n_hit
-
-
-@numba.njit(**FAST)
-def _flagged(flags, n, events):
-    """The indices of the n non-zero flags, into events (branch-free compaction)."""
-    j = 0
-    for i in range(flags.shape[0]):
-        events[j] = i
-        j += flags[i] != 0
-        if j == n:
-            break
-    return n
-
-
-@numba.njit(**_VEC)
-def _fire(flags, surv, before, thr, prob, none, blocked, n_fibres, fired, draw):
-    """The fibre counts of the flagged channels (others 0): Binomial(a, p) given >= 1 by
-    inversion (:func:`binomial_at_least_one`, its first three steps here, branch-free, so
-    the loop vectorises) with the uniform number ``(S_t-1 - U) / (S_t-1 - S_t)`` (where
-    the threshold fell: uniform, independent of the past), kept in draw; their survival
-    back to 1.  flags: 2 where more than three steps are needed, 1 other hits, 0 none."""
-    for i in range(flags.shape[0]):
-        hit = flags[i] != 0
-        s_i = surv[i]
-        gap = before[i] - s_i
-        gap = gap if gap > 0.0 else 1.0
-        p = prob[i]
-        q = max(1.0 - p, 1e-300)
-        inv = 1.0 / (gap * q)                      # one division for u and p / q
-        u = 1.0 - min((thr[i] - s_i) * q * inv, 1.0)
+    n_fibres, e_syn, e_mem, wdt, ref_steps = bushy
+    zero, one = np.float32(0.0), np.float32(1.0)
+    n_slow, n_spk = zero, zero
+    old = HIST + prev
+    for i in range(st.shape[1]):
+        # bushy cell of the previous sample; its fibres become refractory
+        k = st[FIRED, i]
+        blocked = st[BLOCKED, i] + k - st[old, i]
+        st[BLOCKED, i] = blocked
+        st[old, i] = k
+        isyn = st[ISYN, i] * e_syn + k
+        st[ISYN, i] = isyn
+        ref = st[REF, i]
+        refractory = ref > zero
+        v_new = st[VM, i] * e_mem + wdt * isyn
+        cross = (not refractory) and v_new >= one
+        st[VM, i] = zero if refractory else v_new
+        st[REF, i] = ref - one if refractory else (ref_steps if cross else ref)
+        n_spk += np.float32(cross)
+        # hair cell
+        q, c, w = st[Q, i], st[CLEFT, i], st[STORE, i]
+        drive = max(row[i] + a_off, zero)
+        eject = gdt * drive / (drive + b_sat) * q
+        reprocess = xdt * w
+        c_new = max(c + eject - lrdt * c, zero)
+        st[Q, i] = max(q + ydt * max(m_max - q, zero) - eject + reprocess, zero)
+        st[CLEFT, i] = c_new
+        st[STORE, i] = max(w + rdt * c - reprocess, zero)
+        # fibres: survival against the threshold, then the count by inversion
+        p = min(c_new * hdt, one)
+        a = n_fibres - blocked
+        none = _power_bits(one - p, a)                    # P(no available fibre fires)
+        s_old = st[SURV, i]
+        s_new = s_old * none
+        thr = st[THR, i]
+        hit = s_new < thr
+        gap = s_old - s_new
+        gap = gap if gap > zero else one
+        miss = max(one - p, np.float32(1e-30))
+        inv = one / (gap * miss)                          # one division for u and p / (1 - p)
+        u = one - min((thr - s_new) * miss * inv, one)
         ratio = p * gap * inv
-        f = none[i]
-        draw[i] = u
-        target = f + u * (1.0 - f)
-        a = n_fibres - blocked[i]
-        pmf = f * a * ratio
-        cdf = f + pmf
-        k = 1.0 + (target >= cdf)
-        pmf *= (a - 1.0) / 2.0 * ratio
+        target = none + u * (one - none)
+        pmf = none * a * ratio
+        cdf = none + pmf
+        count = one + np.float32(target >= cdf)
+        pmf *= (a - one) * np.float32(0.5) * ratio
         cdf += pmf
-        k += target >= cdf
-        pmf *= (a - 2.0) / 3.0 * ratio
+        count += np.float32(target >= cdf)
+        pmf *= (a - np.float32(2.0)) * np.float32(1.0 / 3.0) * ratio
         cdf += pmf
-        slow = hit and (target >= cdf) and a > 3.0
-        k = min(k + (target >= cdf), a)
-        flags[i] = hit + slow
-        fired[i] = k if hit else 0.0
-        surv[i] = 1.0 if hit else s_i
-
-
-@numba.njit(**_VEC)
-def _bushy_cells(fired, hist_row, blocked, isyn, vm, ref, e_syn, e_mem, wdt, ref_steps, flags):
-    """Refractory fibres and one sample of every bushy cell; flags = spiked; returns how many."""
-    n_spk = 0
-    for i in range(fired.shape[0]):
-        k = fired[i]
-        blocked[i] += k - hist_row[i]
-        hist_row[i] = k
-        fired[i] = 0.0
-        s_i = isyn[i] * e_syn + k
-        isyn[i] = s_i
-        r_i = ref[i]
-        refr = r_i > 0.0
-        v_new = vm[i] * e_mem + wdt * s_i
-        cross = (not refr) and v_new >= 1.0
-        vm[i] = 0.0 if refr else v_new
-        ref[i] = r_i - 1.0 if refr else (ref_steps if cross else r_i)
-        flags[i] = cross
-        n_spk += cross
-    return n_spk
+        slow = hit and target >= cdf and a > np.float32(3.0)
+        count = min(count + np.float32(target >= cdf), a)
+        n_slow += np.float32(slow)
+        st[FIRED, i] = (-one if slow else count) if hit else zero
+        st[DRAW, i] = u
+        st[THR, i] = one - st[RAND, i] if hit else thr
+        st[SURV, i] = one if hit else s_new
+    return n_slow, n_spk
 
 
 @numba.njit(**FAST)
-def cochlea_block(v, hc, bushy, seed, t0, state, hist, out_t, out_c, fibres_out):
-    """Hair cells and bushy cells over a block of membrane samples, all channels per
-    sample (the channel loops vectorise; tiles of 64-256 channels that keep the state in
-    the L1 cache measured 10-50 % slower: the per-sample overhead of the calls wins).
+def _finish_counts(st, n_slow, hdt, n_fibres):
+    """The counts of four or more (st[FIRED] = -1): the rest of the inversion, float64."""
+    fired = st[FIRED]
+    done = 0
+    for i in range(fired.shape[0]):
+        if fired[i] < 0.0:
+            p = min(st[CLEFT, i] * hdt, np.float32(1.0))
+            a = n_fibres - st[BLOCKED, i]
+            none = _power_bits(np.float32(1.0) - p, a)
+            fired[i] = binomial_at_least_one(int(a), float(p), float(none), float(st[DRAW, i]))
+            done += 1
+            if done == n_slow:
+                break
+
+
+@numba.njit(**FAST)
+def _emit(st, ref_steps, n_spk, t, out_t, out_c, n_out):
+    """Append the channels whose bushy cell just spiked (ref = ref_steps) at sample t."""
+    found = 0
+    ref = st[REF]
+    for i in range(ref.shape[0]):
+        if ref[i] == ref_steps:
+            out_t[n_out] = t
+            out_c[n_out] = i
+            n_out += 1
+            found += 1
+            if found == n_spk:
+                break
+    return n_out
+
+
+@numba.njit(**FAST)
+def cochlea_block(v, hc, bushy, seed, t0, st, out_t, out_c, fibres_out):
+    """Hair cells and bushy cells over a block of membrane samples.
 
     v: (T, C) float32 membrane velocity, sample t0 + j in row j (see :func:`transpose`);
-    hc = (A, B, M, g dt,
-    y dt, x dt, r dt, (l + r) dt, h dt); bushy = (n_fibres, e_syn, e_mem, w_syn dt,
-    ref_steps); seed: uint64 of the recording; state: (9, C) float64 rows q, c, w,
-    survival S, threshold U, blocked fibres, isyn, vm, ref; hist: (R, C) float64 fibre
-    spikes of the last R samples, row (t % R).  Spikes go to out_t (global sample) and
-    out_c (channel) in time order; returns their number.  out_* need room for
-    T * C / 2 + C.  fibres_out: (T, C) float64 to receive the fibre spike counts (tests),
-    or shape (0, 0) for none.
+    hc = (A, B, M, g dt, y dt, x dt, r dt, (l + r) dt, h dt) and bushy = (n_fibres, e_syn,
+    e_mem, w_syn dt, ref_steps), float32 tuples; seed: uint64 of the recording; st: the
+    state (see :data:`STATE_ROWS`).  Spikes go to out_t (global sample) and out_c
+    (channel), in time then channel order; returns their number.  out_* need room for
+    T * C / 2 + C.  fibres_out: (T, C) float32 to receive the fibre counts (tests), or
+    shape (0, 0) for none.
     """
-    return _tile_block(v, hc, bushy, seed, t0, v.shape[1], 0, state, hist, out_t, out_c, 0, fibres_out)
-
-
-@numba.njit(**FAST)
-def _tile_block(v, hc, bushy, seed, t0, n_ch_all, lo, state, hist, out_t, out_c, n_out, fibres_out):
-    """:func:`cochlea_block` for channels lo .. lo + v.shape[1] - 1 of n_ch_all (the arrays
-    are those channels' columns), spikes appended to out_* from n_out on."""
-    n_fibres, e_syn, e_mem, wdt, ref_steps = bushy
     n_rows, n_ch = v.shape
-    span = hist.shape[0]
-    q, c, w, surv, thr, blocked, isyn, vm, ref = (state[0], state[1], state[2], state[3], state[4], state[5],
-                                                  state[6], state[7], state[8])
-    prob = np.empty(n_ch)
-    none = np.empty(n_ch)          # P(no fibre fires at this sample) = (1 - p)^available
-    before = np.empty(n_ch)        # survival before this sample
-    draw = np.empty(n_ch)          # the uniform number of a channel's fibre count
-    events = np.empty(n_ch, np.int64)
-    flags = np.empty(n_ch, np.uint8)
-    fired = np.zeros(n_ch)
+    if n_rows == 0:
+        return 0
+    n_fibres, ref_steps = bushy[0], bushy[4]
+    span = st.shape[0] - HIST
+    n_out = 0
     for j in range(n_rows):
         t = t0 + j
-        n_hit = _hair_and_survival(v[j], hc, n_fibres, q, c, w, blocked, prob, none, surv, before, thr, flags)
-        if n_hit:
-            _fire(flags, surv, before, thr, prob, none, blocked, n_fibres, fired, draw)
-            for e in range(_flagged(flags, n_hit, events)):
-                i = events[e]
-                if flags[i] == 2:                   # four or more: the rest of the inversion
-                    fired[i] = binomial_at_least_one(int(n_fibres - blocked[i]), prob[i], none[i], draw[i])
-                thr[i] = 1.0 - uniform(seed, np.uint64(t * n_ch_all + lo + i))
+        uniforms(seed, np.uint64(t * n_ch), st[RAND])
+        n_slow, n_spk = _sample(v[j], hc, bushy, st, (t - 1) % span)
+        if n_spk > 0 and j > 0:                 # j = 0: emitted with the previous block
+            n_out = _emit(st, ref_steps, int(n_spk), t - 1, out_t, out_c, n_out)
+        if n_slow > 0:
+            _finish_counts(st, int(n_slow), hc[8], n_fibres)
         if fibres_out.shape[0]:
-            fibres_out[j, :] = fired
-        n_spk = _bushy_cells(fired, hist[t % span], blocked, isyn, vm, ref, e_syn, e_mem, wdt, ref_steps, flags)
-        n_spk = _flagged(flags, n_spk, events)
-        for e in range(n_spk):
-            out_t[n_out] = t
-            out_c[n_out] = lo + events[e]
-            n_out += 1
+            fibres_out[j, :] = st[FIRED]
+    # the bushy step of the last sample, on a copy: its spikes go out with this block
+    scratch = st.copy()
+    t = t0 + n_rows
+    _, n_spk = _sample(v[n_rows - 1], hc, bushy, scratch, (t - 1) % span)
+    if n_spk > 0:
+        n_out = _emit(scratch, ref_steps, int(n_spk), t - 1, out_t, out_c, n_out)
     return n_out

@@ -8,7 +8,7 @@ import pytest
 from evsim.audio.basilar import FilterBank, kernel_geometry, membrane_kernels, transfer_function
 from evsim.audio.cochlea import CochleaStream, encode_waveform, hann_ramps
 from evsim.audio.params import CochleaParams
-from evsim.kernels.cochlea import binomial_at_least_one, uniform
+from evsim.kernels.cochlea import binomial_at_least_one, uniform, uniforms
 
 from .conftest import FS, SMALL, tone, word_like
 
@@ -98,6 +98,11 @@ def splitmix_uniform(seed, counter):
     return (z >> 11) / 2.0 ** 53
 
 
+def splitmix_uniform24(seed, counter):
+    """The kernel's thresholds: the top 24 bits of the same output."""
+    return np.float32(np.floor(splitmix_uniform(seed, counter) * 2.0 ** 24) / 2.0 ** 24)
+
+
 def reference_chain(v, params, seed):
     """Meddis hair cell + fibres + bushy LIF written as lauscher 1.0.1 orders them (a
     crossing noticed one sample late, the cell reset and refractory from then on), the
@@ -118,7 +123,7 @@ def reference_chain(v, params, seed):
         q = c * (p.l + p.r) / kt
         w = c * p.r / p.x
         counts = fibres[ch]
-        survival, threshold = 1.0, 1.0 - splitmix_uniform(seed, 2 ** 63 + ch)
+        survival, threshold = 1.0, 1.0 - splitmix_uniform24(seed, 2 ** 63 + ch)
         for t in range(n_t):
             kt = p.g * dt * (v[ch, t] + p.A) / (v[ch, t] + p.A + p.B) if v[ch, t] + p.A > 0 else 0.0
             replenish = p.y * dt * (p.M - q) if q < p.M else 0.0
@@ -133,7 +138,7 @@ def reference_chain(v, params, seed):
                 u = 1 - (threshold - survival) / (before - survival)
                 cdf = binom.cdf(np.arange(available + 1), available, prob)
                 counts[t] = max(1, int(np.argmax(none + u * (1 - none) < cdf)))
-                survival, threshold = 1.0, 1.0 - splitmix_uniform(seed, t * n_ch + ch)
+                survival, threshold = 1.0, 1.0 - splitmix_uniform24(seed, t * n_ch + ch)
         vm, isyn, ref = np.zeros(n_t), 0.0, 0.0
         for t in range(n_t):
             if t > 0:
@@ -175,6 +180,10 @@ def test_uniform_is_splitmix64():
     seed = np.uint64(123456789)
     for counter in (0, 1, 2, 10 ** 9, 2 ** 40 + 3, 2 ** 63 + 5):
         assert uniform(seed, np.uint64(counter)) == splitmix_uniform(123456789, counter)
+    out = np.empty(5, np.float32)
+    for counter0 in (0, 10 ** 9, 2 ** 63):
+        uniforms(seed, np.uint64(counter0), out)          # the kernel's thresholds: 24 bits, float32
+        assert out.tolist() == [splitmix_uniform24(123456789, counter0 + i) for i in range(5)]
 
 
 @pytest.mark.parametrize("n, p", [(40, 0.006), (40, 0.2), (7, 0.9), (1, 0.5), (3, 0.3)])
