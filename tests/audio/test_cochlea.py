@@ -8,7 +8,7 @@ import pytest
 from evsim.audio.basilar import FilterBank, kernel_geometry, membrane_kernels, transfer_function
 from evsim.audio.cochlea import CochleaStream, encode_waveform, hann_ramps
 from evsim.audio.params import CochleaParams
-from evsim.kernels.cochlea import binomial_at_least_one, uniform, uniforms
+from evsim.kernels.cochlea import binomial_at_least_one, transpose, uniform, uniforms
 
 from .conftest import FS, SMALL, tone, word_like
 
@@ -174,6 +174,15 @@ def test_hair_and_bushy_kernel_equal_the_reference():
     assert len(ours) > 10 and (ref_fibres >= 4).any()          # the kernel's slow path (>= 4 fibres) is used
     assert np.array_equal(np.concatenate(fibres).T, ref_fibres)
     assert ours == ref_spikes
+
+
+@pytest.mark.parametrize("shape", [(16, 24), (13, 21), (7, 5), (700, 37)])
+def test_transpose_is_numpys(shape):
+    full = np.random.default_rng(1).normal(size=(shape[0], shape[1] + 3)).astype(np.float32)
+    src = full[:, 3:]                                     # a view, as the filter bank hands it over
+    dst = np.empty(shape[::-1], np.float32)
+    transpose(src, dst)
+    assert np.array_equal(dst, src.T)
 
 
 def test_uniform_is_splitmix64():
