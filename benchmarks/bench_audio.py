@@ -18,7 +18,14 @@ Sections (all on ``shared/data/digits/audio_test``, whose recordings are the aud
 * accuracy: the built-in default model on the recordings (``classify_recordings``,
   offline encoding) against the same model on ``digits_test.h5``;
 * live: ``LiveClassifier`` fed 20 ms blocks: compute per block, latency, and the accuracy
-  of the live variants (fixed whole-file gain, running gain, causal membrane).
+  of the live variants (fixed whole-file gain, running gain, causal membrane);
+* against (``--against DIR``, another checkout of evsim, e.g. ``git archive <commit> |
+  tar -x -C DIR``): the same recordings encoded by both, each in its own process,
+  alternating DIR / this checkout ``--repeats`` times: CPU and wall seconds per second of
+  audio and their ratio per pair, and the statistics of the spikes (this checkout's seed
+  1 against DIR's seed 2, beside DIR's seed 1 against its seed 2, the ceiling).
+
+    python benchmarks/bench_audio.py --against /tmp/evsim-old --speed 30 --repeats 4 --only against
 """
 
 from __future__ import annotations
@@ -141,7 +148,7 @@ def fidelity_proxy(n: int) -> dict:
 def speed(n: int) -> dict:
     from evsim.audio import encode_waveform
 
-    recs = recordings()[:n]
+    recs = speed_set(n)
     evsim_encode(recs[0][0], seed=0)                      # compile, kernels
     cpu, audio = 0.0, 0.0
     wall = time.perf_counter()
@@ -149,21 +156,8 @@ def speed(n: int) -> dict:
         _, _, c, s = evsim_encode(path, seed=0)
         cpu, audio = cpu + c, audio + s
     wall = time.perf_counter() - wall
-    # the two stages on one second of noise
-    from evsim.audio.basilar import FilterBank
-    from evsim.audio.cochlea import CochleaStream
-
-    x = np.random.default_rng(0).normal(0, 0.3, 22050)
-    bank = FilterBank(encode_waveform.__globals__["CochleaParams"](), fft_size=8192)
-    start = time.process_time()
-    pieces = bank.push(x) + bank.finish()
-    membrane = time.process_time() - start
-    stream = CochleaStream(rng=0)
-    start = time.process_time()
-    stream._spikes(pieces)
-    cells = time.process_time() - start
     return {"n": n, "audio_s": audio, "cpu_s": cpu, "wall_s": wall, "x_real_time_cpu": audio / cpu,
-            "x_real_time_wall": audio / wall, "membrane_cpu_per_audio_s": membrane, "cells_cpu_per_audio_s": cells}
+            "x_real_time_wall": audio / wall, "stages_cpu_per_audio_s": stages()}
 
 
 def accuracy(n: int | None) -> dict:
@@ -224,6 +218,130 @@ def live(n: int) -> dict:
     return {"n": len(picks), "variants": out}
 
 
+def _encode_worker(n: int, seeds: list, out: str) -> None:
+    """Run in a subprocess with another checkout first on sys.path: encode the n
+    recordings of :func:`speed_set` with each seed, timing the first seed's pass."""
+    import numba
+
+    numba.set_num_threads(1)
+    from evsim.audio import encode_waveform, read_audio
+
+    recs = [read_audio(path).samples for path, _, _ in speed_set(n)]
+    encode_waveform(recs[0], rng=0)                           # compile, membrane filters
+    result = {"audio_s": sum(x.size for x in recs) / 22050}
+    for k, seed in enumerate(seeds):
+        cpu, wall = time.process_time(), time.perf_counter()
+        spikes = [encode_waveform(x, rng=np.random.default_rng([seed, i])) for i, x in enumerate(recs)]
+        if k == 0:
+            result["cpu_s"], result["wall_s"] = time.process_time() - cpu, time.perf_counter() - wall
+        result[f"times_{seed}"] = np.concatenate([t for t, _ in spikes])
+        result[f"units_{seed}"] = np.concatenate([u for _, u in spikes])
+        result[f"sizes_{seed}"] = np.array([t.size for t, _ in spikes])
+    np.savez(out, **result)
+
+
+def speed_set(n: int) -> list:
+    """n recordings spread over the test set (every 1000 // n-th)."""
+    return recordings()[::max(1, 1000 // n)][:n]
+
+
+def _run_worker(checkout: str, n: int, seeds: list) -> dict:
+    import subprocess
+    import tempfile
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "spikes.npz")
+        code = (f"import sys; sys.path.insert(0, {checkout!r}); import evsim; sys.path.insert(0, {here!r}); "
+                f"import bench_audio; bench_audio._encode_worker({n}, {seeds!r}, {out!r})")
+        env = dict(os.environ, NUMBA_NUM_THREADS="1", OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1",
+                   NUMBA_CACHE_DIR=os.path.join(tempfile.gettempdir(), "numba_cache_bench_" +
+                                                checkout.strip("/").replace("/", "_")))
+        subprocess.run([sys.executable, "-c", code], env=env, check=True)
+        with np.load(out) as z:
+            return {k: z[k] for k in z.files}
+
+
+def _split(res: dict, seed: int) -> list:
+    ends = np.cumsum(res[f"sizes_{seed}"])
+    return list(zip(np.split(res[f"times_{seed}"], ends[:-1]), np.split(res[f"units_{seed}"], ends[:-1])))
+
+
+def against(checkout: str, n: int, repeats: int) -> dict:
+    """This checkout's encoder against another's: speed alternating, then statistics."""
+    mine = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    pairs = []
+    for r in range(repeats):
+        pair = {}
+        for name, where in (("other", checkout), ("this", mine)):
+            res = _run_worker(where, n, [1, 2] if r == 0 else [1])
+            pair[name] = {"cpu_per_s": float(res["cpu_s"] / res["audio_s"]),
+                          "wall_per_s": float(res["wall_s"] / res["audio_s"])}
+            if r == 0:
+                pair[name]["spikes"] = {s: _split(res, s) for s in (1, 2)}
+                audio_s = float(res["audio_s"])
+        pair["cpu_ratio"] = pair["other"]["cpu_per_s"] / pair["this"]["cpu_per_s"]
+        pair["wall_ratio"] = pair["other"]["wall_per_s"] / pair["this"]["wall_per_s"]
+        pair["load_average"] = list(os.getloadavg())
+        pairs.append(pair)
+        print("against", r, {k: v for k, v in pair.items() if k not in ("other", "this")},
+              {k: pair[k]["cpu_per_s"] for k in ("other", "this")}, flush=True)
+    first = pairs[0]
+    stats = {"vs_other": [], "ceiling": []}
+    pooled = np.zeros((3, 700))
+    for (t_new, u_new), (t_o1, u_o1), (t_o2, u_o2) in zip(first["this"]["spikes"][1], first["other"]["spikes"][1],
+                                                          first["other"]["spikes"][2]):
+        stats["vs_other"].append({k: v for k, v in compare(t_new, u_new, t_o2, u_o2).items() if k != "counts"})
+        stats["ceiling"].append({k: v for k, v in compare(t_o1, u_o1, t_o2, u_o2).items() if k != "counts"})
+        pooled += [np.bincount(u, minlength=700) for u in (u_new, u_o2, u_o1)]
+    mean = lambda side, key: float(np.mean([s[key] for s in stats[side]]))  # noqa: E731
+    totals = {name: np.array([t.size for t, _ in first[name]["spikes"][1]], float) for name in ("this", "other")}
+    for pair in pairs:
+        for name in ("this", "other"):
+            pair[name].pop("spikes", None)
+    return {"checkout": checkout, "n": n, "audio_s": audio_s, "repeats": pairs,
+            "cpu_ratio_median": float(np.median([p["cpu_ratio"] for p in pairs])),
+            "wall_ratio_median": float(np.median([p["wall_ratio"] for p in pairs])),
+            "this_cpu_per_s_median": float(np.median([p["this"]["cpu_per_s"] for p in pairs])),
+            "other_cpu_per_s_median": float(np.median([p["other"]["cpu_per_s"] for p in pairs])),
+            "this_wall_per_s_median": float(np.median([p["this"]["wall_per_s"] for p in pairs])),
+            "other_wall_per_s_median": float(np.median([p["other"]["wall_per_s"] for p in pairs])),
+            **{f"{side}_{key}": mean(side, key) for side in stats for key in ("channel_r", "time_r", "total_ratio")},
+            "pooled_channel_r": float(np.corrcoef(pooled[0], pooled[1])[0, 1]),
+            "pooled_channel_r_ceiling": float(np.corrcoef(pooled[2], pooled[1])[0, 1]),
+            "total_spikes_this_seed1": int(totals["this"].sum()), "total_spikes_other_seed1": int(totals["other"].sum()),
+            "total_ratio_se": float(np.sqrt(np.sum((totals["this"] - totals["other"]) ** 2)) / totals["other"].sum())}
+
+
+def stages(seconds: float = 1.0, repeats: int = 5) -> dict:
+    """CPU seconds of each stage for ``seconds`` of a word, minimum of ``repeats``."""
+    from evsim.audio.cochlea import CochleaStream, hann_ramps, rms_gain
+    from evsim.audio.io import read_audio
+    from evsim.kernels.cochlea import transpose
+
+    rec = read_audio(sorted(recordings(), key=lambda r: -os.path.getsize(r[0]))[0][0]).samples
+    x = np.resize(rec, int(seconds * 22050))
+    x = x * hann_ramps(x.size, None) * rms_gain(x, 0.3)
+    best = {"membrane": 1e9, "transpose": 1e9, "spikes": 1e9}
+    for _ in range(repeats):
+        stream = CochleaStream(rng=0)
+        start = time.process_time()
+        pieces = stream.bank.push(x) + stream.bank.finish()
+        best["membrane"] = min(best["membrane"], time.process_time() - start)
+        start = time.process_time()
+        for rows in pieces:
+            transpose(rows, np.empty(rows.shape[::-1], np.float32))
+        best["transpose"] = min(best["transpose"], time.process_time() - start)
+        start = time.process_time()
+        stream._spikes(pieces)
+        best["spikes"] = min(best["spikes"], time.process_time() - start)
+    best["cells"] = best.pop("spikes") - best["transpose"]      # hair, fibres and bushy cells
+    return {k: v / seconds for k, v in best.items()}
+
+
+SECTIONS = ("lauscher", "proxy", "speed", "against", "accuracy", "live")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--lauscher", type=int, default=0, help="recordings to run lauscher on (shortest first)")
@@ -234,6 +352,9 @@ def main(argv=None):
     ap.add_argument("--accuracy", default="all", help="recordings classified end to end ('all' or a number)")
     ap.add_argument("--live", type=int, default=50, help="recordings streamed live per variant")
     ap.add_argument("--quick", action="store_true", help="a few recordings per section, no lauscher")
+    ap.add_argument("--against", help="another evsim checkout to compare speed and spike statistics with")
+    ap.add_argument("--repeats", type=int, default=4, help="alternating runs per checkout (--against)")
+    ap.add_argument("--only", help="comma-separated sections to run: lauscher,proxy,speed,accuracy,live,against")
     args = ap.parse_args(argv)
     os.environ.setdefault("NUMBA_NUM_THREADS", "1")
     import numba
@@ -241,21 +362,47 @@ def main(argv=None):
     numba.set_num_threads(1)
     if args.quick:
         args.proxy, args.speed, args.accuracy, args.live = 3, 3, "6", 2
-    results = {"environment": environment()}
-    if args.lauscher or args.lauscher_cached:
+    env = environment()
+    results = {"environment": env}
+    only = set(args.only.split(",")) if args.only else set(SECTIONS)
+    if (args.lauscher or args.lauscher_cached) and "lauscher" in only:
         results["lauscher"] = fidelity_lauscher(args.lauscher, cached=args.lauscher_cached)
-    results["proxy"] = fidelity_proxy(args.proxy)
-    print("proxy", results["proxy"], flush=True)
-    results["speed"] = speed(args.speed)
-    print("speed", results["speed"], flush=True)
-    results["accuracy"] = accuracy(None if args.accuracy == "all" else int(args.accuracy))
-    print("accuracy", results["accuracy"], flush=True)
-    results["live"] = live(args.live)
+    if "proxy" in only:
+        results["proxy"] = fidelity_proxy(args.proxy)
+        print("proxy", results["proxy"], flush=True)
+    if "speed" in only:
+        results["speed"] = speed(args.speed)
+        print("speed", results["speed"], flush=True)
+    if args.against and "against" in only:
+        results["against"] = against(os.path.abspath(args.against), args.speed, args.repeats)
+    if "accuracy" in only:
+        results["accuracy"] = accuracy(None if args.accuracy == "all" else int(args.accuracy))
+        print("accuracy", results["accuracy"], flush=True)
+    if "live" in only:
+        results["live"] = live(args.live)
+    for key in [k for k in results if k != "environment"]:
+        results[f"{key}_environment"] = env
+    previous = os.path.join(RESULTS_DIR, "audio.json")
+    if args.only and os.path.exists(previous):          # keep the sections not rerun, with their dates
+        import json
+
+        with open(previous) as fh:
+            old = json.load(fh)
+        for key in SECTIONS:
+            if key not in results and key in old:
+                results[key] = old[key]
+                results[f"{key}_environment"] = old.get(f"{key}_environment", old["environment"])
     write_results("audio", results, render(results))
 
 
 def render(r: dict) -> str:
-    lines = [f"Run {r['environment']['date_utc']} UTC, load average {r['environment']['load_average']}.", ""]
+    """Markdown for benchmarks/README.md; each section says when it was measured and the load."""
+    lines = []
+
+    def when(key):
+        env = r.get(f"{key}_environment", r["environment"])
+        return f"({env['date_utc']} UTC, load average {', '.join(f'{x:.1f}' for x in env['load_average'])})"
+
     if "lauscher" in r:
         rows = [[x["file"], f"{x['seconds']:.2f}", x["lauscher_spikes"], x["evsim_spikes"],
                  f"{x['vs_lauscher']['channel_r']:.3f} ({x['ceiling']['channel_r']:.3f})",
@@ -263,34 +410,61 @@ def render(r: dict) -> str:
                  f"{x['vs_lauscher']['total_ratio']:.3f}",
                  f"{x['lauscher_cpu_s'] / x['seconds']:.1f}", f"{x['evsim_cpu_s'] / x['seconds']:.3f}",
                  f"{x['lauscher_cpu_s'] / x['evsim_cpu_s']:.0f}x"] for x in r["lauscher"]["recordings"]]
-        lines += ["evsim against lauscher 1.0.1 (in brackets: evsim seed 1 against seed 2, the ceiling):", "",
+        lines += [f"evsim against lauscher 1.0.1 {when('lauscher')} (in brackets: evsim seed 1 against seed 2, "
+                  "the ceiling):", "",
                   markdown_table(["recording", "s", "lauscher spikes", "evsim spikes", "channel r", "10 ms profile r",
                                   "total evsim / lauscher", "lauscher CPU s per s", "evsim CPU s per s",
                                   "evsim speed-up"], rows), "",
                   f"Channel counts summed over these recordings: r = {r['lauscher']['pooled_channel_r']:.3f} "
                   f"(ceiling {r['lauscher']['pooled_channel_r_ceiling']:.3f}), total spikes evsim / lauscher "
                   f"{r['lauscher']['pooled_total_ratio']:.3f}.", ""]
-    p = r["proxy"]
-    lines += [f"Proxy: evsim against the samples of digits_test.h5 ({p['n']} recordings, means; ceiling in brackets): "
-              f"channel r {p['vs_file_channel_r']:.3f} ({p['ceiling_channel_r']:.3f}), 10 ms profile r "
-              f"{p['vs_file_time_r']:.4f} ({p['ceiling_time_r']:.4f}), total ratio {p['vs_file_total_ratio']:.3f}; "
-              f"channel counts pooled over the recordings r = {p['pooled_channel_r']:.4f}, total ratio "
-              f"{p['pooled_total_ratio']:.3f}.", ""]
-    s = r["speed"]
-    lines += [f"Speed ({s['n']} recordings, {s['audio_s']:.1f} s of audio, one thread): "
-              f"{s['x_real_time_cpu']:.1f}x real time in CPU time ({s['x_real_time_wall']:.1f}x wall); per second of "
-              f"audio the membrane takes {s['membrane_cpu_per_audio_s']:.3f} CPU s and the hair and bushy cells "
-              f"{s['cells_cpu_per_audio_s']:.3f} CPU s.", ""]
-    a = r["accuracy"]
-    lines += [f"Accuracy, built-in default model: {100 * a['accuracy_audio']:.1f} % on {a['n']} recordings encoded "
-              f"by evsim, {100 * a['accuracy_h5']:.1f} % on the same samples of digits_test.h5; "
-              f"{100 * a['same_prediction']:.1f} % of predictions identical.", ""]
-    rows = [[k, f"{100 * v['accuracy']:.1f} %", f"{v['block_ms_mean']:.2f}", f"{v['block_ms_p99']:.2f}",
-             f"{v['block_ms_max']:.2f}", f"{v['latency_ms']:.0f}"] for k, v in r["live"]["variants"].items()]
-    lines += [f"Live ({r['live']['n']} recordings, 20 ms blocks, fft_size 4096):", "",
-              markdown_table(["variant", "accuracy", "ms per block (mean)", "p99", "max", "cochlea latency ms"], rows)]
-    return "\n".join(lines)
-
+    if "proxy" in r:
+        p = r["proxy"]
+        lines += [f"Proxy {when('proxy')}: evsim against the samples of digits_test.h5 ({p['n']} recordings, means; "
+                  f"ceiling in brackets): channel r {p['vs_file_channel_r']:.3f} ({p['ceiling_channel_r']:.3f}), "
+                  f"10 ms profile r {p['vs_file_time_r']:.4f} ({p['ceiling_time_r']:.4f}), total ratio "
+                  f"{p['vs_file_total_ratio']:.3f}; channel counts pooled over the recordings r = "
+                  f"{p['pooled_channel_r']:.4f}, total ratio {p['pooled_total_ratio']:.3f}.", ""]
+    if "speed" in r:
+        s = r["speed"]
+        st = s["stages_cpu_per_audio_s"]
+        lines += [f"Speed {when('speed')} ({s['n']} recordings, {s['audio_s']:.1f} s of audio, one thread): "
+                  f"{s['x_real_time_cpu']:.1f}x real time in CPU time ({s['x_real_time_wall']:.1f}x wall). "
+                  f"CPU s per second of a word (minimum of 5): membrane {st['membrane']:.3f}, transpose "
+                  f"{st['transpose']:.3f}, hair and bushy cells {st['cells']:.3f}.", ""]
+    if "against" in r:
+        g = r["against"]
+        rows = [[i + 1, f"{p['other']['cpu_per_s']:.3f}", f"{p['this']['cpu_per_s']:.3f}", f"{p['cpu_ratio']:.2f}",
+                 f"{p['other']['wall_per_s']:.3f}", f"{p['this']['wall_per_s']:.3f}", f"{p['wall_ratio']:.2f}",
+                 f"{p['load_average'][0]:.1f}"] for i, p in enumerate(g["repeats"])]
+        lines += [f"Against `{g['checkout']}` {when('against')}: {g['n']} recordings, {g['audio_s']:.1f} s of audio, "
+                  "each checkout in its own process, alternating:", "",
+                  markdown_table(["pair", "other CPU s per s", "this CPU s per s", "CPU ratio", "other wall s per s",
+                                  "this wall s per s", "wall ratio", "load"], rows), "",
+                  f"Median: this checkout {1 / g['this_cpu_per_s_median']:.1f}x real time in CPU time "
+                  f"({1 / g['this_wall_per_s_median']:.1f}x wall), the other {1 / g['other_cpu_per_s_median']:.1f}x "
+                  f"({1 / g['other_wall_per_s_median']:.1f}x); ratio {g['cpu_ratio_median']:.2f} (CPU), "
+                  f"{g['wall_ratio_median']:.2f} (wall).", "",
+                  f"Spike statistics, this checkout (seed 1) against the other (seed 2), means over the recordings; "
+                  f"in brackets the other's seed 1 against its seed 2 (the ceiling): channel r "
+                  f"{g['vs_other_channel_r']:.3f} ({g['ceiling_channel_r']:.3f}), 10 ms profile r "
+                  f"{g['vs_other_time_r']:.4f} ({g['ceiling_time_r']:.4f}), total ratio {g['vs_other_total_ratio']:.3f} "
+                  f"({g['ceiling_total_ratio']:.3f}); pooled channel counts r = {g['pooled_channel_r']:.4f} "
+                  f"({g['pooled_channel_r_ceiling']:.4f}); total spikes {g['total_spikes_this_seed1']} against "
+                  f"{g['total_spikes_other_seed1']} (ratio {g['total_spikes_this_seed1'] / g['total_spikes_other_seed1']:.4f}, "
+                  f"standard error {g['total_ratio_se']:.4f}).", ""]
+    if "accuracy" in r:
+        a = r["accuracy"]
+        lines += [f"Accuracy {when('accuracy')}, built-in default model: {100 * a['accuracy_audio']:.1f} % on {a['n']} "
+                  f"recordings encoded by evsim, {100 * a['accuracy_h5']:.1f} % on the same samples of digits_test.h5; "
+                  f"{100 * a['same_prediction']:.1f} % of predictions identical.", ""]
+    if "live" in r:
+        rows = [[k, f"{100 * v['accuracy']:.1f} %", f"{v['block_ms_mean']:.2f}", f"{v['block_ms_p99']:.2f}",
+                 f"{v['block_ms_max']:.2f}", f"{v['latency_ms']:.0f}"] for k, v in r["live"]["variants"].items()]
+        lines += [f"Live {when('live')} ({r['live']['n']} recordings, 20 ms blocks, fft_size 4096):", "",
+                  markdown_table(["variant", "accuracy", "ms per block (mean)", "p99", "max", "cochlea latency ms"],
+                                 rows)]
+    return "\n".join(lines).rstrip()
 
 if __name__ == "__main__":
     main()
