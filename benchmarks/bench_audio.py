@@ -294,6 +294,7 @@ def against(checkout: str, n: int, repeats: int) -> dict:
         stats["vs_other"].append({k: v for k, v in compare(t_new, u_new, t_o2, u_o2).items() if k != "counts"})
         stats["ceiling"].append({k: v for k, v in compare(t_o1, u_o1, t_o2, u_o2).items() if k != "counts"})
         pooled += [np.bincount(u, minlength=700) for u in (u_new, u_o2, u_o1)]
+    same = [_identical(a, b) for a, b in zip(first["this"]["spikes"][1], first["other"]["spikes"][1])]
     mean = lambda side, key: float(np.mean([s[key] for s in stats[side]]))  # noqa: E731
     totals = {name: np.array([t.size for t, _ in first[name]["spikes"][1]], float) for name in ("this", "other")}
     for pair in pairs:
@@ -309,8 +310,16 @@ def against(checkout: str, n: int, repeats: int) -> dict:
             **{f"{side}_{key}": mean(side, key) for side in stats for key in ("channel_r", "time_r", "total_ratio")},
             "pooled_channel_r": float(np.corrcoef(pooled[0], pooled[1])[0, 1]),
             "pooled_channel_r_ceiling": float(np.corrcoef(pooled[2], pooled[1])[0, 1]),
+            "same_seed_identical": float(np.sum([s[0] for s in same]) / np.sum([s[1] for s in same])),
             "total_spikes_this_seed1": int(totals["this"].sum()), "total_spikes_other_seed1": int(totals["other"].sum()),
             "total_ratio_se": float(np.sqrt(np.sum((totals["this"] - totals["other"]) ** 2)) / totals["other"].sum())}
+
+
+def _identical(a, b) -> tuple[int, int]:
+    """(spikes in both, spikes in either) of two (times, units) encodings of one recording."""
+    key = lambda t, u: set(zip(np.round(np.asarray(t) * 11025).astype(np.int64).tolist(), u.tolist()))  # noqa: E731
+    sa, sb = key(*a), key(*b)
+    return len(sa & sb), len(sa | sb)
 
 
 def stages(seconds: float = 1.0, repeats: int = 5) -> dict:
@@ -452,7 +461,8 @@ def render(r: dict) -> str:
                   f"({g['ceiling_total_ratio']:.3f}); pooled channel counts r = {g['pooled_channel_r']:.4f} "
                   f"({g['pooled_channel_r_ceiling']:.4f}); total spikes {g['total_spikes_this_seed1']} against "
                   f"{g['total_spikes_other_seed1']} (ratio {g['total_spikes_this_seed1'] / g['total_spikes_other_seed1']:.4f}, "
-                  f"standard error {g['total_ratio_se']:.4f}).", ""]
+                  f"standard error {g['total_ratio_se']:.4f}). With the same seed, {100 * g['same_seed_identical']:.1f} % "
+                  "of the spikes (sample, channel) are in both encodings.", ""]
     if "accuracy" in r:
         a = r["accuracy"]
         lines += [f"Accuracy {when('accuracy')}, built-in default model: {100 * a['accuracy_audio']:.1f} % on {a['n']} "

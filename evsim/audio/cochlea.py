@@ -10,14 +10,14 @@ memory stays bounded by one second of 700 channels, whatever the length).
 
 Randomness comes from the ``numpy.random.Generator`` (or seed) passed in: each recording
 (each :meth:`CochleaStream.reset`) draws one 64-bit key from it; the fibres of a channel
-spend one uniform number per sample in which some of them fire, output ``n * channels +
-i + 1`` of SplitMix64 started at that key for a firing at membrane sample n, channel i
-(and output ``2^63 + i + 1`` for the channel's first threshold; see
-:mod:`evsim.kernels.cochlea`).  A counter-based generator: no array of random numbers,
-and the numbers do not depend on how the samples were split into blocks.  A stream fed
-the same scaled samples in any split, with the same generator state, gives exactly the
-spikes of one push (tested).  Live versus offline: a live stream cannot know the
-recording's RMS or its length, so it uses a fixed ``gain`` (see
+spend one uniform number per sample in which some of them fire: the top 24 bits of
+output ``n * channels + i + 1`` of SplitMix64 started at that key, for a firing at
+membrane sample n, channel i (output ``2^63 + i + 1`` for the channel's first threshold;
+see :mod:`evsim.kernels.cochlea`).  A counter-based generator: no stored array of random
+numbers, and the numbers do not depend on how the samples were split into blocks.  A
+stream fed the same scaled samples in any split, with the same generator state, gives
+exactly the spikes of one push (tested).  Live versus offline: a live stream cannot know
+the recording's RMS or its length, so it uses a fixed ``gain`` (see
 :func:`evsim.audio.live`) and no window.
 
 Spike times are ``n / out_rate`` seconds for membrane sample ``n`` (out_rate = 11025 Hz
@@ -129,37 +129,45 @@ class CochleaStream:
     def push(self, samples) -> tuple[np.ndarray, np.ndarray]:
         """Feed samples (at ``params.sample_rate``); return (times s float64, units int64)."""
         x = np.asarray(samples, np.float64).ravel() * self.gain
-        return self._spikes(self.bank.push(x))
+        return self._spikes(self.bank.stream(x))
 
     def finish(self) -> tuple[np.ndarray, np.ndarray]:
         """The remaining spikes, up to sample ``n_input // 2``; then :meth:`reset`."""
-        return self._spikes(self.bank.finish())
+        return self._spikes(self.bank.stream_finish())
 
-    def _spikes(self, pieces: list, fibres: list | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Spikes of membrane pieces, each (C, T_j) float32 in time order.  fibres: a list
-        that receives each piece's (T_j, C) fibre spike counts (tests)."""
+    def _spikes(self, pieces, fibres: list | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Spikes of membrane pieces (an iterable of (C, T_j) float32 in time order, each
+        used before the next is requested).  fibres: a list that receives each piece's
+        (T_j, C) fibre spike counts (tests)."""
         from ..kernels.cochlea import THR, cochlea_block, transpose, uniforms
+        from .basilar import release, scratch
 
         times, units = [np.zeros(0)], [np.zeros(0, np.int64)]
-        if pieces and self._seed is None:
-            self._seed = np.uint64(self.rng.integers(0, 2 ** 63))
-            uniforms(self._seed, np.uint64(2 ** 63), self._state[THR])      # the first thresholds
-            self._state[THR] = 1.0 - self._state[THR]
-        for rows in pieces:
-            n_ch, n_rows = rows.shape
-            rows_t = np.empty((n_rows, n_ch), np.float32)
-            transpose(rows, rows_t)
-            cap = n_rows * n_ch // 2 + n_ch
-            out_t = np.empty(cap, np.int64)
-            out_c = np.empty(cap, np.int64)
-            record = np.zeros((n_rows, n_ch) if fibres is not None else (0, 0), np.float32)
-            n = cochlea_block(rows_t, self._hc, self._bushy, self._seed, self.rows_done, self._state,
-                              out_t, out_c, record)
-            if fibres is not None:
-                fibres.append(record)
-            self.rows_done += n_rows
-            times.append(out_t[:n] / float(self.params.out_rate))          # in time, then channel order
-            units.append(out_c[:n])
+        n_ch, most = self.params.channels, self.bank.hop // 2        # pieces come at most one hop long
+        work = [scratch((most, n_ch), np.float32), scratch((most * n_ch // 2 + n_ch,), np.int64),
+                scratch((most * n_ch // 2 + n_ch,), np.int64)]
+        try:
+            for rows in pieces:
+                n_rows = rows.shape[1]
+                if self._seed is None:                        # this recording's key, at its first piece
+                    self._seed = np.uint64(self.rng.integers(0, 2 ** 63))
+                    uniforms(self._seed, np.uint64(2 ** 63), self._state[THR])  # the first thresholds
+                    self._state[THR] = 1.0 - self._state[THR]
+                if n_rows > work[0].shape[0]:
+                    work = [np.empty((n_rows, n_ch), np.float32), np.empty(n_rows * n_ch // 2 + n_ch, np.int64),
+                            np.empty(n_rows * n_ch // 2 + n_ch, np.int64)]
+                rows_t, out_t, out_c = work[0][:n_rows], work[1], work[2]
+                transpose(rows, rows_t)
+                record = np.zeros((n_rows, n_ch) if fibres is not None else (0, 0), np.float32)
+                n = cochlea_block(rows_t, self._hc, self._bushy, self._seed, self.rows_done, self._state,
+                                  out_t, out_c, record)
+                if fibres is not None:
+                    fibres.append(record)
+                self.rows_done += n_rows
+                times.append(out_t[:n] / float(self.params.out_rate))    # in time, then channel order
+                units.append(out_c[:n].copy())
+        finally:
+            release(*work)
         return np.concatenate(times), np.concatenate(units)
 
 
