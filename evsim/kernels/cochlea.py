@@ -7,9 +7,9 @@ contiguous).  All state lives in one float32 array the caller owns (rows
 block stopped, and the per-sample loop is one pass over the channels in float32 that
 LLVM vectorises 8 wide (AVX2): hair cell, fibres and bushy cell fused.  (One state array
 rather than a dozen: with more than ~8 separate arrays LLVM's run-time alias checks give
-up and the loop stays scalar, 5x slower.)  Measured on the same input in one session:
-0.030 CPU s per second of audio for the fused float32 pass plus 0.009 for the random
-numbers, against 0.041-0.047 for the former float64 kernel of three passes.
+up and the loop stays scalar, 5x slower.)  Measured on the same speech in one session
+(load ~6, minimum of 5): 0.058 CPU s per second of audio, random numbers included,
+against 0.074 for the former float64 kernel of three separate passes.
 
 Per sample, per channel (Meddis 1986/1988 hair cell; ``dt = 1 / out_rate``)::
 
@@ -54,8 +54,9 @@ and for real at the start of the next block (its spikes not emitted twice).
 Precision: float32 throughout (state, survival, thresholds; the hair cell's quantities
 are O(1e-3..1) and the survival product is compared with a threshold, so float32's 6e-8
 relative rounding moves a decision only when U lies within ~1e-7 of S).  Against the
-former float64 kernel the statistics of the spikes are unchanged (measured on speech:
-``benchmarks/README.md``); the exact-reference test still matches count for count.
+former float64 kernel the statistics of the spikes are unchanged, and with the same seed
+99.9 % of the spikes are the same ones (measured on speech: ``benchmarks/README.md``);
+the float64 reference of the tests still matches count for count.
 
 Random numbers: a fibre event at sample t, channel i takes its next threshold
 ``U = 1 - uniform(seed, t C + i)`` (the top 24 bits of output ``t C + i + 1`` of the

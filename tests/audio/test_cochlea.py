@@ -348,3 +348,4 @@ def test_membrane_kernels_are_cached_on_disk(tmp_path, monkeypatch):
     assert len(files) == 1 and np.array_equal(np.load(files[0]), first)
     basilar._MEMORY.pop(params.membrane_key(), None)
     assert np.array_equal(membrane_kernels(params), first)
+
