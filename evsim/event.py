@@ -156,9 +156,19 @@ def _check_queue_memory(layers) -> None:
                          "The dense engine (--engine dense) keeps no queue")
 
 
+def _c_writable(a: np.ndarray, dtype) -> np.ndarray:
+    """``a`` as a C-ordered, writable array of ``dtype``: ``a`` itself when it is one
+    (what ``np.require(a, dtype, "CW")`` does, without its microseconds of overhead)."""
+    if a.dtype == dtype and a.flags.c_contiguous and a.flags.writeable:
+        return a
+    return np.require(a, dtype, "CW")
+
+
 def _parallel_samples(model: Model, batch: int) -> int:
     """How many samples of a batch may run at once: at most one per thread, and no more
     than fit in :data:`MAX_QUEUE_BYTES` together (one always fits: checked at packing)."""
+    if batch <= 1:
+        return 1
     need = max(_queue_bytes(model.layers), 1)
     return max(1, min(batch, _threads(), MAX_QUEUE_BYTES // need))
 
@@ -222,8 +232,8 @@ def simulate(model: Model, x, lengths=None, record_spikes: bool = False) -> SimR
     """
     params, params_t = _packed(model)
     x, lengths = check_inputs(model, x, lengths)
-    x = np.require(x, np.float64, "CW")          # fixed argument types (see _DirectCall)
-    lengths = np.require(lengths, np.int64, "CW")
+    x = _c_writable(x, np.float64)               # fixed argument types (see _DirectCall)
+    lengths = _c_writable(lengths, np.int64)
     b, n_t, _ = x.shape
     n_layers = len(model.layers)
     n_total = int(params.ff.nrn_off[-1])
@@ -370,7 +380,7 @@ class EventStream:
             x = np.zeros((count, self.model.n_inputs))
             x[:have] = self._pending[:have]
             self._pending = self._pending[have:]
-        x = np.require(x, np.float64, "CW")
+        x = _c_writable(x, np.float64)
         out = np.zeros((count, self.model.n_classes))
         self._chunk(self._params_t, self._state_t, x, int(count), out)
         return out
@@ -388,7 +398,7 @@ class EventStream:
             if np.isfinite(x).all():
                 return x if x.flags.writeable else x.copy()   # C-ordered float64, writable
         x, _ = check_inputs(self.model, arr[None] if ndim == 1 else arr)  # raises the error
-        return np.require(x[0], np.float64, "CW")
+        return _c_writable(x[0], np.float64)
 
     def _with_pending(self, x: np.ndarray) -> np.ndarray:
         """Add the counts :meth:`push` buffered for the steps ``x`` is about to run, and

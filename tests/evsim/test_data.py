@@ -200,3 +200,33 @@ def test_speaker_labels_of_any_type_become_integer_codes(tmp_path, stored, expec
 def test_speaker_codes_of_unorderable_labels():
     codes = speaker_codes(np.array(["a", b"a", "a", 3], dtype=object))
     assert codes.dtype == np.int64 and codes.tolist() == [0, 1, 0, 2]
+
+
+def test_reading_in_order_by_blocks_gives_every_row_as_read_alone(tmp_path, monkeypatch):
+    import evsim.data as data
+
+    monkeypatch.setattr(data, "READ_BLOCK", 3)          # several blocks and a partial last one
+    rng = np.random.default_rng(0)
+    samples = [(np.sort(rng.uniform(0, 0.5, k)), rng.integers(0, 20, k)) for k in rng.integers(0, 30, 10)]
+    write_spike_file(tmp_path / "f.h5", samples, labels=np.arange(10) % 3)
+    with SpikeFile(tmp_path / "f.h5", n_channels=20) as f:
+        order = (9, 0, 7, 2, 5, 1, 8, 3, 6, 4)                             # no two in order: row by row
+        alone = dict(zip(order, [f.read(i) for i in order]))
+        in_order = [f.read(i) for i in range(10)] + [f.read(i) for i in (4, 5, 6, 0, 1)]
+        assert f._block is not None                                         # blocks were read
+    for i, s in zip(list(range(10)) + [4, 5, 6, 0, 1], in_order):
+        np.testing.assert_array_equal(s.times, alone[i].times)
+        np.testing.assert_array_equal(s.units, alone[i].units)
+        assert s.label == alone[i].label == i % 3
+        np.testing.assert_array_equal(s.times, np.asarray(samples[i][0], np.float16).astype(np.float64))
+
+
+def test_a_bad_sample_inside_a_block_is_named(tmp_path):
+    samples = [(np.array([0.1, 0.2]), np.array([1, 2]))] * 4
+    write_spike_file(tmp_path / "f.h5", samples)
+    with h5py.File(tmp_path / "f.h5", "a") as h5:
+        h5["spikes/units"][2] = np.array([1, 99], np.uint16)
+    with SpikeFile(tmp_path / "f.h5", n_channels=20) as f:
+        f.read(0), f.read(1)
+        with pytest.raises(InputFileError, match="sample 2: unit 99 outside"):
+            f.read(2)
