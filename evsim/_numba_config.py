@@ -4,8 +4,14 @@
 and contraction but keeps NaN and infinity semantics (no ``nnan``/``ninf``), so NaN
 checks in kernels keep working.  ``cache=True`` writes compiled kernels next to the
 sources (or to ``NUMBA_CACHE_DIR``) so that a second ``evsim run`` starts in well under a
-second.
+second.  Importing this module also installs evsim's cache locator
+(:mod:`evsim._numba_cache`): a change to any of evsim's numba sources, or a new cell,
+invalidates every cached evsim kernel, not only those whose own file changed.
 """
+
+from . import _numba_cache
+
+_numba_cache.install()
 
 FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
 

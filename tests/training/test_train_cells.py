@@ -91,13 +91,13 @@ def test_cell_parameters_stay_in_their_bounds_after_a_step():
     cfg = NetworkConfig(n_inputs=4, hidden=(6, 5), recurrence=("none", "conv"), kernel_size=3, n_classes=3,
                         cell="adlif", dropout=0.0, rec_dropout=0.0)
     net = Network.init(cfg, 0)
-    for name, (lo, hi) in cfg.cell_bounds().items():
+    for name, (lo, hi) in cfg.learned_bounds().items():
         assert np.all((net.params[f"layer0.{name}"] >= lo) & (net.params[f"layer0.{name}"] <= hi)), name
     opt = make_optimizer(net, total_steps=1, lr=50.0, schedule="constant")   # absurd steps: parameters leave their range
     rng = np.random.default_rng(0)
     x = rng.poisson(1.0, (4, 20, 4)).astype(np.float32)
     train_step(net, opt, x, np.array([0, 1, 2, 0]), rng, 1.0)
-    for name, (lo, hi) in cfg.cell_bounds().items():
+    for name, (lo, hi) in cfg.learned_bounds().items():
         for l in range(2):
             v = net.params[f"layer{l}.{name}"]
             assert np.all((v >= lo) & (v <= hi)), name
