@@ -27,3 +27,11 @@ PARALLEL = {"cache": True, "nogil": True, "parallel": True}
 
 #: parallel kernels where reassociation is harmless (the training kernels)
 PARALLEL_FAST = {"cache": True, "nogil": True, "parallel": True, "fastmath": FASTMATH}
+
+#: step functions that only other kernels call (a cell's steps, the surrogates, shared
+#: helpers): no cache of their own.  A cached caller holds their compiled code, and
+#: evsim's cache locator invalidates the callers when these change, so a cache of their
+#: own would only cost import time (numba prepares one per function: about a millisecond
+#: each, paid by every ``evsim run``)
+EXACT_CALLEE = {"nogil": True}
+FAST_CALLEE = {"nogil": True, "fastmath": FASTMATH}

@@ -28,14 +28,14 @@ What a cell module ``evsim/cells/<name>.py`` holds (the contract; ``lif.py`` is 
   or ``"subtract"``, ``active`` (B, 1) 1.0 while a sample's steps last, else 0.0.  It
   returns the spikes ``s_t`` (B, n) and leaves ``state["v"]`` = v_t *before* the reset of s_t;
 * ``event_update(v, aux, cur, bias, beta, theta, gain, extra, subtract, spk) -> k``
-  (``@numba.njit(**EXACT)``): the event engine's step of one layer: ``v`` (n,) holds
+  (``@numba.njit(**EXACT_CALLEE)``): the event engine's step of one layer: ``v`` (n,) holds
   ``reset(v_{t-1}, s_{t-1})`` on entry and the reset ``v_t`` on exit; ``aux`` (S, n) the
   extra state rows, ``extra`` (P, n) the extra parameter rows (a cell with neither gets
   stand-ins it must not read); ``cur`` the input without the bias ``b``; it writes the
   indices of the spiking neurons to ``spk`` and returns their number (end it with
   :func:`evsim.cells._common.spikes_and_reset`).  It must do the floating-point operations
   of ``reference_step`` in the same order (the event = dense tests compare rasters exactly);
-* ``fwd_step`` / ``bwd_step`` (``@numba.njit(**FAST)``): one step of the training forward,
+* ``fwd_step`` / ``bwd_step`` (``@numba.njit(**FAST_CALLEE)``): one step of the training forward,
   recording what the backward needs, and of its backward pass through time; signatures
   in :mod:`evsim.training.cells`;
 * ``KIND = CellKind(...)``, at the end: the name (as written in model files and

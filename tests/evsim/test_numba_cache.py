@@ -34,6 +34,7 @@ def test_the_stamp_holds_the_sources_digest():
     assert a != b and a[0] == b[0] == inner.get_source_stamp()
     real = event.step_loop._cache._impl.locator.get_source_stamp()
     assert real == (inner.get_source_stamp(), "evsim-sources", nc.sources_digest())
+    assert nc.remembered_digest(inner.get_cache_path()) == nc.sources_digest()
 
 
 def test_the_digest_follows_numba_sources_and_ignores_the_rest(tmp_path):
@@ -65,3 +66,20 @@ def test_every_cell_module_is_in_the_digest():
         with open(path, "rb") as fh:
             assert nc._is_numba_source(fh.read())
     assert any(r.endswith("evsim") for r in roots)
+
+
+def test_the_remembered_digest_is_recomputed_when_a_file_changes(tmp_path):
+    import os
+
+    root = tmp_path / "evsim"
+    root.mkdir()
+    (root / "k.py").write_text("import numba\n")
+    memo = tmp_path / "cache"
+    memo.mkdir()
+    first = nc.remembered_digest(str(memo), [str(root)])
+    assert first == nc.sources_digest([str(root)]) and len(os.listdir(memo)) == 1
+    assert nc.remembered_digest(str(memo), [str(root)]) == first          # read back
+    (root / "k.py").write_text("import numba  # edited\n")
+    second = nc.remembered_digest(str(memo), [str(root)])
+    assert second != first and second == nc.sources_digest([str(root)])
+    assert nc.remembered_digest(str(tmp_path / "missing"), [str(root)]) == second   # unwritable: computed
