@@ -101,3 +101,38 @@ def test_cell_parameters_stay_in_their_bounds_after_a_step():
         for l in range(2):
             v = net.params[f"layer{l}.{name}"]
             assert np.all((v >= lo) & (v <= hi)), name
+
+
+def test_cell_ranges_and_defaults_come_from_the_registry_and_can_be_changed():
+    import json
+
+    from evsim.cells import get_cell
+    from evsim.training import ConfigError
+
+    kind = get_cell("adlif")
+    cfg = NetworkConfig(cell="adlif")
+    assert cfg.cell_bounds == {p.name: p.train for p in kind.params}
+    assert cfg.learn_beta is kind.training.learn_beta and cfg.beta_range == kind.training.beta_range
+    assert cfg.gain == (kind.training.gain,) * cfg.n_layers
+    for p in kind.params:
+        lo, hi = cfg.cell_init[p.name]
+        assert cfg.cell_bounds[p.name][0] <= lo <= hi <= cfg.cell_bounds[p.name][1]
+    lif = NetworkConfig()
+    assert lif.cell_bounds == {} and lif.cell_init == {} and not lif.learn_beta
+    narrow = NetworkConfig(cell="adlif", cell_bounds={"b": [0.5, 0.75]})
+    assert narrow.cell_bounds["b"] == (0.5, 0.75) and narrow.cell_init["b"] == (0.5, 0.75)   # clipped into them
+    with pytest.raises(ConfigError, match="cell_bounds: izh is not a parameter of a 'adlif' cell"):
+        NetworkConfig(cell="adlif", cell_bounds={"izh": [0, 1]})
+    with pytest.raises(ConfigError, match="cell_init.b: "):
+        NetworkConfig(cell="adlif", cell_bounds={"b": [0, 0.5]}, cell_init={"b": [0, 1]})
+    with pytest.raises(ConfigError, match="cell_bounds.beta_w: "):
+        NetworkConfig(cell="adlif", cell_bounds={"beta_w": [0, 2]})       # outside what a model file may hold
+    with pytest.raises(ConfigError, match="is not a parameter of a 'lif' cell"):
+        NetworkConfig(cell_init={"a": [0, 1]})
+    # a configuration written before cell_bounds existed (adlif_a etc.) still reads
+    old = json.loads(cfg.to_json())
+    del old["cell_bounds"], old["cell_init"]
+    old["adlif_a"] = [-0.5, 0.5]
+    again = NetworkConfig.from_json(json.dumps(old))
+    assert again.cell_bounds["a"] == (-0.5, 0.5) and again.cell_init["a"] == (-0.5, 0.5)
+    assert NetworkConfig.from_json(cfg.to_json()) == cfg
