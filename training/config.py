@@ -138,8 +138,9 @@ class NetworkConfig:
         CRSNN keep beta fixed)
     beta_range: (low, high) bounds of a learned beta.  None (default): the cell's (lif: tau
         in [1, 25] steps, beta = 1 - 1/tau in [0, 0.96]; adlif: Bittar & Garner's
-        [exp(-1/5), exp(-1/25)]).  A cell whose ``TrainingDefaults.beta_init`` is set
-        (adlif) also draws its initial beta uniformly from it; the others start at 1 - 1/tau
+        [exp(-1/5), exp(-1/25)])
+    beta_init: true: draw each hidden neuron's initial beta uniformly from ``beta_range``;
+        false: beta = 1 - 1/tau.  None (default): the cell's (``TrainingDefaults.beta_init``)
     cell_bounds: {parameter: [low, high]}: the bounds training keeps each extra per-neuron
         parameter of the cell in (clamped after every optimiser step).  None or missing
         entries (default): the cell's (``Param.train``, see the cell module)
@@ -179,6 +180,7 @@ class NetworkConfig:
     cell: str = "lif"
     learn_beta: Any = None
     beta_range: Any = None
+    beta_init: Any = None
     cell_bounds: Any = None
     cell_init: Any = None
 
@@ -242,6 +244,10 @@ class NetworkConfig:
         if self.beta_range is None:
             set_(self, "beta_range", tuple(defaults.beta_range))
         set_(self, "beta_range", _range("beta_range", self.beta_range, 0.0, 1.0))
+        if self.beta_init is None:
+            set_(self, "beta_init", defaults.beta_init)
+        if not isinstance(self.beta_init, bool):
+            raise ConfigError(f"beta_init: {self.beta_init!r}; expected true (uniform in beta_range), false (1 - 1/tau) or null")
         self._check_cell_ranges()
         if self.dropout_mode not in DROPOUT_MODES:
             raise ConfigError(f"dropout_mode: {self.dropout_mode!r}; expected one of {', '.join(DROPOUT_MODES)}")

@@ -207,7 +207,7 @@ class Network:
                 lo, hi = config.delay_init
                 params[p + "delays"] = rng.uniform(lo, hi, n).astype(dtype)
             beta = 1.0 - 1.0 / np.broadcast_to(np.asarray(config.tau[l], np.float64), (n,))
-            if cell.training.beta_init:
+            if config.beta_init:
                 beta = rng.uniform(*config.beta_range, n)
             (params if config.learn_beta else buffers)[p + "beta"] = beta.astype(dtype)
             buffers[p + "gain"] = (np.ones(n) if config.gain[l] == "one" else 1.0 - beta).astype(dtype)
