@@ -146,7 +146,7 @@ class NetworkConfig:
         entries (default): the cell's (``Param.train``, see the cell module)
     cell_init: {parameter: [low, high]}: the uniform range each extra parameter starts
         from, inside its bounds.  None or missing entries (default): the cell's
-        (``Param.init``), clipped to the bounds
+        (``Param.init``) within the bounds (the bounds, if the two do not overlap)
     """
 
     n_inputs: int = 140
@@ -295,7 +295,8 @@ class NetworkConfig:
                 init[name] = _range(f"cell_init.{name}", init[name], lo, hi)
             else:
                 start = p.train if p.init is None else p.init
-                init[name] = (min(max(start[0], lo), hi), min(max(start[1], lo), hi))
+                inside = (max(start[0], lo), min(start[1], hi))
+                init[name] = inside if inside[0] <= inside[1] else (lo, hi)
         set_(self, "cell_bounds", bounds)
         set_(self, "cell_init", init)
 

@@ -23,6 +23,20 @@ decay, in [0, 1]), ``a`` and ``b`` (any finite values in a file; training keeps 
 the bounds of ``KIND``, which :class:`evsim.training.config.NetworkConfig` can change).
 State: v, s and w.
 
+Training bounds: Bittar & Garner's, except ``a >= 0``.  Below threshold the cell is the
+linear map (v, w) -> (v', w') with trace beta + beta_w - g a and determinant
+beta beta_w < 1; both eigenvalues lie inside the unit circle (Jury) exactly when
+-(1 - beta)(1 - beta_w) < g a < (1 + beta)(1 + beta_w).  With g = 1 - beta the lower
+limit is a > -(1 - beta_w), a few hundredths for Bittar & Garner's beta_w: most of their
+range a in [-1, 0) is unstable (beta = 0.9, beta_w = 0.98: eigenvalue 1.05 at a = -0.1,
+1.30 at a = -1).  The membrane then runs away, to -1e13 within a 100-step sample of the
+spoken digits, with gradients of 1e15, and a network initialised in that range never
+left chance (5 % for 20 classes).
+Baronig et al. (2024) keep a in [0, 1] (in their scaling a (1 - beta_w) q) for the same
+reason.  Training starts with weak adaptation, a in [0, 0.05] and b in [0, 0.2] (w pulls
+the membrane down by up to a / (1 - beta_w) at rest, about 6x for the slowest beta_w at
+a = 0.05), and learns it from there.
+
 Backward pass through time (training), with Gv_t = dL/dv_t and Gw_t = dL/dw_t (totals;
 carry rows 0 and 1 hold those of step t+1)::
 
@@ -117,8 +131,8 @@ _TAU_30_120 = (float(np.exp(-1 / 30)), float(np.exp(-1 / 120)))
 KIND = CellKind(
     name="adlif", code=1, display="AdLIF",
     params=(Param("beta_w", valid=(0.0, 1.0), train=_TAU_30_120, draw=(0.0, 1.0)),
-            Param("a", valid=(-math.inf, math.inf), train=(-1.0, 1.0), draw=(-1.0, 1.0)),
-            Param("b", valid=(-math.inf, math.inf), train=(0.0, 2.0), draw=(0.0, 2.0))),
+            Param("a", valid=(-math.inf, math.inf), train=(0.0, 1.0), init=(0.0, 0.05), draw=(-1.0, 1.0)),
+            Param("b", valid=(-math.inf, math.inf), train=(0.0, 2.0), init=(0.0, 0.2), draw=(0.0, 2.0))),
     state=("w",),
     training=TrainingDefaults(learn_beta=True, beta_range=_TAU_5_25, beta_init=True, gain="1-beta"),
     reference_step=reference_step, event_update=event_update, fwd_step=fwd_step, bwd_step=bwd_step)

@@ -120,7 +120,8 @@ def test_cell_ranges_and_defaults_come_from_the_registry_and_can_be_changed():
     lif = NetworkConfig()
     assert lif.cell_bounds == {} and lif.cell_init == {} and not lif.learn_beta
     narrow = NetworkConfig(cell="adlif", cell_bounds={"b": [0.5, 0.75]})
-    assert narrow.cell_bounds["b"] == (0.5, 0.75) and narrow.cell_init["b"] == (0.5, 0.75)   # clipped into them
+    assert narrow.cell_bounds["b"] == (0.5, 0.75) and narrow.cell_init["b"] == (0.5, 0.75)   # no overlap: the bounds
+    assert NetworkConfig(cell="adlif", cell_bounds={"b": [0.1, 1]}).cell_init["b"] == (0.1, 0.2)
     with pytest.raises(ConfigError, match="cell_bounds: izh is not a parameter of a 'adlif' cell"):
         NetworkConfig(cell="adlif", cell_bounds={"izh": [0, 1]})
     with pytest.raises(ConfigError, match="cell_init.b: "):
