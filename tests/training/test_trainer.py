@@ -75,7 +75,8 @@ def test_resume_reads_the_checkpoint_once_and_the_test_file_opens_once(tmp_path,
     trainer.saved_config(tmp_path / "part")
     train(cfg, *toy, tmp_path / "part", resume=True)
     assert reads == [("config",), None]          # the configuration alone, then the whole checkpoint once
-    assert opened.count(str(toy[1])) == 1        # the trainer opens the test file once before training (labels, size)
+    # once before training (labels, size; it was twice), once for the final test
+    assert opened.count(str(toy[1])) == 2
 
 
 def test_exported_model_gives_the_reported_accuracy_on_both_engines(tmp_path, toy):
