@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from evsim.cells import CELLS, get_cell
 from evsim.model import ModelMetadata
 from evsim.training import Network, NetworkConfig, make_optimizer, train_step
 
@@ -15,12 +16,17 @@ from .test_train_gradients import assert_fd, randomise
 
 
 def set_cell_params(net: Network, rng, exact=False):
-    """Cell parameters inside sensible ranges (randomise draws them from N(0, 1))."""
+    """Cell parameters inside sensible ranges (randomise draws them from N(0, 1)): beta in
+    [0.3, 0.95], adlif's as below, any other cell's extra parameters in their ``draw``
+    ranges (else their training bounds)."""
     cast = f32 if exact else (lambda a: a)
+    kind = get_cell(net.config.cell)
+    ranges = {"beta": (0.3, 0.95), **{q.name: q.draw or q.train for q in kind.params}}
+    if kind.name == "adlif":
+        ranges.update(beta_w=(0.5, 0.97), a=(-0.6, 0.6), b=(0.0, 1.5))
     for l in range(net.config.n_layers):
         p = f"layer{l}."
         n = net.config.hidden[l]
-        ranges = {"beta": (0.3, 0.95), "beta_w": (0.5, 0.97), "a": (-0.6, 0.6), "b": (0.0, 1.5)}
         for name, (lo, hi) in ranges.items():
             if p + name in net.params:
                 net.params[p + name][...] = cast(rng.uniform(lo, hi, n))
@@ -34,16 +40,18 @@ CASES = [
 ]
 
 
+@pytest.mark.parametrize("cell", sorted(CELLS))
 @pytest.mark.parametrize("case", CASES)
 @pytest.mark.parametrize("gain", ["one", "1-beta"])
-def test_adlif_gradients(case, gain):
-    cfg = NetworkConfig(n_inputs=3, hidden=(4, 3), kernel_size=3, n_classes=3, cell="adlif", gain=gain,
-                        surrogate_alpha=2.0, smooth_forward=True, dropout=0.2, rec_dropout=0.2,
+def test_every_cells_gradients(cell, case, gain):
+    """Finite differences of every parameter of every registered cell (beta learned)."""
+    cfg = NetworkConfig(n_inputs=3, hidden=(4, 3), kernel_size=3, n_classes=3, cell=cell, gain=gain,
+                        learn_beta=True, surrogate_alpha=2.0, smooth_forward=True, dropout=0.2, rec_dropout=0.2,
                         dropout_mode="step", batchnorm=True, dtype="float64", **case)
-    assert cfg.learn_beta
     rng = np.random.default_rng(7)
     net = set_cell_params(randomise(Network.init(cfg, 1), rng), rng)
-    assert {"layer0.beta", "layer0.beta_w", "layer0.a", "layer0.b", "layer1.b"} <= set(net.params)
+    names = {"beta", *get_cell(cell).param_names}
+    assert {f"layer{l}.{k}" for l in range(2) for k in names} <= set(net.params)
     x = rng.poisson(1.0, (3, 14, 3)).astype(np.float64)
     assert_fd(net, x, np.array([0, 1, 2]), sigma=1.5)
 
