@@ -87,7 +87,8 @@ class _TrainReporter:
 @click.option("--train", "train_file", type=click.Path(dir_okay=False), help="Training file (SHD layout), instead of DATASET.")
 @click.option("--test", "test_file", type=click.Path(dir_okay=False), help="Test file (SHD layout), with --train.")
 @click.option("--preset", default=None, help="Recipe: crsnn (conv recurrence with delays, the default), delrec (dense "
-                                              "recurrence with delays), adlif (crsnn with adaptive LIF cells; experimental: the recipe is untuned and did not learn in a first check) or tiny "
+                                              "recurrence with delays), adlif (crsnn with adaptive LIF cells; learns, but more slowly than crsnn: "
+                                              "19 % against 43 % test accuracy after 3 short epochs on the digits) or tiny "
                                               "(2 x 64, 3 epochs: a quick trial).")
 @click.option("--limit", type=click.IntRange(1), help="Train on N training samples drawn at random (and test on N test "
                                                      "samples): a quick trial. Shorthand for --set limit=N.")

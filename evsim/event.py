@@ -194,7 +194,7 @@ def _pack(model: Model):
     n_off = _offsets(size[1:])
     extra = np.zeros((max(len(c.params) for c in cells), int(n_off[-1])))
     for l, (layer, c) in enumerate(zip(layers, cells)):
-        for row, name in enumerate(c.params):
+        for row, name in enumerate(c.param_names):
             extra[row, n_off[l]:n_off[l + 1]] = layer.extra[name]
 
     return k.Params(

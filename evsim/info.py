@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from .cells import CELLS
 from .model import Model
 
 __all__ = ["describe", "format_description", "delay_summary"]
 
 
-#: how ``evsim info`` names the registered cells
-CELL_DISPLAY = {"lif": "LIF", "adlif": "AdLIF"}
+#: how ``evsim info`` names the registered cells (each cell's ``display``)
+CELL_DISPLAY = {name: kind.display for name, kind in CELLS.items()}
 
 
 def delay_summary(delays: np.ndarray) -> dict:

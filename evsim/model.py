@@ -159,11 +159,11 @@ class HiddenLayer:
             raise ModelFileError(f"{self.name}: unknown reset {self.reset!r}; expected one of {', '.join(RESETS)}")
         cell = get_cell(self.cell, error=lambda msg: ModelFileError(f"{self.name}: {msg}"))
         extra = dict(self.extra)
-        unknown = set(extra) - set(cell.params)
+        unknown = set(extra) - set(cell.param_names)
         if unknown:
             raise ModelFileError(f"{self.name}: parameter(s) {', '.join(sorted(unknown))} do not belong to a {self.cell!r} cell "
-                                 f"(its extra parameters: {', '.join(cell.params) or 'none'})")
-        for k in cell.params:
+                                 f"(its extra parameters: {', '.join(cell.param_names) or 'none'})")
+        for k in cell.param_names:
             if k not in extra:
                 raise ModelFileError(f"{self.name}: a {self.cell!r} cell needs the per-neuron parameter {k!r}")
             extra[k] = _as_float_array(f"{self.name}.{k}", extra[k], (n,))

@@ -238,7 +238,7 @@ def model_from_arrays(arrays: dict[str, np.ndarray], source: str = "model") -> M
         layers.append(HiddenLayer(
             **{name: need(layer_key(i, name)) for name in LAYER_ARRAYS},
             reset=kinds["reset"], recurrence=kinds["recurrence"], cell=cell_name,
-            extra={k: need(layer_key(i, k)) for k in cell.params}, name=f"layer{i}",
+            extra={k: need(layer_key(i, k)) for k in cell.param_names}, name=f"layer{i}",
         ))
     expected = set(HEADER_ARRAYS) | {readout_key(name) for name in READOUT_ARRAYS}
     expected |= {layer_key(i, name) for i, layer in enumerate(layers) for name in (*LAYER_ARRAYS, *layer.extra)}

@@ -68,7 +68,7 @@ def simulate(model: Model, x, lengths=None, record_spikes: bool = False,
         bias = layer.bias.astype(np.float64)
         p = {"beta": layer.beta.astype(np.float64), "threshold": layer.threshold.astype(np.float64),
              "gain": layer.gain.astype(np.float64)}
-        p.update({k: np.asarray(layer.extra[k], np.float64) for k in cell.params})
+        p.update({k: np.asarray(layer.extra[k], np.float64) for k in cell.param_names})
         delays = layer.delays.astype(np.int64)
         rec = layer.recurrent.astype(np.float64)
 

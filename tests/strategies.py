@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import strategies as st
 
-from evsim.cells import CELLS
+from evsim.cells import CELLS, get_cell
 from evsim.model import HiddenLayer, Model, ModelMetadata, Readout
 
 __all__ = ["models", "inputs", "model_and_inputs", "random_model", "random_inputs", "random_case",
@@ -89,18 +89,20 @@ def random_model(seed: int, max_layers: int = 3, max_neurons: int = 64, max_dela
 #: every registered cell: random models draw each layer's cell from these by default
 ALL_CELLS = tuple(sorted(CELLS))
 
-#: ranges the tests draw each cell's extra parameters from (inside the cell's bounds);
-#: a new cell adds its entry here
-CELL_DRAW_RANGES = {"lif": {}, "adlif": {"beta_w": (0.0, 1.0), "a": (-1.0, 1.0), "b": (0.0, 2.0)}}
+#: ranges the tests draw each cell's extra parameters from: each parameter's ``draw`` range
+#: (else its training bounds), as the cell module declares it
+CELL_DRAW_RANGES = {name: {p.name: p.draw or p.train for p in kind.params} for name, kind in CELLS.items()}
 
 
 def cell_extra(cell: str, n: int, rng: np.random.Generator, dyadic: bool) -> dict:
     """Random extra per-neuron parameters of a registered cell (none for LIF); with
-    ``dyadic`` multiples of 1/4 (exact sums; beta_w 0, 1/2 or 1)."""
+    ``dyadic`` multiples of 1/4 (exact sums), and 0, 1/2 or 1 for a decay (a parameter a
+    file must keep in [0, 1], e.g. adlif's beta_w)."""
     out = {}
+    valid = get_cell(cell).bounds
     for name, (lo, hi) in CELL_DRAW_RANGES[cell].items():
         if dyadic:
-            step = 2 if name == "beta_w" else 1
+            step = 2 if tuple(valid[name]) == (0.0, 1.0) else 1
             out[name] = rng.integers(int(lo * 4) // step, int(hi * 4) // step + 1, n) * step / 4.0
         else:
             out[name] = rng.uniform(lo, hi, n)

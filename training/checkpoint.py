@@ -37,7 +37,9 @@ def save_checkpoint(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> N
         np.savez(fh, **arrays)
 
 
-def load_checkpoint(path: str | os.PathLike) -> dict[str, np.ndarray]:
+def load_checkpoint(path: str | os.PathLike, keys=None) -> dict[str, np.ndarray]:
+    """The arrays of the checkpoint at ``path`` (only those named in ``keys``, when given,
+    that it holds: an entry is read from the file only when asked for)."""
     path = os.fspath(path)
     if not os.path.exists(path):
         raise CheckpointError(f"no checkpoint at {path}")
@@ -45,7 +47,7 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, np.ndarray]:
         raise CheckpointError(f"{path} is not an evsim checkpoint (.npz)")
     try:
         with np.load(path, allow_pickle=False) as npz:
-            return {k: npz[k] for k in npz.files}
+            return {k: npz[k] for k in npz.files if keys is None or k in keys}
     except (OSError, ValueError, zipfile.BadZipFile) as exc:
         raise CheckpointError(f"cannot read checkpoint {path}: {exc}") from exc
 

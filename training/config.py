@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from evsim.errors import EvsimError
-from evsim.cells import CELLS
+from evsim.cells import CELLS, get_cell
 from evsim.model import RECURRENCES, RESETS
 
 from .surrogates import get_surrogate
@@ -53,6 +53,15 @@ def _per_layer(name, value, n_layers, cast):
     return tuple(cast(v) for v in value)
 
 
+def _range(name, bounds, lo_ok, hi_ok) -> tuple:
+    """``bounds`` as (low, high) floats, checked: finite, lo_ok <= low <= high <= hi_ok."""
+    if (not isinstance(bounds, (tuple, list)) or len(bounds) != 2
+            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) for v in bounds)
+            or not (lo_ok <= bounds[0] <= bounds[1] <= hi_ok)):
+        raise ConfigError(f"{name}: {bounds!r}; expected [low, high] with {lo_ok:g} <= low <= high <= {hi_ok:g}")
+    return float(bounds[0]), float(bounds[1])
+
+
 def _tau_entry(v):
     """A layer's tau: one float (per layer) or a tuple of floats (per neuron)."""
     if isinstance(v, (int, float, np.floating, np.integer)):
@@ -77,8 +86,9 @@ class NetworkConfig:
     tau: membrane time constant in steps, beta = 1 - 1/tau; per layer a float (one beta
         for the layer) or a tuple of n floats (one per neuron); None (default): 1.05 (DelRec
         SHD) for layers without recurrence, 1.169 (CRSNN) for recurrent ones.  Not trained.
-    gain: per layer ``"one"`` (g = 1) or ``"1-beta"`` (g = 1 - beta); None (default):
-        ``"one"`` for layers without recurrence, ``"1-beta"`` for recurrent ones
+    gain: per layer ``"one"`` (g = 1) or ``"1-beta"`` (g = 1 - beta); None (default): the
+        cell's default (``TrainingDefaults.gain``: ``"1-beta"`` for adlif), else ``"one"``
+        for layers without recurrence, ``"1-beta"`` for recurrent ones
     threshold: theta, all hidden neurons
     surrogate, surrogate_alpha: surrogate derivative by name (see
         :data:`evsim.training.surrogates.SURROGATES`) and its alpha (None: its default)
@@ -120,19 +130,23 @@ class NetworkConfig:
         or 2 rate_reg max(0, C - rate_target) f_l / (B T sum n f).  A layer that feeds
         only the readout is nearly free under "synops".
     dtype: ``"float32"`` (training) or ``"float64"`` (gradient checks)
-    cell: the neuron model of every hidden layer, a name in :data:`evsim.cells.CELLS`:
-        ``"lif"`` or ``"adlif"`` (adaptive LIF, see :mod:`evsim.cells.adlif`)
+    cell: the neuron model of every hidden layer, a name in :data:`evsim.cells.CELLS`
+        (``"lif"``, ``"adlif"``, ...); its module's ``KIND`` gives the defaults below
     learn_beta: learn each hidden neuron's decay beta (kept in ``beta_range`` after every
-        optimiser step; a ``"1-beta"`` gain follows it).  None (default): True for adlif,
-        False for lif (DelRec and CRSNN keep beta fixed)
-    beta_range: (low, high) bounds of a learned beta.  None (default): tau in [1, 25] steps
-        for lif (beta = 1 - 1/tau: [0, 0.96]), and for adlif Bittar & Garner's
-        [exp(-1/5), exp(-1/25)] (their alpha), which is also adlif's initial range
-    adlif_beta_w, adlif_a, adlif_b: (low, high) bounds of the adaptation decay beta_w,
-        the subthreshold coupling a and the spike-triggered jump b of adlif cells
-        (initialised uniformly inside them, kept inside them after every optimiser step);
-        defaults Bittar & Garner's: beta_w in [exp(-1/30), exp(-1/120)], a in [-1, 1],
-        b in [0, 2] (time constants in steps)
+        optimiser step; a ``"1-beta"`` gain follows it).  None (default): the cell's
+        (``TrainingDefaults.learn_beta``: True for adlif, False for lif, as DelRec and
+        CRSNN keep beta fixed)
+    beta_range: (low, high) bounds of a learned beta.  None (default): the cell's (lif: tau
+        in [1, 25] steps, beta = 1 - 1/tau in [0, 0.96]; adlif: Bittar & Garner's
+        [exp(-1/5), exp(-1/25)])
+    beta_init: true: draw each hidden neuron's initial beta uniformly from ``beta_range``;
+        false: beta = 1 - 1/tau.  None (default): the cell's (``TrainingDefaults.beta_init``)
+    cell_bounds: {parameter: [low, high]}: the bounds training keeps each extra per-neuron
+        parameter of the cell in (clamped after every optimiser step).  None or missing
+        entries (default): the cell's (``Param.train``, see the cell module)
+    cell_init: {parameter: [low, high]}: the uniform range each extra parameter starts
+        from, inside its bounds.  None or missing entries (default): the cell's
+        (``Param.init``) within the bounds (the bounds, if the two do not overlap)
     """
 
     n_inputs: int = 140
@@ -166,9 +180,9 @@ class NetworkConfig:
     cell: str = "lif"
     learn_beta: Any = None
     beta_range: Any = None
-    adlif_beta_w: tuple = (float(np.exp(-1 / 30)), float(np.exp(-1 / 120)))
-    adlif_a: tuple = (-1.0, 1.0)
-    adlif_b: tuple = (0.0, 2.0)
+    beta_init: Any = None
+    cell_bounds: Any = None
+    cell_init: Any = None
 
     def __post_init__(self):
         set_ = object.__setattr__
@@ -200,8 +214,12 @@ class NetworkConfig:
                 raise ConfigError(f"tau[{l}]: {arr.size} values for a layer of {n} neurons; give one float or one per neuron")
             if not np.all(arr >= 1.0):
                 raise ConfigError(f"tau[{l}]: must be >= 1 step (beta = 1 - 1/tau in [0, 1)); got min {arr.min():g}")
+        if self.cell not in CELLS:
+            raise ConfigError(f"cell: unknown cell {self.cell!r}; expected one of {', '.join(CELLS)}")
+        defaults = get_cell(self.cell).training
         if self.gain is None:
-            set_(self, "gain", tuple("one" if r == "none" else "1-beta" for r in self.recurrence))
+            set_(self, "gain", (defaults.gain,) * n_layers if defaults.gain is not None
+                 else tuple("one" if r == "none" else "1-beta" for r in self.recurrence))
         set_(self, "gain", _per_layer("gain", self.gain, n_layers, str))
         for g in (*self.gain, self.readout_gain):
             if g not in GAINS:
@@ -219,22 +237,18 @@ class NetworkConfig:
                 raise ConfigError(f"{name}: {p!r}; expected a rate in [0, 1)")
         if self.rec_dropout_at not in REC_DROPOUT_AT:
             raise ConfigError(f"rec_dropout_at: {self.rec_dropout_at!r}; expected one of {', '.join(REC_DROPOUT_AT)}")
-        if self.cell not in CELLS:
-            raise ConfigError(f"cell: unknown cell {self.cell!r}; expected one of {', '.join(CELLS)}")
         if self.learn_beta is None:
-            set_(self, "learn_beta", self.cell == "adlif")
+            set_(self, "learn_beta", defaults.learn_beta)
         if not isinstance(self.learn_beta, bool):
             raise ConfigError(f"learn_beta: {self.learn_beta!r}; expected true, false or null")
         if self.beta_range is None:
-            set_(self, "beta_range", (float(np.exp(-1 / 5)), float(np.exp(-1 / 25))) if self.cell == "adlif" else (0.0, 0.96))
-        for name, lo_ok, hi_ok in (("beta_range", 0.0, 1.0), ("adlif_beta_w", 0.0, 1.0), ("adlif_a", -np.inf, np.inf),
-                                   ("adlif_b", -np.inf, np.inf)):
-            bounds = getattr(self, name)
-            if (not isinstance(bounds, (tuple, list)) or len(bounds) != 2
-                    or not all(isinstance(v, (int, float)) and np.isfinite(v) for v in bounds)
-                    or not (lo_ok <= bounds[0] <= bounds[1] <= hi_ok)):
-                raise ConfigError(f"{name}: {bounds!r}; expected [low, high] with {lo_ok:g} <= low <= high <= {hi_ok:g}")
-            set_(self, name, (float(bounds[0]), float(bounds[1])))
+            set_(self, "beta_range", tuple(defaults.beta_range))
+        set_(self, "beta_range", _range("beta_range", self.beta_range, 0.0, 1.0))
+        if self.beta_init is None:
+            set_(self, "beta_init", defaults.beta_init)
+        if not isinstance(self.beta_init, bool):
+            raise ConfigError(f"beta_init: {self.beta_init!r}; expected true (uniform in beta_range), false (1 - 1/tau) or null")
+        self._check_cell_ranges()
         if self.dropout_mode not in DROPOUT_MODES:
             raise ConfigError(f"dropout_mode: {self.dropout_mode!r}; expected one of {', '.join(DROPOUT_MODES)}")
         if not (0.0 <= self.bn_momentum <= 1.0) or not (self.bn_eps >= 0):
@@ -261,12 +275,36 @@ class NetworkConfig:
         if self.dtype not in DTYPES:
             raise ConfigError(f"dtype: {self.dtype!r}; expected one of {', '.join(DTYPES)}")
 
-    def cell_bounds(self) -> dict:
-        """(low, high) of every learned per-neuron cell parameter, by name (beta when
-        ``learn_beta``, and the adlif cell's beta_w, a, b)."""
+    def _check_cell_ranges(self) -> None:
+        """Fill and check ``cell_bounds`` and ``cell_init`` from the cell's parameters."""
+        set_ = object.__setattr__
+        params = {p.name: p for p in get_cell(self.cell).params}
+        for field in ("cell_bounds", "cell_init"):
+            given = {} if getattr(self, field) is None else getattr(self, field)
+            if not isinstance(given, dict):
+                raise ConfigError(f"{field}: {given!r}; expected a table {{parameter: [low, high]}}")
+            unknown = sorted(set(given) - set(params))
+            if unknown:
+                raise ConfigError(f"{field}: {', '.join(unknown)} is not a parameter of a {self.cell!r} cell "
+                                  f"(its parameters: {', '.join(params) or 'none'})")
+        bounds, init = dict(self.cell_bounds or {}), dict(self.cell_init or {})
+        for name, p in params.items():
+            lo, hi = _range(f"cell_bounds.{name}", bounds.get(name, p.train), *p.valid)
+            bounds[name] = (lo, hi)
+            if name in init:
+                init[name] = _range(f"cell_init.{name}", init[name], lo, hi)
+            else:
+                start = p.train if p.init is None else p.init
+                inside = (max(start[0], lo), min(start[1], hi))
+                init[name] = inside if inside[0] <= inside[1] else (lo, hi)
+        set_(self, "cell_bounds", bounds)
+        set_(self, "cell_init", init)
+
+    def learned_bounds(self) -> dict:
+        """(low, high) of every learned per-neuron cell parameter, by name: beta when
+        ``learn_beta``, and the cell's extra parameters (``cell_bounds``)."""
         out = {"beta": self.beta_range} if self.learn_beta else {}
-        if self.cell == "adlif":
-            out.update(beta_w=self.adlif_beta_w, a=self.adlif_a, b=self.adlif_b)
+        out.update(self.cell_bounds)
         return out
 
     def fan_out(self) -> tuple:
@@ -290,8 +328,21 @@ class NetworkConfig:
     @classmethod
     def from_json(cls, text: str) -> "NetworkConfig":
         data = json.loads(text)
+        _upgrade(data)
         known = {f.name for f in fields(cls)}
         unknown = set(data) - known
         if unknown:
             raise ConfigError(f"unknown configuration field(s): {', '.join(sorted(unknown))}")
         return cls(**data)
+
+
+def _upgrade(data: dict) -> None:
+    """Read a configuration written before ``cell_bounds``: its ``<cell>_<parameter>`` bounds
+    (e.g. ``adlif_a``) become ``cell_bounds`` and, as those runs started inside their
+    bounds, ``cell_init`` (in place)."""
+    cell = CELLS.get(data.get("cell", "lif"))
+    for p in cell.params if cell is not None else ():
+        old = data.pop(f"{cell.name}_{p.name}", None)
+        if old is not None:
+            data.setdefault("cell_bounds", {}).setdefault(p.name, old)
+            data.setdefault("cell_init", {}).setdefault(p.name, old)

@@ -14,7 +14,7 @@ Equations (hidden layer l, n neurons, batch of B samples x T steps; x the layer'
     the cell (config.cell, training.cells), e.g. LIF:
     v_t   = beta * reset(v_{t-1}, s_{t-1}) + g * I_t      reset: v (1 - s)  |  v - theta s
     s_t   = H(v_t - theta)                                 surrogate gradient backwards
-    (adlif adds w_t = beta_w w_{t-1} + a v_{t-1} + b s_{t-1} and uses I_t - w_t)
+    (evsim/cells/<cell>.py: adlif adds w_t = beta_w w_{t-1} + a v_{t-1} + b s_{t-1}, uses I_t - w_t)
     out_t = fm_t * s_t                                     feed-forward dropout mask fm
 
     readout: u_t = beta_o u_{t-1} + g_o (W_o out_t + b_o)
@@ -41,7 +41,7 @@ Backward pass (what each gradient is):
               (0 when ``detach_reset``)
     dL/dI_t = g * dL/dv_t;  dL/dR_t = zm_t dL/dI_t ("input") or dL/dI_t
     dL/dW_rec = sum dL/dR_t z_t^T;  dL/dK[m] = sum dL/dR_t[i] z_t[i+m-h]
-    learned cell parameters (learn_beta, adlif): see training/cells/<cell>.py
+    learned cell parameters (learn_beta, the cell's own): see evsim/cells/<cell>.py
     dL/dd_j = sum_t dL/dz_t[j] zm_t[j] sum_k s_{t-k}[j] dM[j,k]/dd_j,
               dM[j,k]/dd_j = sign(k - 1 - d_j) / w^2 inside the triangle
     BatchNorm: the usual batch-statistics backward over the B x T rows.
@@ -62,7 +62,6 @@ from evsim.model import RECURRENCE_CODE, HiddenLayer, Model, ModelMetadata, Read
 from evsim.engine import SimResult, softmax
 
 from . import _kernels as kernels
-from .cells import N_CARRY
 from .config import ConfigError, NetworkConfig
 from .surrogates import get_surrogate
 
@@ -183,6 +182,7 @@ class Network:
             raise ConfigError(f"expected a NetworkConfig, got {type(config).__name__}")
         rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
         dtype = config.np_dtype
+        cell = get_cell(config.cell)
         params, buffers = {}, {}
 
         def uni(bound, shape):
@@ -207,14 +207,13 @@ class Network:
                 lo, hi = config.delay_init
                 params[p + "delays"] = rng.uniform(lo, hi, n).astype(dtype)
             beta = 1.0 - 1.0 / np.broadcast_to(np.asarray(config.tau[l], np.float64), (n,))
-            if config.cell == "adlif":
+            if config.beta_init:
                 beta = rng.uniform(*config.beta_range, n)
             (params if config.learn_beta else buffers)[p + "beta"] = beta.astype(dtype)
             buffers[p + "gain"] = (np.ones(n) if config.gain[l] == "one" else 1.0 - beta).astype(dtype)
             buffers[p + "threshold"] = np.full(n, config.threshold, dtype)
-            if config.cell == "adlif":
-                for name, bounds in (("beta_w", config.adlif_beta_w), ("a", config.adlif_a), ("b", config.adlif_b)):
-                    params[p + name] = rng.uniform(*bounds, n).astype(dtype)
+            for name in cell.param_names:   # the cell's extra parameters, learned
+                params[p + name] = rng.uniform(*config.cell_init[name], n).astype(dtype)
             n_prev = n
         c = config.n_classes
         params["readout.weight"] = uni(1 / np.sqrt(n_prev), (c, n_prev))
@@ -300,15 +299,16 @@ class Network:
 
     def clamp_parameters(self) -> None:
         """After each optimiser step: delays to >= 0, and every learned cell parameter
-        (beta, adlif's beta_w, a, b) into its bounds (:meth:`NetworkConfig.cell_bounds`)."""
+        (beta when learned, the cell's extra parameters) into its bounds
+        (:meth:`NetworkConfig.learned_bounds`)."""
         self.clamp_delays()
-        for name, (lo, hi) in self.config.cell_bounds().items():
+        for name, (lo, hi) in self.config.learned_bounds().items():
             for l in range(self.config.n_layers):
                 np.clip(self.params[f"layer{l}.{name}"], lo, hi, out=self.params[f"layer{l}.{name}"])
 
     def _cell_extra(self, l: int) -> np.ndarray:
         """The extra per-neuron parameters of layer l's cell as rows, (P, n) (none for LIF)."""
-        names = get_cell(self.config.cell).params
+        names = get_cell(self.config.cell).param_names
         n = self.config.hidden[l]
         if not names:
             return np.zeros((0, n), self.config.np_dtype)
@@ -459,11 +459,11 @@ class Network:
             g_kernel = np.zeros((n_b, cfg.kernel_size if rec == "conv" else 0), dtype)
             cell = get_cell(cfg.cell)
             g_cell = np.zeros((n_b, 2 + len(cell.params), n), dtype)
-            learn_cell = bool(cfg.cell_bounds())
+            learn_cell = bool(cfg.learned_bounds())
             w_rec_t, kern = self._recurrent_operands(l)
             klo, mtab, dmtab = cache.tables
             bwd = kernels.layer_bwd_parallel if gs_ext.size >= kernels.PARALLEL_MIN_WORK else kernels.layer_bwd_serial
-            bwd(gs_ext, cache.v, cache.s, cache.a, cache.z, cache.cur, cell.code, N_CARRY[cfg.cell],
+            bwd(gs_ext, cache.v, cache.s, cache.a, cache.z, cache.cur, cell.code, cell.carry,
                 *self._neuron(l), self._cell_extra(l),
                 cfg.reset == "subtract", cfg.detach_reset, RECURRENCE_CODE[rec], w_rec_t, kern, klo, mtab, dmtab,
                 cache.zmask, cache.mask_at, sur.code, cfg.surrogate_alpha, learn_cell, g_cur, g_delay, g_kernel, g_cell)
@@ -471,7 +471,7 @@ class Network:
                 g_sum = g_cell.sum(axis=0)
                 if cfg.learn_beta:   # a "1-beta" gain moves with beta
                     grads[p + "beta"] = g_sum[0] - g_sum[1] if cfg.gain[l] == "1-beta" else g_sum[0]
-                for k, name in enumerate(cell.params):
+                for k, name in enumerate(cell.param_names):
                     grads[p + name] = g_sum[2 + k]
             gc = g_cur.reshape(n_b * n_t, n)
             if rec == "dense":
@@ -554,7 +554,7 @@ class Network:
             beta, gain, theta = self._neuron(l)
             layers.append(HiddenLayer(
                 weight=w, bias=b, beta=beta, threshold=theta, gain=gain, reset=cfg.reset, recurrence=rec, cell=cfg.cell,
-                extra={k: self._cell_param(l, k) for k in get_cell(cfg.cell).params},
+                extra={k: self._cell_param(l, k) for k in get_cell(cfg.cell).param_names},
                 recurrent=self.params[p + "recurrent"] if rec != "none" else np.zeros(0, np.float32),
                 delays=np.rint(np.maximum(self.params[p + "delays"], 0)).astype(np.int64) if rec != "none" else None,
                 name=f"layer{l}"))

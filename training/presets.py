@@ -17,7 +17,8 @@ dense-recurrent with delays; tau 1.05, g = 1, reset gradient detached, one dropo
 per sequence.
 
 ``adlif`` — the crsnn recipe with adaptive LIF cells in every hidden layer (per-neuron
-beta, beta_w, a, b learned within Bittar & Garner's bounds, g = 1 - beta).
+beta, beta_w, a, b learned within Bittar & Garner's bounds except a >= 0, which keeps the
+cell stable; weak adaptation at the start; g = 1 - beta; see :mod:`evsim.cells.adlif`).
 
 All use dt = 10 ms here (CRSNN's paper uses 1 ms; at 10 ms a sample has ~100 steps
 instead of ~1000, which is what makes a 2-core CPU run feasible).  tau and the delay
@@ -182,9 +183,9 @@ _DELREC_NET = dict(hidden=[256, 256], recurrence=["none", "dense"], reset="zero"
                    rec_dropout_at="input", dropout_mode="sequence", surrogate="arctan", surrogate_alpha=5.0, delay_init=[10.0, 30.0])
 
 #: CRSNN's network with adaptive LIF cells (Bittar & Garner's AdLIF, evsim.cells.adlif):
-#: every hidden layer adlif with learned beta, beta_w, a, b in their default bounds and
-#: g = 1 - beta (their (1 - alpha) input scaling); delays, conv recurrence, dropout and
-#: optimisation as crsnn
+#: every hidden layer adlif with learned beta, beta_w, a, b in the cell's bounds and initial
+#: ranges (evsim/cells/adlif.py: a >= 0) and g = 1 - beta (their (1 - alpha) input
+#: scaling); delays, conv recurrence, dropout and optimisation as crsnn
 _ADLIF_NET = dict(_CRSNN_NET, cell="adlif", gain=["1-beta"] * 4)
 
 _TINY_NET = dict(_CRSNN_NET, hidden=[64, 64], recurrence=["none", "conv"], tau=[1.05, 1.169], gain=["one", "1-beta"],

@@ -143,7 +143,10 @@ def saved_config(out_dir: str) -> TrainConfig:
     path = RunFiles(os.fspath(out_dir)).checkpoint
     if not os.path.exists(path):
         raise CheckpointError(f"--resume: no checkpoint in {out_dir} (expected {path})")
-    return TrainConfig.from_json(str(load_checkpoint(path)["config"]))
+    ck = load_checkpoint(path, keys=("config",))
+    if "config" not in ck:
+        raise CheckpointError(f"--resume: {path} records no configuration; it is not a checkpoint of evsim train")
+    return TrainConfig.from_json(str(ck["config"]))
 
 
 def train(config: TrainConfig, train_path: str, test_path: str, out_dir: str, *,
@@ -286,8 +289,9 @@ def _train_locked(config: TrainConfig, train_path: str, test_path: str, out_dir:
     files = RunFiles(out_dir)
     _check_start(config, (train_path, test_path, valid_path), files, resume)
     init_state = _init_state(config.init_from) if config.init_from and not resume else None
-    data = _load_data(config, train_path, test_path, valid_path, files, resume, rep)
-    run = _start_or_restore(config, data, files, resume, init_state, rep)
+    saved = load_checkpoint(files.checkpoint) if resume else None    # read once, used twice
+    data = _load_data(config, train_path, test_path, valid_path, files, saved, rep)
+    run = _start_or_restore(config, data, files, saved, init_state, rep)
     rep.start({"train": len(data.train_idx), "val": len(data.val_idx), "test": data.n_test,
                "n_steps": int(data.train_ds.n_steps), "steps_per_epoch": data.steps_per_epoch,
                "params": run.net.n_params(), "epochs": config.epochs, "start_epoch": run.start_epoch})
@@ -339,9 +343,10 @@ def _check_start(config: TrainConfig, paths: tuple, files: RunFiles, resume: boo
 
 
 def _load_data(config: TrainConfig, train_path: str, test_path: str, valid_path: str | None, files: RunFiles,
-               resume: bool, rep: Reporter) -> _Data:
+               saved: dict | None, rep: Reporter) -> _Data:
     """Load the training data, split off validation, check the test file's labels and that
-    the epochs can run; on --resume, check the files are the ones the run started on."""
+    the epochs can run; on --resume (``saved``: the checkpoint), check the files are the
+    ones the run started on."""
     from .augment import Augment
     from .data import load_dataset, n_batches, split_by_speaker
 
@@ -349,21 +354,19 @@ def _load_data(config: TrainConfig, train_path: str, test_path: str, valid_path:
     data_record = {"train": _file_record(train_path), "test": _file_record(test_path)}
     if valid_path:
         data_record["valid"] = _file_record(valid_path)
-    if resume:
-        ck_saved = load_checkpoint(files.checkpoint)
-        if "data" in ck_saved:
-            _check_same_data(json.loads(str(ck_saved["data"])), data_record, files.out_dir)
+    if saved is not None:
+        if "data" in saved:
+            _check_same_data(json.loads(str(saved["data"])), data_record, files.out_dir)
         else:
             rep.message(f"warning: the checkpoint in {files.out_dir} does not record its data files (made by an older "
                         "evsim); make sure --train and --test are the files the run started on")
-        del ck_saved
     train_rows = _limited(train_path, config.limit, config.seed, config.input_channels)
     train_ds = load_dataset(train_path, indices=train_rows, **data_kw)
     if len(train_ds) == 0:
         raise TrainingError(f"{train_path} holds no samples; a training file needs some")
     n_classes = train_ds.n_classes
     n_test = _check_test_labels(test_path, config.input_channels, n_classes)
-    test_rows = _limited(test_path, config.limit, config.seed + 2, config.input_channels)
+    test_rows = _draw_rows(n_test, config.limit, config.seed + 2)   # the test file is opened once
     if test_rows is not None:
         n_test = len(test_rows)
     if valid_path:
@@ -399,10 +402,11 @@ def _load_data(config: TrainConfig, train_path: str, test_path: str, valid_path:
                  n_test=n_test, record=data_record, augment=augment, steps_per_epoch=steps_per_epoch)
 
 
-def _start_or_restore(config: TrainConfig, data: _Data, files: RunFiles, resume: bool, init_state: dict | None,
-                      rep: Reporter) -> _RunState:
+def _start_or_restore(config: TrainConfig, data: _Data, files: RunFiles, saved: dict | None,
+                      init_state: dict | None, rep: Reporter) -> _RunState:
     """A new network and optimiser (from ``init_state`` if given; config.json written), or,
-    on --resume, the checkpoint's state (refused if made with another configuration)."""
+    on --resume, the state of the checkpoint ``saved`` (refused if made with another
+    configuration)."""
     from .network import Network
     from .optim import make_optimizer
 
@@ -421,8 +425,8 @@ def _start_or_restore(config: TrainConfig, data: _Data, files: RunFiles, resume:
                          delay_schedule=config.delay_schedule, learn_delays=config.learn_delays)
     run = _RunState(net=net, opt=opt, rng=np.random.default_rng(config.seed + 1), history=[],
                     best={"epoch": -1, "val_accuracy": -1.0}, best_state=None, start_epoch=0)
-    if resume:
-        _restore(config, run, files)
+    if saved is not None:
+        _restore(config, run, files, saved)
         rep.message(f"resuming {files.out_dir} after epoch {run.start_epoch}")
     else:
         try:
@@ -434,9 +438,8 @@ def _start_or_restore(config: TrainConfig, data: _Data, files: RunFiles, resume:
     return run
 
 
-def _restore(config: TrainConfig, run: _RunState, files: RunFiles) -> None:
-    """Load the checkpoint of ``files`` into ``run`` (the inverse of :func:`_save_epoch`)."""
-    ck = load_checkpoint(files.checkpoint)
+def _restore(config: TrainConfig, run: _RunState, files: RunFiles, ck: dict) -> None:
+    """Load the checkpoint ``ck`` of ``files`` into ``run`` (the inverse of :func:`_save_epoch`)."""
     try:   # compared as settings, so a field added since (with its default) does not count
         same = TrainConfig.from_json(str(ck.get("config", ""))) == config
     except (EvsimError, TypeError, ValueError):
@@ -572,6 +575,11 @@ def _limited(path: str, limit: int, seed: int, n_channels: int):
 
     with open_input(path, n_channels=n_channels) as f:
         n = len(f)
-    if limit >= n:
+    return _draw_rows(n, limit, seed)
+
+
+def _draw_rows(n: int, limit: int, seed: int):
+    """``limit`` of ``n`` sample indices drawn at random (sorted), or None for all."""
+    if not limit or limit >= n:
         return None
     return np.sort(np.random.default_rng(seed).choice(n, size=limit, replace=False))

@@ -1,92 +1,153 @@
-"""The cell registry: every kind of spiking neuron evsim knows, declared once.
+"""The cell registry: every kind of spiking neuron evsim knows, each declared once, in one module.
 
 A *cell* is the neuron model of a hidden layer: the membrane update that turns the layer's
 input current ``I_t = W x_t + b + R_t`` into spikes.  Everything around it (feed-forward
 weights, the delayed recurrence, the readout, the delay queues) is shared by all cells.
 
-The CS-GRU layer (:mod:`evsim.cells.csgru`, :mod:`evsim.cells.csgru_reference`) lives in
-this package too, as standalone kernels not yet registered here (its wiring is pending).
-
 Every cell has the per-neuron parameters ``beta`` (membrane decay), ``threshold`` and
 ``gain`` and the state ``v`` (membrane) and ``s`` (last spikes); a cell may add its own
 per-neuron parameters (``CellKind.params``) and state variables (``CellKind.state``).
 
-What a cell module must provide (the contract; ``evsim/cells/lif.py`` is the example)
------------------------------------------------------------------------------------
-In ``evsim/cells/<name>.py``:
+The registry finds the cells itself: every module of this package whose name does not
+start with ``_`` and that defines ``KIND`` (a :class:`CellKind`) is a cell; the others
+(the CS-GRU kernels :mod:`evsim.cells.csgru`, :mod:`evsim.cells.csgru_reference`, and
+:mod:`evsim.cells._common`, the steps cells share) are skipped.  The engines' dispatchers
+on the cell code (:func:`evsim.kernels.event.cell_update` and its code check,
+:func:`evsim.training.cells.cell_fwd` and :func:`evsim.training.cells.cell_bwd`) are
+generated from the registry by :func:`generate_dispatch`; each raises for a code it does
+not know.  Numba's cache of every evsim kernel is invalidated when a cell is added or any
+evsim source changes (:mod:`evsim._numba_cache`).
 
-* ``KIND = CellKind(...)``: its name (as written in model files and configurations), a
-  unique integer ``code`` for the numba kernels, the names and valid ranges of its extra
-  per-neuron parameters (in the row order of the packed arrays), its extra state
-  variables, its NumPy ``reference_step`` (signature below) and a docstring with its
-  equations;
-* ``event_update(v, aux, cur, bias, beta, theta, gain, extra, subtract, spk)``: the event
-  engine's membrane update of one layer for one step (``@numba.njit``): ``v`` (n,) holds
+What a cell module ``evsim/cells/<name>.py`` holds (the contract; ``lif.py`` is the example)
+-------------------------------------------------------------------------------------
+* a docstring with its equations, forward and backward;
+* ``reference_step(state, current, p, reset, active) -> s_t``, the dense NumPy reference:
+  ``state`` a dict of (B, n) float64 arrays (``v``, ``s`` and the cell's extra state,
+  replaced in the dict), ``current`` I_t (B, n), ``p`` a dict of the per-neuron float64
+  parameters (n,) (``beta``, ``threshold``, ``gain`` and the extras), ``reset`` ``"zero"``
+  or ``"subtract"``, ``active`` (B, 1) 1.0 while a sample's steps last, else 0.0.  It
+  returns the spikes ``s_t`` (B, n) and leaves ``state["v"]`` = v_t *before* the reset of s_t;
+* ``event_update(v, aux, cur, bias, beta, theta, gain, extra, subtract, spk) -> k``
+  (``@numba.njit(**EXACT_CALLEE)``): the event engine's step of one layer: ``v`` (n,) holds
   ``reset(v_{t-1}, s_{t-1})`` on entry and the reset ``v_t`` on exit; ``aux`` (S, n) the
-  extra state rows; ``extra`` (P, n) the extra parameter rows; it writes the indices of the
-  spiking neurons to ``spk`` and returns their number.  It must do the floating-point
-  operations of ``reference_step`` in the same order (the event = dense tests compare
-  rasters exactly).
+  extra state rows, ``extra`` (P, n) the extra parameter rows (a cell with neither gets
+  stand-ins it must not read); ``cur`` the input without the bias ``b``; it writes the
+  indices of the spiking neurons to ``spk`` and returns their number (end it with
+  :func:`evsim.cells._common.spikes_and_reset`).  It must do the floating-point operations
+  of ``reference_step`` in the same order (the event = dense tests compare rasters exactly);
+* ``fwd_step`` / ``bwd_step`` (``@numba.njit(**FAST_CALLEE)``): one step of the training forward,
+  recording what the backward needs, and of its backward pass through time; signatures
+  in :mod:`evsim.training.cells`;
+* ``KIND = CellKind(...)``, at the end: the name (as written in model files and
+  configurations), a unique integer ``code``, the display name, the extra per-neuron
+  parameters (:class:`Param`: name, the range a file may hold, the bounds training keeps
+  and the range it starts from) in the row order of the packed arrays, the extra state
+  variables, the training defaults (:class:`TrainingDefaults`) and the four functions above.
 
-In ``training/cells/<name>.py`` (training imports evsim, never the reverse):
-
-* ``fwd_step`` / ``bwd_step``: one step of the training forward (recording what the
-  backward needs) and of its backward pass through time, see :mod:`evsim.training.cells`.
-
-Then one branch per engine dispatcher, each of which ends in an error for a code it does
-not know: :func:`evsim.kernels.event.cell_update`, :func:`evsim.training.cells.cell_fwd` and
-:func:`evsim.training.cells.cell_bwd`, and the entry in :data:`CELLS` below.  The tests in
-``tests/evsim/test_cells.py`` run every registered cell through every engine.
-
-``reference_step(state, current, p, reset, active) -> s_t``: ``state`` a dict of (B, n)
-float64 arrays (``v``, ``s`` and the cell's extra state, updated in place of the dict
-entries), ``current`` I_t (B, n), ``p`` a dict of the per-neuron float64 parameters (n,)
-(``beta``, ``threshold``, ``gain`` and the extras), ``reset`` ``"zero"`` or
-``"subtract"``, ``active`` (B, 1) 1.0 while a sample's steps last, else 0.0.  It returns
-the spikes ``s_t`` (B, n) and leaves ``state["v"]`` = v_t *before* the reset of s_t.
+The tests pick a new cell up by themselves (``tests/evsim/test_cells.py``, every hypothesis
+test of the event engine, ``tests/training/test_train_cells.py``); README "Adding a cell".
 """
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from typing import Callable, NamedTuple
 
 import numpy as np
 
 from ..errors import EvsimError, ModelFileError
 
-__all__ = ["CellKind", "CELLS", "CELL_CODE", "get_cell", "reset_reference", "RESETS", "RESET_CODE"]
+__all__ = ["CellKind", "Param", "TrainingDefaults", "CELLS", "CELL_CODE", "get_cell", "discover",
+           "generate_dispatch", "generate_known", "reset_reference", "RESETS", "RESET_CODE"]
 
 RESETS = ("zero", "subtract")
 #: the integer codes the numba kernels use for the resets: a reset's position above
 RESET_CODE = {k: i for i, k in enumerate(RESETS)}
 
 
+class Param(NamedTuple):
+    """One extra per-neuron parameter of a cell.
+
+    name: as in the model file (``layer{l}.<name>``) and in training (``layer{l}.<name>``)
+    valid: (low, high), inclusive: the values a model file may hold (``+-inf``: any finite)
+    train: (low, high): the bounds training keeps a learned value in (clamped after every
+        optimiser step); ``NetworkConfig.cell_bounds`` can change them
+    init: (low, high): the uniform range training draws initial values from; None: ``train``
+        (``NetworkConfig.cell_init`` can change it)
+    draw: (low, high) inside ``valid``: where the tests' random models draw values from;
+        None: ``train``
+    """
+
+    name: str
+    valid: tuple
+    train: tuple
+    init: tuple | None = None
+    draw: tuple | None = None
+
+
+class TrainingDefaults(NamedTuple):
+    """A cell's training defaults (each a :class:`evsim.training.config.NetworkConfig` field).
+
+    learn_beta: learn each neuron's decay beta (``NetworkConfig.learn_beta`` = None)
+    beta_range: (low, high) bounds of a learned beta (``beta_range`` = None)
+    beta_init: True: draw the initial beta uniformly in ``beta_range``; False: beta = 1 - 1/tau
+    gain: ``"one"`` or ``"1-beta"`` for every layer (``gain`` = None); None: the network's
+        rule (``"one"`` without recurrence, ``"1-beta"`` with)
+    """
+
+    learn_beta: bool = False
+    beta_range: tuple = (0.0, 0.96)
+    beta_init: bool = False
+    gain: str | None = None
+
+
 class CellKind(NamedTuple):
     """One registered cell (see the module docstring for the contract).
 
-    name: as written in model files and configurations
-    code: the integer the numba kernels dispatch on (unique)
-    params: names of the extra per-neuron parameters (beyond beta, threshold, gain), in
-        the row order of the packed ``extra`` arrays
-    bounds: (low, high) valid range of each extra parameter, inclusive
+    name, code, display: as in files and configurations; the integer the numba kernels
+        dispatch on (unique); as ``evsim info`` prints it
+    params: the extra per-neuron parameters (beyond beta, threshold, gain), in the row
+        order of the packed ``extra`` arrays
     state: names of the extra per-neuron state variables (beyond v and s), in row order
-    reference_step: the NumPy step of :mod:`evsim.reference` (signature above)
+    training: the training defaults
+    reference_step, event_update, fwd_step, bwd_step: the cell's steps
+    n_carry: rows of the training backward's carry; None: 1 + len(state) (one gradient
+        per state variable)
     """
 
     name: str
     code: int
+    display: str
     params: tuple
-    bounds: dict
     state: tuple
+    training: TrainingDefaults
     reference_step: Callable
+    event_update: Callable
+    fwd_step: Callable
+    bwd_step: Callable
+    n_carry: int | None = None
+
+    @property
+    def param_names(self) -> tuple:
+        return tuple(p.name for p in self.params)
+
+    @property
+    def bounds(self) -> dict:
+        """name -> (low, high) a model file may hold."""
+        return {p.name: p.valid for p in self.params}
+
+    @property
+    def carry(self) -> int:
+        return 1 + len(self.state) if self.n_carry is None else self.n_carry
 
     def validate(self, extra: dict, where: str) -> None:
         """Check the extra per-neuron parameters' ranges; ``extra`` maps name -> (n,) array."""
-        for name in self.params:
-            lo, hi = self.bounds[name]
-            arr = extra[name]
+        for p in self.params:
+            lo, hi = p.valid
+            arr = extra[p.name]
             if arr.size and (arr.min() < lo or arr.max() > hi):
-                raise ModelFileError(f"{where}.{name}: values outside [{lo:g}, {hi:g}] "
+                raise ModelFileError(f"{where}.{p.name}: values outside [{lo:g}, {hi:g}] "
                                      f"(got min {arr.min():g}, max {arr.max():g}) for a {self.name!r} cell")
 
 
@@ -99,17 +160,64 @@ def reset_reference(v: np.ndarray, s: np.ndarray, theta: np.ndarray, reset: str)
     raise EvsimError(f"unknown reset {reset!r}; expected one of {', '.join(RESETS)}")
 
 
-def _registry() -> dict[str, CellKind]:
-    from . import adlif, lif
+def discover(package: str = __name__, path=None) -> dict[str, CellKind]:
+    """Every cell of ``package`` (default: this one): the ``KIND`` of each of its modules
+    whose name does not start with ``_``, by name, in code order.  Modules without ``KIND``
+    are skipped; a ``KIND`` that is not a :class:`CellKind`, or two cells with one name or
+    one code, raise :class:`TypeError` / :class:`ValueError` (a programming error)."""
+    kinds = []
+    for info in sorted(pkgutil.iter_modules(__path__ if path is None else path), key=lambda m: m.name):
+        if info.name.startswith("_"):
+            continue
+        kind = getattr(importlib.import_module(f"{package}.{info.name}"), "KIND", None)
+        if kind is None:
+            continue
+        if not isinstance(kind, CellKind):
+            raise TypeError(f"{package}.{info.name}.KIND is a {type(kind).__name__}, not a CellKind")
+        kinds.append(kind)
+    for attr in ("name", "code"):
+        values = [getattr(k, attr) for k in kinds]
+        if len(set(values)) != len(values):
+            raise ValueError(f"cells of {package}: two cells share a {attr}: {sorted(values)}")
+    return {k.name: k for k in sorted(kinds, key=lambda k: k.code)}
 
-    kinds = (lif.KIND, adlif.KIND)
-    codes = [k.code for k in kinds]
-    assert len(set(codes)) == len(codes), "cell codes must be unique"
-    return {k.name: k for k in kinds}
+
+def generate_dispatch(name: str, args: str, call: Callable, options: dict, *, prologue: tuple = (),
+                      cells: dict | None = None):
+    """A numba function ``name(kind, <args>)`` generated from the registry: for each
+    registered cell an ``if kind == <code>: return <call>`` branch, then a ``raise`` for any
+    other code.  ``call(cell)`` returns ``(function, argument text)``; ``prologue``: lines
+    run first (e.g. ``n = v.shape[0]``); ``options``: numba's (``cache`` is dropped: a
+    generated function has no source file; the cached kernels that call it hold its code,
+    and :mod:`evsim._numba_cache` invalidates them when the registry changes)."""
+    import numba
+
+    namespace, lines = {}, [f"def {name}(kind, {args}):", *(f"    {line}" for line in prologue)]
+    for cell in (CELLS if cells is None else cells).values():
+        function, arg_text = call(cell)
+        namespace[f"_cell{cell.code}"] = function
+        lines += [f"    if kind == {int(cell.code)}:", f"        return _cell{cell.code}({arg_text})"]
+    lines.append('    raise ValueError("unknown cell code (see evsim.cells.CELL_CODE)")')
+    source = "\n".join(lines) + "\n"
+    exec(compile(source, f"<evsim.cells.generate_dispatch: {name}>", "exec"), namespace)  # noqa: S102
+    function = namespace[name]
+    function.__doc__ = f"Generated by evsim.cells.generate_dispatch:\n\n{source}"
+    return numba.njit(**{k: v for k, v in options.items() if k != "cache"})(function)
 
 
-#: every registered cell, by name
-CELLS: dict[str, CellKind] = _registry()
+def generate_known(options: dict, cells: dict | None = None):
+    """A numba function ``known_cell(kind) -> bool``: is ``kind`` a registered cell's code."""
+    import numba
+
+    codes = [int(c.code) for c in (CELLS if cells is None else cells).values()]
+    source = "def known_cell(kind):\n    return " + " or ".join(f"kind == {c}" for c in codes) + "\n"
+    namespace = {}
+    exec(compile(source, "<evsim.cells.generate_known>", "exec"), namespace)  # noqa: S102
+    return numba.njit(**{k: v for k, v in options.items() if k != "cache"})(namespace["known_cell"])
+
+
+#: every registered cell, by name, in code order
+CELLS: dict[str, CellKind] = discover()
 #: name -> integer code of the numba kernels
 CELL_CODE = {name: kind.code for name, kind in CELLS.items()}
 

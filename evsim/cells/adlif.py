@@ -20,16 +20,45 @@ the subtractive reset at theta = 1 it is Bittar & Garner's AdLIF exactly.
 
 Per-neuron parameters: beta, threshold, gain as for LIF, and ``beta_w`` (adaptation
 decay, in [0, 1]), ``a`` and ``b`` (any finite values in a file; training keeps them in
-the bounds of :class:`evsim.training.config.NetworkConfig`).  State: v, s and w.
+the bounds of ``KIND``, which :class:`evsim.training.config.NetworkConfig` can change).
+State: v, s and w.
+
+Training bounds: Bittar & Garner's, except ``a >= 0``.  Below threshold the cell is the
+linear map (v, w) -> (v', w') with trace beta + beta_w - g a and determinant
+beta beta_w < 1; both eigenvalues lie inside the unit circle (Jury) exactly when
+-(1 - beta)(1 - beta_w) < g a < (1 + beta)(1 + beta_w).  With g = 1 - beta the lower
+limit is a > -(1 - beta_w), a few hundredths for Bittar & Garner's beta_w: most of their
+range a in [-1, 0) is unstable (beta = 0.9, beta_w = 0.98: eigenvalue 1.05 at a = -0.1,
+1.30 at a = -1).  The membrane then runs away, to -1e13 within a 100-step sample of the
+spoken digits, with gradients of 1e15, and a network initialised in that range never
+left chance (5 % for 20 classes).
+Baronig et al. (2024) keep a in [0, 1] (in their scaling a (1 - beta_w) q) for the same
+reason.  Training starts with weak adaptation, a in [0, 0.05] and b in [0, 0.2] (w pulls
+the membrane down by up to a / (1 - beta_w) at rest, about 6x for the slowest beta_w at
+a = 0.05), and learns it from there.
+
+Backward pass through time (training), with Gv_t = dL/dv_t and Gw_t = dL/dw_t (totals;
+carry rows 0 and 1 hold those of step t+1)::
+
+    Gs_t = gs_t - [not detach] Gv_{t+1} beta (v_t | theta) + b Gw_{t+1}
+    Gv_t = Gs_t sg(v_t - theta) + Gv_{t+1} (beta (1 - s_t) | beta) + a Gw_{t+1}
+    Gw_t = -g Gv_t + beta_w Gw_{t+1}
+    dL/dI_t = g Gv_t
+    dL/dbeta += Gv_t reset(v_{t-1}, s_{t-1});   dL/dg += Gv_t (I_t - w_t)
+    dL/dbeta_w += Gw_t w_{t-1};  dL/da += Gw_t v_{t-1};  dL/db += Gw_t s_{t-1}
 """
 
 from __future__ import annotations
 
+import math
+
 import numba
 import numpy as np
 
-from .._numba_config import EXACT
-from . import CellKind, reset_reference
+from .._numba_config import EXACT_CALLEE, FAST_CALLEE
+from ..surrogates import spike_fn
+from . import CellKind, Param, TrainingDefaults, reset_reference
+from ._common import membrane_grad, reset_value, spikes_and_reset
 
 
 def reference_step(state, current, p, reset, active):
@@ -42,34 +71,68 @@ def reference_step(state, current, p, reset, active):
     return s
 
 
-KIND = CellKind(name="adlif", code=1, params=("beta_w", "a", "b"),
-                bounds={"beta_w": (0.0, 1.0), "a": (-np.inf, np.inf), "b": (-np.inf, np.inf)},
-                state=("w",), reference_step=reference_step)
-
-
-@numba.njit(**EXACT)
+@numba.njit(**EXACT_CALLEE)
 def event_update(v, aux, cur, bias, beta, theta, gain, extra, subtract, spk):
     """One AdLIF step of the event engine.  ``aux[0]`` holds w_t (computed at the end of
     the previous step), ``extra`` the rows beta_w, a, b.  The next step's w is computed
     here, from v_t before its reset, so the stored v can be reset as for LIF."""
-    n = v.shape[0]
     w = aux[0]
     beta_w, a, b = extra[0], extra[1], extra[2]
-    # membrane update (v holds reset(v_{t-1}, s_{t-1}), w holds w_t)
-    for i in range(n):
+    for i in range(v.shape[0]):
+        # membrane update (v holds reset(v_{t-1}, s_{t-1}), w holds w_t)
         v[i] = beta[i] * v[i] + gain[i] * ((cur[i] + bias[i]) - w[i])
-    # spikes
-    k = 0
-    for i in range(n):
-        spk[k] = i
-        k += v[i] >= theta[i]
-    # adaptation of the next step: w_{t+1} = beta_w w_t + a v_t + b s_t (the reference's
-    # operations, in its order)
-    for i in range(n):
+        # adaptation of the next step: w_{t+1} = beta_w w_t + a v_t + b s_t (the
+        # reference's operations, in its order)
         s_i = 1.0 if v[i] >= theta[i] else 0.0
         w[i] = beta_w[i] * w[i] + a[i] * v[i] + b[i] * s_i
-    # reset
-    for e in range(k):
-        i = spk[e]
-        v[i] = v[i] - theta[i] if subtract else v[i] * 0.0
-    return k
+    # spikes, reset
+    return spikes_and_reset(v, theta, subtract, spk)
+
+
+@numba.njit(**FAST_CALLEE)
+def fwd_step(v_prev, s_prev, a_prev, cur, beta, gain, theta, extra, reset_sub, sur, alpha, smooth, v, s, a):
+    w_prev, w = a_prev[0], a[0]
+    beta_w, ca, cb = extra[0], extra[1], extra[2]
+    for i in range(v.shape[0]):
+        ww = beta_w[i] * w_prev[i] + ca[i] * v_prev[i] + cb[i] * s_prev[i]
+        vv = beta[i] * reset_value(v_prev[i], s_prev[i], theta[i], reset_sub) + gain[i] * (cur[i] - ww)
+        w[i] = ww
+        v[i] = vv
+        s[i] = spike_fn(vv - theta[i], sur, alpha, smooth)
+
+
+@numba.njit(**FAST_CALLEE)
+def bwd_step(t, v, s, a, cur, beta, gain, theta, extra, reset_sub, detach, sur, alpha, gs, carry, learn,
+             g_cur, g_cell):
+    gv_next, gw_next = carry[0], carry[1]
+    beta_w, ca, cb = extra[0], extra[1], extra[2]
+    for i in range(v.shape[1]):
+        gvn, gwn = gv_next[i], gw_next[i]
+        gv = membrane_grad(gs[i] + cb[i] * gwn, gvn, v[t, i], s[t, i], beta[i], theta[i], reset_sub, detach,
+                           sur, alpha) + ca[i] * gwn
+        gw = -gain[i] * gv + beta_w[i] * gwn
+        gv_next[i] = gv
+        gw_next[i] = gw
+        g_cur[i] = gain[i] * gv
+        if learn:
+            w_t = a[t, 0, i]
+            if t > 0:
+                g_cell[0, i] += gv * reset_value(v[t - 1, i], s[t - 1, i], theta[i], reset_sub)
+                g_cell[2, i] += gw * a[t - 1, 0, i]
+                g_cell[3, i] += gw * v[t - 1, i]
+                g_cell[4, i] += gw * s[t - 1, i]
+            g_cell[1, i] += gv * (cur[t, i] - w_t)
+
+
+#: time constants in steps, as Bittar & Garner give their bounds
+_TAU_5_25 = (float(np.exp(-1 / 5)), float(np.exp(-1 / 25)))
+_TAU_30_120 = (float(np.exp(-1 / 30)), float(np.exp(-1 / 120)))
+
+KIND = CellKind(
+    name="adlif", code=1, display="AdLIF",
+    params=(Param("beta_w", valid=(0.0, 1.0), train=_TAU_30_120, draw=(0.0, 1.0)),
+            Param("a", valid=(-math.inf, math.inf), train=(0.0, 1.0), init=(0.0, 0.05), draw=(-1.0, 1.0)),
+            Param("b", valid=(-math.inf, math.inf), train=(0.0, 2.0), init=(0.0, 0.2), draw=(0.0, 2.0))),
+    state=("w",),
+    training=TrainingDefaults(learn_beta=True, beta_range=_TAU_5_25, beta_init=True, gain="1-beta"),
+    reference_step=reference_step, event_update=event_update, fwd_step=fwd_step, bwd_step=bwd_step)

@@ -5,7 +5,15 @@
     reset(v, s) = v (1 - s)  ("zero")  |  v - theta s  ("subtract")
 
 Per-neuron parameters: beta (decay, in [0, 1]), threshold theta (> 0), gain g; no extra
-parameters and no extra state.
+parameters and no extra state.  Training keeps beta fixed (beta = 1 - 1/tau, as DelRec and
+CRSNN do) unless ``learn_beta``, then bounded to tau in [1, 25] steps.
+
+Backward pass through time (training)::
+
+    dL/ds_t (total) = gs_t - [not detach] dL/dv_{t+1} * beta * (v_t | theta)
+    dL/dv_t = dL/ds_t * sg(v_t - theta) + dL/dv_{t+1} * (beta (1 - s_t) | beta)
+    dL/dI_t = g dL/dv_t
+    dL/dbeta = sum_t dL/dv_t * reset(v_{t-1}, s_{t-1});  dL/dg = sum_t dL/dv_t * I_t
 """
 
 from __future__ import annotations
@@ -13,8 +21,10 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from .._numba_config import EXACT
-from . import CellKind, reset_reference
+from .._numba_config import EXACT_CALLEE, FAST_CALLEE
+from ..surrogates import spike_fn
+from . import CellKind, TrainingDefaults, reset_reference
+from ._common import membrane_grad, reset_value, spikes_and_reset
 
 
 def reference_step(state, current, p, reset, active):
@@ -25,32 +35,43 @@ def reference_step(state, current, p, reset, active):
     return s
 
 
-KIND = CellKind(name="lif", code=0, params=(), bounds={}, state=(), reference_step=reference_step)
-
-
-@numba.njit(**EXACT)
+@numba.njit(**EXACT_CALLEE)
 def event_update(v, aux, cur, bias, beta, theta, gain, extra, subtract, spk):
-    """The registry's event step (LIF has no extra state or parameters)."""
-    return membrane(v, cur, bias, beta, theta, gain, subtract, spk)
-
-
-@numba.njit(**EXACT)
-def membrane(v, cur, bias, beta, theta, gain, subtract, spk):
-    """v = beta * v + g * (input + b); spike where v >= theta, then reset.  Writes the
-    spiking neurons' indices to spk and returns their number.  (The event kernel calls
-    this directly: passing the unused 2-D aux and extra arrays every layer and step cost
-    measurable time.)"""
-    n = v.shape[0]
+    """v = beta * v + g * (input + b); spike where v >= theta, then reset (``aux`` and
+    ``extra`` are stand-ins: LIF has no extra state or parameters)."""
     # membrane update (v already holds reset(v_{t-1}, s_{t-1})); branch-free, vectorised
-    for i in range(n):
+    for i in range(v.shape[0]):
         v[i] = beta[i] * v[i] + gain[i] * (cur[i] + bias[i])
-    # spikes, compacted without a branch (a spike pattern is not predictable)
-    k = 0
-    for i in range(n):
-        spk[k] = i
-        k += v[i] >= theta[i]
-    # reset
-    for e in range(k):
-        i = spk[e]
-        v[i] = v[i] - theta[i] if subtract else v[i] * 0.0
-    return k
+    # spikes, reset
+    return spikes_and_reset(v, theta, subtract, spk)
+
+
+@numba.njit(**FAST_CALLEE)
+def fwd_step(v_prev, s_prev, a_prev, cur, beta, gain, theta, extra, reset_sub, sur, alpha, smooth, v, s, a):
+    for i in range(v.shape[0]):
+        if reset_sub:
+            vv = beta[i] * (v_prev[i] - theta[i] * s_prev[i]) + gain[i] * cur[i]
+        else:
+            vv = beta[i] * v_prev[i] * (1.0 - s_prev[i]) + gain[i] * cur[i]
+        v[i] = vv
+        s[i] = spike_fn(vv - theta[i], sur, alpha, smooth)
+
+
+@numba.njit(**FAST_CALLEE)
+def bwd_step(t, v, s, a, cur, beta, gain, theta, extra, reset_sub, detach, sur, alpha, gs, carry, learn,
+             g_cur, g_cell):
+    gv_next = carry[0]
+    for i in range(v.shape[1]):
+        gv = membrane_grad(gs[i], gv_next[i], v[t, i], s[t, i], beta[i], theta[i], reset_sub, detach, sur, alpha)
+        gv_next[i] = gv
+        g_cur[i] = gain[i] * gv
+        if learn:
+            if t > 0:
+                g_cell[0, i] += gv * reset_value(v[t - 1, i], s[t - 1, i], theta[i], reset_sub)
+            g_cell[1, i] += gv * cur[t, i]
+
+
+KIND = CellKind(
+    name="lif", code=0, display="LIF", params=(), state=(),
+    training=TrainingDefaults(learn_beta=False, beta_range=(0.0, 0.96), beta_init=False, gain=None),
+    reference_step=reference_step, event_update=event_update, fwd_step=fwd_step, bwd_step=bwd_step)

@@ -50,14 +50,12 @@ import numba
 import numpy as np
 
 from .._numba_config import EXACT, PARALLEL
-from ..cells import CELL_CODE, RESET_CODE
-from ..cells import adlif, lif
+from ..cells import RESET_CODE, generate_dispatch, generate_known
 from ..model import DECISION_CODE, RECURRENCE_CODE
 
 REC_NONE, REC_DENSE, REC_CONV = RECURRENCE_CODE["none"], RECURRENCE_CODE["dense"], RECURRENCE_CODE["conv"]
 RESET_ZERO, RESET_SUBTRACT = RESET_CODE["zero"], RESET_CODE["subtract"]
 DECISION_SOFTMAX, DECISION_MEMBRANE = DECISION_CODE["sum_softmax"], DECISION_CODE["sum_membrane"]
-CELL_LIF, CELL_ADLIF = CELL_CODE["lif"], CELL_CODE["adlif"]
 
 
 # The packed model, one NamedTuple per concern.  Weight arrays (``ff_w``, ``rec_w``, ``w``
@@ -244,12 +242,14 @@ def fan_out_spikes(cur, w, n, spk, m):
 @numba.njit(**EXACT)
 def check_codes(rec_kind, cell, reset, decision):
     """Raise for a recurrence, cell, reset or decision code no kernel here knows.  Called
-    once per kernel call, so the dispatches in the time loop need no error branch (one
-    there costs time every step): each of them picks among known codes only."""
+    once per kernel call, so the recurrence and decision dispatches in the time loop need
+    no error branch: each of them picks among known codes only.  (The cell dispatch,
+    generated from the registry, ends in a raise of its own; its cost did not show in a
+    batch-1 timing of the built-in model.)"""
     for l in range(rec_kind.shape[0]):
         if rec_kind[l] != REC_NONE and rec_kind[l] != REC_DENSE and rec_kind[l] != REC_CONV:
             raise ValueError("unknown recurrence code (expected 0 none, 1 dense or 2 conv)")
-        if cell[l] != CELL_LIF and cell[l] != CELL_ADLIF:
+        if not known_cell(cell[l]):
             raise ValueError("unknown cell code (see evsim.cells.CELL_CODE)")
         if reset[l] != RESET_ZERO and reset[l] != RESET_SUBTRACT:
             raise ValueError("unknown reset code (expected 0 zero or 1 subtract)")
@@ -257,18 +257,26 @@ def check_codes(rec_kind, cell, reset, decision):
         raise ValueError("unknown decision code (expected 0 sum_softmax or 1 sum_membrane)")
 
 
-@numba.njit(**EXACT)
-def cell_update(kind, o, v, aux, cur, bias, beta, theta, gain, extra, subtract, spk):
-    """The membrane update, spikes and reset of one layer's cell (see :mod:`evsim.cells`),
-    neurons o .. o + n of the flat arrays (``v`` and the per-neuron parameters already
-    sliced; ``aux`` and ``extra`` whole, sliced here only for a cell that has them: a 2-D
-    view per layer and step costs a few percent of a LIF network's time); returns the
-    number of spikes written to spk.  ``kind`` is a known code (:func:`check_codes`): a
-    new cell adds its branch here and its code there."""
-    n = v.shape[0]
-    if kind == CELL_ADLIF:
-        return adlif.event_update(v, aux[:, o:o + n], cur, bias, beta, theta, gain, extra[:, o:o + n], subtract, spk)
-    return lif.membrane(v, cur, bias, beta, theta, gain, subtract, spk)
+def _event_call(cell):
+    """The event step's call of ``cell`` in :func:`cell_update`: its rows of ``aux`` and
+    ``extra``, sliced only for a cell that has extra state or parameters (a 2-D view per
+    layer and step costs a few percent of a LIF network's time)."""
+    if cell.params or cell.state:
+        return cell.event_update, "v, aux[:, o:o + n], cur, bias, beta, theta, gain, extra[:, o:o + n], subtract, spk"
+    return cell.event_update, "v, aux, cur, bias, beta, theta, gain, extra, subtract, spk"
+
+
+#: known_cell(code) -> bool: a registered cell's code (generated from evsim.cells)
+known_cell = generate_known(EXACT)
+
+#: cell_update(kind, o, v, aux, cur, bias, beta, theta, gain, extra, subtract, spk) -> k:
+#: the membrane update, spikes and reset of one layer's cell (``event_update`` of
+#: :mod:`evsim.cells`), neurons o .. o + n of the flat arrays (``v`` and the per-neuron
+#: parameters already sliced, ``aux`` and ``extra`` whole); returns the number of spikes
+#: written to spk.  Generated from the registry; raises for an unknown code.
+cell_update = generate_dispatch(
+    "cell_update", "o, v, aux, cur, bias, beta, theta, gain, extra, subtract, spk", _event_call, EXACT,
+    prologue=("n = v.shape[0]",))
 
 
 @numba.njit(**EXACT)

@@ -110,3 +110,117 @@ def test_event_packing_refuses_unknown_kinds():
     model, _, _ = random_case(3, model_kw={"recurrences": ("conv",)})
     with pytest.raises(EvsimError, match="unknown cell"):
         event.simulate(_tampered(model, "cell", "bogus"), np.zeros((1, 2, model.n_inputs)))
+
+
+# -- the registry finds its cells, and the dispatchers are generated from it -------------
+
+def test_the_registry_holds_every_cell_module_and_skips_the_others():
+    """Every module of evsim/cells that defines KIND is registered; the CS-GRU modules and
+    the shared steps (no KIND) are not."""
+    import importlib
+    import pkgutil
+
+    import evsim.cells as cells
+
+    modules = [m.name for m in pkgutil.iter_modules(cells.__path__)]
+    with_kind = {importlib.import_module(f"evsim.cells.{m}").KIND.name for m in modules
+                 if not m.startswith("_") and hasattr(importlib.import_module(f"evsim.cells.{m}"), "KIND")}
+    assert with_kind == set(CELLS) and {"lif", "adlif"} <= with_kind
+    assert "csgru" in modules and "csgru" not in CELLS and "_common" in modules
+    assert [k.code for k in CELLS.values()] == sorted(k.code for k in CELLS.values())
+
+
+def _write_package(root, name, modules):
+    pkg = root / name
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    for mod, text in modules.items():
+        (pkg / f"{mod}.py").write_text(text)
+    return pkg
+
+
+_KIND_OF_LIF = ("from evsim.cells import lif\n"
+                "KIND = lif.KIND._replace(name={name!r}, code={code})\n")
+
+
+def test_discovery_takes_modules_with_kind_and_skips_the_rest(tmp_path, monkeypatch):
+    from evsim.cells import discover
+
+    pkg = _write_package(tmp_path, "fakecells_ok", {
+        "alpha": _KIND_OF_LIF.format(name="alpha", code=7),
+        "beta": _KIND_OF_LIF.format(name="beta", code=3),
+        "helpers": "X = 1\n",                                        # no KIND: skipped
+        "_private": _KIND_OF_LIF.format(name="private", code=9),    # leading underscore: skipped
+    })
+    monkeypatch.syspath_prepend(str(tmp_path))
+    found = discover("fakecells_ok", [str(pkg)])
+    assert list(found) == ["beta", "alpha"]          # in code order
+    assert found["alpha"].code == 7
+
+
+@pytest.mark.parametrize("modules, error, match", [
+    ({"one": _KIND_OF_LIF.format(name="one", code=4), "two": _KIND_OF_LIF.format(name="two", code=4)},
+     ValueError, "share a code"),
+    ({"one": _KIND_OF_LIF.format(name="same", code=4), "two": _KIND_OF_LIF.format(name="same", code=5)},
+     ValueError, "share a name"),
+    ({"one": "KIND = 'lif'\n"}, TypeError, "not a CellKind"),
+])
+def test_discovery_refuses_clashes_and_impostors(tmp_path, monkeypatch, modules, error, match):
+    from evsim.cells import discover
+
+    name = f"fakecells_{abs(hash(tuple(modules.values()))) % 10**8}"
+    pkg = _write_package(tmp_path, name, modules)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(error, match=match):
+        discover(name, [str(pkg)])
+
+
+def _event_args(n=3, n_aux=1, n_extra=3):
+    f = np.float64
+    return (0, np.zeros(n), np.zeros((n_aux, n)), np.ones(n), np.zeros(n), np.full(n, 0.5), np.ones(n),
+            np.ones(n), np.zeros((n_extra, n)), False, np.zeros(n, np.int64))
+
+
+def _fwd_args(n=3, s=1, p=3):
+    f = np.zeros
+    return (f(n), f(n), f((s, n)), np.ones(n), np.full(n, 0.5), np.ones(n), np.ones(n), f((p, n)), False, 0, 5.0,
+            False, f(n), f(n), f((s, n)))
+
+
+def _bwd_args(n=3, t=4, s=1, p=3):
+    f = np.zeros
+    return (1, f((t, n)), f((t, n)), f((t, s, n)), f((t, n)), np.full(n, 0.5), np.ones(n), np.ones(n), f((p, n)),
+            False, False, 0, 5.0, np.ones(n), f((2, n)), True, f(n), f((2 + p, n)))
+
+
+def test_every_generated_dispatcher_runs_every_cell_and_refuses_unknown_codes():
+    from evsim.kernels.event import cell_update, known_cell
+    from evsim.training.cells import cell_bwd, cell_fwd
+
+    for kind in CELLS.values():
+        assert known_cell(kind.code)
+        spk = _event_args()
+        assert cell_update(kind.code, *spk) == 3      # input 1 + bias 0 from v = 0: every neuron fires
+        cell_fwd(kind.code, *_fwd_args())
+        cell_bwd(kind.code, *_bwd_args())
+    assert not known_cell(BAD)
+    for call in (lambda: cell_update(BAD, *_event_args()), lambda: cell_fwd(BAD, *_fwd_args()),
+                 lambda: cell_bwd(BAD, *_bwd_args())):
+        with pytest.raises(ValueError, match="unknown cell code"):
+            call()
+
+
+def test_a_generated_dispatcher_follows_the_registry_it_is_given():
+    """A registry with one more cell (lif's steps under code 5) gets a branch for it."""
+    from evsim.cells import generate_dispatch, generate_known, lif
+
+    extra = dict(CELLS, lif5=lif.KIND._replace(name="lif5", code=5))
+    update = generate_dispatch("cell_update", "o, v, aux, cur, bias, beta, theta, gain, extra, subtract, spk",
+                               lambda c: (c.event_update, "v, aux, cur, bias, beta, theta, gain, extra, subtract, spk"),
+                               {"cache": True}, cells=extra)
+    assert "if kind == 5:" in update.py_func.__doc__
+    assert update(5, *_event_args()) == 3
+    with pytest.raises(ValueError, match="unknown cell code"):
+        update(6, *_event_args())
+    known = generate_known({}, cells=extra)
+    assert known(5) and known(0) and not known(6)

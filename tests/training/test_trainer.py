@@ -62,6 +62,23 @@ def test_resume_gives_exactly_the_uninterrupted_result(tmp_path, toy):
     assert [r["train_loss"] for r in log_full] == [r["train_loss"] for r in log_part]
 
 
+def test_resume_reads_the_checkpoint_once_and_the_test_file_opens_once(tmp_path, toy, monkeypatch):
+    import evsim.inputs
+    from evsim.training import trainer
+
+    cfg = small_config(epochs=2, limit=20)
+    train(cfg, *toy, tmp_path / "part", stop_after_epochs=1)
+    reads, opened = [], []
+    real_load, real_open = trainer.load_checkpoint, evsim.inputs.open_input
+    monkeypatch.setattr(trainer, "load_checkpoint", lambda path, keys=None: reads.append(keys) or real_load(path, keys))
+    monkeypatch.setattr(evsim.inputs, "open_input", lambda path, **kw: opened.append(str(path)) or real_open(path, **kw))
+    trainer.saved_config(tmp_path / "part")
+    train(cfg, *toy, tmp_path / "part", resume=True)
+    assert reads == [("config",), None]          # the configuration alone, then the whole checkpoint once
+    # once before training (labels, size; it was twice), once for the final test
+    assert opened.count(str(toy[1])) == 2
+
+
 def test_exported_model_gives_the_reported_accuracy_on_both_engines(tmp_path, toy):
     result = train(small_config(epochs=2), *toy, tmp_path / "run")
     model = load_model(result["model"])
