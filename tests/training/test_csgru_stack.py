@@ -81,3 +81,43 @@ def test_state_dict_round_trip_and_config_checks():
         small(layer_delays=(True,))
     with pytest.raises(EvsimError, match="kernel_size"):
         small(kernel_size=4)
+
+
+def _csgru_config(**changes):
+    from evsim.training.presets import make_config
+
+    sets = {"input_channels": 60, "pool": 2, "epochs": 2, "batch_size": 16, "val_fraction": 0.25,
+            "network": {"channels": [2, 2], "delay_init": [0.0, 4.0]}}
+    sets.update(changes)
+    return make_config("csgru", overrides=sets)
+
+
+def test_csgru_recipe_trains_and_exports_what_both_engines_run(tmp_path):
+    import json
+
+    from evsim.model import load_model
+    from evsim.run import classify_file
+    from evsim.training.trainer import train
+    from tests.training.test_trainer import _toy
+
+    toy = _toy(tmp_path / "train.h5", 48, 1), _toy(tmp_path / "test.h5", 20, 2)
+    result = train(_csgru_config(), *toy, tmp_path / "run")
+    model = load_model(result["model"])
+    assert [l.cell for l in model.layers] == ["csgru", "csgru"]
+    assert not model.layers[0].delays.any()
+    acc = {engine: classify_file(model, str(toy[1]), engine=engine).accuracy for engine in ("event", "dense")}
+    assert acc["event"] == acc["dense"] == result["test_accuracy"]
+    assert set(result["delays"]) == {"layer0", "layer1"}
+    log = [json.loads(l) for l in open(tmp_path / "run" / "log.jsonl")]
+    assert log[0]["sigma"] > log[1]["sigma"] > 0          # DelRec's schedule
+    fixed = train(_csgru_config(learn_delays=False), *toy, tmp_path / "fixed")
+    log = [json.loads(l) for l in open(tmp_path / "fixed" / "log.jsonl")]
+    assert all(r["sigma"] == 0.0 for r in log) and log[0]["delays_mean"] == log[-1]["delays_mean"]
+    assert fixed["delays"]["layer1"]["max"] <= 4
+
+
+def test_csgru_recipe_refuses_unknown_network_settings():
+    from evsim.errors import EvsimError
+
+    with pytest.raises(EvsimError, match="unknown setting.*hidden"):
+        _csgru_config(network={"hidden": [3]})
