@@ -88,7 +88,8 @@ class _TrainReporter:
 @click.option("--test", "test_file", type=click.Path(dir_okay=False), help="Test file (SHD layout), with --train.")
 @click.option("--preset", default=None, help="Recipe: crsnn (conv recurrence with delays, the default), delrec (dense "
                                               "recurrence with delays), adlif (crsnn with adaptive LIF cells; experimental: the recipe is untuned and did not learn in a first check) or tiny "
-                                              "(2 x 64, 3 epochs: a quick trial).")
+                                              "(2 x 64, 3 epochs: a quick trial), csgru (two CS-GRU layers of 8 channels x 140 "
+                                              "positions, delays in the second).")
 @click.option("--limit", type=click.IntRange(1), help="Train on N training samples drawn at random (and test on N test "
                                                      "samples): a quick trial. Shorthand for --set limit=N.")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), help="JSON or TOML file of settings (overrides the preset).")

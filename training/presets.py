@@ -16,7 +16,7 @@ conv-recurrent with delays, 3 epochs; with ``--limit 300`` it runs in under a mi
 dense-recurrent with delays; tau 1.05, g = 1, reset gradient detached, one dropout mask
 per sequence.
 
-``csgru`` — two CS-GRU layers (16 channels x 140 positions, k = 3), the first without
+``csgru`` — two CS-GRU layers (8 channels x 140 positions, k = 3), the first without
 delays, the second with learned delays; AdamW lr 2e-3 without weight decay, one-cycle;
 delays as crsnn (:mod:`evsim.training.stack`).
 
@@ -200,11 +200,11 @@ _ADLIF_NET = dict(_CRSNN_NET, cell="adlif", gain=["1-beta"] * 4)
 _TINY_NET = dict(_CRSNN_NET, hidden=[64, 64], recurrence=["none", "conv"], tau=[1.05, 1.169], gain=["one", "1-beta"],
                  dropout=0.2, rec_dropout=0.1)
 
-#: two CS-GRU layers of 16 channels x the 140 pooled channels (1 input channel x 140
+#: two CS-GRU layers of 8 channels x the 140 pooled channels (1 input channel x 140
 #: positions), k = 3, the first without delays, the second with learned delays (the thesis
 #: and DelRec); the CS-GRU code's surrogate (gamma = 10) and undetached reset; the leaky
 #: sum-of-softmax readout of every other preset (training.stack)
-_CSGRU_NET = dict(kind="csgru", channels=[16, 16], layer_delays=[False, True], kernel_size=3, gate="current",
+_CSGRU_NET = dict(kind="csgru", channels=[8, 8], layer_delays=[False, True], kernel_size=3, gate="current",
                   detach_reset=False, surrogate="inverse_quadratic", delay_init=[10.0, 30.0])
 
 PRESET_NAMES = TRAINING_PRESETS

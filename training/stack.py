@@ -69,7 +69,7 @@ class StackConfig:
     kind: str = "csgru"
     n_inputs: int = 140
     in_channels: int = 1
-    channels: tuple = (16, 16)
+    channels: tuple = (8, 8)
     layer_delays: tuple = (False, True)
     kernel_size: int = 3
     gate: str = "current"
@@ -261,7 +261,8 @@ class StackNetwork:
         h = x.reshape(n_b, n_t, cfg.in_channels, cfg.positions)
         caches = []
         for l in range(cfg.n_layers):
-            cache = csgru.forward(self._layer(l, rounded), h, sigma=sigma, surrogate=cfg.surrogate,
+            spread = sigma if cfg.layer_delays[l] else 0.0      # a layer without delays: s_{t-1}, no spread
+            cache = csgru.forward(self._layer(l, rounded), h, sigma=spread, surrogate=cfg.surrogate,
                                   alpha=cfg.surrogate_alpha, smooth=cfg.smooth_forward)
             caches.append(cache)
             h = cache.s
