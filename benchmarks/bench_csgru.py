@@ -138,7 +138,8 @@ def model_rows(path, data, n, repeats):
 
 
 def main_model(args):
-    res = {"env": environment(), **model_rows(args.model, args.data, 8 if args.quick else 50, 1 if args.quick else 3)}
+    res = {"env": environment(), **model_rows(args.model, args.data, args.samples or (8 if args.quick else 50),
+                                              1 if args.quick else 3)}
     env = res["env"]
     md = (f"Command: `{env['command']}`  \n{env['date_utc']} UTC, {env['cpu']}, numba {env['numba']}, "
           f"load {[round(v, 2) for v in env['load_average']]}.  \nModel: {args.model}, layers' gates {res['gates']}, "
@@ -160,6 +161,8 @@ def main(argv=None):
     ap.add_argument("--channels", type=int, default=16)
     ap.add_argument("--data", default=DIGITS)
     ap.add_argument("--model", default=None, help="a trained model with CS-GRU layers: event vs dense engines on it")
+    ap.add_argument("--samples", type=int, default=None, help="test samples (default 100; --quick 8)")
+    ap.add_argument("--rates", default=None, help="target firing rates, comma-separated (default 0.01,0.05,0.2)")
     args = ap.parse_args(argv)
     import numba
 
@@ -167,6 +170,8 @@ def main(argv=None):
     if args.model:
         return main_model(args)
     n, repeats, rates = (8, 2, (0.05,)) if args.quick else (100, 5, (0.01, 0.05, 0.2))
+    n = args.samples or n
+    rates = tuple(float(r) for r in args.rates.split(",")) if args.rates else rates
     samples = load_samples(args.data, n)
     calib = samples[: max(4, n // 5)]
     rows = []

@@ -13,11 +13,16 @@ File format (``numpy.savez``; loaded with ``allow_pickle=False``, so no object a
     layer{l}.delays          (n_l,) int32 >= 0        axonal delay of each presynaptic neuron
     layer{l}.<param>         (n_l,) float32           schema 2: each extra per-neuron parameter
                                                       of the layer's cell (evsim.cells), e.g. adlif's
+    layer{l}.k_rx ... k_zh   (C, C_src, k) float32    a CS-GRU layer (evsim.csgru_layer): its six
+    layer{l}.b_r, b_i, b_z   (C,) float32             kernels, three biases and (C, P) int32
+    layer{l}.delays          (C, P) int32 >= 0        delays, in place of the arrays above
     readout.weight           (C, n_L) float32
     readout.bias, readout.beta, readout.gain   (C,) float32
 
 Per-layer strings (reset mode, recurrence kind and, from schema 2, the cell) live in the
-metadata's ``layers`` list.  A schema-1 file has no cell entry: its layers are LIF.
+metadata's ``layers`` list.  A schema-1 file has no cell entry: its layers are LIF.  A
+CS-GRU layer's entry has ``"kind": "csgru"`` (see :mod:`evsim.csgru_layer`); an entry
+without ``kind`` is a neuron-cell layer.
 
 The array names are defined once, below (:data:`LAYER_ARRAYS`, :data:`READOUT_ARRAYS`,
 :func:`layer_key`, :func:`readout_key`); writing, reading and the check that every array
