@@ -186,7 +186,7 @@ def main(argv=None):
           f"load {[round(v, 2) for v in env['load_average']]}.  \nLayer: {args.channels} channels x 140 positions, "
           f"k = 3, delays 0..30; {n} digit test samples; batch 1, one thread.\n\n"
           + markdown_table(["target rate", "gate", "measured rate", "event ms/sample", "dense ms/sample",
-                            "event / dense", "synaptic events/step"],
+                            "dense / event", "synaptic events/step"],
                            [[r["target"], r["gate"], r["rate"], r["event_ms"], r["dense_ms"], r["ratio"],
                              r["synaptic_events_per_step"]] for r in rows]))
     if not args.quick:
