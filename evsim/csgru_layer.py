@@ -22,12 +22,26 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .cells.csgru import BIAS_NAMES, GATE_CURRENT, GATES, KERNEL_NAMES, CSGRUParams, make_params
+from .cells.csgru import (
+    BIAS_NAMES,
+    GATE_CURRENT,
+    GATES,
+    KERNEL_NAMES,
+    CSGRUParams,
+    make_params,
+)
 from .errors import ModelFileError
 from .model import _as_float_array, _is_int, _is_real
 
-__all__ = ["CSGRULayer", "CSGRU_ARRAYS", "RECURRENT_KERNELS", "check_csgru_input", "csgru_from_file", "csgru_metadata",
-           "is_csgru"]
+__all__ = [
+    "CSGRU_ARRAYS",
+    "RECURRENT_KERNELS",
+    "CSGRULayer",
+    "check_csgru_input",
+    "csgru_from_file",
+    "csgru_metadata",
+    "is_csgru",
+]
 
 #: the layer's arrays in the model file (``layer{l}.<name>``)
 CSGRU_ARRAYS = KERNEL_NAMES + BIAS_NAMES + ("delays",)
@@ -143,7 +157,7 @@ class CSGRULayer:
                            gate=self.gate, theta=self.theta, integer_delays=True)
 
     @classmethod
-    def from_params(cls, params: CSGRUParams, *, detach_reset: bool = False, name: str = "layer") -> "CSGRULayer":
+    def from_params(cls, params: CSGRUParams, *, detach_reset: bool = False, name: str = "layer") -> CSGRULayer:
         """The layer of ``params`` (delays must be whole steps; round trained ones first)."""
         from .cells.csgru import GATE_NAMES
 

@@ -37,7 +37,7 @@ from .engine import SimResult, check_inputs
 from .event import EventStream
 from .model import DECISION_CODE, HiddenLayer, Model, ModelMetadata, Readout
 
-__all__ = ["segments", "simulate_event", "simulate_reference", "StackStream"]
+__all__ = ["StackStream", "segments", "simulate_event", "simulate_reference"]
 
 
 def segments(model: Model) -> list:
@@ -65,7 +65,7 @@ def segments(model: Model) -> list:
     return out
 
 
-_SEGMENTS: "weakref.WeakKeyDictionary[Model, list]" = weakref.WeakKeyDictionary()
+_SEGMENTS: weakref.WeakKeyDictionary[Model, list] = weakref.WeakKeyDictionary()
 
 
 def _cell_segment(model: Model, run: list):
@@ -94,7 +94,7 @@ def _csgru_weights(layer: CSGRULayer):
     return packed
 
 
-_PACKED: "weakref.WeakKeyDictionary[CSGRULayer, object]" = weakref.WeakKeyDictionary()
+_PACKED: weakref.WeakKeyDictionary[CSGRULayer, object] = weakref.WeakKeyDictionary()
 
 
 def _readout_arrays(ro: Readout):

@@ -149,11 +149,11 @@ class StackConfig:
         return json.dumps(asdict(self), sort_keys=True)
 
     @classmethod
-    def from_json(cls, text: str) -> "StackConfig":
+    def from_json(cls, text: str) -> StackConfig:
         return cls(**json.loads(text))
 
     @classmethod
-    def from_settings(cls, settings: dict) -> "StackConfig":
+    def from_settings(cls, settings: dict) -> StackConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(settings) - known)
         if unknown:
@@ -174,7 +174,7 @@ class StackNetwork:
         self.buffers = buffers
 
     @classmethod
-    def init(cls, config: StackConfig, seed: int | np.random.Generator = 0) -> "StackNetwork":
+    def init(cls, config: StackConfig, seed: int | np.random.Generator = 0) -> StackNetwork:
         """Kernels and biases U(-sqrt(1/C), sqrt(1/C)) (the CS-GRU code), delays uniform in
         ``delay_init`` (layers with delays), readout U(+-1/sqrt(fan_in)) (as Network)."""
         if not isinstance(config, StackConfig):
@@ -341,8 +341,9 @@ class StackNetwork:
     def export(self, metadata: ModelMetadata | None = None) -> Model:
         """The :class:`evsim.model.Model`: one :class:`evsim.csgru_layer.CSGRULayer` per
         layer (delays ``numpy.rint`` of the clamped delays), the readout."""
-        from evsim.csgru_layer import CSGRULayer
         from evsim.training.csgru import export_params
+
+        from evsim.csgru_layer import CSGRULayer
 
         cfg = self.config
         if metadata is None:
@@ -382,7 +383,7 @@ class StackNetwork:
                 np.copyto(arr, src, casting="same_kind")
 
     @classmethod
-    def from_state_dict(cls, state: dict[str, np.ndarray]) -> "StackNetwork":
+    def from_state_dict(cls, state: dict[str, np.ndarray]) -> StackNetwork:
         if "config" not in state:
             raise EvsimError("state_dict has no 'config' entry")
         net = cls.init(StackConfig.from_json(str(np.asarray(state["config"]))), 0)

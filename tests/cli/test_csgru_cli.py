@@ -5,8 +5,8 @@ import json
 
 import numpy as np
 from click.testing import CliRunner
-
 from evsim.cli.main import evsim
+
 from evsim.csgru_layer import CSGRULayer
 from evsim.data import write_spike_file
 from evsim.model import Model, ModelMetadata, Readout

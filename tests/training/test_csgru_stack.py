@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from evsim.training.stack import StackConfig, StackNetwork
 
 from evsim import event, reference
 from evsim.errors import EvsimError
-from evsim.training.stack import StackConfig, StackNetwork
 
 from .finite_differences import fd_gradient
 
@@ -95,9 +95,10 @@ def _csgru_config(**changes):
 def test_csgru_recipe_trains_and_exports_what_both_engines_run(tmp_path):
     import json
 
+    from evsim.training.trainer import train
+
     from evsim.model import load_model
     from evsim.run import classify_file
-    from evsim.training.trainer import train
     from tests.training.test_trainer import _toy
 
     toy = _toy(tmp_path / "train.h5", 48, 1), _toy(tmp_path / "test.h5", 20, 2)
