@@ -88,8 +88,9 @@ class _TrainReporter:
 @click.option("--test", "test_file", type=click.Path(dir_okay=False), help="Test file (SHD layout), with --train.")
 @click.option("--preset", default=None, help="Recipe: crsnn (conv recurrence with delays, the default), delrec (dense "
                                               "recurrence with delays), adlif (crsnn with adaptive LIF cells; learns, but more slowly than crsnn: "
-                                              "19 % against 43 % test accuracy after 3 short epochs on the digits) or tiny "
-                                              "(2 x 64, 3 epochs: a quick trial).")
+                                              "19 % against 43 % test accuracy after 3 short epochs on the digits), tiny "
+                                              "(2 x 64, 3 epochs: a quick trial) or csgru (two CS-GRU layers of 8 channels x 140 "
+                                              "positions, delays in the second).")
 @click.option("--limit", type=click.IntRange(1), help="Train on N training samples drawn at random (and test on N test "
                                                      "samples): a quick trial. Shorthand for --set limit=N.")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), help="JSON or TOML file of settings (overrides the preset).")

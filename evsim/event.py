@@ -41,12 +41,17 @@ import numpy as np
 
 from .errors import EvsimError
 from .cells import RESET_CODE, get_cell
-from .model import DECISION_CODE, RECURRENCE_CODE, Model, _is_real
+from .model import DECISION_CODE, RECURRENCE_CODE, HiddenLayer, Model, _is_real
 from .data import MAX_STEPS, time_to_step, validate_events
 from .engine import SimResult, check_inputs
 from .structured import split_structured
 
 __all__ = ["simulate", "EventStream", "pack_model"]
+
+
+def _has_stack_layers(model) -> bool:
+    """True when a layer of ``model`` is not a neuron-cell layer (a CS-GRU layer)."""
+    return any(not isinstance(layer, HiddenLayer) for layer in getattr(model, "layers", ()))
 
 
 
@@ -230,6 +235,10 @@ def simulate(model: Model, x, lengths=None, record_spikes: bool = False) -> SimR
     (B, T, n_l) uint8 raster per hidden layer.  ``stats`` holds ``synaptic_events`` (B,)
     and ``spikes_per_layer`` (B, L), both int64.
     """
+    if _has_stack_layers(model):              # CS-GRU layers: layer by layer (evsim.stack)
+        from .stack import simulate_event
+
+        return simulate_event(model, x, lengths, record_spikes=record_spikes)
     params, params_t = _packed(model)
     x, lengths = check_inputs(model, x, lengths)
     x = _c_writable(x, np.float64)               # fixed argument types (see _DirectCall)
@@ -278,6 +287,13 @@ class EventStream:
     readout rows equal those of ``simulate(model, sample)``, however the steps were split
     into chunks.  Memory is bounded (no history is kept).  ``reset()`` starts a new sample.
     """
+
+    def __new__(cls, model: Model):
+        if cls is EventStream and _has_stack_layers(model):   # CS-GRU layers: evsim.stack.StackStream
+            from .stack import StackStream
+
+            cls = StackStream
+        return super().__new__(cls)
 
     def __init__(self, model: Model):
         self.model = model
@@ -382,8 +398,12 @@ class EventStream:
             self._pending = self._pending[have:]
         x = _c_writable(x, np.float64)
         out = np.zeros((count, self.model.n_classes))
-        self._chunk(self._params_t, self._state_t, x, int(count), out)
+        self._advance(x, int(count), out)
         return out
+
+    def _advance(self, x: np.ndarray, count: int, out: np.ndarray) -> None:
+        """Run ``count`` steps of counts x (C-ordered float64), readout rows into out."""
+        self._chunk(self._params_t, self._state_t, x, count, out)
 
     def _check(self, counts, ndim: int, what: str) -> np.ndarray:
         arr = np.asarray(counts)
@@ -421,7 +441,7 @@ class EventStream:
         """
         x = self._with_pending(self._check(counts, 1, "step"))
         out = np.zeros((1, self.model.n_classes))
-        self._chunk(self._params_t, self._state_t, x, 1, out)
+        self._advance(x, 1, out)
         return out[0]
 
     def run_chunk(self, counts) -> np.ndarray:
@@ -430,7 +450,7 @@ class EventStream:
         added to their counts, as in :meth:`step`."""
         x = self._with_pending(self._check(counts, 2, "run_chunk"))
         out = np.zeros((x.shape[0], self.model.n_classes))
-        self._chunk(self._params_t, self._state_t, x, int(x.shape[0]), out)
+        self._advance(x, int(x.shape[0]), out)
         return out
 
     @property

@@ -16,6 +16,7 @@ CELL_DISPLAY = {name: kind.display for name, kind in CELLS.items()}
 
 def delay_summary(delays: np.ndarray) -> dict:
     """min, max, mean, median and a histogram {delay: count} of integer delays."""
+    delays = np.asarray(delays).ravel()      # a CS-GRU layer's are (C, P)
     if delays.size == 0:
         return {}
     counts = np.bincount(delays)
@@ -31,6 +32,9 @@ def describe(model: Model) -> dict:
     meta = model.metadata
     layers = []
     for i, l in enumerate(model.layers):
+        if getattr(l, "cell", None) == "csgru":       # a CS-GRU layer (evsim.csgru_layer)
+            layers.append(_describe_csgru(i, l))
+            continue
         entry = {
             "index": i, "neurons": l.n, "inputs": l.n_in, "cell": l.cell, "reset": l.reset,
             "recurrence": l.recurrence, "kernel_size": l.kernel_size or None,
@@ -64,6 +68,9 @@ def format_description(d: dict, path: str = "") -> str:
     steps = f", {d['n_steps']} steps" if d["n_steps"] else ""
     out.append(f"input: {d['input_channels']} channels pooled by {d['pool']} -> {d['inputs']} inputs, dt {d['dt_ms']:g} ms{steps}")
     for l in d["layers"]:
+        if l.get("kind") == "csgru":
+            out.extend(_format_csgru(l))
+            continue
         rec = l["recurrence"] if l["recurrence"] != "conv" else f"conv k={l['kernel_size']}"
         out.append(f"layer{l['index']}: {l['inputs']} -> {l['neurons']} {CELL_DISPLAY.get(l['cell'], l['cell'])}, reset {l['reset']}, recurrence {rec}, "
                    f"{l['params']} params ({l['recurrent_params']} recurrent), beta {l['beta'][0]:.3g}..{l['beta'][1]:.3g}")
@@ -88,3 +95,23 @@ def _shown(key: str, value) -> str:
     if key.endswith("accuracy") and isinstance(value, (int, float)) and not isinstance(value, bool):
         return f"{100 * value:.2f} %"
     return str(value)
+
+
+def _describe_csgru(i: int, layer) -> dict:
+    """The :func:`describe` entry of a CS-GRU layer."""
+    return {"index": i, "kind": "csgru", "cell": "csgru", "neurons": layer.n, "inputs": layer.n_in,
+            "channels": layer.channels, "in_channels": layer.in_channels, "positions": layer.positions,
+            "kernel_size": layer.kernel_size, "gate": layer.gate, "detach_reset": layer.detach_reset,
+            "threshold": layer.theta, "recurrence": "csgru",
+            "params": layer.n_params(), "recurrent_params": layer.n_recurrent_params(),
+            "delays": delay_summary(layer.delays)}
+
+
+def _format_csgru(l: dict) -> list:
+    gate = {"current": "z from i_t (CS-GRU)", "input": "z from x_t (SpikGRU-style)"}.get(l["gate"], l["gate"])
+    out = [f"layer{l['index']}: {l['inputs']} ({l['in_channels']} x {l['positions']}) -> {l['neurons']} CS-GRU "
+           f"({l['channels']} channels x {l['positions']} positions), kernel k={l['kernel_size']}, gate {gate}, "
+           f"{l['params']} params ({l['recurrent_params']} recurrent)"]
+    dl = l["delays"]
+    out.append(f"        delays (steps): min {dl['min']}, median {dl['median']:g}, mean {dl['mean']:.2f}, max {dl['max']}")
+    return out

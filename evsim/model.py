@@ -319,6 +319,18 @@ class ModelMetadata:
         return pooled_inputs(self.input_channels, self.pool)
 
 
+def _check_stack_layer(layer, i: int, n_prev: int, metadata) -> None:
+    """A model layer that is not a :class:`HiddenLayer` must be a CS-GRU layer whose
+    Cin x P inputs match what feeds it."""
+    from .csgru_layer import check_csgru_input, is_csgru
+
+    if not is_csgru(layer):
+        raise ModelFileError(f"layer{i}: {type(layer).__name__} is not a model layer; expected a HiddenLayer or a CSGRULayer")
+    what = (f"{metadata.n_inputs} model inputs ({metadata.input_channels} channels pooled by {metadata.pool})"
+            if i == 0 else f"{n_prev} units of layer{i - 1}")
+    check_csgru_input(layer, n_prev, what)
+
+
 @dataclass(frozen=True, eq=False)
 class Model:
     """A complete evsim network: hidden layers, readout and metadata.
@@ -339,7 +351,9 @@ class Model:
             raise ModelFileError("model has no hidden layers; expected at least one")
         n_prev = self.metadata.n_inputs
         for i, layer in enumerate(layers):
-            if layer.n_in != n_prev:
+            if not isinstance(layer, HiddenLayer):   # a CS-GRU layer (evsim.csgru_layer), or a mistake
+                _check_stack_layer(layer, i, n_prev, self.metadata)
+            elif layer.n_in != n_prev:
                 what = (f"{self.metadata.n_inputs} model inputs ({self.metadata.input_channels} channels pooled by {self.metadata.pool})"
                         if i == 0 else f"{n_prev} neurons of layer{i - 1}")
                 raise ModelFileError(f"layer{i}.weight: {layer.n_in} inputs, but it is fed by {what}")

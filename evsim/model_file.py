@@ -13,11 +13,16 @@ File format (``numpy.savez``; loaded with ``allow_pickle=False``, so no object a
     layer{l}.delays          (n_l,) int32 >= 0        axonal delay of each presynaptic neuron
     layer{l}.<param>         (n_l,) float32           schema 2: each extra per-neuron parameter
                                                       of the layer's cell (evsim.cells), e.g. adlif's
+    layer{l}.k_rx ... k_zh   (C, C_src, k) float32    a CS-GRU layer (evsim.csgru_layer): its six
+    layer{l}.b_r, b_i, b_z   (C,) float32             kernels, three biases and (C, P) int32
+    layer{l}.delays          (C, P) int32 >= 0        delays, in place of the arrays above
     readout.weight           (C, n_L) float32
     readout.bias, readout.beta, readout.gain   (C,) float32
 
 Per-layer strings (reset mode, recurrence kind and, from schema 2, the cell) live in the
-metadata's ``layers`` list.  A schema-1 file has no cell entry: its layers are LIF.
+metadata's ``layers`` list.  A schema-1 file has no cell entry: its layers are LIF.  A
+CS-GRU layer's entry has ``"kind": "csgru"`` (see :mod:`evsim.csgru_layer`); an entry
+without ``kind`` is a neuron-cell layer.
 
 The array names are defined once, below (:data:`LAYER_ARRAYS`, :data:`READOUT_ARRAYS`,
 :func:`layer_key`, :func:`readout_key`); writing, reading and the check that every array
@@ -70,20 +75,38 @@ def model_to_arrays(model: Model) -> dict[str, np.ndarray]:
         "n_steps": model.metadata.n_steps,
         "class_names": list(model.metadata.class_names),
         "provenance": model.metadata.provenance,
-        "layers": [{"reset": layer.reset, "recurrence": layer.recurrence, "cell": layer.cell}
-                   for layer in model.layers],
+        "layers": [_layer_metadata(layer) for layer in model.layers],
         "readout": {"decision": model.readout.decision},
     }
     arrays = {"schema_version": np.array(SCHEMA_VERSION, np.int64),
               "metadata": np.array(json.dumps(meta, sort_keys=True))}
     for i, layer in enumerate(model.layers):
-        for name in LAYER_ARRAYS:
+        for name in _array_names(layer):
             arrays[layer_key(i, name)] = np.asarray(getattr(layer, name))
-        for name, arr in layer.extra.items():
+        for name, arr in getattr(layer, "extra", {}).items():
             arrays[layer_key(i, name)] = np.asarray(arr)
     for name in READOUT_ARRAYS:
         arrays[readout_key(name)] = np.asarray(getattr(model.readout, name))
     return arrays
+
+
+def _layer_metadata(layer) -> dict:
+    """A layer's entry in ``metadata.layers``: a neuron-cell layer's reset, recurrence and
+    cell, or a CS-GRU layer's entry (:func:`evsim.csgru_layer.csgru_metadata`)."""
+    if isinstance(layer, HiddenLayer):
+        return {"reset": layer.reset, "recurrence": layer.recurrence, "cell": layer.cell}
+    from .csgru_layer import csgru_metadata
+
+    return csgru_metadata(layer)
+
+
+def _array_names(layer) -> tuple:
+    """A layer's own arrays (beyond a cell's extra parameters)."""
+    if isinstance(layer, HiddenLayer):
+        return LAYER_ARRAYS
+    from .csgru_layer import CSGRU_ARRAYS
+
+    return CSGRU_ARRAYS
 
 
 def save_model(model: Model, path: str | os.PathLike) -> None:
@@ -225,6 +248,9 @@ def model_from_arrays(arrays: dict[str, np.ndarray], source: str = "model") -> M
     for i, lm in enumerate(layer_meta):
         if not isinstance(lm, dict):
             raise ModelFileError(f"{source}: metadata.layers[{i}] must be an object")
+        if "kind" in lm:       # a layer that is not a neuron-cell layer: a CS-GRU layer
+            layers.append(_stack_layer_from_file(lm, arrays, i, int(version), source))
+            continue
         kinds = {"reset": lm.get("reset", "zero"), "recurrence": lm.get("recurrence", "none")}
         for what, value in kinds.items():
             if not isinstance(value, str):
@@ -241,7 +267,8 @@ def model_from_arrays(arrays: dict[str, np.ndarray], source: str = "model") -> M
             extra={k: need(layer_key(i, k)) for k in cell.param_names}, name=f"layer{i}",
         ))
     expected = set(HEADER_ARRAYS) | {readout_key(name) for name in READOUT_ARRAYS}
-    expected |= {layer_key(i, name) for i, layer in enumerate(layers) for name in (*LAYER_ARRAYS, *layer.extra)}
+    expected |= {layer_key(i, name) for i, layer in enumerate(layers)
+                 for name in (*_array_names(layer), *getattr(layer, "extra", {}))}
     extra = sorted(set(arrays) - expected)
     if extra:
         raise ModelFileError(f"{source}: array(s) {', '.join(map(repr, extra[:5]))}{', ...' if len(extra) > 5 else ''} not accounted for "
@@ -253,3 +280,17 @@ def model_from_arrays(arrays: dict[str, np.ndarray], source: str = "model") -> M
         raise ModelFileError(f"{source}: metadata.readout.decision: {decision!r}; expected a string")
     readout = Readout(**{name: need(readout_key(name)) for name in READOUT_ARRAYS}, decision=decision)
     return Model(layers=tuple(layers), readout=readout, metadata=metadata)
+
+
+def _stack_layer_from_file(entry: dict, arrays: dict, i: int, version: int, source: str):
+    """Layer ``i`` of kind ``entry["kind"]`` (``"csgru"``, schema 2)."""
+    kind = entry["kind"]
+    if kind != "csgru":
+        raise ModelFileError(f"{source}: metadata.layers[{i}].kind: {kind!r}; expected \"csgru\" "
+                             "(or no kind, for a neuron-cell layer)")
+    if version < 2:
+        raise ModelFileError(f"{source}: metadata.layers[{i}] is a csgru layer, which schema 1 does not have; "
+                             "write schema_version 2")
+    from .csgru_layer import csgru_from_file
+
+    return csgru_from_file(entry, arrays, i, source)

@@ -142,7 +142,7 @@ def delays_figure(model: Model, title: str = ""):
     axes = np.atleast_1d(fig.subplots(len(rec), 1, sharex=True))
     bins = np.arange(-0.5, top + 1.5)
     for ax, (l, layer) in zip(axes, rec):
-        d = layer.delays
+        d = np.asarray(layer.delays).ravel()      # a CS-GRU layer's are (C, P)
         ax.hist(d, bins=bins, color="tab:blue", label="learned (rounded)")
         if init is not None:
             lo, hi = init

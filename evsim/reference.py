@@ -15,9 +15,14 @@ import numpy as np
 from .cells import get_cell
 from .engine import SimResult, check_inputs, softmax
 from .errors import EvsimError
-from .model import DECISIONS, RECURRENCES, Model
+from .model import DECISIONS, RECURRENCES, HiddenLayer, Model
 
 __all__ = ["SimResult", "simulate", "softmax", "check_inputs"]
+
+
+def _has_stack_layers(model) -> bool:
+    """True when a layer of ``model`` is not a neuron-cell layer (a CS-GRU layer)."""
+    return any(not isinstance(layer, HiddenLayer) for layer in getattr(model, "layers", ()))
 
 
 def add_recurrent_input(current: np.ndarray, layer, rec: np.ndarray, s: np.ndarray, delays: np.ndarray,
@@ -45,6 +50,26 @@ def add_recurrent_input(current: np.ndarray, layer, rec: np.ndarray, s: np.ndarr
             current[:, lo:hi] += k_m * z[:, lo + off:hi + off]
 
 
+def run_readout(ro, layer_in: np.ndarray, active: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The readout over the last layer's spikes ``layer_in`` (B, T, n): its trace u_t
+    (B, T, C), zero past each sample's steps (``active`` (B, T), 1.0 / 0.0), and the scores."""
+    b, n_t = active.shape
+    w = ro.weight.astype(np.float64)
+    bias, beta, g = (ro.bias.astype(np.float64), ro.beta.astype(np.float64), ro.gain.astype(np.float64))
+    u = np.zeros((b, ro.n_classes))
+    trace = np.zeros((b, n_t, ro.n_classes))
+    for t in range(n_t):
+        u = beta * u + g * (layer_in[:, t] @ w.T + bias)
+        trace[:, t] = u * active[:, t:t + 1]
+    if ro.decision == "sum_softmax":
+        per_step = softmax(trace)
+    elif ro.decision == "sum_membrane":
+        per_step = trace
+    else:
+        raise EvsimError(f"unknown decision {ro.decision!r}; expected one of {', '.join(DECISIONS)}")
+    return trace, (per_step * active[:, :, None]).sum(axis=1)
+
+
 def simulate(model: Model, x, lengths=None, record_spikes: bool = False,
              record_membrane: bool = False) -> SimResult:
     """Run ``model`` on binned inputs ``x`` (B, T, n_inputs) step by step.
@@ -54,6 +79,10 @@ def simulate(model: Model, x, lengths=None, record_spikes: bool = False,
     ``record_membrane`` puts each hidden layer's membrane v_t (before the reset of its
     spikes), (B, T, n_l) float64, in ``stats["membrane"]``.
     """
+    if _has_stack_layers(model):              # CS-GRU layers: layer by layer (evsim.stack)
+        from .stack import simulate_reference
+
+        return simulate_reference(model, x, lengths, record_spikes=record_spikes)
     x, lengths = check_inputs(model, x, lengths)
     b, n_t, _ = x.shape
     active = (np.arange(n_t)[None, :] < lengths[:, None]).astype(np.float64)  # (B, T)
@@ -88,21 +117,7 @@ def simulate(model: Model, x, lengths=None, record_spikes: bool = False,
         membranes.append(v_rec)
         layer_in = s
 
-    ro = model.readout
-    w = ro.weight.astype(np.float64)
-    bias, beta, g = (ro.bias.astype(np.float64), ro.beta.astype(np.float64), ro.gain.astype(np.float64))
-    u = np.zeros((b, ro.n_classes))
-    trace = np.zeros((b, n_t, ro.n_classes))
-    for t in range(n_t):
-        u = beta * u + g * (layer_in[:, t] @ w.T + bias)
-        trace[:, t] = u * active[:, t:t + 1]
-    if ro.decision == "sum_softmax":
-        per_step = softmax(trace)
-    elif ro.decision == "sum_membrane":
-        per_step = trace
-    else:
-        raise EvsimError(f"unknown decision {ro.decision!r}; expected one of {', '.join(DECISIONS)}")
-    scores = (per_step * active[:, :, None]).sum(axis=1)
+    trace, scores = run_readout(model.readout, layer_in, active)
     preds = np.argmax(scores, axis=1)
     spikes = [r.astype(np.uint8) for r in rasters] if record_spikes else None
     stats = {"membrane": membranes} if record_membrane else None

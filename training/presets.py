@@ -16,6 +16,10 @@ conv-recurrent with delays, 3 epochs; with ``--limit 300`` it runs in under a mi
 dense-recurrent with delays; tau 1.05, g = 1, reset gradient detached, one dropout mask
 per sequence.
 
+``csgru`` — two CS-GRU layers (8 channels x 140 positions, k = 3), the first without
+delays, the second with learned delays; AdamW lr 2e-3 without weight decay, one-cycle;
+delays as crsnn (:mod:`evsim.training.stack`).
+
 ``adlif`` — the crsnn recipe with adaptive LIF cells in every hidden layer (per-neuron
 beta, beta_w, a, b learned within Bittar & Garner's bounds except a >= 0, which keeps the
 cell stable; weak adaptation at the start; g = 1 - beta; see :mod:`evsim.cells.adlif`).
@@ -157,6 +161,12 @@ class TrainConfig:
 
         kwargs = dict(self.network)
         kwargs.setdefault("n_inputs", pooled_inputs(self.input_channels, self.pool))
+        if kwargs.get("kind") == "csgru":              # a CS-GRU stack (training.stack)
+            from .stack import StackConfig
+
+            if n_classes is not None:
+                kwargs["n_classes"] = n_classes
+            return StackConfig.from_settings(kwargs)
         if n_classes is not None:
             kwargs["n_classes"] = n_classes
         try:
@@ -191,6 +201,13 @@ _ADLIF_NET = dict(_CRSNN_NET, cell="adlif", gain=["1-beta"] * 4)
 _TINY_NET = dict(_CRSNN_NET, hidden=[64, 64], recurrence=["none", "conv"], tau=[1.05, 1.169], gain=["one", "1-beta"],
                  dropout=0.2, rec_dropout=0.1)
 
+#: two CS-GRU layers of 8 channels x the 140 pooled channels (1 input channel x 140
+#: positions), k = 3, the first without delays, the second with learned delays (the thesis
+#: and DelRec); the CS-GRU code's surrogate (gamma = 10) and undetached reset; the leaky
+#: sum-of-softmax readout of every other preset (training.stack)
+_CSGRU_NET = dict(kind="csgru", channels=[8, 8], layer_delays=[False, True], kernel_size=3, gate="current",
+                  detach_reset=False, surrogate="inverse_quadratic", delay_init=[10.0, 30.0])
+
 PRESET_NAMES = TRAINING_PRESETS
 
 PRESETS: dict[str, TrainConfig] = {
@@ -201,6 +218,7 @@ PRESETS: dict[str, TrainConfig] = {
     # a quick trial, not a recipe: 2 x 64 (the second conv-recurrent with delays), 3 epochs;
     # with --limit 300 it trains in well under a minute on 2 cores
     "tiny": TrainConfig(preset="tiny", network=_TINY_NET, epochs=3, lr=3e-3),
+    "csgru": TrainConfig(preset="csgru", network=_CSGRU_NET, lr=2e-3, weight_decay=0.0),
 }
 
 

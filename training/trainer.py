@@ -407,10 +407,10 @@ def _start_or_restore(config: TrainConfig, data: _Data, files: RunFiles, saved: 
     """A new network and optimiser (from ``init_state`` if given; config.json written), or,
     on --resume, the state of the checkpoint ``saved`` (refused if made with another
     configuration)."""
-    from .network import Network
     from .optim import make_optimizer
 
-    net = Network.init(config.network_config(n_classes=data.train_ds.n_classes), seed=config.seed)
+    net_config = config.network_config(n_classes=data.train_ds.n_classes)
+    net = _network_class(net_config).init(net_config, seed=config.seed)
     if init_state is not None:
         try:
             net.load_state_dict(init_state)
@@ -436,6 +436,15 @@ def _start_or_restore(config: TrainConfig, data: _Data, files: RunFiles, saved: 
         if os.path.exists(files.log):
             os.unlink(files.log)
     return run
+
+
+def _network_class(net_config):
+    """:class:`~evsim.training.network.Network`, or for a CS-GRU recipe
+    :class:`~evsim.training.stack.StackNetwork` (the same interface)."""
+    from .network import Network
+    from .stack import StackConfig, StackNetwork
+
+    return StackNetwork if isinstance(net_config, StackConfig) else Network
 
 
 def _restore(config: TrainConfig, run: _RunState, files: RunFiles, ck: dict) -> None:
@@ -524,9 +533,7 @@ def _export_best(config: TrainConfig, run: _RunState, data: _Data, train_path: s
     """Export the best network so far to model.npz (with its provenance) and return it."""
     from evsim.model import ModelMetadata
 
-    from .network import Network
-
-    best_net = Network.from_state_dict(run.best_state)
+    best_net = type(run.net).from_state_dict(run.best_state)
     provenance = {"recipe": config.preset, "config": json.loads(config.to_json()),
                   "train_file": os.path.basename(train_path), "data": data.record, "epoch": run.best["epoch"],
                   "validation_accuracy": run.best["val_accuracy"],

@@ -1,0 +1,391 @@
+"""A trainable network of CS-GRU layers and a leaky readout (hand-written BPTT), beside
+:class:`evsim.training.network.Network` (the neuron-cell networks) and with its interface,
+so the trainer, the optimiser and the exporter use either.
+
+Architecture::
+
+    input (B, T, n_inputs) read as in_channels x P positions (P = n_inputs / in_channels)
+    -> CS-GRU layer 0 (channels[0] x P) -> ... -> CS-GRU layer L-1 (channels[-1] x P)
+    -> readout u_t = beta_o u_{t-1} + g_o (W_o s_t + b_o) on the flattened spikes (j = c * P + p)
+    loss: cross-entropy of sum_t softmax(u_t) ("sum_softmax", the method) or of sum_t u_t
+
+Each layer's forward and backward pass is :mod:`evsim.training.csgru` (equations:
+:mod:`evsim.cells.csgru`); layers are chained through the input gradient dL/dx, the
+readout's gradient is the one of :class:`~evsim.training.network.Network` (same kernels).
+A layer with ``layer_delays[l]`` false has no delay parameter: its delays are 0 (the plain
+CS-GRU; the thesis and DelRec keep the first layer without delays).  Delays are real and
+spread over DelRec's triangle (sigma) in training, clamped >= 0 after each step, in their
+own optimiser group, and rounded (``numpy.rint``) for validation and export.  No dropout,
+no BatchNorm (the CS-GRU code has neither in the cell).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields
+
+import numpy as np
+
+from evsim.cells.csgru import BIAS_NAMES, GATES, KERNEL_NAMES, make_params
+from evsim.engine import SimResult, softmax
+from evsim.errors import EvsimError
+from evsim.model import Model, ModelMetadata, Readout
+
+from . import _kernels as kernels
+from . import csgru
+from .config import ConfigError
+from .network import cross_entropy
+from .surrogates import get_surrogate
+
+__all__ = ["StackConfig", "StackNetwork", "is_stack_config"]
+
+LOSSES = ("sum_softmax", "sum_logits")
+
+
+def is_stack_config(network: dict) -> bool:
+    """True when a recipe's ``network`` settings describe a CS-GRU stack (``kind: csgru``)."""
+    return isinstance(network, dict) and network.get("kind") == "csgru"
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    """Architecture of a :class:`StackNetwork` (``--set network.<field>=...``).
+
+    kind: ``"csgru"`` (what selects this network)
+    n_inputs, in_channels: inputs per step, read as in_channels x (n_inputs / in_channels)
+        positions (SHD pooled: 1 x 140)
+    channels: C of each CS-GRU layer
+    layer_delays: per layer, whether it has (learned) axonal delays
+    kernel_size: odd k of every kernel
+    gate: ``"current"`` (CS-GRU) or ``"input"`` (SpikGRU-style)
+    detach_reset: drop the soft reset's gradient (the CS-GRU code keeps it)
+    surrogate, surrogate_alpha: by name; default the CS-GRU code's 1 / (1 + 10 (v - theta)^2)
+    delay_init: (low, high) of the uniform initial delays in steps
+    readout_tau, readout_gain: the leaky readout (beta_o = 1 - 1 / tau; gain "one" or "1-beta")
+    loss: ``"sum_softmax"`` or ``"sum_logits"``
+    smooth_forward: the surrogate's primitive in place of H (gradient checks only)
+    """
+
+    kind: str = "csgru"
+    n_inputs: int = 140
+    in_channels: int = 1
+    channels: tuple = (8, 8)
+    layer_delays: tuple = (False, True)
+    kernel_size: int = 3
+    gate: str = "current"
+    detach_reset: bool = False
+    surrogate: str = "inverse_quadratic"
+    surrogate_alpha: float | None = None
+    delay_init: tuple = (10.0, 30.0)
+    readout_tau: float = 1.05
+    readout_gain: str = "one"
+    loss: str = "sum_softmax"
+    n_classes: int = 20
+    threshold: float = 1.0
+    smooth_forward: bool = False
+
+    def __post_init__(self):
+        set_ = object.__setattr__
+
+        def bad(name, expected):
+            raise ConfigError(f"network.{name}: {getattr(self, name)!r}; expected {expected}")
+
+        def pos_int(v):
+            return isinstance(v, int) and not isinstance(v, bool) and v >= 1
+
+        if self.kind != "csgru":
+            bad("kind", '"csgru"')
+        for name in ("n_inputs", "in_channels", "n_classes", "kernel_size"):
+            if not pos_int(getattr(self, name)):
+                bad(name, "a positive integer")
+        if self.kernel_size % 2 == 0:
+            bad("kernel_size", "an odd kernel length (1, 3, 5, ...)")
+        if self.n_inputs % self.in_channels:
+            bad("in_channels", f"a divisor of n_inputs = {self.n_inputs} (the input is in_channels x positions)")
+        channels = (self.channels,) if isinstance(self.channels, int) else tuple(self.channels)
+        if not channels or not all(pos_int(c) for c in channels):
+            bad("channels", "one positive integer per CS-GRU layer, e.g. [16, 16]")
+        set_(self, "channels", channels)
+        delays = self.layer_delays
+        delays = (delays,) * len(channels) if isinstance(delays, bool) else tuple(delays)
+        if len(delays) != len(channels) or not all(isinstance(d, bool) for d in delays):
+            bad("layer_delays", f"one true/false per layer ({len(channels)}), or one for all")
+        set_(self, "layer_delays", delays)
+        if self.gate not in GATES:
+            bad("gate", f"one of {', '.join(GATES)}")
+        for name in ("detach_reset", "smooth_forward"):
+            if not isinstance(getattr(self, name), bool):
+                bad(name, "true or false")
+        get_surrogate(self.surrogate)
+        if self.surrogate_alpha is not None and not (isinstance(self.surrogate_alpha, (int, float))
+                                                      and self.surrogate_alpha > 0):
+            bad("surrogate_alpha", "a positive number (or null for the surrogate's default)")
+        init = tuple(self.delay_init)
+        if len(init) != 2 or not all(isinstance(v, (int, float)) for v in init) or not 0 <= init[0] <= init[1]:
+            bad("delay_init", "[low, high] with 0 <= low <= high steps")
+        set_(self, "delay_init", tuple(float(v) for v in init))
+        if not (isinstance(self.readout_tau, (int, float)) and self.readout_tau >= 1.0):
+            bad("readout_tau", ">= 1 step")
+        if self.readout_gain not in ("one", "1-beta"):
+            bad("readout_gain", "one or 1-beta")
+        if self.loss not in LOSSES:
+            bad("loss", f"one of {', '.join(LOSSES)}")
+        if not (isinstance(self.threshold, (int, float)) and self.threshold > 0):
+            bad("threshold", "a number > 0")
+
+    @property
+    def positions(self) -> int:
+        return self.n_inputs // self.in_channels
+
+    @property
+    def n_layers(self) -> int:
+        return len(self.channels)
+
+    @property
+    def n_last(self) -> int:
+        return self.channels[-1] * self.positions
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> StackConfig:
+        return cls(**json.loads(text))
+
+    @classmethod
+    def from_settings(cls, settings: dict) -> StackConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(settings) - known)
+        if unknown:
+            raise ConfigError(f"network: unknown setting(s) {', '.join(unknown)} for a csgru network; "
+                              f"known: {', '.join(sorted(known))}")
+        return cls(**settings)
+
+
+class StackNetwork:
+    """A trainable CS-GRU network (see the module docstring).  ``params``: for each layer
+    ``layer{l}.k_rx ... k_zh`` (C, C_src, k), ``layer{l}.b_r, b_i, b_z`` (C,) and, for a
+    layer with delays, ``layer{l}.delays`` (C, P); ``readout.weight`` (classes, C P),
+    ``readout.bias``.  ``buffers``: ``readout.beta``, ``readout.gain``.  float64."""
+
+    def __init__(self, config: StackConfig, params: dict, buffers: dict):
+        self.config = config
+        self.params = params
+        self.buffers = buffers
+
+    @classmethod
+    def init(cls, config: StackConfig, seed: int | np.random.Generator = 0) -> StackNetwork:
+        """Kernels and biases U(-sqrt(1/C), sqrt(1/C)) (the CS-GRU code), delays uniform in
+        ``delay_init`` (layers with delays), readout U(+-1/sqrt(fan_in)) (as Network)."""
+        if not isinstance(config, StackConfig):
+            raise ConfigError(f"expected a StackConfig, got {type(config).__name__}")
+        rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+        params, buffers = {}, {}
+        c_in = config.in_channels
+        for l, c in enumerate(config.channels):
+            lay = csgru.init_params(c, c_in, config.positions, config.kernel_size, gate=config.gate,
+                                    delay_range=config.delay_init if config.layer_delays[l] else (0.0, 0.0),
+                                    theta=config.threshold, rng=rng)
+            for name in KERNEL_NAMES + BIAS_NAMES:
+                params[f"layer{l}.{name}"] = np.array(getattr(lay, name), np.float64)
+            if config.layer_delays[l]:
+                params[f"layer{l}.delays"] = np.array(lay.delays, np.float64)
+            c_in = c
+        n, k = config.n_last, config.n_classes
+        bound = 1 / np.sqrt(n)
+        params["readout.weight"] = rng.uniform(-bound, bound, (k, n))
+        params["readout.bias"] = rng.uniform(-bound, bound, k)
+        beta_o = 1.0 - 1.0 / config.readout_tau
+        buffers["readout.beta"] = np.full(k, beta_o)
+        buffers["readout.gain"] = np.full(k, 1.0 if config.readout_gain == "one" else 1.0 - beta_o)
+        return cls(config, params, buffers)
+
+    # -- parameter facts ---------------------------------------------------------------
+    @property
+    def delay_names(self) -> list[str]:
+        return [k for k in self.params if k.endswith(".delays")]
+
+    @property
+    def weight_names(self) -> list[str]:
+        return [k for k in self.params if not k.endswith(".delays")]
+
+    def n_params(self) -> int:
+        return int(sum(p.size for p in self.params.values()))
+
+    def clamp_delays(self) -> None:
+        for k in self.delay_names:
+            np.maximum(self.params[k], 0.0, out=self.params[k])
+
+    def clamp_parameters(self) -> None:
+        """After each optimiser step: delays >= 0 (nothing else is bounded)."""
+        self.clamp_delays()
+
+    def _layer(self, l: int, rounded: bool):
+        """Layer l as :class:`~evsim.cells.csgru.CSGRUParams` (float delays; ``rounded``:
+        clamped and rounded as inference runs them)."""
+        cfg = self.config
+        p = f"layer{l}."
+        if cfg.layer_delays[l]:
+            d = self.params[p + "delays"]
+            d = np.rint(np.maximum(d, 0.0)) if rounded else d
+        else:
+            d = np.zeros((cfg.channels[l], cfg.positions))
+        return make_params(*(self.params[p + n] for n in KERNEL_NAMES + BIAS_NAMES), d, gate=cfg.gate,
+                           theta=cfg.threshold)
+
+    # -- forward / backward --------------------------------------------------------------
+    def _check_x(self, x) -> np.ndarray:
+        x = np.asarray(x)
+        n_in = self.config.n_inputs
+        if x.ndim == 2:
+            x = x[None]
+        if x.ndim != 3 or x.shape[2] != n_in or x.shape[0] < 1 or x.shape[1] < 1:
+            raise EvsimError(f"input has shape {x.shape}; expected (batch, steps, {n_in}) with at least one of each")
+        if not (np.issubdtype(x.dtype, np.number) or x.dtype == np.bool_):
+            raise EvsimError(f"input dtype {x.dtype} is not numeric")
+        x = np.ascontiguousarray(x, dtype=np.float64)
+        if not np.all(np.isfinite(x)):
+            raise EvsimError("input contains NaN or infinite values")
+        return x
+
+    def _check_y(self, y, b) -> np.ndarray:
+        y = np.asarray(y)
+        if y.shape != (b,) or y.dtype.kind not in "iu" or (b and (y.min() < 0 or y.max() >= self.config.n_classes)):
+            raise EvsimError(f"labels: shape {y.shape}, dtype {y.dtype}; expected ({b},) integers in "
+                             f"[0, {self.config.n_classes})")
+        return y.astype(np.int64)
+
+    def _forward(self, x, sigma: float, rounded: bool):
+        cfg = self.config
+        n_b, n_t, _ = x.shape
+        h = x.reshape(n_b, n_t, cfg.in_channels, cfg.positions)
+        caches = []
+        for l in range(cfg.n_layers):
+            spread = sigma if cfg.layer_delays[l] else 0.0      # a layer without delays: s_{t-1}, no spread
+            cache = csgru.forward(self._layer(l, rounded), h, sigma=spread, surrogate=cfg.surrogate,
+                                  alpha=cfg.surrogate_alpha, smooth=cfg.smooth_forward)
+            caches.append(cache)
+            h = cache.s
+        spikes = h.reshape(n_b, n_t, -1)
+        a_o = spikes @ self.params["readout.weight"].T + self.params["readout.bias"]
+        u = kernels.leaky_fwd(np.ascontiguousarray(a_o), self.buffers["readout.beta"], self.buffers["readout.gain"])
+        if cfg.loss == "sum_softmax":
+            q = softmax(u, axis=2)
+            scores = q.sum(axis=1)
+        else:
+            q = None
+            scores = u.sum(axis=1)
+        return caches, spikes, u, q, scores
+
+    def loss_and_grad(self, x, y, rng=None, sigma: float = 0.0, *, update_stats: bool = True,
+                      rate_scale: float = 1.0):
+        """One training forward pass (delays spread by ``sigma``) and BPTT; the interface of
+        :meth:`evsim.training.network.Network.loss_and_grad` (``rng``, ``update_stats`` and
+        ``rate_scale`` have nothing to act on here).  Returns ``(loss, grads, stats)``."""
+        x = self._check_x(x)
+        y = self._check_y(y, x.shape[0])
+        if not (np.isfinite(sigma) and sigma >= 0):
+            raise EvsimError(f"sigma: {sigma!r}; expected a finite number >= 0")
+        cfg = self.config
+        n_b, n_t, _ = x.shape
+        caches, spikes, u, q, scores = self._forward(x, sigma, rounded=False)
+        loss, g_scores = cross_entropy(scores, y)
+        grads = {}
+        if q is not None:
+            gs_ = g_scores[:, None, :]
+            gu = q * (gs_ - (q * gs_).sum(axis=2, keepdims=True))
+        else:
+            gu = np.broadcast_to(g_scores[:, None, :], u.shape)
+        ga = kernels.leaky_bwd(np.ascontiguousarray(gu), self.buffers["readout.beta"], self.buffers["readout.gain"])
+        grads["readout.weight"] = ga.reshape(n_b * n_t, -1).T @ spikes.reshape(n_b * n_t, -1)
+        grads["readout.bias"] = ga.sum(axis=(0, 1))
+        g_s = (ga @ self.params["readout.weight"]).reshape(caches[-1].s.shape)
+        for l in range(cfg.n_layers - 1, -1, -1):
+            layer_grads, g_s = csgru.backward(self._layer(l, False), caches[l], g_s, detach_reset=cfg.detach_reset)
+            for name in KERNEL_NAMES + BIAS_NAMES:
+                grads[f"layer{l}.{name}"] = layer_grads[name]
+            if cfg.layer_delays[l]:
+                grads[f"layer{l}.delays"] = layer_grads["delays"]
+        grads = {k: np.ascontiguousarray(grads[k]) for k in self.params}
+        pred = np.argmax(scores, axis=1)
+        correct = int(np.sum(pred == y))
+        stats = {"loss": loss, "rate_penalty": 0.0, "correct": correct, "accuracy": correct / n_b, "batch": n_b,
+                 "spike_rate": [float(c.s.mean()) for c in caches]}
+        return loss, grads, stats
+
+    # -- evaluation and export -------------------------------------------------------------
+    def evaluate(self, x, y=None, *, record_spikes: bool = False, batch_size: int = 128) -> SimResult:
+        """Inference as the exported model runs it (delays clamped and rounded, sigma 0)."""
+        x = self._check_x(x)
+        if y is not None:
+            y = self._check_y(y, x.shape[0])
+        us, scores, spikes = [], [], []
+        for lo in range(0, x.shape[0], max(1, int(batch_size))):
+            caches, _, u, _, sc = self._forward(x[lo:lo + batch_size], 0.0, rounded=True)
+            us.append(u)
+            scores.append(sc)
+            if record_spikes:
+                spikes.append([c.s.reshape(c.s.shape[0], c.s.shape[1], -1).astype(np.uint8) for c in caches])
+        u, scores = np.concatenate(us), np.concatenate(scores)
+        pred = np.argmax(scores, axis=1)
+        stats = None
+        if y is not None:
+            loss, _ = cross_entropy(scores, y)
+            correct = int(np.sum(pred == y))
+            stats = {"loss": loss, "correct": correct, "accuracy": correct / x.shape[0], "batch": x.shape[0]}
+        if record_spikes:
+            spikes = [np.concatenate([chunk[l] for chunk in spikes]) for l in range(self.config.n_layers)]
+        return SimResult(readout=u, scores=scores, predictions=pred, spikes=spikes if record_spikes else None,
+                         stats=stats)
+
+    def export(self, metadata: ModelMetadata | None = None) -> Model:
+        """The :class:`evsim.model.Model`: one :class:`evsim.csgru_layer.CSGRULayer` per
+        layer (delays ``numpy.rint`` of the clamped delays), the readout."""
+        from evsim.training.csgru import export_params
+
+        from evsim.csgru_layer import CSGRULayer
+
+        cfg = self.config
+        if metadata is None:
+            metadata = ModelMetadata(input_channels=cfg.n_inputs, pool=1)
+        if metadata.n_inputs != cfg.n_inputs:
+            raise EvsimError(f"metadata gives {metadata.n_inputs} model inputs; the network has {cfg.n_inputs}")
+        layers = tuple(CSGRULayer.from_params(export_params(self._layer(l, False)), detach_reset=cfg.detach_reset,
+                                              name=f"layer{l}") for l in range(cfg.n_layers))
+        readout = Readout(weight=self.params["readout.weight"], bias=self.params["readout.bias"],
+                          beta=self.buffers["readout.beta"], gain=self.buffers["readout.gain"],
+                          decision="sum_softmax" if cfg.loss == "sum_softmax" else "sum_membrane")
+        return Model(layers=layers, readout=readout, metadata=metadata)
+
+    # -- checkpoints -------------------------------------------------------------------
+    def state_dict(self) -> dict[str, np.ndarray]:
+        out = {"config": np.array(self.config.to_json())}
+        out.update({f"param.{k}": v.copy() for k, v in self.params.items()})
+        out.update({f"buffer.{k}": v.copy() for k, v in self.buffers.items()})
+        return out
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        if "config" in state:
+            try:
+                other = StackConfig.from_json(str(np.asarray(state["config"])))
+            except (TypeError, ValueError, EvsimError):
+                other = None
+            if other != self.config:
+                raise EvsimError("state_dict was saved from a network with a different configuration")
+        for prefix, target in (("param.", self.params), ("buffer.", self.buffers)):
+            for k, arr in target.items():
+                key = prefix + k
+                if key not in state:
+                    raise EvsimError(f"state_dict has no array {key!r}")
+                src = np.asarray(state[key])
+                if src.shape != arr.shape:
+                    raise EvsimError(f"state_dict array {key!r} has shape {src.shape}, expected {arr.shape}")
+                np.copyto(arr, src, casting="same_kind")
+
+    @classmethod
+    def from_state_dict(cls, state: dict[str, np.ndarray]) -> StackNetwork:
+        if "config" not in state:
+            raise EvsimError("state_dict has no 'config' entry")
+        net = cls.init(StackConfig.from_json(str(np.asarray(state["config"]))), 0)
+        net.load_state_dict(state)
+        return net
