@@ -90,7 +90,9 @@ class _TrainReporter:
                                               "recurrence with delays), adlif (crsnn with adaptive LIF cells; learns, but more slowly than crsnn: "
                                               "19 % against 43 % test accuracy after 3 short epochs on the digits), tiny "
                                               "(2 x 64, 3 epochs: a quick trial) or csgru (two CS-GRU layers of 8 channels x 140 "
-                                              "positions, delays in the second).")
+                                              "positions, delays in the second) or csgru-lif (a LIF input layer 140 -> 140 then "
+                                              "the csgru layers; any neuron-cell layers go into a CS-GRU stack with "
+                                              "--set network.cells.0.hidden=[140] and the like, see the README).")
 @click.option("--limit", type=click.IntRange(1), help="Train on N training samples drawn at random (and test on N test "
                                                      "samples): a quick trial. Shorthand for --set limit=N.")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), help="JSON or TOML file of settings (overrides the preset).")

@@ -327,6 +327,27 @@ class Network:
 
     def _forward(self, x, *, train: bool, rng, sigma: float, update_stats: bool):
         cfg = self.config
+        n_b, n_t, _ = x.shape
+        caches, h = self.layers_forward(x, train=train, rng=rng, sigma=sigma, update_stats=update_stats)
+        a_o = h @ self.params["readout.weight"].T
+        a_o += self.params["readout.bias"]
+        u = kernels.leaky_fwd(np.ascontiguousarray(a_o.reshape(n_b, n_t, -1)), self.buffers["readout.beta"], self.buffers["readout.gain"])
+        if cfg.loss == "sum_softmax":
+            q = softmax(u, axis=2)
+            scores = q.sum(axis=1)
+        else:
+            q = None
+            scores = u.sum(axis=1)
+        return caches, h, u, q, scores
+
+    def layers_forward(self, x, *, train: bool, rng, sigma: float, update_stats: bool):
+        """The hidden layers (not the readout) on the input raster ``x`` (B, T, n_inputs)
+        of the config's dtype: training (``train``: batch-statistics BatchNorm, dropout,
+        delays spread by ``sigma``) or inference (rounded delays, folded BatchNorm).
+        Returns ``(caches, h)``: one cache per layer for :meth:`layers_backward` and the
+        last layer's output (B*T, n_last).  Also what a mixed stack
+        (:class:`evsim.training.stack.StackNetwork`) runs a segment of cell layers with."""
+        cfg = self.config
         dtype = cfg.np_dtype
         n_b, n_t, _ = x.shape
         sur = self._surrogate
@@ -388,16 +409,7 @@ class Network:
             out = s if fmask is None else s * fmask
             caches.append(_LayerCache(h, xhat, inv_std, v, s, z, zmask, mask_at, cur, a, fmask, tables))
             h = out.reshape(n_b * n_t, n)
-        a_o = h @ self.params["readout.weight"].T
-        a_o += self.params["readout.bias"]
-        u = kernels.leaky_fwd(np.ascontiguousarray(a_o.reshape(n_b, n_t, -1)), self.buffers["readout.beta"], self.buffers["readout.gain"])
-        if cfg.loss == "sum_softmax":
-            q = softmax(u, axis=2)
-            scores = q.sum(axis=1)
-        else:
-            q = None
-            scores = u.sum(axis=1)
-        return caches, h, u, q, scores
+        return caches, h
 
     # -- training ----------------------------------------------------------------------
     def loss_and_grad(self, x, y, rng=None, sigma: float = 0.0, *, update_stats: bool = True,
@@ -444,6 +456,23 @@ class Network:
         grads["readout.weight"] = ga.T @ h
         grads["readout.bias"] = ga.sum(axis=0)
         g_h = ga @ self.params["readout.weight"]
+        grads.update(self.layers_backward(caches, g_h, g_pen)[0])
+        grads = {k: np.ascontiguousarray(grads[k], dtype=dtype) for k in self.params}
+        pred = np.argmax(scores, axis=1)
+        correct = int(np.sum(pred == y))
+        stats = {"loss": loss, "rate_penalty": penalty, "correct": correct, "accuracy": correct / n_b, "batch": n_b,
+                 "spike_rate": [n_s / c.s.size for n_s, c in zip(counts, caches)]}
+        return loss, grads, stats
+
+    def layers_backward(self, caches, g_h, g_pen, *, input_grad: bool = False):
+        """BPTT through the hidden layers from ``g_h`` = dL/d(last layer's output) (B*T,
+        n_last) and ``g_pen`` (the constant dP/ds per layer, see :func:`rate_penalty`).
+        Returns ``(grads, g_x)``: the gradients of every layer parameter and, with
+        ``input_grad``, dL/dx (B*T, n_inputs) (else None)."""
+        cfg = self.config
+        dtype = cfg.np_dtype
+        n_b, n_t = caches[0].s.shape[:2]
+        grads = {}
         sur = self._surrogate
         for l in range(cfg.n_layers - 1, -1, -1):
             p = f"layer{l}."
@@ -491,14 +520,9 @@ class Network:
                 ga = gc
             grads[p + "weight"] = ga.T @ cache.x
             grads[p + "bias"] = ga.sum(axis=0)
-            if l > 0:
+            if l > 0 or input_grad:
                 g_h = ga @ self.params[p + "weight"]
-        grads = {k: np.ascontiguousarray(grads[k], dtype=dtype) for k in self.params}
-        pred = np.argmax(scores, axis=1)
-        correct = int(np.sum(pred == y))
-        stats = {"loss": loss, "rate_penalty": penalty, "correct": correct, "accuracy": correct / n_b, "batch": n_b,
-                 "spike_rate": [n_s / c.s.size for n_s, c in zip(counts, caches)]}
-        return loss, grads, stats
+        return grads, (g_h if input_grad else None)
 
     # -- evaluation --------------------------------------------------------------------
     def evaluate(self, x, y=None, *, record_spikes: bool = False, batch_size: int = 128) -> SimResult:
@@ -546,6 +570,15 @@ class Network:
             raise EvsimError(f"metadata: expected an evsim.model.ModelMetadata, got {type(metadata).__name__}")
         if metadata.n_inputs != cfg.n_inputs:
             raise EvsimError(f"metadata gives {metadata.n_inputs} model inputs ({metadata.input_channels} channels pooled by {metadata.pool}); the network has {cfg.n_inputs}")
+        readout = Readout(weight=self.params["readout.weight"], bias=self.params["readout.bias"],
+                          beta=self.buffers["readout.beta"], gain=self.buffers["readout.gain"],
+                          decision="sum_softmax" if cfg.loss == "sum_softmax" else "sum_membrane")
+        return Model(layers=self.hidden_layers(), readout=readout, metadata=metadata)
+
+    def hidden_layers(self, first: int = 0) -> tuple:
+        """The hidden layers as exported :class:`evsim.model.HiddenLayer` (BatchNorm folded,
+        delays ``numpy.rint`` of the clamped delays), named ``layer{first + l}``."""
+        cfg = self.config
         layers = []
         for l in range(cfg.n_layers):
             p = f"layer{l}."
@@ -557,11 +590,8 @@ class Network:
                 extra={k: self._cell_param(l, k) for k in get_cell(cfg.cell).param_names},
                 recurrent=self.params[p + "recurrent"] if rec != "none" else np.zeros(0, np.float32),
                 delays=np.rint(np.maximum(self.params[p + "delays"], 0)).astype(np.int64) if rec != "none" else None,
-                name=f"layer{l}"))
-        readout = Readout(weight=self.params["readout.weight"], bias=self.params["readout.bias"],
-                          beta=self.buffers["readout.beta"], gain=self.buffers["readout.gain"],
-                          decision="sum_softmax" if cfg.loss == "sum_softmax" else "sum_membrane")
-        return Model(layers=tuple(layers), readout=readout, metadata=metadata)
+                name=f"layer{first + l}"))
+        return tuple(layers)
 
     # -- checkpoints -------------------------------------------------------------------
     def state_dict(self) -> dict[str, np.ndarray]:

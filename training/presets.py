@@ -20,6 +20,10 @@ per sequence.
 delays, the second with learned delays; AdamW lr 2e-3 without weight decay, one-cycle;
 delays as crsnn (:mod:`evsim.training.stack`).
 
+``csgru-lif`` — a mixed stack: crsnn's input layer (Linear 140 -> 140 with BatchNorm, a
+plain LIF layer, tau 1.05, g = 1) then the two CS-GRU layers of csgru, trained as csgru
+(``network.cells``, :mod:`evsim.training.stack`).
+
 ``adlif`` — the crsnn recipe with adaptive LIF cells in every hidden layer (per-neuron
 beta, beta_w, a, b learned within Bittar & Garner's bounds except a >= 0, which keeps the
 cell stable; weak adaptation at the start; g = 1 - beta; see :mod:`evsim.cells.adlif`).
@@ -208,6 +212,11 @@ _TINY_NET = dict(_CRSNN_NET, hidden=[64, 64], recurrence=["none", "conv"], tau=[
 _CSGRU_NET = dict(kind="csgru", channels=[8, 8], layer_delays=[False, True], kernel_size=3, gate="current",
                   detach_reset=False, surrogate="inverse_quadratic", delay_init=[10.0, 30.0])
 
+#: a mixed stack: crsnn's input layer (Linear 140 -> 140, BatchNorm, plain LIF, tau 1.05,
+#: g = 1) feeding the two CS-GRU layers of csgru (1 channel x 140 positions)
+_CSGRU_LIF_NET = dict(_CSGRU_NET, cells={"0": dict(hidden=[140], recurrence="none", tau=1.05, gain="one",
+                                                   batchnorm=True)})
+
 PRESET_NAMES = TRAINING_PRESETS
 
 PRESETS: dict[str, TrainConfig] = {
@@ -219,6 +228,7 @@ PRESETS: dict[str, TrainConfig] = {
     # with --limit 300 it trains in well under a minute on 2 cores
     "tiny": TrainConfig(preset="tiny", network=_TINY_NET, epochs=3, lr=3e-3),
     "csgru": TrainConfig(preset="csgru", network=_CSGRU_NET, lr=2e-3, weight_decay=0.0),
+    "csgru-lif": TrainConfig(preset="csgru-lif", network=_CSGRU_LIF_NET, lr=2e-3, weight_decay=0.0),
 }
 
 
@@ -277,10 +287,24 @@ def _load_file(path: str) -> dict:
     return data
 
 
+def _merge_cells(network: dict, base: dict) -> None:
+    """``network.cells`` (a CS-GRU stack's cell layers, training.stack) merges position by
+    position and, within a position, setting by setting, so that ``--set
+    network.cells.0.recurrence=conv`` changes one setting of the preset's cell layers."""
+    new, old = network.get("cells"), base.get("cells")
+    if isinstance(new, dict) and isinstance(old, dict):
+        merged = {str(k): v for k, v in old.items()}
+        for k, v in new.items():
+            prev = merged.get(str(k))
+            merged[str(k)] = {**prev, **v} if isinstance(prev, dict) and isinstance(v, dict) else v
+        network["cells"] = merged
+
+
 def make_config(preset: str = "crsnn", config_file: str | None = None, overrides: dict | None = None) -> TrainConfig:
     """Preset, then the config file (JSON or TOML), then ``overrides``; later wins.
 
-    ``network`` entries merge key by key; every other key replaces.
+    ``network`` entries merge key by key (``network.cells`` position by position, then
+    setting by setting); every other key replaces.
     """
     if preset not in PRESETS:
         raise ConfigFileError(f"unknown preset {preset!r}; expected one of: {', '.join(PRESETS)}")
@@ -295,6 +319,7 @@ def make_config(preset: str = "crsnn", config_file: str | None = None, overrides
             if not isinstance(changes["network"], dict):
                 raise ConfigFileError("network: expected a table of network settings")
             changes["network"] = {**base.network, **changes["network"]}
+            _merge_cells(changes["network"], base.network)
         try:
             base = replace(base, **changes)
         except TypeError as exc:

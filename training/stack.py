@@ -12,6 +12,15 @@ Architecture::
 Each layer's forward and backward pass is :mod:`evsim.training.csgru` (equations:
 :mod:`evsim.cells.csgru`); layers are chained through the input gradient dL/dx, the
 readout's gradient is the one of :class:`~evsim.training.network.Network` (same kernels).
+
+Mixed stacks (``StackConfig.cells``): runs of neuron-cell layers (LIF, AdLIF, ... with
+their recurrence and delays) below, between or above the CS-GRU layers.  A run is a
+:class:`~evsim.training.network.Network` without readout over this network's arrays, run
+by its own :meth:`~evsim.training.network.Network.layers_forward` on the raster below and
+:meth:`~evsim.training.network.Network.layers_backward` from dL/d(its output spikes),
+which returns dL/d(its input) for the layer below; no second copy of the cell code.
+Layers are numbered bottom to top over the whole stack (``layer0`` the first, whatever its
+kind); a CS-GRU layer reads what feeds it as C_in x P (channel-major, ``j = c * P + p``).
 A layer with ``layer_delays[l]`` false has no delay parameter: its delays are 0 (the plain
 CS-GRU; the thesis and DelRec keep the first layer without delays).  Delays are real and
 spread over DelRec's triangle (sigma) in training, clamped >= 0 after each step, in their
@@ -23,6 +32,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, fields
+from typing import Any
 
 import numpy as np
 
@@ -34,7 +44,7 @@ from evsim.model import Model, ModelMetadata, Readout
 from . import _kernels as kernels
 from . import csgru
 from .config import ConfigError
-from .network import cross_entropy
+from .network import Network, cross_entropy
 from .surrogates import get_surrogate
 
 __all__ = ["StackConfig", "StackNetwork", "is_stack_config"]
@@ -45,6 +55,41 @@ LOSSES = ("sum_softmax", "sum_logits")
 def is_stack_config(network: dict) -> bool:
     """True when a recipe's ``network`` settings describe a CS-GRU stack (``kind: csgru``)."""
     return isinstance(network, dict) and network.get("kind") == "csgru"
+
+
+#: settings of a cell segment that the stack sets itself
+_CELL_FIXED = ("n_inputs", "n_classes", "dtype", "smooth_forward", "loss", "readout_tau", "readout_gain",
+               "rate_reg", "rate_target", "rate_cost")
+#: a cell segment's defaults where they differ from NetworkConfig's (no dropout, no
+#: BatchNorm, as the CS-GRU layers); surrogate, threshold and delay_init follow the stack
+_CELL_DEFAULTS = dict(dropout=0.0, rec_dropout=0.0, batchnorm=False)
+
+
+def _check_cells(cells, n_csgru: int) -> dict:
+    """``cells`` as {"i": settings}: a run of neuron-cell layers below CS-GRU layer i (i =
+    n_csgru: above the last), settings those of NetworkConfig less :data:`_CELL_FIXED`;
+    JSON-normalised so that a config round-trips through its JSON unchanged."""
+    if cells is None:
+        return {}
+    expected = (f"a table {{position: network settings}}, position 0..{n_csgru} (the number of CS-GRU "
+                'layers below the cell layers), e.g. {"0": {"hidden": [140], "recurrence": "none"}}')
+    if not isinstance(cells, dict):
+        raise ConfigError(f"network.cells: {cells!r}; expected {expected}")
+    out = {}
+    for key, settings in cells.items():
+        if str(key) not in {str(i) for i in range(n_csgru + 1)} or not isinstance(settings, dict):
+            raise ConfigError(f"network.cells: entry {key!r}: {settings!r}; expected {expected}")
+        if "hidden" not in settings:
+            raise ConfigError(f"network.cells.{key}: no hidden (the sizes of its layers, e.g. [140])")
+        fixed = sorted(set(settings) & set(_CELL_FIXED))
+        if fixed:
+            raise ConfigError(f"network.cells.{key}: {', '.join(fixed)} cannot be set for cell layers in a stack "
+                              "(the stack sets them)")
+        try:
+            out[str(key)] = json.loads(json.dumps(settings))
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"network.cells.{key}: {exc}") from None
+    return dict(sorted(out.items()))
 
 
 @dataclass(frozen=True)
@@ -64,6 +109,16 @@ class StackConfig:
     readout_tau, readout_gain: the leaky readout (beta_o = 1 - 1 / tau; gain "one" or "1-beta")
     loss: ``"sum_softmax"`` or ``"sum_logits"``
     smooth_forward: the surrogate's primitive in place of H (gradient checks only)
+    cells: neuron-cell layers (LIF, AdLIF, ...) in the stack, ``{"i": settings}``: a run of
+        cell layers below CS-GRU layer i (``"0"``: on the input; ``"<n_layers>"``: between the
+        last CS-GRU layer and the readout), settings those of
+        :class:`~evsim.training.config.NetworkConfig` (``hidden`` required; recurrence,
+        delays, cell, tau, gain, reset, dropout, BatchNorm... as Network trains them; no
+        dropout and no BatchNorm unless set; surrogate, threshold and delay_init default to
+        the stack's).  The layer feeding a CS-GRU layer must have C_in x P neurons
+        (flattened ``j = c * P + p``; P = n_inputs / in_channels).  E.g.
+        ``--set network.cells.0.hidden=[140]``: a LIF layer 140 -> 140 then the CS-GRU layers.
+        Layers are numbered bottom to top over the whole stack (``layer0`` the first).
     """
 
     kind: str = "csgru"
@@ -83,6 +138,7 @@ class StackConfig:
     n_classes: int = 20
     threshold: float = 1.0
     smooth_forward: bool = False
+    cells: Any = None
 
     def __post_init__(self):
         set_ = object.__setattr__
@@ -132,6 +188,42 @@ class StackConfig:
             bad("loss", f"one of {', '.join(LOSSES)}")
         if not (isinstance(self.threshold, (int, float)) and self.threshold > 0):
             bad("threshold", "a number > 0")
+        set_(self, "cells", _check_cells(self.cells, len(channels)))
+        set_(self, "_plan", self._make_plan())
+
+    def _make_plan(self) -> tuple:
+        """The stack bottom to top: ``("cells", first, NetworkConfig)`` for a run of cell
+        layers (global layers first..), ``("csgru", g, i, c_in)`` for CS-GRU layer i (global
+        layer g, c_in input channels); checks that each layer's input width fits."""
+        from .config import NetworkConfig
+
+        plan, width, g = [], self.n_inputs, 0
+        p_ = self.positions
+        for i in range(len(self.channels) + 1):
+            key = str(i)
+            if key in self.cells:
+                settings = {**_CELL_DEFAULTS, "surrogate": self.surrogate, "surrogate_alpha": self.surrogate_alpha,
+                            "threshold": self.threshold, "delay_init": list(self.delay_init), **self.cells[key],
+                            "n_inputs": width, "n_classes": self.n_classes, "dtype": "float64",
+                            "smooth_forward": self.smooth_forward}
+                try:
+                    net_cfg = NetworkConfig(**settings)
+                except ConfigError as exc:
+                    raise ConfigError(f"network.cells.{key}.{exc}") from None
+                except TypeError as exc:
+                    raise ConfigError(f"network.cells.{key}: {exc}") from None
+                plan.append(("cells", g, net_cfg))
+                g += net_cfg.n_layers
+                width = net_cfg.hidden[-1]
+            if i == len(self.channels):
+                break
+            if width % p_:
+                raise ConfigError(f"network.cells.{key}: its last layer has {width} neurons; CS-GRU layer {i} above "
+                                  f"reads C_in x {p_} positions, so expected a multiple of {p_}")
+            plan.append(("csgru", g, i, width // p_))
+            g += 1
+            width = self.channels[i] * p_
+        return tuple(plan)
 
     @property
     def positions(self) -> int:
@@ -143,7 +235,19 @@ class StackConfig:
 
     @property
     def n_last(self) -> int:
-        return self.channels[-1] * self.positions
+        last = self._plan[-1]
+        return last[2].hidden[-1] if last[0] == "cells" else self.channels[-1] * self.positions
+
+    @property
+    def plan(self) -> tuple:
+        """See :meth:`_make_plan`."""
+        return self._plan
+
+    @property
+    def n_hidden_layers(self) -> int:
+        """Every layer of the stack, cell layers included (``n_layers``: the CS-GRU ones)."""
+        last = self._plan[-1]
+        return last[1] + (last[2].n_layers if last[0] == "cells" else 1)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -176,21 +280,30 @@ class StackNetwork:
     @classmethod
     def init(cls, config: StackConfig, seed: int | np.random.Generator = 0) -> StackNetwork:
         """Kernels and biases U(-sqrt(1/C), sqrt(1/C)) (the CS-GRU code), delays uniform in
-        ``delay_init`` (layers with delays), readout U(+-1/sqrt(fan_in)) (as Network)."""
+        ``delay_init`` (layers with delays), cell layers as :meth:`Network.init` draws them,
+        readout U(+-1/sqrt(fan_in)) (as Network)."""
         if not isinstance(config, StackConfig):
             raise ConfigError(f"expected a StackConfig, got {type(config).__name__}")
         rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
         params, buffers = {}, {}
-        c_in = config.in_channels
-        for l, c in enumerate(config.channels):
-            lay = csgru.init_params(c, c_in, config.positions, config.kernel_size, gate=config.gate,
-                                    delay_range=config.delay_init if config.layer_delays[l] else (0.0, 0.0),
+        for part in config.plan:
+            if part[0] == "cells":
+                _, first, net_cfg = part
+                sub = Network.init(net_cfg, rng)
+                for src, dst in ((sub.params, params), (sub.buffers, buffers)):
+                    for key, arr in src.items():
+                        if not key.startswith("readout."):
+                            l, name = key.split(".", 1)
+                            dst[f"layer{first + int(l[5:])}.{name}"] = arr
+                continue
+            _, g, i, c_in = part
+            lay = csgru.init_params(config.channels[i], c_in, config.positions, config.kernel_size, gate=config.gate,
+                                    delay_range=config.delay_init if config.layer_delays[i] else (0.0, 0.0),
                                     theta=config.threshold, rng=rng)
             for name in KERNEL_NAMES + BIAS_NAMES:
-                params[f"layer{l}.{name}"] = np.array(getattr(lay, name), np.float64)
-            if config.layer_delays[l]:
-                params[f"layer{l}.delays"] = np.array(lay.delays, np.float64)
-            c_in = c
+                params[f"layer{g}.{name}"] = np.array(getattr(lay, name), np.float64)
+            if config.layer_delays[i]:
+                params[f"layer{g}.delays"] = np.array(lay.delays, np.float64)
         n, k = config.n_last, config.n_classes
         bound = 1 / np.sqrt(n)
         params["readout.weight"] = rng.uniform(-bound, bound, (k, n))
@@ -199,6 +312,19 @@ class StackNetwork:
         buffers["readout.beta"] = np.full(k, beta_o)
         buffers["readout.gain"] = np.full(k, 1.0 if config.readout_gain == "one" else 1.0 - beta_o)
         return cls(config, params, buffers)
+
+    def _cells(self, first: int, net_cfg) -> Network:
+        """A run of cell layers as a :class:`Network` whose arrays are this network's (its
+        ``layer{j}`` is this one's ``layer{first + j}``; it has no readout), so its forward
+        and backward passes and its clamping act on them."""
+        def local(src):
+            out = {}
+            for j in range(net_cfg.n_layers):
+                pre = f"layer{first + j}."
+                out.update({f"layer{j}." + k[len(pre):]: v for k, v in src.items() if k.startswith(pre)})
+            return out
+
+        return Network(net_cfg, local(self.params), local(self.buffers))
 
     # -- parameter facts ---------------------------------------------------------------
     @property
@@ -217,19 +343,23 @@ class StackNetwork:
             np.maximum(self.params[k], 0.0, out=self.params[k])
 
     def clamp_parameters(self) -> None:
-        """After each optimiser step: delays >= 0 (nothing else is bounded)."""
+        """After each optimiser step: delays >= 0, and the learned parameters of cell layers
+        into their bounds (:meth:`Network.clamp_parameters`)."""
         self.clamp_delays()
+        for part in self.config.plan:
+            if part[0] == "cells":
+                self._cells(part[1], part[2]).clamp_parameters()
 
-    def _layer(self, l: int, rounded: bool):
-        """Layer l as :class:`~evsim.cells.csgru.CSGRUParams` (float delays; ``rounded``:
-        clamped and rounded as inference runs them)."""
+    def _layer(self, g: int, i: int, rounded: bool):
+        """CS-GRU layer i (global layer g) as :class:`~evsim.cells.csgru.CSGRUParams` (float
+        delays; ``rounded``: clamped and rounded as inference runs them)."""
         cfg = self.config
-        p = f"layer{l}."
-        if cfg.layer_delays[l]:
+        p = f"layer{g}."
+        if cfg.layer_delays[i]:
             d = self.params[p + "delays"]
             d = np.rint(np.maximum(d, 0.0)) if rounded else d
         else:
-            d = np.zeros((cfg.channels[l], cfg.positions))
+            d = np.zeros((cfg.channels[i], cfg.positions))
         return make_params(*(self.params[p + n] for n in KERNEL_NAMES + BIAS_NAMES), d, gate=cfg.gate,
                            theta=cfg.threshold)
 
@@ -255,18 +385,31 @@ class StackNetwork:
                              f"[0, {self.config.n_classes})")
         return y.astype(np.int64)
 
-    def _forward(self, x, sigma: float, rounded: bool):
+    def _forward(self, x, sigma: float, rounded: bool, rng=None, update_stats: bool = False):
+        """The stack bottom to top; ``caches`` has one entry per part of the plan (a list of
+        layer caches for a cell run, a CSGRUCache for a CS-GRU layer); ``rasters`` the
+        spikes of every layer, (B, T, n)."""
         cfg = self.config
         n_b, n_t, _ = x.shape
-        h = x.reshape(n_b, n_t, cfg.in_channels, cfg.positions)
-        caches = []
-        for l in range(cfg.n_layers):
-            spread = sigma if cfg.layer_delays[l] else 0.0      # a layer without delays: s_{t-1}, no spread
-            cache = csgru.forward(self._layer(l, rounded), h, sigma=spread, surrogate=cfg.surrogate,
-                                  alpha=cfg.surrogate_alpha, smooth=cfg.smooth_forward)
+        h = x
+        caches, rasters = [], []
+        for part in cfg.plan:
+            if part[0] == "cells":
+                sub = self._cells(part[1], part[2])
+                layer_caches, out = sub.layers_forward(h, train=not rounded, rng=rng, sigma=sigma,
+                                                       update_stats=update_stats and not rounded)
+                caches.append(layer_caches)
+                rasters.extend(c.s for c in layer_caches)
+                h = out.reshape(n_b, n_t, -1)
+                continue
+            _, g, i, c_in = part
+            spread = sigma if cfg.layer_delays[i] else 0.0      # a layer without delays: s_{t-1}, no spread
+            cache = csgru.forward(self._layer(g, i, rounded), h.reshape(n_b, n_t, c_in, cfg.positions), sigma=spread,
+                                  surrogate=cfg.surrogate, alpha=cfg.surrogate_alpha, smooth=cfg.smooth_forward)
             caches.append(cache)
-            h = cache.s
-        spikes = h.reshape(n_b, n_t, -1)
+            h = cache.s.reshape(n_b, n_t, -1)
+            rasters.append(h)
+        spikes = np.ascontiguousarray(h)
         a_o = spikes @ self.params["readout.weight"].T + self.params["readout.bias"]
         u = kernels.leaky_fwd(np.ascontiguousarray(a_o), self.buffers["readout.beta"], self.buffers["readout.gain"])
         if cfg.loss == "sum_softmax":
@@ -275,20 +418,22 @@ class StackNetwork:
         else:
             q = None
             scores = u.sum(axis=1)
-        return caches, spikes, u, q, scores
+        return caches, rasters, spikes, u, q, scores
 
     def loss_and_grad(self, x, y, rng=None, sigma: float = 0.0, *, update_stats: bool = True,
                       rate_scale: float = 1.0):
         """One training forward pass (delays spread by ``sigma``) and BPTT; the interface of
-        :meth:`evsim.training.network.Network.loss_and_grad` (``rng``, ``update_stats`` and
-        ``rate_scale`` have nothing to act on here).  Returns ``(loss, grads, stats)``."""
+        :meth:`evsim.training.network.Network.loss_and_grad` (``rng``: dropout masks of cell
+        layers, if they have dropout; ``update_stats``: their BatchNorm statistics, if any;
+        ``rate_scale`` has nothing to act on here).  Returns ``(loss, grads, stats)``."""
         x = self._check_x(x)
         y = self._check_y(y, x.shape[0])
         if not (np.isfinite(sigma) and sigma >= 0):
             raise EvsimError(f"sigma: {sigma!r}; expected a finite number >= 0")
         cfg = self.config
         n_b, n_t, _ = x.shape
-        caches, spikes, u, q, scores = self._forward(x, sigma, rounded=False)
+        caches, rasters, spikes, u, q, scores = self._forward(x, sigma, rounded=False, rng=rng,
+                                                              update_stats=update_stats)
         loss, g_scores = cross_entropy(scores, y)
         grads = {}
         if q is not None:
@@ -299,18 +444,31 @@ class StackNetwork:
         ga = kernels.leaky_bwd(np.ascontiguousarray(gu), self.buffers["readout.beta"], self.buffers["readout.gain"])
         grads["readout.weight"] = ga.reshape(n_b * n_t, -1).T @ spikes.reshape(n_b * n_t, -1)
         grads["readout.bias"] = ga.sum(axis=(0, 1))
-        g_s = (ga @ self.params["readout.weight"]).reshape(caches[-1].s.shape)
-        for l in range(cfg.n_layers - 1, -1, -1):
-            layer_grads, g_s = csgru.backward(self._layer(l, False), caches[l], g_s, detach_reset=cfg.detach_reset)
+        g_h = ga @ self.params["readout.weight"]                 # dL/d(top layer's output), (B, T, n)
+        for k in range(len(cfg.plan) - 1, -1, -1):
+            part, below = cfg.plan[k], k > 0
+            if part[0] == "cells":
+                _, first, net_cfg = part
+                sub_grads, g_x = self._cells(first, net_cfg).layers_backward(
+                    caches[k], g_h.reshape(n_b * n_t, -1), [0.0] * net_cfg.n_layers, input_grad=below)
+                for key, arr in sub_grads.items():
+                    l, name = key.split(".", 1)
+                    grads[f"layer{first + int(l[5:])}.{name}"] = arr
+                g_h = g_x.reshape(n_b, n_t, -1) if below else None
+                continue
+            _, g, i, c_in = part
+            layer_grads, gx = csgru.backward(self._layer(g, i, False), caches[k], g_h.reshape(caches[k].s.shape),
+                                             detach_reset=cfg.detach_reset)
             for name in KERNEL_NAMES + BIAS_NAMES:
-                grads[f"layer{l}.{name}"] = layer_grads[name]
-            if cfg.layer_delays[l]:
-                grads[f"layer{l}.delays"] = layer_grads["delays"]
+                grads[f"layer{g}.{name}"] = layer_grads[name]
+            if cfg.layer_delays[i]:
+                grads[f"layer{g}.delays"] = layer_grads["delays"]
+            g_h = gx.reshape(n_b, n_t, -1)
         grads = {k: np.ascontiguousarray(grads[k]) for k in self.params}
         pred = np.argmax(scores, axis=1)
         correct = int(np.sum(pred == y))
         stats = {"loss": loss, "rate_penalty": 0.0, "correct": correct, "accuracy": correct / n_b, "batch": n_b,
-                 "spike_rate": [float(c.s.mean()) for c in caches]}
+                 "spike_rate": [float(r.mean()) for r in rasters]}
         return loss, grads, stats
 
     # -- evaluation and export -------------------------------------------------------------
@@ -321,11 +479,11 @@ class StackNetwork:
             y = self._check_y(y, x.shape[0])
         us, scores, spikes = [], [], []
         for lo in range(0, x.shape[0], max(1, int(batch_size))):
-            caches, _, u, _, sc = self._forward(x[lo:lo + batch_size], 0.0, rounded=True)
+            _, rasters, _, u, _, sc = self._forward(x[lo:lo + batch_size], 0.0, rounded=True)
             us.append(u)
             scores.append(sc)
             if record_spikes:
-                spikes.append([c.s.reshape(c.s.shape[0], c.s.shape[1], -1).astype(np.uint8) for c in caches])
+                spikes.append([r.astype(np.uint8) for r in rasters])
         u, scores = np.concatenate(us), np.concatenate(scores)
         pred = np.argmax(scores, axis=1)
         stats = None
@@ -334,7 +492,7 @@ class StackNetwork:
             correct = int(np.sum(pred == y))
             stats = {"loss": loss, "correct": correct, "accuracy": correct / x.shape[0], "batch": x.shape[0]}
         if record_spikes:
-            spikes = [np.concatenate([chunk[l] for chunk in spikes]) for l in range(self.config.n_layers)]
+            spikes = [np.concatenate([chunk[l] for chunk in spikes]) for l in range(self.config.n_hidden_layers)]
         return SimResult(readout=u, scores=scores, predictions=pred, spikes=spikes if record_spikes else None,
                          stats=stats)
 
@@ -350,8 +508,15 @@ class StackNetwork:
             metadata = ModelMetadata(input_channels=cfg.n_inputs, pool=1)
         if metadata.n_inputs != cfg.n_inputs:
             raise EvsimError(f"metadata gives {metadata.n_inputs} model inputs; the network has {cfg.n_inputs}")
-        layers = tuple(CSGRULayer.from_params(export_params(self._layer(l, False)), detach_reset=cfg.detach_reset,
-                                              name=f"layer{l}") for l in range(cfg.n_layers))
+        layers = []
+        for part in cfg.plan:
+            if part[0] == "cells":
+                layers.extend(self._cells(part[1], part[2]).hidden_layers(first=part[1]))
+            else:
+                _, g, i, _ = part
+                layers.append(CSGRULayer.from_params(export_params(self._layer(g, i, False)),
+                                                     detach_reset=cfg.detach_reset, name=f"layer{g}"))
+        layers = tuple(layers)
         readout = Readout(weight=self.params["readout.weight"], bias=self.params["readout.bias"],
                           beta=self.buffers["readout.beta"], gain=self.buffers["readout.gain"],
                           decision="sum_softmax" if cfg.loss == "sum_softmax" else "sum_membrane")
