@@ -153,7 +153,48 @@ class _LayerCache(NamedTuple):
     tables: tuple          # (klo, mtab, dmtab) of the delay spread
 
 
-class Network:
+class ParameterFacts:
+    """What the optimiser and the trainer ask of a network's ``params`` (a dict of arrays
+    whose delay parameters end in ``.delays``): shared by :class:`Network` and
+    :class:`evsim.training.stack.StackNetwork`."""
+
+    params: dict
+
+    @property
+    def delay_names(self) -> list[str]:
+        """Names of the delay parameters (their own optimiser group, no weight decay)."""
+        return [k for k in self.params if k.endswith(".delays")]
+
+    @property
+    def weight_names(self) -> list[str]:
+        """Names of every other parameter."""
+        return [k for k in self.params if not k.endswith(".delays")]
+
+    def n_params(self) -> int:
+        return int(sum(p.size for p in self.params.values()))
+
+    def clamp_delays(self) -> None:
+        """Clamp every delay to >= 0 in place (after each optimiser step)."""
+        for k in self.delay_names:
+            np.maximum(self.params[k], 0.0, out=self.params[k])
+
+
+def readout_forward(params: dict, buffers: dict, h: np.ndarray, shape: tuple, loss: str):
+    """The leaky readout on the last hidden layer's spikes ``h`` (rows B T, or (B, T, n)):
+    ``(u, q, scores)`` with u (B, T, C) its membrane (``shape`` = (B, T, C)), q the softmax
+    of u for the ``sum_softmax`` loss (None for ``sum_logits``) and the class scores."""
+    a_o = h @ params["readout.weight"].T
+    a_o += params["readout.bias"]
+    u = kernels.leaky_fwd(np.ascontiguousarray(a_o.reshape(shape)), buffers["readout.beta"], buffers["readout.gain"])
+    if loss == "sum_softmax":
+        q = softmax(u, axis=2)
+        return u, q, q.sum(axis=1)
+    if loss == "sum_logits":
+        return u, None, u.sum(axis=1)
+    raise EvsimError(f"unknown loss {loss!r}; expected sum_softmax or sum_logits")
+
+
+class Network(ParameterFacts):
     """A trainable network described by a :class:`NetworkConfig`.
 
     ``params`` (trainable) and ``buffers`` (BatchNorm running statistics; the fixed beta,
@@ -222,25 +263,6 @@ class Network:
         buffers["readout.beta"] = np.full(c, beta_o, dtype)
         buffers["readout.gain"] = np.full(c, 1.0 if config.readout_gain == "one" else 1.0 - beta_o, dtype)
         return cls(config, params, buffers)
-
-    # -- parameter facts ---------------------------------------------------------------
-    @property
-    def delay_names(self) -> list[str]:
-        """Names of the delay parameters (their own optimiser group, no weight decay)."""
-        return [k for k in self.params if k.endswith(".delays")]
-
-    @property
-    def weight_names(self) -> list[str]:
-        """Names of every other parameter."""
-        return [k for k in self.params if not k.endswith(".delays")]
-
-    def n_params(self) -> int:
-        return int(sum(p.size for p in self.params.values()))
-
-    def clamp_delays(self) -> None:
-        """Clamp every delay to >= 0 in place (after each optimiser step)."""
-        for k in self.delay_names:
-            np.maximum(self.params[k], 0.0, out=self.params[k])
 
     # -- checks ------------------------------------------------------------------------
     def _check_x(self, x) -> np.ndarray:
@@ -329,15 +351,7 @@ class Network:
         cfg = self.config
         n_b, n_t, _ = x.shape
         caches, h = self.layers_forward(x, train=train, rng=rng, sigma=sigma, update_stats=update_stats)
-        a_o = h @ self.params["readout.weight"].T
-        a_o += self.params["readout.bias"]
-        u = kernels.leaky_fwd(np.ascontiguousarray(a_o.reshape(n_b, n_t, -1)), self.buffers["readout.beta"], self.buffers["readout.gain"])
-        if cfg.loss == "sum_softmax":
-            q = softmax(u, axis=2)
-            scores = q.sum(axis=1)
-        else:
-            q = None
-            scores = u.sum(axis=1)
+        u, q, scores = readout_forward(self.params, self.buffers, h, (n_b, n_t, -1), cfg.loss)
         return caches, h, u, q, scores
 
     def layers_forward(self, x, *, train: bool, rng, sigma: float, update_stats: bool):

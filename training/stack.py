@@ -37,14 +37,14 @@ from typing import Any
 import numpy as np
 
 from evsim.cells.csgru import BIAS_NAMES, GATES, KERNEL_NAMES, make_params
-from evsim.engine import SimResult, softmax
+from evsim.engine import SimResult
 from evsim.errors import EvsimError
 from evsim.model import Model, ModelMetadata, Readout
 
 from . import _kernels as kernels
 from . import csgru
 from .config import ConfigError
-from .network import Network, cross_entropy
+from .network import Network, ParameterFacts, cross_entropy, readout_forward
 from .surrogates import get_surrogate
 
 __all__ = ["StackConfig", "StackNetwork", "is_stack_config"]
@@ -266,7 +266,7 @@ class StackConfig:
         return cls(**settings)
 
 
-class StackNetwork:
+class StackNetwork(ParameterFacts):
     """A trainable CS-GRU network (see the module docstring).  ``params``: for each layer
     ``layer{l}.k_rx ... k_zh`` (C, C_src, k), ``layer{l}.b_r, b_i, b_z`` (C,) and, for a
     layer with delays, ``layer{l}.delays`` (C, P); ``readout.weight`` (classes, C P),
@@ -326,22 +326,7 @@ class StackNetwork:
 
         return Network(net_cfg, local(self.params), local(self.buffers))
 
-    # -- parameter facts ---------------------------------------------------------------
-    @property
-    def delay_names(self) -> list[str]:
-        return [k for k in self.params if k.endswith(".delays")]
-
-    @property
-    def weight_names(self) -> list[str]:
-        return [k for k in self.params if not k.endswith(".delays")]
-
-    def n_params(self) -> int:
-        return int(sum(p.size for p in self.params.values()))
-
-    def clamp_delays(self) -> None:
-        for k in self.delay_names:
-            np.maximum(self.params[k], 0.0, out=self.params[k])
-
+    # -- parameter facts (delay_names, weight_names, n_params, clamp_delays: ParameterFacts)
     def clamp_parameters(self) -> None:
         """After each optimiser step: delays >= 0, and the learned parameters of cell layers
         into their bounds (:meth:`Network.clamp_parameters`)."""
@@ -410,14 +395,7 @@ class StackNetwork:
             h = cache.s.reshape(n_b, n_t, -1)
             rasters.append(h)
         spikes = np.ascontiguousarray(h)
-        a_o = spikes @ self.params["readout.weight"].T + self.params["readout.bias"]
-        u = kernels.leaky_fwd(np.ascontiguousarray(a_o), self.buffers["readout.beta"], self.buffers["readout.gain"])
-        if cfg.loss == "sum_softmax":
-            q = softmax(u, axis=2)
-            scores = q.sum(axis=1)
-        else:
-            q = None
-            scores = u.sum(axis=1)
+        u, q, scores = readout_forward(self.params, self.buffers, spikes, spikes.shape[:2] + (-1,), cfg.loss)
         return caches, rasters, spikes, u, q, scores
 
     def loss_and_grad(self, x, y, rng=None, sigma: float = 0.0, *, update_stats: bool = True,
