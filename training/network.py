@@ -159,6 +159,7 @@ class ParameterFacts:
     :class:`evsim.training.stack.StackNetwork`."""
 
     params: dict
+    buffers: dict
 
     @property
     def delay_names(self) -> list[str]:
@@ -177,6 +178,19 @@ class ParameterFacts:
         """Clamp every delay to >= 0 in place (after each optimiser step)."""
         for k in self.delay_names:
             np.maximum(self.params[k], 0.0, out=self.params[k])
+
+    def copy_arrays(self, state: dict) -> None:
+        """Copy the ``param.<name>`` and ``buffer.<name>`` arrays of a state_dict into
+        ``params`` and ``buffers`` in place; a missing array or another shape raises."""
+        for prefix, target in (("param.", self.params), ("buffer.", self.buffers)):
+            for k, arr in target.items():
+                key = prefix + k
+                if key not in state:
+                    raise EvsimError(f"state_dict has no array {key!r}")
+                src = np.asarray(state[key])
+                if src.shape != arr.shape:
+                    raise EvsimError(f"state_dict array {key!r} has shape {src.shape}, expected {arr.shape}")
+                np.copyto(arr, src, casting="same_kind")
 
 
 def readout_forward(params: dict, buffers: dict, h: np.ndarray, shape: tuple, loss: str):
@@ -623,15 +637,7 @@ class Network(ParameterFacts):
             other = NetworkConfig.from_json(str(np.asarray(state["config"])))
             if other != self.config:
                 raise EvsimError("state_dict was saved from a network with a different configuration; build the network with Network.from_state_dict instead")
-        for prefix, target in (("param.", self.params), ("buffer.", self.buffers)):
-            for k, arr in target.items():
-                key = prefix + k
-                if key not in state:
-                    raise EvsimError(f"state_dict has no array {key!r}")
-                src = np.asarray(state[key])
-                if src.shape != arr.shape:
-                    raise EvsimError(f"state_dict array {key!r} has shape {src.shape}, expected {arr.shape}")
-                np.copyto(arr, src, casting="same_kind")
+        self.copy_arrays(state)
 
     @classmethod
     def from_state_dict(cls, state: dict[str, np.ndarray]) -> "Network":

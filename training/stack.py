@@ -515,15 +515,7 @@ class StackNetwork(ParameterFacts):
                 other = None
             if other != self.config:
                 raise EvsimError("state_dict was saved from a network with a different configuration")
-        for prefix, target in (("param.", self.params), ("buffer.", self.buffers)):
-            for k, arr in target.items():
-                key = prefix + k
-                if key not in state:
-                    raise EvsimError(f"state_dict has no array {key!r}")
-                src = np.asarray(state[key])
-                if src.shape != arr.shape:
-                    raise EvsimError(f"state_dict array {key!r} has shape {src.shape}, expected {arr.shape}")
-                np.copyto(arr, src, casting="same_kind")
+        self.copy_arrays(state)
 
     @classmethod
     def from_state_dict(cls, state: dict[str, np.ndarray]) -> StackNetwork:
