@@ -136,6 +136,23 @@ def cross_entropy(scores: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]
     return loss, (g / b).astype(scores.dtype)
 
 
+def evaluation_result(us: list, scores: list, spikes: list | None, y) -> SimResult:
+    """The :class:`SimResult` of an evaluation run in chunks of samples: readouts ``us``
+    and ``scores`` per chunk, ``spikes`` (when recorded) one list of per-layer rasters per
+    chunk; ``stats`` holds loss, correct, accuracy and batch when labels ``y`` are given."""
+    u, score = np.concatenate(us), np.concatenate(scores)
+    pred = np.argmax(score, axis=1)
+    stats = None
+    if y is not None:
+        loss, _ = cross_entropy(score, y)
+        correct = int(np.sum(pred == y))
+        stats = {"loss": loss, "correct": correct, "accuracy": correct / len(pred), "batch": len(pred)}
+    rasters = None
+    if spikes is not None:
+        rasters = [np.concatenate([chunk[l] for chunk in spikes]) for l in range(len(spikes[0]))]
+    return SimResult(readout=u, scores=score, predictions=pred, spikes=rasters, stats=stats)
+
+
 class _LayerCache(NamedTuple):
     """What the backward pass needs from one hidden layer's forward pass."""
 
@@ -574,16 +591,7 @@ class Network(ParameterFacts):
             scores.append(sc)
             if record_spikes:
                 spikes.append([c.s.astype(np.uint8) for c in caches])
-        u, scores = np.concatenate(us), np.concatenate(scores)
-        pred = np.argmax(scores, axis=1)
-        stats = None
-        if y is not None:
-            loss, _ = cross_entropy(scores, y)
-            correct = int(np.sum(pred == y))
-            stats = {"loss": loss, "correct": correct, "accuracy": correct / x.shape[0], "batch": x.shape[0]}
-        if record_spikes:
-            spikes = [np.concatenate([chunk[l] for chunk in spikes]) for l in range(self.config.n_layers)]
-        return SimResult(readout=u, scores=scores, predictions=pred, spikes=spikes if record_spikes else None, stats=stats)
+        return evaluation_result(us, scores, spikes if record_spikes else None, y)
 
     # -- export ------------------------------------------------------------------------
     def export(self, metadata: ModelMetadata | None = None) -> Model:

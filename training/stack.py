@@ -44,7 +44,13 @@ from evsim.model import Model, ModelMetadata, Readout
 from . import _kernels as kernels
 from . import csgru
 from .config import ConfigError
-from .network import Network, ParameterFacts, cross_entropy, readout_forward
+from .network import (
+    Network,
+    ParameterFacts,
+    cross_entropy,
+    evaluation_result,
+    readout_forward,
+)
 from .surrogates import get_surrogate
 
 __all__ = ["StackConfig", "StackNetwork", "is_stack_config"]
@@ -462,17 +468,7 @@ class StackNetwork(ParameterFacts):
             scores.append(sc)
             if record_spikes:
                 spikes.append([r.astype(np.uint8) for r in rasters])
-        u, scores = np.concatenate(us), np.concatenate(scores)
-        pred = np.argmax(scores, axis=1)
-        stats = None
-        if y is not None:
-            loss, _ = cross_entropy(scores, y)
-            correct = int(np.sum(pred == y))
-            stats = {"loss": loss, "correct": correct, "accuracy": correct / x.shape[0], "batch": x.shape[0]}
-        if record_spikes:
-            spikes = [np.concatenate([chunk[l] for chunk in spikes]) for l in range(self.config.n_hidden_layers)]
-        return SimResult(readout=u, scores=scores, predictions=pred, spikes=spikes if record_spikes else None,
-                         stats=stats)
+        return evaluation_result(us, scores, spikes if record_spikes else None, y)
 
     def export(self, metadata: ModelMetadata | None = None) -> Model:
         """The :class:`evsim.model.Model`: one :class:`evsim.csgru_layer.CSGRULayer` per
