@@ -28,6 +28,21 @@ Same-class blend of ``x`` (the sample) with ``p`` (another sample of the same cl
     are dropped before thinning.  Binomial thinning of a count is the same as keeping each
     of its spikes independently with probability ``keep``.
 
+Voice transforms (off by default; ``freq_shift`` F and ``time_stretch`` s of :class:`Augment`),
+drawn once per sample and applied to every view of the epoch (the original included), after
+the view is made::
+
+    k_b ~ UniformInteger[-F, F]                  frequency shift, in (pooled) input channels
+    y[b, t, c] = x[b, t, c - k_b]                0 where c - k_b is outside [0, C)
+    r_b ~ Uniform[1 / (1 + s), 1 + s]            time stretch (r > 1: slower speech)
+    y[b, t, c] = x[b, floor(t / r_b), c]         0 where floor(t / r_b) >= T
+
+    A speaker's vocal tract scales its formants by a factor; the cochlea's channels are
+    spaced about logarithmically in frequency, so a factor is a shift along the channel
+    axis (one pooled input is 5 of the 700 cochlea channels).  The stretch resamples whole
+    bins (nearest neighbour, about t = 0, where the samples start), so the spikes per step
+    stay those of the original: a slower speaker is longer, not sparser.
+
 The augmented epoch (:func:`evsim.training.data.iterate_batches` given an :class:`Augment`) holds
 every training sample three times: as it is, channel-shifted, and blended, mixed in one
 shuffled order.  This module imports nothing of ``training.data`` (no import loop).
@@ -48,8 +63,11 @@ __all__ = [
     "centre_of_mass",
     "shift_channels",
     "shift_channels_by",
+    "shift_frequency",
     "shift_time",
+    "stretch_time",
     "thin",
+    "voice_transform",
     "VIEWS",
 ]
 
@@ -65,18 +83,26 @@ class Augment:
     shift: include the channel-shifted copy of every sample
     blend: include the same-class blend of every sample
     keep: probability that a spike survives thinning in the blend (method: 0.5)
+    freq_shift: F, the largest shift of a whole sample along the input channels (>= 0; 0: off)
+    time_stretch: s, the largest relative stretch of a whole sample in time (>= 0; 0: off)
     """
 
     max_shift: int = 10
     shift: bool = True
     blend: bool = True
     keep: float = 0.5
+    freq_shift: int = 0
+    time_stretch: float = 0.0
 
     def __post_init__(self):
         if not (isinstance(self.max_shift, (int, np.integer)) and self.max_shift >= 0):
             raise EvsimError(f"augment max_shift: {self.max_shift!r}; expected an integer number of steps >= 0")
         if not (0.0 <= float(self.keep) <= 1.0):
             raise EvsimError(f"augment keep: {self.keep!r}; expected a probability in [0, 1]")
+        if not (isinstance(self.freq_shift, (int, np.integer)) and self.freq_shift >= 0):
+            raise EvsimError(f"augment freq_shift: {self.freq_shift!r}; expected an integer number of inputs >= 0")
+        if not (np.isfinite(self.time_stretch) and 0.0 <= float(self.time_stretch) <= 1.0):
+            raise EvsimError(f"augment time_stretch: {self.time_stretch!r}; expected a fraction in [0, 1]")
 
     @property
     def views(self) -> tuple[int, ...]:
@@ -128,6 +154,51 @@ def shift_time(x, shifts) -> np.ndarray:
     s = np.asarray(shifts, dtype=np.int64).reshape(-1, 1)
     out = shift_channels_by(xb, np.broadcast_to(s, (xb.shape[0], xb.shape[2])))
     return out[0] if single else out
+
+
+def shift_frequency(x, shifts) -> np.ndarray:
+    """Move every channel of sample ``b`` up by ``shifts[b]`` inputs (negative: down).
+
+    x: (T, C) or (B, T, C) counts; shifts: (B,) integers.  Counts moved past either end of
+    the channel axis are dropped, vacated channels are zero.  Same dtype as x.
+    """
+    xb, single = _as_batch(x)
+    B, T, C = xb.shape
+    k = np.asarray(shifts, dtype=np.int64).reshape(-1)
+    src = np.arange(C)[None, :] - k[:, None]                     # (B, C) source channel
+    valid = (src >= 0) & (src < C)
+    out = np.take_along_axis(xb, np.clip(src, 0, C - 1)[:, None, :], axis=2)
+    out = np.where(valid[:, None, :], out, np.zeros((), dtype=xb.dtype))
+    return out[0] if single else out
+
+
+def stretch_time(x, factors) -> np.ndarray:
+    """Resample sample ``b`` in time by ``factors[b]`` (> 0): y[t] = x[floor(t / r)].
+
+    r > 1 lengthens the sample (bins repeated, the end cut at T), r < 1 shortens it (bins
+    skipped, the end filled with zeros).  Same dtype as x.
+    """
+    xb, single = _as_batch(x)
+    B, T, C = xb.shape
+    r = np.asarray(factors, dtype=np.float64).reshape(-1)
+    if not np.all(np.isfinite(r) & (r > 0)):
+        raise EvsimError(f"stretch factors must be finite and > 0, got {r}")
+    src = np.floor(np.arange(T)[None, :] / r[:, None]).astype(np.int64)     # (B, T) source step
+    valid = src < T
+    out = np.take_along_axis(xb, np.minimum(src, T - 1)[:, :, None], axis=1)
+    out = np.where(valid[:, :, None], out, np.zeros((), dtype=xb.dtype))
+    return out[0] if single else out
+
+
+def voice_transform(x, freq_shift: int, time_stretch: float, rng: np.random.Generator) -> np.ndarray:
+    """The voice transforms of the module docstring, one draw per sample; x unchanged when
+    both are 0 (no random numbers drawn then)."""
+    xb, single = _as_batch(x)
+    if freq_shift:
+        xb = shift_frequency(xb, rng.integers(-int(freq_shift), int(freq_shift) + 1, size=xb.shape[0]))
+    if time_stretch:
+        xb = stretch_time(xb, rng.uniform(1.0 / (1.0 + time_stretch), 1.0 + time_stretch, size=xb.shape[0]))
+    return xb[0] if single else xb
 
 
 def centre_of_mass(x) -> np.ndarray | float:

@@ -29,7 +29,7 @@ from evsim.model import RECURRENCES, RESETS
 
 from .surrogates import get_surrogate
 
-__all__ = ["NetworkConfig", "ConfigError", "GAINS", "LOSSES", "DROPOUT_MODES"]
+__all__ = ["NetworkConfig", "ConfigError", "GAINS", "LOSSES", "DROPOUT_MODES", "check_label_smoothing"]
 
 GAINS = ("one", "1-beta")
 LOSSES = ("sum_softmax", "sum_logits")
@@ -41,6 +41,13 @@ RATE_COSTS = ("uniform", "synops")
 
 class ConfigError(EvsimError):
     """An invalid :class:`NetworkConfig`."""
+
+
+def check_label_smoothing(value) -> None:
+    """Raise unless ``value`` is a label smoothing e in [0, 1) (a real number, not a bool)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
+            or not 0.0 <= float(value) < 1.0:
+        raise ConfigError(f"label_smoothing: {value!r}; expected a number in [0, 1) (0: off)")
 
 
 def _per_layer(name, value, n_layers, cast):
@@ -111,6 +118,8 @@ class NetworkConfig:
     readout_tau, readout_gain: the leaky readout's time constant and gain mode
     loss: ``"sum_softmax"`` (cross-entropy of the logits sum_t softmax(u_t), the method) or
         ``"sum_logits"`` (cross-entropy of sum_t u_t)
+    label_smoothing: e in [0, 1): the training loss's target is (1 - e) onehot(y) + e / C
+        (0, the default: the plain cross-entropy); evaluation always reports the plain one
     rate_reg, rate_target: spike-rate regulariser added to the loss (default off).  With
         r_l = mean_{b,t,i} s_l[b,t,i] the firing rate of hidden layer l (spikes per neuron
         per step over the whole padded B x T batch, before dropout):
@@ -173,6 +182,7 @@ class NetworkConfig:
     readout_tau: float = 1.05
     readout_gain: str = "one"
     loss: str = "sum_softmax"
+    label_smoothing: float = 0.0
     rate_reg: float = 0.0
     rate_target: float = 0.0
     rate_cost: str = "uniform"
@@ -261,6 +271,7 @@ class NetworkConfig:
             raise ConfigError(f"readout_tau: {self.readout_tau!r}; expected >= 1 step")
         if self.loss not in LOSSES:
             raise ConfigError(f"loss: {self.loss!r}; expected one of {', '.join(LOSSES)}")
+        check_label_smoothing(self.label_smoothing)
         for name in ("rate_reg", "rate_target"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) or not np.isfinite(v):

@@ -37,7 +37,7 @@ from evsim.inputs import open_input
 from evsim.errors import EvsimError
 from evsim.model import pooled_inputs
 
-from .augment import Augment, blend, shift_channels
+from .augment import Augment, blend, shift_channels, voice_transform
 
 __all__ = ["SpikeDataset", "Split", "load_dataset", "split_by_speaker", "iterate_batches", "n_batches"]
 
@@ -284,7 +284,8 @@ def iterate_batches(dataset: SpikeDataset, indices, batch_size: int, rng: np.ran
 
     Every sample of ``indices`` appears once, or ``augment.factor`` times with ``augment``
     (as it is, channel-shifted, blended with a random other sample of its class drawn from
-    ``indices``), all views shuffled together when ``shuffle``.  Without shuffling the order
+    ``indices``), all views shuffled together when ``shuffle``; then every view is moved by
+    the voice transforms of ``augment`` (frequency shift, time stretch) when they are on.  Without shuffling the order
     is ``indices`` (each sample's views following it).  The last batch is smaller unless
     ``drop_last``.  All randomness comes from ``rng``.
     """
@@ -310,6 +311,7 @@ def iterate_batches(dataset: SpikeDataset, indices, batch_size: int, rng: np.ran
             if rows.size:
                 partners = _partners(b_items[rows], dataset.labels, members, rng)
                 x[rows] = blend(x[rows], dataset.dense(partners), rng, augment.keep)
+            x = voice_transform(x, augment.freq_shift, augment.time_stretch, rng)
         yield x, dataset.labels[b_items].astype(np.int64)
 
 

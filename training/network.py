@@ -125,15 +125,20 @@ def rate_penalty(cfg: NetworkConfig, counts, rows: int, scale: float = 1.0) -> t
     return penalty, grads
 
 
-def cross_entropy(scores: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
-    """Mean cross-entropy of ``scores`` (B, C) taken as logits; returns (loss, dL/dscores)."""
+def cross_entropy(scores: np.ndarray, y: np.ndarray, smoothing: float = 0.0) -> tuple[float, np.ndarray]:
+    """Mean cross-entropy of ``scores`` (B, C) taken as logits; returns (loss, dL/dscores).
+
+    smoothing: label smoothing e in [0, 1): the target is q = (1 - e) onehot(y) + e / C, so
+    L = -mean_b sum_c q_bc log p_bc and dL/dscores = (p - q) / B (e = 0: the plain loss).
+    """
     p = softmax(scores.astype(np.float64), axis=1)
-    b = scores.shape[0]
+    b, n_c = scores.shape
     rows = np.arange(b)
-    loss = float(-np.mean(np.log(np.maximum(p[rows, y], 1e-300))))
-    g = p.copy()
-    g[rows, y] -= 1.0
-    return loss, (g / b).astype(scores.dtype)
+    q = np.full((b, n_c), smoothing / n_c)
+    q[rows, y] += 1.0 - smoothing
+    logp = np.log(np.maximum(p, 1e-300))
+    loss = float(-np.mean(logp[rows, y])) if smoothing == 0.0 else float(-np.sum(q * logp) / b)
+    return loss, ((p - q) / b).astype(scores.dtype)
 
 
 def evaluation_result(us: list, scores: list, spikes: list | None, y) -> SimResult:
@@ -485,7 +490,7 @@ class Network(ParameterFacts):
         n_b, n_t, _ = x.shape
         dtype = cfg.np_dtype
         caches, h, u, q, scores = self._forward(x, train=True, rng=rng, sigma=sigma, update_stats=update_stats)
-        loss, g_scores = cross_entropy(scores, y)
+        loss, g_scores = cross_entropy(scores, y, cfg.label_smoothing)
         counts = [float(c.s.sum(dtype=np.float64)) for c in caches]   # spikes per layer (penalty, stats)
         penalty, g_pen = rate_penalty(cfg, counts, n_b * n_t, rate_scale)
         loss += penalty

@@ -84,6 +84,10 @@ class TrainConfig:
     shift_max: largest per-channel shift S in steps; 10 steps = 100 ms at dt = 10 ms, the
         same time span as the method's S = 100 at CRSNN's 1 ms steps (S = 100 at 10 ms would
         move channels by up to a second and drop about half the spikes of a digit)
+    freq_shift: F, voice transform: every view of a sample moved along the input channels by
+        an integer in [-F, F] drawn per sample (one pooled input = 5 cochlea channels; 0: off)
+    time_stretch: s, voice transform: every view resampled in time by a factor in
+        [1 / (1 + s), 1 + s] drawn per sample (0: off); both in :mod:`evsim.training.augment`
     val_fraction: share of training speakers held out for model selection
     dt_ms, pool, input_channels: binning of the input files
     seed: one seed for initialisation, split, shuffling, augmentation and dropout
@@ -107,6 +111,8 @@ class TrainConfig:
     init_from: str = ""
     augment: bool = True
     shift_max: int = 10
+    freq_shift: int = 0
+    time_stretch: float = 0.0
     val_fraction: float = 0.1
     dt_ms: float = 10.0
     pool: int = 5
@@ -129,7 +135,7 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "pool", "input_channels"):
             if not (is_int(getattr(self, name)) and getattr(self, name) >= 1):
                 bad(name, "a positive integer")
-        for name in ("seed", "shift_max", "rate_warmup", "limit"):
+        for name in ("seed", "shift_max", "rate_warmup", "limit", "freq_shift"):
             if not (is_int(getattr(self, name)) and getattr(self, name) >= 0):
                 bad(name, "an integer >= 0")
         for name in ("lr", "delay_lr", "dt_ms"):
@@ -138,6 +144,8 @@ class TrainConfig:
         for name in ("weight_decay", "grad_clip", "sigma0"):
             if not (is_real(getattr(self, name)) and getattr(self, name) >= 0):
                 bad(name, "a finite number >= 0")
+        if not (is_real(self.time_stretch) and 0 <= self.time_stretch <= 1):
+            bad("time_stretch", "a fraction in [0, 1] (0: off)")
         for name in ("learn_delays", "augment"):
             if not isinstance(getattr(self, name), bool):
                 bad(name, "true or false")

@@ -43,7 +43,7 @@ from evsim.model import Model, ModelMetadata, Readout
 
 from . import _kernels as kernels
 from . import csgru
-from .config import ConfigError
+from .config import ConfigError, check_label_smoothing
 from .network import (
     Network,
     ParameterFacts,
@@ -64,8 +64,8 @@ def is_stack_config(network: dict) -> bool:
 
 
 #: settings of a cell segment that the stack sets itself
-_CELL_FIXED = ("n_inputs", "n_classes", "dtype", "smooth_forward", "loss", "readout_tau", "readout_gain",
-               "rate_reg", "rate_target", "rate_cost")
+_CELL_FIXED = ("n_inputs", "n_classes", "dtype", "smooth_forward", "loss", "label_smoothing", "readout_tau",
+               "readout_gain", "rate_reg", "rate_target", "rate_cost")
 #: a cell segment's defaults where they differ from NetworkConfig's (no dropout, no
 #: BatchNorm, as the CS-GRU layers); surrogate, threshold and delay_init follow the stack
 _CELL_DEFAULTS = dict(dropout=0.0, rec_dropout=0.0, batchnorm=False)
@@ -114,6 +114,7 @@ class StackConfig:
     delay_init: (low, high) of the uniform initial delays in steps
     readout_tau, readout_gain: the leaky readout (beta_o = 1 - 1 / tau; gain "one" or "1-beta")
     loss: ``"sum_softmax"`` or ``"sum_logits"``
+    label_smoothing: e in [0, 1), the training target (1 - e) onehot + e / C (0: off)
     smooth_forward: the surrogate's primitive in place of H (gradient checks only)
     cells: neuron-cell layers (LIF, AdLIF, ...) in the stack, ``{"i": settings}``: a run of
         cell layers below CS-GRU layer i (``"0"``: on the input; ``"<n_layers>"``: between the
@@ -141,6 +142,7 @@ class StackConfig:
     readout_tau: float = 1.05
     readout_gain: str = "one"
     loss: str = "sum_softmax"
+    label_smoothing: float = 0.0
     n_classes: int = 20
     threshold: float = 1.0
     smooth_forward: bool = False
@@ -192,6 +194,7 @@ class StackConfig:
             bad("readout_gain", "one or 1-beta")
         if self.loss not in LOSSES:
             bad("loss", f"one of {', '.join(LOSSES)}")
+        check_label_smoothing(self.label_smoothing)
         if not (isinstance(self.threshold, (int, float)) and self.threshold > 0):
             bad("threshold", "a number > 0")
         set_(self, "cells", _check_cells(self.cells, len(channels)))
@@ -418,7 +421,7 @@ class StackNetwork(ParameterFacts):
         n_b, n_t, _ = x.shape
         caches, rasters, spikes, u, q, scores = self._forward(x, sigma, rounded=False, rng=rng,
                                                               update_stats=update_stats)
-        loss, g_scores = cross_entropy(scores, y)
+        loss, g_scores = cross_entropy(scores, y, cfg.label_smoothing)
         grads = {}
         if q is not None:
             gs_ = g_scores[:, None, :]

@@ -7,7 +7,8 @@ from hypothesis.extra import numpy as hnp
 
 from evsim.errors import EvsimError
 from evsim.training.augment import (Augment, alignment_shift, blend, centre_of_mass, shift_channels,
-                              shift_channels_by, shift_time, thin)
+                                    shift_channels_by, shift_frequency, shift_time, stretch_time, thin,
+                                    voice_transform)
 
 
 def naive_shift(x, shifts):
@@ -162,3 +163,129 @@ def test_default_shift_is_100_ms_at_10_ms_steps():
     assert y.sum() == 2000                                   # nothing pushed out of 41 steps
     moved = np.argmax(y, axis=0) - 20
     assert moved.min() == -10 and moved.max() == 10
+
+
+# -- voice transforms: frequency shift and time stretch -----------------------------------
+
+def naive_frequency_shift(x, shifts):
+    """Obvious loop: out[b, t, c + k] = x[b, t, c] when c + k stays on the channel axis."""
+    B, T, C = x.shape
+    out = np.zeros_like(x)
+    for b in range(B):
+        for c in range(C):
+            if 0 <= c + shifts[b] < C:
+                out[b, :, c + shifts[b]] = x[b, :, c]
+    return out
+
+
+def naive_stretch(x, factors):
+    """Obvious loop: step t of the output is step floor(t / r) of the input, if any."""
+    B, T, C = x.shape
+    out = np.zeros_like(x)
+    for b in range(B):
+        for t in range(T):
+            src = int(np.floor(t / factors[b]))
+            if src < T:
+                out[b, t] = x[b, src]
+    return out
+
+
+@settings(max_examples=60, deadline=None)
+@given(x=counts, data=st.data())
+def test_frequency_shift_matches_naive(x, data):
+    B, T, C = x.shape
+    k = data.draw(hnp.arrays(np.int64, (B,), elements=st.integers(-C - 1, C + 1)))
+    y = shift_frequency(x, k)
+    assert y.dtype == x.dtype and y.shape == x.shape
+    np.testing.assert_array_equal(y, naive_frequency_shift(x, k))
+    np.testing.assert_array_equal(shift_frequency(x[0], k[:1]), y[0])        # one (T, C) sample
+
+
+@settings(max_examples=60, deadline=None)
+@given(x=counts, data=st.data())
+def test_stretch_matches_naive(x, data):
+    B = x.shape[0]
+    r = data.draw(hnp.arrays(np.float64, (B,), elements=st.floats(0.25, 4.0)))
+    y = stretch_time(x, r)
+    assert y.dtype == x.dtype and y.shape == x.shape
+    np.testing.assert_array_equal(y, naive_stretch(x, r))
+
+
+def test_stretch_by_hand():
+    x = np.zeros((6, 1), np.float32)
+    x[:, 0] = [1, 2, 3, 4, 5, 6]
+    np.testing.assert_array_equal(stretch_time(x, [2.0])[:, 0], [1, 1, 2, 2, 3, 3])   # slower: bins repeated
+    np.testing.assert_array_equal(stretch_time(x, [0.5])[:, 0], [1, 3, 5, 0, 0, 0])   # faster: bins skipped
+    np.testing.assert_array_equal(stretch_time(x, [1.0])[:, 0], x[:, 0])
+    with pytest.raises(EvsimError, match="stretch"):
+        stretch_time(x, [0.0])
+
+
+def test_voice_transform_ranges_and_off_draws_nothing():
+    x = np.zeros((400, 30, 40), np.float32)
+    x[:, 0, 20] = 1                                              # one spike at step 0, channel 20
+    x[:, 9, 20] = 1                                              # and one at step 9
+    rng = np.random.default_rng(0)
+    y = voice_transform(x, 3, 0.25, rng)
+    channel = np.argmax(y[:, 0, :], axis=1)                      # step 0 stays at step 0 (stretch about t = 0)
+    assert set(channel - 20) == {-3, -2, -1, 0, 1, 2, 3}
+    # step 9 covers the t with floor(t / r) = 9, t in [9 r, 10 r), r in [1/1.25, 1.25]: at
+    # most step 12; a shortening (r < 1) may skip it
+    late = np.array([np.flatnonzero(y[b].sum(axis=1))[-1] for b in range(400)])
+    kept = late[late > 0]
+    assert kept.min() >= 8 and kept.max() <= 12 and np.unique(kept).size == 5
+    assert 0 < np.sum(late == 0) < 100
+    # both off: the very array back, and the random stream untouched
+    rng_a, rng_b = np.random.default_rng(5), np.random.default_rng(5)
+    assert voice_transform(x, 0, 0.0, rng_a) is x
+    assert rng_a.integers(1 << 30) == rng_b.integers(1 << 30)
+
+
+def test_voice_transform_config_checks():
+    assert Augment().freq_shift == 0 and Augment().time_stretch == 0.0         # off by default
+    with pytest.raises(EvsimError, match="freq_shift"):
+        Augment(freq_shift=-1)
+    with pytest.raises(EvsimError, match="time_stretch"):
+        Augment(time_stretch=1.5)
+    from evsim.training.presets import ConfigFileError, TrainConfig
+
+    for bad in ({"freq_shift": -2}, {"freq_shift": 1.5}, {"time_stretch": -0.1}, {"time_stretch": float("nan")},
+                {"time_stretch": 2}):
+        with pytest.raises(ConfigFileError, match=next(iter(bad))):
+            TrainConfig(**bad)
+
+
+def test_iterate_batches_moves_every_view():
+    """With the voice transforms on, every view of the epoch is moved (the originals too);
+    with them off the batches are those of the plain augmented epoch, bit for bit."""
+    from evsim.training.data import iterate_batches
+
+    ds = tiny_dataset()
+    idx = np.arange(len(ds))
+    plain = list(iterate_batches(ds, idx, 4, np.random.default_rng(1), augment=Augment(max_shift=1)))
+    off = list(iterate_batches(ds, idx, 4, np.random.default_rng(1), augment=Augment(max_shift=1, freq_shift=0)))
+    for (x0, y0), (x1, y1) in zip(plain, off):
+        np.testing.assert_array_equal(x0, x1)
+        np.testing.assert_array_equal(y0, y1)
+    unshifted = list(iterate_batches(ds, idx, 64, np.random.default_rng(2), shuffle=False,
+                                     augment=Augment(shift=False, blend=False)))[0][0]
+    moved = list(iterate_batches(ds, idx, 64, np.random.default_rng(2), shuffle=False,
+                                 augment=Augment(shift=False, blend=False, freq_shift=2)))[0][0]
+    # each sample is its original moved along the channels by some k in [-2, 2]
+    ks = []
+    for a, b in zip(unshifted, moved):
+        match = [k for k in range(-2, 3) if np.array_equal(shift_frequency(a, [k]), b)]
+        assert match, "a view is not a frequency shift of its sample"
+        ks.append(match[0])
+    assert len(set(ks)) > 1
+
+
+def tiny_dataset():
+    """A SpikeDataset of 12 samples, 8 steps, 6 inputs, one spike per sample at a distinct place."""
+    from evsim.training.data import SpikeDataset
+
+    n, T, C = 12, 8, 6
+    keys = np.array([(i % T) * C + (i % 4) + 1 for i in range(n)], np.int32)
+    return SpikeDataset(keys=keys, counts=np.ones(n, np.uint16), offsets=np.arange(n + 1, dtype=np.int64),
+                        labels=np.arange(n) % 3, speakers=None, class_names=("a", "b", "c"), n_steps=T,
+                        dt_ms=10.0, pool=1, input_channels=C)

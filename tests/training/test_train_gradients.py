@@ -278,3 +278,39 @@ def test_detached_reset_matches_hand_derivation(reset, smooth):
         gv[t] = e[t] * arctan_grad(v[t] - theta, 2.0) + nxt
     np.testing.assert_allclose(grads["layer0.weight"][0, 0], np.sum(g * x[0, :, 0] * gv), rtol=1e-12)
     np.testing.assert_allclose(grads["layer0.bias"][0], np.sum(g * gv), rtol=1e-12)
+
+
+@pytest.mark.parametrize("loss", ["sum_softmax", "sum_logits"])
+def test_label_smoothing_value_and_gradients(loss):
+    """label_smoothing e: the loss is -mean_b sum_c q_bc log p_bc with q = (1 - e) onehot + e / C
+    (computed here from the scores by hand), it differs from the plain loss, and every
+    gradient matches finite differences."""
+    from evsim.training import cross_entropy
+
+    y = np.array([0, 1, 2])
+    cfg, net, x, (l0, g0, _) = penalty_case(13, y, n_classes=3, loss=loss)
+    net.config = dataclasses.replace(cfg, label_smoothing=0.3)
+    loss_value, grads, _ = net.loss_and_grad(x, y, 3, 1.5, update_stats=False)
+    *_, scores = net._forward(net._check_x(x), train=True, rng=np.random.default_rng(3), sigma=1.5,
+                              update_stats=False)
+    logp = scores - np.log(np.exp(scores).sum(axis=1, keepdims=True))
+    q = np.full((3, 3), 0.1)
+    q[np.arange(3), y] += 0.7
+    np.testing.assert_allclose(loss_value, -(q * logp).sum() / 3, rtol=1e-12)
+    assert abs(loss_value - l0) > 1e-3
+    np.testing.assert_allclose(cross_entropy(scores, y, 0.3)[0], loss_value, rtol=1e-12)
+    assert_fd(net, x, y, sigma=1.5)
+
+
+def test_label_smoothing_zero_is_the_plain_loss_and_is_checked():
+    from evsim.training.config import ConfigError
+
+    y = np.array([0, 1, 2])
+    cfg, net, x, (l0, g0, _) = penalty_case(13, y, n_classes=3)
+    assert cfg.label_smoothing == 0.0
+    net.config = dataclasses.replace(cfg, label_smoothing=0)
+    loss_value, grads, _ = net.loss_and_grad(x, y, 3, 1.5, update_stats=False)
+    assert loss_value == l0 and all(np.array_equal(grads[k], g0[k]) for k in g0)
+    for bad in (-0.1, 1.0, True, "0.1", float("nan")):
+        with pytest.raises(ConfigError, match="label_smoothing"):
+            NetworkConfig(label_smoothing=bad)
