@@ -88,6 +88,8 @@ class TrainConfig:
         an integer in [-F, F] drawn per sample (one pooled input = 5 cochlea channels; 0: off)
     time_stretch: s, voice transform: every view resampled in time by a factor in
         [1 / (1 + s), 1 + s] drawn per sample (0: off); both in :mod:`evsim.training.augment`
+    ema: decay of the exponential moving average of the weights that is validated and
+        exported (e.g. 0.999; 0: off, the last weights), :mod:`evsim.training.average`
     val_fraction: share of training speakers held out for model selection
     dt_ms, pool, input_channels: binning of the input files
     seed: one seed for initialisation, split, shuffling, augmentation and dropout
@@ -113,6 +115,7 @@ class TrainConfig:
     shift_max: int = 10
     freq_shift: int = 0
     time_stretch: float = 0.0
+    ema: float = 0.0
     val_fraction: float = 0.1
     dt_ms: float = 10.0
     pool: int = 5
@@ -144,6 +147,8 @@ class TrainConfig:
         for name in ("weight_decay", "grad_clip", "sigma0"):
             if not (is_real(getattr(self, name)) and getattr(self, name) >= 0):
                 bad(name, "a finite number >= 0")
+        if not (is_real(self.ema) and 0 <= self.ema < 1):
+            bad("ema", "a decay in [0, 1) (0: off; e.g. 0.999)")
         if not (is_real(self.time_stretch) and 0 <= self.time_stretch <= 1):
             bad("time_stretch", "a fraction in [0, 1] (0: off)")
         for name in ("learn_delays", "augment"):

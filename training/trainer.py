@@ -20,6 +20,9 @@ validation split (speakers held out of the training file, or the official valida
 file for SSC) with delays rounded, as the exported model runs.  The test file is
 evaluated once, at the end, on the best epoch's exported ``model.npz``, with the evsim
 event engine: the accuracy reported is exactly what ``evsim run`` gives on that file.
+With ``ema > 0`` the network validated, kept and exported is the running average of the
+weights (:mod:`evsim.training.average`), not the last ones; training continues from the
+last ones, and the checkpoint holds both.
 
 Resuming (``resume=True``) restores everything the next epoch depends on (parameters,
 BatchNorm statistics, optimiser moments and step, the random generator, the best model
@@ -276,6 +279,7 @@ class _RunState:
     best: dict
     best_state: dict | None
     start_epoch: int
+    average: object | None = None     # training.average.WeightAverage when config.ema > 0
 
 
 def _train_locked(config: TrainConfig, train_path: str, test_path: str, out_dir: str, *,
@@ -429,6 +433,10 @@ def _start_or_restore(config: TrainConfig, data: _Data, files: RunFiles, saved: 
                          delay_schedule=config.delay_schedule, learn_delays=config.learn_delays)
     run = _RunState(net=net, opt=opt, rng=np.random.default_rng(config.seed + 1), history=[],
                     best={"epoch": -1, "val_accuracy": -1.0}, best_state=None, start_epoch=0)
+    if config.ema > 0:
+        from .average import WeightAverage
+
+        run.average = WeightAverage(net.state_dict(), config.ema)
     if saved is not None:
         _restore(config, run, files, saved)
         rep.message(f"resuming {files.out_dir} after epoch {run.start_epoch}")
@@ -467,6 +475,8 @@ def _restore(config: TrainConfig, run: _RunState, files: RunFiles, ck: dict) -> 
     run.history = json.loads(str(ck["history"]))
     run.best = json.loads(str(ck["best"]))
     run.best_state = _unprefixed("best/", ck) or None
+    if run.average is not None:
+        run.average.load_state_dict(_unprefixed("ema/", ck))
     # the log may lag the checkpoint by one epoch if a stop fell between the two writes
     _write_text(files.log, "".join(json.dumps(r) + "\n" for r in run.history))
 
@@ -494,6 +504,8 @@ def _run_epoch(config: TrainConfig, epoch: int, run: _RunState, data: _Data, fil
             raise TrainingError(f"{exc} at epoch {epoch + 1}; training stopped. "
                                 f"The last good checkpoint (end of epoch {epoch}) is kept in {files.checkpoint}; "
                                 "try a lower --lr or a smaller grad_clip") from None
+        if run.average is not None:
+            run.average.update(net.state_dict())
         loss_sum += loss * len(y)
         correct += stats["correct"]
         seen += len(y)
@@ -501,7 +513,8 @@ def _run_epoch(config: TrainConfig, epoch: int, run: _RunState, data: _Data, fil
         rates = r if rates is None else rates + r
         stats["sigma"] = sigma
         rep.batch(stats)
-    val = _evaluate(net, data.val_ds, data.val_idx)
+    judged = net if run.average is None else type(net).from_state_dict(run.average.network_state(net.state_dict()))
+    val = _evaluate(judged, data.val_ds, data.val_idx)
     record = {"epoch": epoch + 1, "train_loss": loss_sum / seen, "train_accuracy": correct / seen,
               "val_loss": val["loss"], "val_accuracy": val["accuracy"], "sigma": sigma,
               "spike_rate": (rates / data.steps_per_epoch).tolist(), "lr": opt.lr("weights"),
@@ -512,14 +525,15 @@ def _run_epoch(config: TrainConfig, epoch: int, run: _RunState, data: _Data, fil
     # epochs at full penalty weight are candidates for the exported model
     if rate_scale == 1.0 and val["accuracy"] > run.best["val_accuracy"]:
         run.best = {"epoch": epoch + 1, "val_accuracy": val["accuracy"]}
-        run.best_state = {k: np.array(v) for k, v in net.state_dict().items()}
+        run.best_state = {k: np.array(v) for k, v in judged.state_dict().items()}
     return record
 
 
 def _save_epoch(config: TrainConfig, epoch: int, record: dict, run: _RunState, data: _Data, files: RunFiles) -> None:
     """Write the checkpoint of ``epoch`` (atomically), then its line of the log."""
     ck = {**_prefixed("net/", run.net.state_dict()), **_prefixed("opt/", run.opt.state_dict()),
-          **_prefixed("best/", run.best_state or {}), "rng": rng_state(run.rng), "epoch": np.array(epoch),
+          **_prefixed("best/", run.best_state or {}),
+          **_prefixed("ema/", run.average.state_dict() if run.average is not None else {}), "rng": rng_state(run.rng), "epoch": np.array(epoch),
           "history": np.array(json.dumps(run.history)), "best": np.array(json.dumps(run.best)),
           "config": np.array(config.to_json()), "data": np.array(json.dumps(data.record))}
     try:

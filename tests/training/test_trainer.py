@@ -301,3 +301,47 @@ def test_reported_validation_accuracy_is_the_engines(tmp_path, toy):
     val = split_by_speaker(ds, fraction=cfg.val_fraction, seed=cfg.seed).val
     model = load_model(result["model"])
     assert classify_file(model, str(toy[0]), indices=val, engine="event").accuracy == result["validation_accuracy"]
+
+
+def test_weight_average_by_hand():
+    from evsim.training.average import WeightAverage
+
+    avg = WeightAverage({"config": np.array("{}"), "param.w": np.array([0.0, 10.0])}, decay=0.5)
+    assert avg.rate() == 0.1                                   # warm-up: (1 + 0) / (10 + 0)
+    avg.update({"param.w": np.array([10.0, 0.0])})
+    np.testing.assert_allclose(avg.average["param.w"], [9.0, 1.0])
+    for _ in range(20):
+        avg.update({"param.w": np.array([10.0, 0.0])})
+    assert avg.rate() == 0.5                                   # the decay once the warm-up is past it
+    state = avg.network_state({"config": np.array("{}"), "param.w": np.array([3.0, 3.0])})
+    assert str(state["config"]) == "{}" and np.allclose(state["param.w"], avg.average["param.w"])
+    other = WeightAverage({"param.w": np.zeros(2)}, decay=0.5)
+    other.load_state_dict(avg.state_dict())
+    assert other.count == 21 and np.array_equal(other.average["param.w"], avg.average["param.w"])
+    with pytest.raises(EvsimError, match="decay"):
+        WeightAverage({}, decay=1.0)
+    with pytest.raises(EvsimError, match="lacks param.w"):
+        other.load_state_dict({"count": np.array(1)})
+
+
+def test_ema_run_exports_the_average_and_resumes_exactly(tmp_path, toy):
+    """With ema the exported model is the averaged network of the best epoch (not the last
+    weights), and an interrupted, resumed run ends exactly as an uninterrupted one."""
+    from evsim.training.checkpoint import load_checkpoint
+
+    cfg = small_config(ema=0.9, epochs=2)
+    full = train(cfg, *toy, tmp_path / "full")
+    train(cfg, *toy, tmp_path / "part", stop_after_epochs=1)
+    # after one epoch, the best (only) network kept is the average, not the last weights
+    ck = load_checkpoint(tmp_path / "part" / "checkpoint.npz")
+    assert int(ck["ema/count"]) > 0
+    for key in ("param.layer0.weight", "param.layer1.delays", "buffer.layer0.bn_mean"):
+        assert np.array_equal(ck["best/" + key], ck["ema/avg." + key]), key
+        assert not np.array_equal(ck["best/" + key], ck["net/" + key]), key
+    resumed = train(cfg, *toy, tmp_path / "part", resume=True)
+    assert resumed["validation_accuracy"] == full["validation_accuracy"]
+    a = load_model(tmp_path / "full" / "model.npz").to_arrays()
+    b = load_model(tmp_path / "part" / "model.npz").to_arrays()
+    assert all(np.array_equal(a[k], b[k]) for k in a if k != "metadata")
+    with pytest.raises(EvsimError, match="ema"):
+        small_config(ema=1.0)
