@@ -139,7 +139,7 @@ class CochleaStream:
         """Spikes of membrane pieces (an iterable of (C, T_j) float32 in time order, each
         used before the next is requested).  fibres: a list that receives each piece's
         (T_j, C) fibre spike counts (tests)."""
-        from ..kernels.cochlea import THR, cochlea_block, transpose, uniforms
+        from ..kernels.cochlea import THR, cochlea_block, sample_key, transpose, uniforms
         from .basilar import release, scratch
 
         times, units = [np.zeros(0)], [np.zeros(0, np.int64)]
@@ -151,7 +151,7 @@ class CochleaStream:
                 n_rows = rows.shape[1]
                 if self._seed is None:                        # this recording's key, at its first piece
                     self._seed = np.uint64(self.rng.integers(0, 2 ** 63))
-                    uniforms(self._seed, np.uint64(2 ** 63), self._state[THR])  # the first thresholds
+                    uniforms(np.uint64(sample_key(self._seed, np.uint64(2 ** 63))), self._state[THR])  # first thresholds
                     self._state[THR] = 1.0 - self._state[THR]
                 if n_rows > work[0].shape[0]:
                     work = [np.empty((n_rows, n_ch), np.float32), np.empty(n_rows * n_ch // 2 + n_ch, np.int64),

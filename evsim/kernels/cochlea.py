@@ -86,15 +86,55 @@ _MIX2 = np.uint64(0x94D049BB133111EB)
 
 
 @numba.njit(**FAST)
-def uniform(seed, counter):
-    """The ``counter + 1``-th output of SplitMix64 started at ``seed``, as a float64 in
-    [0, 1): a counter-based generator, so the number for (sample, channel) does not depend
-    on the order or the blocks in which samples are processed."""
+def sample_key(seed, counter):
+    """The ``counter + 1``-th output of SplitMix64 started at ``seed`` (uint64): the key of
+    one membrane sample's random numbers.  Counter-based, so the numbers of (sample,
+    channel) do not depend on the order or the blocks in which samples are processed."""
     z = seed + (counter + np.uint64(1)) * _GOLDEN
     z = (z ^ (z >> np.uint64(30))) * _MIX1
     z = (z ^ (z >> np.uint64(27))) * _MIX2
-    z = z ^ (z >> np.uint64(31))
-    return float(np.int64(z >> np.uint64(11))) * (1.0 / 9007199254740992.0)   # int64 -> float: one instruction
+    return z ^ (z >> np.uint64(31))
+
+
+@numba.njit(**FAST)
+def uniform(seed, counter):
+    """:func:`sample_key` as a float64 in [0, 1) (53 bits)."""
+    return float(np.int64(sample_key(seed, counter) >> np.uint64(11))) * (1.0 / 9007199254740992.0)
+
+
+_U32 = np.uint32
+
+
+@numba.njit(**_VEC)
+def _lowbias32(z):
+    """A 32-bit integer finaliser (two multiply-xorshift rounds, constants of the
+    "lowbias32" hash): a bijection of uint32 with good avalanche.  Written with explicit
+    uint32 casts so LLVM keeps 32-bit lanes (8 per AVX2 vector; 64-bit multiplies have
+    no AVX2 instruction)."""
+    z = _U32((z ^ (z >> _U32(16))) * _U32(0x21F0AAAD))
+    z = _U32((z ^ (z >> _U32(15))) * _U32(0x735A2D97))
+    return _U32(z ^ (z >> _U32(15)))
+
+
+@numba.njit(**_VEC)
+def channel_uniform(i, k_lo, k_hi):
+    """Uniform number of channel ``i`` under the sample key ``(k_hi << 32) | k_lo``, a
+    float32 in [0, 1) with 24 bits: ``h(h(k_lo + (i + 1) G) ^ k_hi) >> 8`` with h =
+    :func:`_lowbias32` and G = 0x9E3779B9.  For a fixed key it is a bijection of i (no
+    two channels of a sample share a number), and both key halves enter through a
+    nonlinear round, so two samples' numbers are unrelated unless their 64-bit keys are
+    equal.  Only 32-bit integer operations: it runs inside the vectorised channel loop."""
+    z = _lowbias32(_U32(_U32(i + 1) * _U32(0x9E3779B9) + k_lo))
+    z = _lowbias32(_U32(z ^ k_hi))
+    return np.float32(np.int32(z >> _U32(8))) * np.float32(1.0 / 16777216.0)
+
+
+@numba.njit(**_VEC)
+def uniforms(key, out):
+    """out[i] = channel_uniform(i, key) for every i (the first thresholds; tests)."""
+    k_lo, k_hi = _U32(key & np.uint64(0xFFFFFFFF)), _U32(key >> np.uint64(32))
+    for i in range(out.shape[0]):
+        out[i] = channel_uniform(i, k_lo, k_hi)
 
 
 @numba.njit(**_VEC)
@@ -165,22 +205,9 @@ def binomial_at_least_one(n, p, f, u):
 #: u: one more row written in the vector loop makes LLVM's run-time alias checks give up,
 #: 5x slower); this sample's uniform numbers; then R rows of past fibre counts, row
 #: HIST + (t % R) = sample t.
-STATE_ROWS = ("q", "c", "w", "survival", "threshold", "blocked", "isyn", "vm", "ref", "fired", "rand")
-Q, CLEFT, STORE, SURV, THR, BLOCKED, ISYN, VM, REF, FIRED, RAND = range(11)
-HIST = 11
-
-
-@numba.njit(**_VEC)
-def uniforms(seed, counter0, out):
-    """out[i] = uniform(seed, counter0 + i) to 24 bits, float32 in [0, 1): the top 24 bits of
-    SplitMix64 output ``counter0 + i + 1`` (the loop vectorises; int32 -> float32 is one
-    instruction where int64 -> float64 is not, on AVX2)."""
-    for i in range(out.shape[0]):
-        z = seed + (counter0 + np.uint64(i) + np.uint64(1)) * _GOLDEN
-        z = (z ^ (z >> np.uint64(30))) * _MIX1
-        z = (z ^ (z >> np.uint64(27))) * _MIX2
-        z = z ^ (z >> np.uint64(31))
-        out[i] = np.float32(np.int32(z >> np.uint64(40))) * np.float32(1.0 / 16777216.0)
+STATE_ROWS = ("q", "c", "w", "survival", "threshold", "blocked", "isyn", "vm", "ref", "fired")
+Q, CLEFT, STORE, SURV, THR, BLOCKED, ISYN, VM, REF, FIRED = range(10)
+HIST = 10
 
 
 @numba.njit(**_VEC)
@@ -198,7 +225,7 @@ def _power_bits(base, a):
 
 
 @numba.njit(**_VEC)
-def _sample(row, hc, bushy, st, prev):
+def _sample(row, hc, bushy, st, prev, k_lo, k_hi):
     """One membrane sample of every channel: the bushy cell of the previous sample (its
     fibre counts in st[FIRED], past counts row HIST + prev), then the hair cell, the
     survival test and the first three inversion steps of this one.  Returns (fibre events
@@ -264,7 +291,7 @@ def _sample(row, hc, bushy, st, prev):
         count = min(count + np.float32(target >= cdf), a)
         n_slow += np.float32(slow)
         st[FIRED, i] = (-one - u if slow else count) if hit else zero       # slow: -1 - u, see below
-        st[THR, i] = one - st[RAND, i] if hit else thr
+        st[THR, i] = one - channel_uniform(i, k_lo, k_hi) if hit else thr
         st[SURV, i] = one if hit else s_new
     return n_slow, n_spk
 
@@ -321,8 +348,9 @@ def cochlea_block(v, hc, bushy, seed, t0, st, out_t, out_c, fibres_out):
     n_out = 0
     for j in range(n_rows):
         t = t0 + j
-        uniforms(seed, np.uint64(t * n_ch), st[RAND])
-        n_slow, n_spk = _sample(v[j], hc, bushy, st, (t - 1) % span)
+        key = sample_key(seed, np.uint64(t))
+        k_lo, k_hi = _U32(key & np.uint64(0xFFFFFFFF)), _U32(key >> np.uint64(32))
+        n_slow, n_spk = _sample(v[j], hc, bushy, st, (t - 1) % span, k_lo, k_hi)
         if n_spk > 0 and j > 0:                 # j = 0: emitted with the previous block
             n_out = _emit(st, ref_steps, int(n_spk), t - 1, out_t, out_c, n_out)
         if n_slow > 0:
@@ -332,7 +360,7 @@ def cochlea_block(v, hc, bushy, seed, t0, st, out_t, out_c, fibres_out):
     # the bushy step of the last sample, on a copy: its spikes go out with this block
     scratch = st.copy()
     t = t0 + n_rows
-    _, n_spk = _sample(v[n_rows - 1], hc, bushy, scratch, (t - 1) % span)
+    _, n_spk = _sample(v[n_rows - 1], hc, bushy, scratch, (t - 1) % span, _U32(0), _U32(0))
     if n_spk > 0:
         n_out = _emit(scratch, ref_steps, int(n_spk), t - 1, out_t, out_c, n_out)
     return n_out
