@@ -157,25 +157,61 @@ def multiply_fold(spec_fwd, spec_rev, kern_fwd, kern_rev, out):
 
 
 @numba.njit(**_VEC)
+def multiply_band(spec, kern, out):
+    """out[i, k] = spec[k] * kern[i, k] for the first kern.shape[1] bins (the band of a
+    decimated group; the bins above stay as they are: zeros).  float32 (re, im) pairs:
+    spec (n, 2), kern (C, n, 2), out (C, >= n, 2)."""
+    n_ch, n_k = kern.shape[0], kern.shape[1]
+    for i in range(n_ch):
+        for k in range(n_k):
+            out[i, k, 0] = spec[k, 0] * kern[i, k, 0] - spec[k, 1] * kern[i, k, 1]
+            out[i, k, 1] = spec[k, 0] * kern[i, k, 1] + spec[k, 1] * kern[i, k, 0]
+
+
+@numba.njit(**_VEC)
 def transpose(src, dst):
-    """dst = src.T for 2-D float32 arrays (the filter bank's channel-major output to the
-    time-major layout of :func:`cochlea_block`), in 8 x 8 blocks with constant trip
-    counts, which LLVM unrolls into vector loads, shuffles and stores: 0.012 CPU s per
-    second of audio, against 0.021 for 64 x 64 tiles of scalar copies and 0.047 for
-    NumPy's copy of ``src.T`` (same input, same session)."""
+    """dst = src.T for 2-D float32 arrays; see :func:`transpose_into`."""
+    transpose_into(src, dst, 0, 0)
+
+
+@numba.njit(**_VEC)
+def transpose_into(src, dst, row0, col0):
+    """dst[row0 + j, col0 + i] = src[i, j] for 2-D float32 arrays (the filter bank's
+    channel-major inverse FFTs to the time-major layout of :func:`cochlea_block`), in
+    8 x 8 blocks with constant trip counts, which LLVM unrolls into vector loads, shuffles
+    and stores: 0.012 CPU s per second of audio, against 0.021 for 64 x 64 tiles of scalar
+    copies and 0.047 for NumPy's copy of ``src.T`` (same input, same session)."""
     n0, n1 = src.shape
     m0, m1 = n0 - n0 % 8, n1 - n1 % 8
     for i0 in range(0, m0, 8):
         for j0 in range(0, m1, 8):
             for a in range(8):
                 for b in range(8):
-                    dst[j0 + b, i0 + a] = src[i0 + a, j0 + b]
+                    dst[row0 + j0 + b, col0 + i0 + a] = src[i0 + a, j0 + b]
     for i in range(m0, n0):                    # the edges
         for j in range(n1):
-            dst[j, i] = src[i, j]
+            dst[row0 + j, col0 + i] = src[i, j]
     for i in range(m0):
         for j in range(m1, n1):
-            dst[j, i] = src[i, j]
+            dst[row0 + j, col0 + i] = src[i, j]
+
+
+@numba.njit(**_VEC)
+def upsample(low, taps, factor, out, col0):
+    """Polyphase interpolation of time-major low-rate rows to the full rate, 8 taps:
+    out[r, col0 + c] = sum_k taps[r % factor, k] low[r // factor + k, c] for every row r
+    of out (the caller aligns ``low`` so that row r // factor + 3 is the sample at or
+    before r / factor).  Vectorised along the channels, the 8 taps summed in registers
+    (one store per output; a loop over the taps that added into ``out`` was 2.5x slower)."""
+    n_c = low.shape[1]
+    for r in range(out.shape[0]):
+        j, b = r % factor, r // factor
+        w0, w1, w2, w3 = taps[j, 0], taps[j, 1], taps[j, 2], taps[j, 3]
+        w4, w5, w6, w7 = taps[j, 4], taps[j, 5], taps[j, 6], taps[j, 7]
+        for c in range(n_c):
+            out[r, col0 + c] = (w0 * low[b, c] + w1 * low[b + 1, c] + w2 * low[b + 2, c] + w3 * low[b + 3, c]
+                                + w4 * low[b + 4, c] + w5 * low[b + 5, c] + w6 * low[b + 6, c]
+                                + w7 * low[b + 7, c])
 
 
 @numba.njit(**FAST)

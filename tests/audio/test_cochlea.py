@@ -15,9 +15,10 @@ from .conftest import FS, SMALL, tone, word_like
 TINY = CochleaParams(channels=12)
 
 
-def bank_output(params, x, fft_size=4096, causal=False):
-    bank = FilterBank(params, fft_size=fft_size, causal=causal)
-    return np.concatenate(bank.push(x) + bank.finish(), axis=1)
+def bank_output(params, x, fft_size=4096, causal=False, exact=True):
+    """The membrane output, channel-major (C, T)."""
+    bank = FilterBank(params, fft_size=fft_size, causal=causal, exact=exact)
+    return np.concatenate(bank.push(x) + bank.finish(), axis=0).T
 
 
 def test_filter_bank_is_the_direct_convolution():
@@ -62,18 +63,92 @@ def best_frequency(params, ch):
     return np.sqrt((params.c0 * np.exp(-params.alpha * x) - params.a) / params.m) / (2 * np.pi)
 
 
-def test_streamed_membrane_equals_one_push_bit_for_bit():
+@pytest.mark.parametrize("exact", [True, False])
+def test_streamed_membrane_equals_one_push_bit_for_bit(exact):
     rng = np.random.default_rng(1)
     x = rng.normal(size=9001)
-    whole = bank_output(TINY, x)
-    bank = FilterBank(TINY, fft_size=4096)
+    whole = bank_output(TINY, x, exact=exact)
+    bank = FilterBank(TINY, fft_size=4096, exact=exact)
     pieces, i = [], 0
     while i < x.size:
         k = int(rng.integers(1, 900))
         pieces += bank.push(x[i:i + k])
         i += k
     pieces += bank.finish()
-    assert np.array_equal(np.concatenate(pieces, axis=1), whole)
+    assert np.array_equal(np.concatenate(pieces, axis=0).T, whole)
+
+
+# -- the fast membrane: band-limited channels at a reduced rate, interpolated ------------
+
+def test_fast_membrane_is_the_exact_one_within_its_documented_error():
+    """White noise (every frequency equally, the worst case for the band cut): per channel
+    the rms difference to the exact bank is below 2e-3 of the channel's rms (cut: at most
+    sqrt(BAND_TOL) = 1e-3; interpolation: at most 1.2e-3 at the band edge); the full-rate
+    group is the exact computation, bit for bit; and the groups decimate."""
+    x = np.random.default_rng(4).normal(size=12000)
+    exact, fast = bank_output(SMALL, x, fft_size=8192), bank_output(SMALL, x, fft_size=8192, exact=False)
+    bank = FilterBank(SMALL, fft_size=8192)
+    groups = bank.decimations
+    assert [d for _, _, d in groups] == [1, 2, 4, 8] and groups[0][0] == 0 and groups[-1][1] == SMALL.channels
+    full = groups[0][1]
+    assert np.array_equal(fast[:full], exact[:full])
+    err = np.sqrt(np.mean((fast - exact) ** 2, axis=1) / np.mean(exact ** 2, axis=1))
+    assert err[full:].max() < 2e-3 and err[full:].min() > 0
+
+
+def test_decimations_follow_the_band():
+    from evsim.audio.basilar import decimations
+
+    # bins of an 8192-point spectrum: D allowed when bins <= 0.25 * 8192 / (2 D) = 1024 / D
+    bins = np.array([4097, 2000, 1024, 600, 512, 300, 256, 100, 128, 50, 10])
+    assert decimations(bins, 8192, 6144).tolist() == [1, 1, 1, 1, 2, 2, 4, 8, 8, 8, 8]
+    assert decimations(bins, 8192, 6144, most=2).tolist() == [1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2]
+    # non-decreasing: a channel takes the smallest D allowed at or after it
+    assert decimations(np.array([100, 4097, 100]), 8192, 6144).tolist() == [1, 1, 8]
+    # D must divide the hop's output samples (hop 6148: 3074 = 2 x 1537)
+    assert decimations(bins, 8192, 6148).max() == 2
+
+
+@pytest.mark.parametrize("factor", [2, 4, 8])
+def test_interpolation_of_a_band_limited_signal(factor):
+    """A sum of sinusoids up to a quarter of the low rate, sampled at the low rate and
+    interpolated by the kernel, against its values at the full rate: within 1.2e-3 of the
+    amplitude; phase 0 returns the samples themselves."""
+    from evsim.audio.basilar import interpolation_taps
+    from evsim.kernels.cochlea import upsample
+
+    taps = interpolation_taps(factor, 8).astype(np.float32)
+    assert taps[0].tolist() == [0, 0, 0, 1, 0, 0, 0, 0]
+    n = 400
+    freqs = np.array([0.02, 0.11, 0.17, 0.249])                  # cycles per low-rate sample
+    phases = np.array([0.3, 1.1, 2.0, 4.0])
+    wave = lambda t: np.cos(2 * np.pi * freqs[None, :] * t[:, None] + phases).astype(np.float32)  # noqa: E731
+    low = wave(np.arange(n + 8) - 3.0)                           # row b + 3 = sample b, one signal per column
+    out = np.zeros((n * factor, 4 + 3), np.float32)
+    upsample(low, taps, factor, out, 3)
+    truth = wave(np.arange(n * factor) / factor)
+    assert np.abs(out[:, 3:] - truth).max() < 1.2e-3
+    assert np.array_equal(out[::factor, 3:], low[3:n + 3])
+    assert not out[:, :3].any()                                  # columns before col0 untouched
+
+
+def test_upsample_and_multiply_band_are_their_definitions():
+    from evsim.kernels.cochlea import multiply_band, upsample
+
+    rng = np.random.default_rng(5)
+    low = rng.normal(size=(30, 5)).astype(np.float32)
+    taps = rng.normal(size=(4, 8)).astype(np.float32)
+    out = np.zeros((80, 9), np.float32)
+    upsample(low, taps, 4, out, 2)
+    ref = np.array([[sum(taps[r % 4, k] * low[r // 4 + k, c] for k in range(8)) for c in range(5)] for r in range(80)])
+    np.testing.assert_allclose(out[:, 2:7], ref, rtol=1e-5, atol=1e-5)
+    spec = (rng.normal(size=7) + 1j * rng.normal(size=7)).astype(np.complex64)
+    kern = (rng.normal(size=(3, 5)) + 1j * rng.normal(size=(3, 5))).astype(np.complex64)
+    prod = np.zeros((3, 7), np.complex64)
+    as_pairs = lambda z: z.view(np.float32).reshape(z.shape + (2,))  # noqa: E731
+    multiply_band(as_pairs(spec), as_pairs(kern), as_pairs(prod))
+    np.testing.assert_allclose(prod[:, :5], spec[None, :5] * kern, rtol=1e-6)
+    assert not prod[:, 5:].any()
 
 
 def test_causal_membrane_is_the_mirrored_kernel():
@@ -182,8 +257,9 @@ def test_hair_and_bushy_kernel_equal_the_reference(tau_refrac):
     params = TINY.replace(channels=3, tau_refrac=tau_refrac)
     stream = CochleaStream(params, rng=5)
     fibres = []
-    times, units = stream._spikes([v[:, :650]], fibres)           # two blocks: the state carries over
-    more_t, more_u = stream._spikes([v[:, 650:]], fibres)
+    rows = np.ascontiguousarray(v.T)                              # the kernel reads time-major rows
+    times, units = stream._spikes([rows[:650]], fibres)           # two blocks: the state carries over
+    more_t, more_u = stream._spikes([rows[650:]], fibres)
     times, units = np.concatenate([times, more_t]), np.concatenate([units, more_u])
     ours = sorted(zip(np.round(times * TINY.out_rate).astype(int).tolist(), units.tolist()))
     ref_spikes, ref_fibres = reference_chain(v, params, int(stream._seed))
@@ -257,7 +333,7 @@ def test_fibre_counts_are_binomial():
     v = np.full((params.channels, 8000), 150.0, np.float32)          # constant drive: p settles
     stream = CochleaStream(params, rng=3)
     fibres = []
-    stream._spikes([v], fibres)
+    stream._spikes([np.ascontiguousarray(v.T)], fibres)
     prob = stream._state[1, 0] * params.hc_h / params.out_rate       # the steady p (same in every channel)
     assert 0.005 < prob < 0.2 and np.ptp(stream._state[1]) == 0.0
     hist = np.concatenate(fibres)
