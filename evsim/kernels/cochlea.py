@@ -236,14 +236,14 @@ def binomial_at_least_one(n, p, f, u):
 
 
 #: rows of the state array (float32, (HIST + R, C)): hair cell q, c, w; survival S and
-#: threshold U; fibres refractory now; bushy isyn, vm, ref; the fibre count of the last
-#: sample (``-1 - u`` for four or more, to be finished with the inversion's uniform number
-#: u: one more row written in the vector loop makes LLVM's run-time alias checks give up,
-#: 5x slower); this sample's uniform numbers; then R rows of past fibre counts, row
-#: HIST + (t % R) = sample t.
-STATE_ROWS = ("q", "c", "w", "survival", "threshold", "blocked", "isyn", "vm", "ref", "fired")
-Q, CLEFT, STORE, SURV, THR, BLOCKED, ISYN, VM, REF, FIRED = range(10)
-HIST = 10
+#: threshold U; fibres refractory now; bushy isyn and vm (vm < 0: refractory, -vm = the
+#: refractory samples left: the counter and the potential in one row); the fibre count of
+#: the last sample (``-1 - u`` for four or more, to be finished with the inversion's uniform
+#: number u: one more row written in the vector loop makes LLVM's run-time alias checks give
+#: up, 5x slower); then R rows of past fibre counts, row HIST + (t % R) = sample t.
+STATE_ROWS = ("q", "c", "w", "survival", "threshold", "blocked", "isyn", "vm", "fired")
+Q, CLEFT, STORE, SURV, THR, BLOCKED, ISYN, VM, FIRED = range(9)
+HIST = 9
 
 
 @numba.njit(**_VEC)
@@ -278,12 +278,11 @@ def _sample(row, hc, bushy, st, prev, k_lo, k_hi):
         st[old, i] = k
         isyn = st[ISYN, i] * e_syn + k
         st[ISYN, i] = isyn
-        ref = st[REF, i]
-        refractory = ref > zero
-        v_new = st[VM, i] * e_mem + wdt * isyn
+        vm = st[VM, i]                                    # < 0: refractory, -(samples left)
+        refractory = vm < zero
+        v_new = vm * e_mem + wdt * isyn
         cross = (not refractory) and v_new >= one
-        st[VM, i] = zero if refractory else v_new
-        st[REF, i] = ref - one if refractory else (ref_steps if cross else ref)
+        st[VM, i] = min(vm + one, zero) if refractory else (-ref_steps if cross else v_new)
         n_spk += np.float32(cross)
         st[BLOCKED, i] = blocked
         # hair cell
@@ -350,11 +349,11 @@ def _finish_counts(st, n_slow, hdt, n_fibres):
 
 @numba.njit(**FAST)
 def _emit(st, ref_steps, n_spk, t, out_t, out_c, n_out):
-    """Append the channels whose bushy cell just spiked (ref = ref_steps) at sample t."""
+    """Append the channels whose bushy cell just spiked (vm = -ref_steps) at sample t."""
     found = 0
-    ref = st[REF]
-    for i in range(ref.shape[0]):
-        if ref[i] == ref_steps:
+    vm = st[VM]
+    for i in range(vm.shape[0]):
+        if vm[i] == -ref_steps:
             out_t[n_out] = t
             out_c[n_out] = i
             n_out += 1
