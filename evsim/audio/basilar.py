@@ -46,6 +46,7 @@ spike times then lag lauscher's by each channel's group delay (up to ~10 ms at t
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 
@@ -253,12 +254,13 @@ def decimations(bins: np.ndarray, fft_size: int, hop: int, most: int = MAX_DECIM
     return np.minimum.accumulate(allowed[::-1])[::-1]
 
 
+@functools.lru_cache(maxsize=32)
 def interpolation_taps(decimation: int, taps: int, fraction: float = BAND_FRACTION) -> np.ndarray:
     """Polyphase interpolator from rate f / D to f: (D, taps) float64, phase j (output
     sample D n + j) = sum_k h[j, k] y[n + k - (taps - 1) // 2].  Each phase is the least-squares
     fit of a delay by j / D over the band [0, fraction] of the low rate (a dense grid); phase
     0 is the identity.  taps = 8, fraction 0.25: largest error 1.2e-3 of the amplitude at the
-    band edge, 3e-4 at half of it."""
+    band edge, 3e-4 at half of it.  Cached (read-only: do not modify the result)."""
     half = (taps - 1) // 2
     w = np.linspace(0, 2 * np.pi * fraction, 512)
     lags = np.arange(taps) - half
@@ -274,8 +276,10 @@ def interpolation_taps(decimation: int, taps: int, fraction: float = BAND_FRACTI
 
 class _Group:
     """Channels ``lo .. hi - 1`` computed at 1/decimation of the output rate: their kernels'
-    spectra (the first ``bins`` bins, scaled for the shorter inverse FFT), the product
-    buffer, and the low-rate history (time-major) the interpolator reads."""
+    spectra (the first ``bins`` bins, scaled for the shorter inverse FFT), and the
+    low-rate history (time-major) the interpolator reads.  The work arrays (the product
+    spectrum, the inverse FFT's output) come from this thread's pool while a recording
+    runs (:meth:`acquire`, :meth:`release`): fresh ones per recording cost page faults."""
 
     def __init__(self, lo, hi, decimation, bins, spectra, fft_size, hop, delay, taps):
         self.lo, self.hi, self.decimation, self.bins = lo, hi, decimation, bins
@@ -284,19 +288,29 @@ class _Group:
         self.taps = interpolation_taps(decimation, taps).astype(np.float32)
         self.keep = delay // decimation + (taps - 1) // 2         # history rows kept across blocks
         self.delay = delay
-        self.low = None                                           # the inverse FFT's output buffer
+        self.product = self.low = None
         if decimation == 1:
             self.fwd, self.rev = spectra
         else:
             self.kern = spectra
-            self.product = np.zeros((hi - lo, self.n_fft // 2 + 1), np.complex64)   # zeros beyond `bins`
         self.reset()
 
     def reset(self):
+        self.release()
         if self.decimation == 1:          # the last `delay` outputs of the block before, channel-major
             self.tail = np.zeros((self.hi - self.lo, self.delay), np.float32)
         else:
             self.history = np.zeros((self.keep + self.n_new, self.hi - self.lo), np.float32)
+
+    def acquire(self):
+        if self.product is None:
+            self.product = scratch((self.hi - self.lo, self.n_fft // 2 + 1), np.complex64)
+            self.product[:, self.bins:] = 0.0                     # decimated: nothing above the band
+            self.low = scratch((self.hi - self.lo, self.n_fft), np.float32)
+
+    def release(self):
+        release(self.product, self.low)
+        self.product = self.low = None
 
     def write(self, low: np.ndarray, out: np.ndarray) -> None:
         """Put this block's low-rate output (channel-major, (C_g, n_fft)) into the rows of
@@ -466,9 +480,11 @@ class FilterBank:
             block[:take], self._pending = self._pending[:take], self._pending[take:]
             yield from self._emit([self._run_block(block, reuse)], final=True)
         yield from self._emit([], final=True)
-        if reuse:                    # the recording is complete: its output buffers go back
+        if reuse:                    # the recording is complete: its work arrays go back
             release(*self._outs)
             self._outs = [None, None]
+            for g in self._groups:
+                g.release()
 
     def _run_block(self, block: np.ndarray, reuse: bool = False) -> tuple[int, np.ndarray]:
         """Even-position outputs of the linear convolution for one hop, ``delay`` rows late:
@@ -492,22 +508,17 @@ class FilterBank:
         else:
             out = np.empty(shape, np.float32)
         for g in self._groups:
+            g.acquire()
+            pairs = g.product.view(np.float32).reshape(g.product.shape + (2,))
             if g.decimation == 1:
-                product = scratch((g.hi - g.lo, self.fft_size // 4 + 1), np.complex64)
-                multiply_fold(_pairs(spectrum[self._fwd]), _pairs(spectrum[self._rev]), g.fwd, g.rev,
-                              product.view(np.float32).reshape(product.shape + (2,)))
+                multiply_fold(_pairs(spectrum[self._fwd]), _pairs(spectrum[self._rev]), g.fwd, g.rev, pairs)
             else:
-                product = g.product
-                multiply_band(_pairs(spectrum[:g.bins]), g.kern, product.view(np.float32).reshape(product.shape + (2,)))
+                multiply_band(_pairs(spectrum[:g.bins]), g.kern, pairs)
             # every D-th even sample of a length-B signal = inverse of its spectrum folded onto B / (2 D)
-            if _IRFFT_OUT:                   # into the group's own buffer: no page faults per block
-                if g.low is None:
-                    g.low = np.empty((g.hi - g.lo, g.n_fft), np.float32)
-                low = np.fft.irfft(product, n=g.n_fft, axis=1, out=g.low)
+            if _IRFFT_OUT:                   # into the pool's buffer: no page faults per block
+                low = np.fft.irfft(g.product, n=g.n_fft, axis=1, out=g.low)
             else:
-                low = scipy.fft.irfft(product, n=g.n_fft, axis=1, workers=1)
-            if g.decimation == 1:
-                release(product)
+                low = scipy.fft.irfft(g.product, n=g.n_fft, axis=1, workers=1)
             g.write(low, out)
         start = self._even_done - self.delay
         self._even_done += self.hop // 2
