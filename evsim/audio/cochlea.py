@@ -10,10 +10,10 @@ memory stays bounded by one second of 700 channels, whatever the length).
 
 Randomness comes from the ``numpy.random.Generator`` (or seed) passed in: each recording
 (each :meth:`CochleaStream.reset`) draws one 64-bit key from it; the fibres of a channel
-spend one uniform number per sample in which some of them fire: the top 24 bits of
-output ``n * channels + i + 1`` of SplitMix64 started at that key, for a firing at
-membrane sample n, channel i (output ``2^63 + i + 1`` for the channel's first threshold;
-see :mod:`evsim.kernels.cochlea`).  A counter-based generator: no stored array of random
+spend one uniform number per sample in which some of them fire: for a firing at
+membrane sample n, channel i, a 32-bit hash of (i, output ``n + 1`` of SplitMix64 started
+at that key), top 24 bits (output ``2^63 + 1`` for the channels' first thresholds; see
+:mod:`evsim.kernels.cochlea`).  A counter-based generator: no stored array of random
 numbers, and the numbers do not depend on how the samples were split into blocks.  A
 stream fed the same scaled samples in any split, with the same generator state, gives
 exactly the spikes of one push (tested).  Live versus offline: a live stream cannot know

@@ -8,8 +8,10 @@ block stopped, and the per-sample loop is one pass over the channels in float32 
 LLVM vectorises 8 wide (AVX2): hair cell, fibres and bushy cell fused.  (One state array
 rather than a dozen: with more than ~8 separate arrays LLVM's run-time alias checks give
 up and the loop stays scalar, 5x slower.)  Measured on the same speech in one session
-(load ~6, minimum of 5): 0.058 CPU s per second of audio, random numbers included,
-against 0.074 for the former float64 kernel of three separate passes.
+(load ~4, minimum of 7): 0.033 CPU s per second of audio, random numbers included,
+against 0.047-0.049 for the version that drew the thresholds with 64-bit SplitMix64 in a
+separate pass (0.058 against 0.074 for the former float64 kernel of three separate
+passes, in an earlier session at load ~6).
 
 Per sample, per channel (Meddis 1986/1988 hair cell; ``dt = 1 / out_rate``)::
 
@@ -32,7 +34,8 @@ Per sample, per channel (Meddis 1986/1988 hair cell; ``dt = 1 / out_rate``)::
 How the Binomial is drawn (one random number per fibre *event*, not per sample).  Per
 channel the kernel keeps a survival product ``S`` (since the last sample in which any
 fibre fired) and a threshold ``U`` uniform in (0, 1]; each sample ``S *= (1 - p)^a``
-(``(1 - p)^a`` by squaring over the 6 bits of ``a``: multiplications only) and fibres
+(``(1 - p)^a`` by squaring over the 6 bits of ``a``: multiplications and selects only;
+a float32 exp2/log2 by bit manipulation instead was 25 % slower) and fibres
 fire when ``S < U``; then ``n_spk`` is drawn from Binomial(a, p) conditioned on
 ``n_spk >= 1`` by inverting its CDF on ``[(1 - p)^a, 1)`` with the uniform number
 ``(S_t-1 - U) / (S_t-1 - S_t)`` (where U fell in the last step: uniform and independent
@@ -59,11 +62,14 @@ former float64 kernel the statistics of the spikes are unchanged, and with the s
 the float64 reference of the tests still matches count for count.
 
 Random numbers: a fibre event at sample t, channel i takes its next threshold
-``U = 1 - uniform(seed, t C + i)`` (the top 24 bits of output ``t C + i + 1`` of the
-counter-based SplitMix64 below, as float32); the first threshold of channel i is
-``1 - uniform(seed, 2^63 + i)``.  The numbers for every channel of a sample are
-computed in one vectorised pass (:func:`uniforms`), so they do not depend on how samples
-were split into blocks (streaming = offline, bit for bit).
+``U = 1 - channel_uniform(i, key_t)`` with ``key_t = sample_key(seed, t)`` (output
+``t + 1`` of the counter-based SplitMix64, once per sample) and :func:`channel_uniform`
+two rounds of a 32-bit integer hash of (i, key_t), top 24 bits as float32; the first
+threshold of channel i uses ``key = sample_key(seed, 2^63)``.  The 32-bit hash runs inside
+the vectorised channel pass, 8 lanes wide (64-bit multiplies have no AVX2 instruction:
+the former per-channel SplitMix64, a separate pass writing one state row, cost ~0.013
+CPU s per second of audio more).  The numbers depend only on (seed, sample, channel),
+not on how samples were split into blocks (streaming = offline, bit for bit).
 
 This is the bushy cell of lauscher 1.0.1 written without its one-step delay: there a
 crossing at sample s is noticed at s + 1 and recorded at s; here it is recorded at s
@@ -297,12 +303,12 @@ def _sample(row, hc, bushy, st, prev, k_lo, k_hi):
         # fibres: survival against the threshold, then the count by inversion
         p = min(c_new * hdt, one)
         a = n_fibres - blocked
-        none, base, rest = one, one - p, a                # P(no available fibre fires) = (1 - p)^a,
-        for _ in range(6):                                # by squaring over a's 6 bits (no pow)
-            half = np.floor(rest * np.float32(0.5))
-            none *= one + (rest - half - half) * (base - one)
-            rest = half
+        base = one - p                                    # P(no available fibre fires) = (1 - p)^a,
+        bits = np.int32(a)                                # by squaring over a's 6 bits (no pow),
+        none = base if (bits & np.int32(1)) != np.int32(0) else one     # each bit a select
+        for k in range(1, 6):
             base *= base
+            none = none * base if (bits & np.int32(1 << k)) != np.int32(0) else none
         s_old = st[SURV, i]
         s_new = s_old * none
         thr = st[THR, i]
