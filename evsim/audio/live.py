@@ -15,9 +15,10 @@ What differs from the offline encoding (``evsim encode`` / ``evsim run --input``
   block: causal, but louder than offline early in a recording);
 * no onset/offset window (the end of the recording is not known in advance);
 * latency: the membrane needs ``lookahead`` samples of the future (90 ms) and processes
-  hops of ``fft_size - 2048`` samples (93 ms with the default 4096), so a sample's spikes
-  come out at most ~183 ms after it arrived; ``causal=True`` drops the lookahead (93 ms)
-  at the price of spike times that lag lauscher's by the channels' group delays.
+  hops of ``fft_size - 2048`` samples (93 ms with the default 4096), and the fast
+  membrane's interpolation delays its output by 2.9 ms, so a sample's spikes come out at
+  most ~186 ms after it arrived; ``causal=True`` drops the lookahead (96 ms) at the price
+  of spike times that lag lauscher's by the channels' group delays.
 
 With a fixed gain and no window, the spikes equal the offline encoder's
 (``encode_waveform(x, gain=g, window=False)``) bit for bit, however the audio is split
