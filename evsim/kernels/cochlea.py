@@ -175,12 +175,6 @@ def multiply_band(spec, kern, out):
 
 
 @numba.njit(**_VEC)
-def transpose(src, dst):
-    """dst = src.T for 2-D float32 arrays; see :func:`transpose_into`."""
-    transpose_into(src, dst, 0, 0)
-
-
-@numba.njit(**_VEC)
 def transpose_into(src, dst, row0, col0):
     """dst[row0 + j, col0 + i] = src[i, j] for 2-D float32 arrays (the filter bank's
     channel-major inverse FFTs to the time-major layout of :func:`cochlea_block`), in
@@ -373,7 +367,7 @@ def _emit(st, ref_steps, n_spk, t, out_t, out_c, n_out):
 def cochlea_block(v, hc, bushy, seed, t0, st, out_t, out_c, fibres_out):
     """Hair cells and bushy cells over a block of membrane samples.
 
-    v: (T, C) float32 membrane velocity, sample t0 + j in row j (see :func:`transpose`);
+    v: (T, C) float32 membrane velocity, sample t0 + j in row j (the filter bank's time-major rows);
     hc = (A, B, M, g dt, y dt, x dt, r dt, (l + r) dt, h dt) and bushy = (n_fibres, e_syn,
     e_mem, w_syn dt, ref_steps), float32 tuples; seed: uint64 of the recording; st: the
     state (see :data:`STATE_ROWS`).  Spikes go to out_t (global sample) and out_c

@@ -8,7 +8,7 @@ import pytest
 from evsim.audio.basilar import FilterBank, kernel_geometry, membrane_kernels, transfer_function
 from evsim.audio.cochlea import CochleaStream, encode_waveform, hann_ramps
 from evsim.audio.params import CochleaParams
-from evsim.kernels.cochlea import binomial_at_least_one, sample_key, transpose, uniform, uniforms
+from evsim.kernels.cochlea import binomial_at_least_one, sample_key, transpose_into, uniform, uniforms
 
 from .conftest import FS, SMALL, tone, word_like
 
@@ -269,12 +269,14 @@ def test_hair_and_bushy_kernel_equal_the_reference(tau_refrac):
 
 
 @pytest.mark.parametrize("shape", [(16, 24), (13, 21), (7, 5), (700, 37)])
-def test_transpose_is_numpys(shape):
+def test_transpose_into_is_numpys(shape):
     full = np.random.default_rng(1).normal(size=(shape[0], shape[1] + 3)).astype(np.float32)
     src = full[:, 3:]                                     # a view, as the filter bank hands it over
-    dst = np.empty(shape[::-1], np.float32)
-    transpose(src, dst)
-    assert np.array_equal(dst, src.T)
+    dst = np.zeros((shape[1] + 5, shape[0] + 9), np.float32)
+    transpose_into(src, dst, 2, 6)                        # into rows 2.., columns 6.. of a wider array
+    assert np.array_equal(dst[2:2 + shape[1], 6:6 + shape[0]], src.T)
+    dst[2:2 + shape[1], 6:6 + shape[0]] = 0.0
+    assert not dst.any()                                  # nothing written outside
 
 
 def test_uniform_is_splitmix64():
