@@ -305,6 +305,8 @@ class _Group:
     runs (:meth:`acquire`, :meth:`release`): fresh ones per recording cost page faults."""
 
     def __init__(self, lo, hi, decimation, bins, spectra, fft_size, hop, delay, taps):
+        if decimation > 1 and taps != 8:
+            raise EvsimError(f"interpolator of {taps} taps; the upsample kernel has 8")
         self.lo, self.hi, self.decimation, self.bins = lo, hi, decimation, bins
         self.n_fft = fft_size // (2 * decimation)                 # inverse FFT length
         self.n_new = hop // (2 * decimation)                      # new low-rate samples per block
