@@ -10,10 +10,10 @@ memory stays bounded by one second of 700 channels, whatever the length).
 
 Randomness comes from the ``numpy.random.Generator`` (or seed) passed in: each recording
 (each :meth:`CochleaStream.reset`) draws one 64-bit key from it; the fibres of a channel
-spend one uniform number per sample in which some of them fire: the top 24 bits of
-output ``n * channels + i + 1`` of SplitMix64 started at that key, for a firing at
-membrane sample n, channel i (output ``2^63 + i + 1`` for the channel's first threshold;
-see :mod:`evsim.kernels.cochlea`).  A counter-based generator: no stored array of random
+spend one uniform number per sample in which some of them fire: for a firing at
+membrane sample n, channel i, a 32-bit hash of (i, output ``n + 1`` of SplitMix64 started
+at that key), top 24 bits (output ``2^63 + 1`` for the channels' first thresholds; see
+:mod:`evsim.kernels.cochlea`).  A counter-based generator: no stored array of random
 numbers, and the numbers do not depend on how the samples were split into blocks.  A
 stream fed the same scaled samples in any split, with the same generator state, gives
 exactly the spikes of one push (tested).  Live versus offline: a live stream cannot know
@@ -79,16 +79,19 @@ class CochleaStream:
         hop 2048 = 93 ms, lower latency, ~1.5x the work).  Streams compare bit for bit
         with offline encodings that used the same fft_size.
     causal: mirror the membrane kernels in time (no lookahead; see :mod:`.basilar`).
+    exact: the membrane's FIR filters at the full rate for every channel (the reference);
+        the default computes band-limited channels at a reduced rate and interpolates them
+        (:class:`~evsim.audio.basilar.FilterBank`; relative error below 1e-3).
     """
 
     def __init__(self, params: CochleaParams | None = None, rng=None, gain: float = 1.0,
-                 fft_size: int = 8192, causal: bool = False):
+                 fft_size: int = 8192, causal: bool = False, exact: bool = False):
         from .basilar import FilterBank
 
         self.params = params or CochleaParams()
         self.gain = float(gain)
         self.rng = _as_generator(rng)
-        self.bank = FilterBank(self.params, fft_size=fft_size, causal=causal)
+        self.bank = FilterBank(self.params, fft_size=fft_size, causal=causal, exact=exact)
         p = self.params
         dt = 1.0 / p.out_rate
         f32 = lambda *values: tuple(np.float32(v) for v in values)  # noqa: E731  (the kernel runs in float32)
@@ -136,30 +139,27 @@ class CochleaStream:
         return self._spikes(self.bank.stream_finish())
 
     def _spikes(self, pieces, fibres: list | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Spikes of membrane pieces (an iterable of (C, T_j) float32 in time order, each
-        used before the next is requested).  fibres: a list that receives each piece's
-        (T_j, C) fibre spike counts (tests)."""
-        from ..kernels.cochlea import THR, cochlea_block, transpose, uniforms
+        """Spikes of membrane pieces (an iterable of time-major (T_j, C) float32 arrays in
+        time order, each used before the next is requested).  fibres: a list that receives
+        each piece's (T_j, C) fibre spike counts (tests)."""
+        from ..kernels.cochlea import THR, cochlea_block, sample_key, uniforms
         from .basilar import release, scratch
 
         times, units = [np.zeros(0)], [np.zeros(0, np.int64)]
         n_ch, most = self.params.channels, self.bank.hop // 2        # pieces come at most one hop long
-        work = [scratch((most, n_ch), np.float32), scratch((most * n_ch // 2 + n_ch,), np.int64),
-                scratch((most * n_ch // 2 + n_ch,), np.int64)]
+        work = [scratch((most * n_ch // 2 + n_ch,), np.int64), scratch((most * n_ch // 2 + n_ch,), np.int64)]
         try:
             for rows in pieces:
-                n_rows = rows.shape[1]
+                n_rows = rows.shape[0]
                 if self._seed is None:                        # this recording's key, at its first piece
                     self._seed = np.uint64(self.rng.integers(0, 2 ** 63))
-                    uniforms(self._seed, np.uint64(2 ** 63), self._state[THR])  # the first thresholds
+                    uniforms(np.uint64(sample_key(self._seed, np.uint64(2 ** 63))), self._state[THR])  # first thresholds
                     self._state[THR] = 1.0 - self._state[THR]
-                if n_rows > work[0].shape[0]:
-                    work = [np.empty((n_rows, n_ch), np.float32), np.empty(n_rows * n_ch // 2 + n_ch, np.int64),
-                            np.empty(n_rows * n_ch // 2 + n_ch, np.int64)]
-                rows_t, out_t, out_c = work[0][:n_rows], work[1], work[2]
-                transpose(rows, rows_t)
+                if n_rows * n_ch // 2 + n_ch > work[0].size:
+                    work = [np.empty(n_rows * n_ch // 2 + n_ch, np.int64), np.empty(n_rows * n_ch // 2 + n_ch, np.int64)]
+                out_t, out_c = work
                 record = np.zeros((n_rows, n_ch) if fibres is not None else (0, 0), np.float32)
-                n = cochlea_block(rows_t, self._hc, self._bushy, self._seed, self.rows_done, self._state,
+                n = cochlea_block(rows, self._hc, self._bushy, self._seed, self.rows_done, self._state,
                                   out_t, out_c, record)
                 if fibres is not None:
                     fibres.append(record)
@@ -173,11 +173,12 @@ class CochleaStream:
 
 def encode_waveform(x: np.ndarray, params: CochleaParams | None = None, rng=None, gain: float | None = None,
                     window: bool = True, fft_size: int = 8192, causal: bool = False,
-                    piece_s: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+                    piece_s: float = 1.0, exact: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Spikes of one recording (mono, at ``params.sample_rate``): (times s, units).
 
     gain: None = RMS normalisation to ``params.rms_level`` (offline); a number = that
     fixed factor (what a live stream uses).  window: apply the onset/offset window.
+    exact: the full-rate membrane for every channel (see :class:`CochleaStream`).
     """
     params = params or CochleaParams()
     x = np.asarray(x, np.float64)
@@ -186,7 +187,7 @@ def encode_waveform(x: np.ndarray, params: CochleaParams | None = None, rng=None
     if window:
         ramp = None if params.window_ramp_s is None else int(round(params.window_ramp_s * params.sample_rate))
         x = x * hann_ramps(x.size, ramp)
-    stream = CochleaStream(params, rng=rng, gain=gain, fft_size=fft_size, causal=causal)
+    stream = CochleaStream(params, rng=rng, gain=gain, fft_size=fft_size, causal=causal, exact=exact)
     piece = max(1, int(piece_s * params.sample_rate))
     times, units = [], []
     for start in range(0, x.size, piece):

@@ -142,8 +142,10 @@ def resolve_labels(items: Sequence[AudioItem], class_names: Sequence[str] | None
 def encode_recordings(items: Sequence[AudioItem], params: CochleaParams | None = None, seed=0,
                       max_seconds: float | None = DEFAULT_MAX_SECONDS,
                       progress: Callable[[int], None] | None = None,
-                      notes: Callable[[str], None] | None = None):
-    """Yield (times, units) per recording, in order (one Generator from ``seed`` for all)."""
+                      notes: Callable[[str], None] | None = None, exact: bool = False):
+    """Yield (times, units) per recording, in order (one Generator from ``seed`` for all).
+    exact: the full-rate membrane bank for every channel (see
+    :class:`~evsim.audio.basilar.FilterBank`)."""
     from .cochlea import encode_waveform
 
     params = params or CochleaParams()
@@ -153,19 +155,21 @@ def encode_recordings(items: Sequence[AudioItem], params: CochleaParams | None =
         if notes is not None:
             for note in rec.notes:
                 notes(f"{it.path}: {note}")
-        yield encode_waveform(rec.samples, params, rng=rng)
+        yield encode_waveform(rec.samples, params, rng=rng, exact=exact)
         if progress is not None:
             progress(1)
 
 
 def write_encoded(out: str, items: Sequence[AudioItem], params: CochleaParams | None = None, seed=0,
-                  max_seconds: float | None = DEFAULT_MAX_SECONDS, progress=None, notes=None) -> dict:
+                  max_seconds: float | None = DEFAULT_MAX_SECONDS, progress=None, notes=None,
+                  exact: bool = False) -> dict:
     """Encode ``items`` into one SHD-layout HDF5 file at ``out`` (written to a temporary
     name and renamed: nothing half-written).  Times are stored as float32 seconds (SHD
     uses float16; float32 keeps the 0.09 ms sample grid), units uint16, labels uint16 when
     every recording has one, ``extra/keys`` when the class names are known,
     ``extra/speaker`` when every row names one, ``extra/files`` (the sources), and the
-    cochlea parameters and seed as JSON in the root attribute ``cochlea``."""
+    cochlea parameters, the seed and the membrane bank (``"fast"`` or ``"exact"``) as JSON in
+    the root attribute ``cochlea``."""
     import dataclasses
     import json
     import tempfile
@@ -185,7 +189,7 @@ def write_encoded(out: str, items: Sequence[AudioItem], params: CochleaParams | 
             g = h5.create_group("spikes")
             dt = g.create_dataset("times", (len(items),), dtype=h5py.vlen_dtype(np.dtype("float32")))
             du = g.create_dataset("units", (len(items),), dtype=h5py.vlen_dtype(np.dtype("uint16")))
-            for i, (t, u) in enumerate(encode_recordings(items, params, seed, max_seconds, progress, notes)):
+            for i, (t, u) in enumerate(encode_recordings(items, params, seed, max_seconds, progress, notes, exact)):
                 dt[i] = t.astype(np.float32)
                 du[i] = u.astype(np.uint16)
                 n_spikes += t.size
@@ -200,7 +204,8 @@ def write_encoded(out: str, items: Sequence[AudioItem], params: CochleaParams | 
                 extra.create_dataset("speaker", data=np.array(sp) if all(isinstance(s, int) for s in sp)
                                      else np.array([str(s).encode() for s in sp]))
             extra.create_dataset("files", data=np.array([os.path.basename(it.path).encode() for it in items]))
-            h5.attrs["cochlea"] = json.dumps({**dataclasses.asdict(params), "seed": seed})
+            h5.attrs["cochlea"] = json.dumps({**dataclasses.asdict(params), "seed": seed,
+                                              "membrane": "exact" if exact else "fast"})
         publish(tmp, out)
     except BaseException:
         if os.path.exists(tmp):

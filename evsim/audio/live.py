@@ -15,9 +15,10 @@ What differs from the offline encoding (``evsim encode`` / ``evsim run --input``
   block: causal, but louder than offline early in a recording);
 * no onset/offset window (the end of the recording is not known in advance);
 * latency: the membrane needs ``lookahead`` samples of the future (90 ms) and processes
-  hops of ``fft_size - 2048`` samples (93 ms with the default 4096), so a sample's spikes
-  come out at most ~183 ms after it arrived; ``causal=True`` drops the lookahead (93 ms)
-  at the price of spike times that lag lauscher's by the channels' group delays.
+  hops of ``fft_size - 2048`` samples (93 ms with the default 4096), and the fast
+  membrane's interpolation delays its output by 2.9 ms, so a sample's spikes come out at
+  most ~186 ms after it arrived; ``causal=True`` drops the lookahead (96 ms) at the price
+  of spike times that lag lauscher's by the channels' group delays.
 
 With a fixed gain and no window, the spikes equal the offline encoder's
 (``encode_waveform(x, gain=g, window=False)``) bit for bit, however the audio is split
@@ -51,14 +52,24 @@ class LiveClassifier:
     """A model listening to one recording at a time.
 
     gain: a number, or "running" (see the module docstring).
+    warm_up: run a throwaway stream of silence through the cochlea and the network when
+        constructed (loads the compiled kernels and the membrane's spectra: otherwise the
+        first block of audio pays for them, ~0.1-0.3 s).  It uses its own random key, so
+        the spikes of the real stream are the same with or without it.
     """
 
     def __init__(self, model, params: CochleaParams | None = None, rng=0, gain="running",
-                 fft_size: int = 4096, causal: bool = False):
+                 fft_size: int = 4096, causal: bool = False, warm_up: bool = True):
         from ..event import EventStream
 
         self.model = model
         self.params = params or CochleaParams()
+        if warm_up:
+            warm = CochleaStream(self.params, rng=0, gain=1.0, fft_size=fft_size, causal=causal)
+            net = EventStream(model)
+            times, units = warm.push(np.zeros(2 * fft_size))
+            net.push(times, units, until=warm.time_done)
+            warm.reset()                                 # its work arrays back to the pool
         self.cochlea = CochleaStream(self.params, rng=rng, gain=1.0, fft_size=fft_size, causal=causal)
         self.network = EventStream(model)
         if gain != "running":

@@ -8,8 +8,10 @@ block stopped, and the per-sample loop is one pass over the channels in float32 
 LLVM vectorises 8 wide (AVX2): hair cell, fibres and bushy cell fused.  (One state array
 rather than a dozen: with more than ~8 separate arrays LLVM's run-time alias checks give
 up and the loop stays scalar, 5x slower.)  Measured on the same speech in one session
-(load ~6, minimum of 5): 0.058 CPU s per second of audio, random numbers included,
-against 0.074 for the former float64 kernel of three separate passes.
+(load ~4, minimum of 7): 0.033 CPU s per second of audio, random numbers included,
+against 0.047-0.049 for the version that drew the thresholds with 64-bit SplitMix64 in a
+separate pass (0.058 against 0.074 for the former float64 kernel of three separate
+passes, in an earlier session at load ~6).
 
 Per sample, per channel (Meddis 1986/1988 hair cell; ``dt = 1 / out_rate``)::
 
@@ -32,7 +34,8 @@ Per sample, per channel (Meddis 1986/1988 hair cell; ``dt = 1 / out_rate``)::
 How the Binomial is drawn (one random number per fibre *event*, not per sample).  Per
 channel the kernel keeps a survival product ``S`` (since the last sample in which any
 fibre fired) and a threshold ``U`` uniform in (0, 1]; each sample ``S *= (1 - p)^a``
-(``(1 - p)^a`` by squaring over the 6 bits of ``a``: multiplications only) and fibres
+(``(1 - p)^a`` by squaring over the 6 bits of ``a``: multiplications and selects only;
+a float32 exp2/log2 by bit manipulation instead was 25 % slower) and fibres
 fire when ``S < U``; then ``n_spk`` is drawn from Binomial(a, p) conditioned on
 ``n_spk >= 1`` by inverting its CDF on ``[(1 - p)^a, 1)`` with the uniform number
 ``(S_t-1 - U) / (S_t-1 - S_t)`` (where U fell in the last step: uniform and independent
@@ -59,11 +62,14 @@ former float64 kernel the statistics of the spikes are unchanged, and with the s
 the float64 reference of the tests still matches count for count.
 
 Random numbers: a fibre event at sample t, channel i takes its next threshold
-``U = 1 - uniform(seed, t C + i)`` (the top 24 bits of output ``t C + i + 1`` of the
-counter-based SplitMix64 below, as float32); the first threshold of channel i is
-``1 - uniform(seed, 2^63 + i)``.  The numbers for every channel of a sample are
-computed in one vectorised pass (:func:`uniforms`), so they do not depend on how samples
-were split into blocks (streaming = offline, bit for bit).
+``U = 1 - channel_uniform(i, key_t)`` with ``key_t = sample_key(seed, t)`` (output
+``t + 1`` of the counter-based SplitMix64, once per sample) and :func:`channel_uniform`
+two rounds of a 32-bit integer hash of (i, key_t), top 24 bits as float32; the first
+threshold of channel i uses ``key = sample_key(seed, 2^63)``.  The 32-bit hash runs inside
+the vectorised channel pass, 8 lanes wide (64-bit multiplies have no AVX2 instruction:
+the former per-channel SplitMix64, a separate pass writing one state row, cost ~0.013
+CPU s per second of audio more).  The numbers depend only on (seed, sample, channel),
+not on how samples were split into blocks (streaming = offline, bit for bit).
 
 This is the bushy cell of lauscher 1.0.1 written without its one-step delay: there a
 crossing at sample s is noticed at s + 1 and recorded at s; here it is recorded at s
@@ -86,15 +92,55 @@ _MIX2 = np.uint64(0x94D049BB133111EB)
 
 
 @numba.njit(**FAST)
-def uniform(seed, counter):
-    """The ``counter + 1``-th output of SplitMix64 started at ``seed``, as a float64 in
-    [0, 1): a counter-based generator, so the number for (sample, channel) does not depend
-    on the order or the blocks in which samples are processed."""
+def sample_key(seed, counter):
+    """The ``counter + 1``-th output of SplitMix64 started at ``seed`` (uint64): the key of
+    one membrane sample's random numbers.  Counter-based, so the numbers of (sample,
+    channel) do not depend on the order or the blocks in which samples are processed."""
     z = seed + (counter + np.uint64(1)) * _GOLDEN
     z = (z ^ (z >> np.uint64(30))) * _MIX1
     z = (z ^ (z >> np.uint64(27))) * _MIX2
-    z = z ^ (z >> np.uint64(31))
-    return float(np.int64(z >> np.uint64(11))) * (1.0 / 9007199254740992.0)   # int64 -> float: one instruction
+    return z ^ (z >> np.uint64(31))
+
+
+@numba.njit(**FAST)
+def uniform(seed, counter):
+    """:func:`sample_key` as a float64 in [0, 1) (53 bits)."""
+    return float(np.int64(sample_key(seed, counter) >> np.uint64(11))) * (1.0 / 9007199254740992.0)
+
+
+_U32 = np.uint32
+
+
+@numba.njit(**_VEC)
+def _lowbias32(z):
+    """A 32-bit integer finaliser (two multiply-xorshift rounds, constants of the
+    "lowbias32" hash): a bijection of uint32 with good avalanche.  Written with explicit
+    uint32 casts so LLVM keeps 32-bit lanes (8 per AVX2 vector; 64-bit multiplies have
+    no AVX2 instruction)."""
+    z = _U32((z ^ (z >> _U32(16))) * _U32(0x21F0AAAD))
+    z = _U32((z ^ (z >> _U32(15))) * _U32(0x735A2D97))
+    return _U32(z ^ (z >> _U32(15)))
+
+
+@numba.njit(**_VEC)
+def channel_uniform(i, k_lo, k_hi):
+    """Uniform number of channel ``i`` under the sample key ``(k_hi << 32) | k_lo``, a
+    float32 in [0, 1) with 24 bits: ``h(h(k_lo + (i + 1) G) ^ k_hi) >> 8`` with h =
+    :func:`_lowbias32` and G = 0x9E3779B9.  For a fixed key it is a bijection of i (no
+    two channels of a sample share a number), and both key halves enter through a
+    nonlinear round, so two samples' numbers are unrelated unless their 64-bit keys are
+    equal.  Only 32-bit integer operations: it runs inside the vectorised channel loop."""
+    z = _lowbias32(_U32(_U32(i + 1) * _U32(0x9E3779B9) + k_lo))
+    z = _lowbias32(_U32(z ^ k_hi))
+    return np.float32(np.int32(z >> _U32(8))) * np.float32(1.0 / 16777216.0)
+
+
+@numba.njit(**_VEC)
+def uniforms(key, out):
+    """out[i] = channel_uniform(i, key) for every i (the first thresholds; tests)."""
+    k_lo, k_hi = _U32(key & np.uint64(0xFFFFFFFF)), _U32(key >> np.uint64(32))
+    for i in range(out.shape[0]):
+        out[i] = channel_uniform(i, k_lo, k_hi)
 
 
 @numba.njit(**_VEC)
@@ -117,25 +163,55 @@ def multiply_fold(spec_fwd, spec_rev, kern_fwd, kern_rev, out):
 
 
 @numba.njit(**_VEC)
-def transpose(src, dst):
-    """dst = src.T for 2-D float32 arrays (the filter bank's channel-major output to the
-    time-major layout of :func:`cochlea_block`), in 8 x 8 blocks with constant trip
-    counts, which LLVM unrolls into vector loads, shuffles and stores: 0.012 CPU s per
-    second of audio, against 0.021 for 64 x 64 tiles of scalar copies and 0.047 for
-    NumPy's copy of ``src.T`` (same input, same session)."""
+def multiply_band(spec, kern, out):
+    """out[i, k] = spec[k] * kern[i, k] for the first kern.shape[1] bins (the band of a
+    decimated group; the bins above stay as they are: zeros).  float32 (re, im) pairs:
+    spec (n, 2), kern (C, n, 2), out (C, >= n, 2)."""
+    n_ch, n_k = kern.shape[0], kern.shape[1]
+    for i in range(n_ch):
+        for k in range(n_k):
+            out[i, k, 0] = spec[k, 0] * kern[i, k, 0] - spec[k, 1] * kern[i, k, 1]
+            out[i, k, 1] = spec[k, 0] * kern[i, k, 1] + spec[k, 1] * kern[i, k, 0]
+
+
+@numba.njit(**_VEC)
+def transpose_into(src, dst, row0, col0):
+    """dst[row0 + j, col0 + i] = src[i, j] for 2-D float32 arrays (the filter bank's
+    channel-major inverse FFTs to the time-major layout of :func:`cochlea_block`), in
+    8 x 8 blocks with constant trip counts, which LLVM unrolls into vector loads, shuffles
+    and stores: 0.012 CPU s per second of audio, against 0.021 for 64 x 64 tiles of scalar
+    copies and 0.047 for NumPy's copy of ``src.T`` (same input, same session)."""
     n0, n1 = src.shape
     m0, m1 = n0 - n0 % 8, n1 - n1 % 8
     for i0 in range(0, m0, 8):
         for j0 in range(0, m1, 8):
             for a in range(8):
                 for b in range(8):
-                    dst[j0 + b, i0 + a] = src[i0 + a, j0 + b]
+                    dst[row0 + j0 + b, col0 + i0 + a] = src[i0 + a, j0 + b]
     for i in range(m0, n0):                    # the edges
         for j in range(n1):
-            dst[j, i] = src[i, j]
+            dst[row0 + j, col0 + i] = src[i, j]
     for i in range(m0):
         for j in range(m1, n1):
-            dst[j, i] = src[i, j]
+            dst[row0 + j, col0 + i] = src[i, j]
+
+
+@numba.njit(**_VEC)
+def upsample(low, taps, factor, out, col0):
+    """Polyphase interpolation of time-major low-rate rows to the full rate, 8 taps:
+    out[r, col0 + c] = sum_k taps[r % factor, k] low[r // factor + k, c] for every row r
+    of out (the caller aligns ``low`` so that row r // factor + 3 is the sample at or
+    before r / factor).  Vectorised along the channels, the 8 taps summed in registers
+    (one store per output; a loop over the taps that added into ``out`` was 2.5x slower)."""
+    n_c = low.shape[1]
+    for r in range(out.shape[0]):
+        j, b = r % factor, r // factor
+        w0, w1, w2, w3 = taps[j, 0], taps[j, 1], taps[j, 2], taps[j, 3]
+        w4, w5, w6, w7 = taps[j, 4], taps[j, 5], taps[j, 6], taps[j, 7]
+        for c in range(n_c):
+            out[r, col0 + c] = (w0 * low[b, c] + w1 * low[b + 1, c] + w2 * low[b + 2, c] + w3 * low[b + 3, c]
+                                + w4 * low[b + 4, c] + w5 * low[b + 5, c] + w6 * low[b + 6, c]
+                                + w7 * low[b + 7, c])
 
 
 @numba.njit(**FAST)
@@ -160,27 +236,14 @@ def binomial_at_least_one(n, p, f, u):
 
 
 #: rows of the state array (float32, (HIST + R, C)): hair cell q, c, w; survival S and
-#: threshold U; fibres refractory now; bushy isyn, vm, ref; the fibre count of the last
-#: sample (``-1 - u`` for four or more, to be finished with the inversion's uniform number
-#: u: one more row written in the vector loop makes LLVM's run-time alias checks give up,
-#: 5x slower); this sample's uniform numbers; then R rows of past fibre counts, row
-#: HIST + (t % R) = sample t.
-STATE_ROWS = ("q", "c", "w", "survival", "threshold", "blocked", "isyn", "vm", "ref", "fired", "rand")
-Q, CLEFT, STORE, SURV, THR, BLOCKED, ISYN, VM, REF, FIRED, RAND = range(11)
-HIST = 11
-
-
-@numba.njit(**_VEC)
-def uniforms(seed, counter0, out):
-    """out[i] = uniform(seed, counter0 + i) to 24 bits, float32 in [0, 1): the top 24 bits of
-    SplitMix64 output ``counter0 + i + 1`` (the loop vectorises; int32 -> float32 is one
-    instruction where int64 -> float64 is not, on AVX2)."""
-    for i in range(out.shape[0]):
-        z = seed + (counter0 + np.uint64(i) + np.uint64(1)) * _GOLDEN
-        z = (z ^ (z >> np.uint64(30))) * _MIX1
-        z = (z ^ (z >> np.uint64(27))) * _MIX2
-        z = z ^ (z >> np.uint64(31))
-        out[i] = np.float32(np.int32(z >> np.uint64(40))) * np.float32(1.0 / 16777216.0)
+#: threshold U; fibres refractory now; bushy isyn and vm (vm < 0: refractory, -vm = the
+#: refractory samples left: the counter and the potential in one row); the fibre count of
+#: the last sample (``-1 - u`` for four or more, to be finished with the inversion's uniform
+#: number u: one more row written in the vector loop makes LLVM's run-time alias checks give
+#: up, 5x slower); then R rows of past fibre counts, row HIST + (t % R) = sample t.
+STATE_ROWS = ("q", "c", "w", "survival", "threshold", "blocked", "isyn", "vm", "fired")
+Q, CLEFT, STORE, SURV, THR, BLOCKED, ISYN, VM, FIRED = range(9)
+HIST = 9
 
 
 @numba.njit(**_VEC)
@@ -198,7 +261,7 @@ def _power_bits(base, a):
 
 
 @numba.njit(**_VEC)
-def _sample(row, hc, bushy, st, prev):
+def _sample(row, hc, bushy, st, prev, k_lo, k_hi):
     """One membrane sample of every channel: the bushy cell of the previous sample (its
     fibre counts in st[FIRED], past counts row HIST + prev), then the hair cell, the
     survival test and the first three inversion steps of this one.  Returns (fibre events
@@ -215,12 +278,11 @@ def _sample(row, hc, bushy, st, prev):
         st[old, i] = k
         isyn = st[ISYN, i] * e_syn + k
         st[ISYN, i] = isyn
-        ref = st[REF, i]
-        refractory = ref > zero
-        v_new = st[VM, i] * e_mem + wdt * isyn
+        vm = st[VM, i]                                    # < 0: refractory, -(samples left)
+        refractory = vm < zero
+        v_new = vm * e_mem + wdt * isyn
         cross = (not refractory) and v_new >= one
-        st[VM, i] = zero if refractory else v_new
-        st[REF, i] = ref - one if refractory else (ref_steps if cross else ref)
+        st[VM, i] = min(vm + one, zero) if refractory else (-ref_steps if cross else v_new)
         n_spk += np.float32(cross)
         st[BLOCKED, i] = blocked
         # hair cell
@@ -235,12 +297,12 @@ def _sample(row, hc, bushy, st, prev):
         # fibres: survival against the threshold, then the count by inversion
         p = min(c_new * hdt, one)
         a = n_fibres - blocked
-        none, base, rest = one, one - p, a                # P(no available fibre fires) = (1 - p)^a,
-        for _ in range(6):                                # by squaring over a's 6 bits (no pow)
-            half = np.floor(rest * np.float32(0.5))
-            none *= one + (rest - half - half) * (base - one)
-            rest = half
+        base = one - p                                    # P(no available fibre fires) = (1 - p)^a,
+        bits = np.int32(a)                                # by squaring over a's 6 bits (no pow),
+        none = base if (bits & np.int32(1)) != np.int32(0) else one     # each bit a select
+        for k in range(1, 6):
             base *= base
+            none = none * base if (bits & np.int32(1 << k)) != np.int32(0) else none
         s_old = st[SURV, i]
         s_new = s_old * none
         thr = st[THR, i]
@@ -264,7 +326,7 @@ def _sample(row, hc, bushy, st, prev):
         count = min(count + np.float32(target >= cdf), a)
         n_slow += np.float32(slow)
         st[FIRED, i] = (-one - u if slow else count) if hit else zero       # slow: -1 - u, see below
-        st[THR, i] = one - st[RAND, i] if hit else thr
+        st[THR, i] = one - channel_uniform(i, k_lo, k_hi) if hit else thr
         st[SURV, i] = one if hit else s_new
     return n_slow, n_spk
 
@@ -287,11 +349,11 @@ def _finish_counts(st, n_slow, hdt, n_fibres):
 
 @numba.njit(**FAST)
 def _emit(st, ref_steps, n_spk, t, out_t, out_c, n_out):
-    """Append the channels whose bushy cell just spiked (ref = ref_steps) at sample t."""
+    """Append the channels whose bushy cell just spiked (vm = -ref_steps) at sample t."""
     found = 0
-    ref = st[REF]
-    for i in range(ref.shape[0]):
-        if ref[i] == ref_steps:
+    vm = st[VM]
+    for i in range(vm.shape[0]):
+        if vm[i] == -ref_steps:
             out_t[n_out] = t
             out_c[n_out] = i
             n_out += 1
@@ -305,7 +367,7 @@ def _emit(st, ref_steps, n_spk, t, out_t, out_c, n_out):
 def cochlea_block(v, hc, bushy, seed, t0, st, out_t, out_c, fibres_out):
     """Hair cells and bushy cells over a block of membrane samples.
 
-    v: (T, C) float32 membrane velocity, sample t0 + j in row j (see :func:`transpose`);
+    v: (T, C) float32 membrane velocity, sample t0 + j in row j (the filter bank's time-major rows);
     hc = (A, B, M, g dt, y dt, x dt, r dt, (l + r) dt, h dt) and bushy = (n_fibres, e_syn,
     e_mem, w_syn dt, ref_steps), float32 tuples; seed: uint64 of the recording; st: the
     state (see :data:`STATE_ROWS`).  Spikes go to out_t (global sample) and out_c
@@ -321,8 +383,9 @@ def cochlea_block(v, hc, bushy, seed, t0, st, out_t, out_c, fibres_out):
     n_out = 0
     for j in range(n_rows):
         t = t0 + j
-        uniforms(seed, np.uint64(t * n_ch), st[RAND])
-        n_slow, n_spk = _sample(v[j], hc, bushy, st, (t - 1) % span)
+        key = sample_key(seed, np.uint64(t))
+        k_lo, k_hi = _U32(key & np.uint64(0xFFFFFFFF)), _U32(key >> np.uint64(32))
+        n_slow, n_spk = _sample(v[j], hc, bushy, st, (t - 1) % span, k_lo, k_hi)
         if n_spk > 0 and j > 0:                 # j = 0: emitted with the previous block
             n_out = _emit(st, ref_steps, int(n_spk), t - 1, out_t, out_c, n_out)
         if n_slow > 0:
@@ -332,7 +395,7 @@ def cochlea_block(v, hc, bushy, seed, t0, st, out_t, out_c, fibres_out):
     # the bushy step of the last sample, on a copy: its spikes go out with this block
     scratch = st.copy()
     t = t0 + n_rows
-    _, n_spk = _sample(v[n_rows - 1], hc, bushy, scratch, (t - 1) % span)
+    _, n_spk = _sample(v[n_rows - 1], hc, bushy, scratch, (t - 1) % span, _U32(0), _U32(0))
     if n_spk > 0:
         n_out = _emit(scratch, ref_steps, int(n_spk), t - 1, out_t, out_c, n_out)
     return n_out

@@ -38,6 +38,7 @@ def test_encode_a_class_folder(class_folder, tmp_path):
         assert [k.decode() for k in h5["extra/keys"][()]] == ["one", "zero"]
         times, units = h5["spikes/times"][0], h5["spikes/units"][0]
         assert json.loads(h5.attrs["cochlea"])["seed"] == 3
+        assert json.loads(h5.attrs["cochlea"])["membrane"] == "fast"
     rec = read_audio(class_folder / "one" / "0.wav")
     t, u = encode_waveform(rec.samples, rng=np.random.default_rng(3))    # the first file's draw
     assert np.array_equal(units, u) and np.allclose(times, t, atol=1e-6)
@@ -45,6 +46,17 @@ def test_encode_a_class_folder(class_folder, tmp_path):
     invoke("encode", class_folder, "-o", again, "--seed", 3)
     with h5py.File(out) as a, h5py.File(again) as b:
         assert all(np.array_equal(a["spikes/units"][i], b["spikes/units"][i]) for i in range(4))
+
+
+def test_encode_with_the_exact_membrane(class_folder, tmp_path):
+    out = tmp_path / "exact.h5"
+    res = invoke("encode", class_folder / "one", "-o", out, "--seed", 3, "--exact-membrane")
+    assert res.exit_code == 0, res.output
+    rec = read_audio(class_folder / "one" / "0.wav")
+    t, u = encode_waveform(rec.samples, rng=np.random.default_rng(3), exact=True)
+    with h5py.File(out) as h5:
+        assert json.loads(h5.attrs["cochlea"])["membrane"] == "exact"
+        assert np.array_equal(h5["spikes/units"][0], u) and np.allclose(h5["spikes/times"][0], t, atol=1e-6)
 
 
 def test_run_on_a_recording_equals_run_on_its_encoding(class_folder, tmp_path):

@@ -8,16 +8,17 @@ import pytest
 from evsim.audio.basilar import FilterBank, kernel_geometry, membrane_kernels, transfer_function
 from evsim.audio.cochlea import CochleaStream, encode_waveform, hann_ramps
 from evsim.audio.params import CochleaParams
-from evsim.kernels.cochlea import binomial_at_least_one, transpose, uniform, uniforms
+from evsim.kernels.cochlea import binomial_at_least_one, sample_key, transpose_into, uniform, uniforms
 
 from .conftest import FS, SMALL, tone, word_like
 
 TINY = CochleaParams(channels=12)
 
 
-def bank_output(params, x, fft_size=4096, causal=False):
-    bank = FilterBank(params, fft_size=fft_size, causal=causal)
-    return np.concatenate(bank.push(x) + bank.finish(), axis=1)
+def bank_output(params, x, fft_size=4096, causal=False, exact=True):
+    """The membrane output, channel-major (C, T)."""
+    bank = FilterBank(params, fft_size=fft_size, causal=causal, exact=exact)
+    return np.concatenate(bank.push(x) + bank.finish(), axis=0).T
 
 
 def test_filter_bank_is_the_direct_convolution():
@@ -62,18 +63,92 @@ def best_frequency(params, ch):
     return np.sqrt((params.c0 * np.exp(-params.alpha * x) - params.a) / params.m) / (2 * np.pi)
 
 
-def test_streamed_membrane_equals_one_push_bit_for_bit():
+@pytest.mark.parametrize("exact", [True, False])
+def test_streamed_membrane_equals_one_push_bit_for_bit(exact):
     rng = np.random.default_rng(1)
     x = rng.normal(size=9001)
-    whole = bank_output(TINY, x)
-    bank = FilterBank(TINY, fft_size=4096)
+    whole = bank_output(TINY, x, exact=exact)
+    bank = FilterBank(TINY, fft_size=4096, exact=exact)
     pieces, i = [], 0
     while i < x.size:
         k = int(rng.integers(1, 900))
         pieces += bank.push(x[i:i + k])
         i += k
     pieces += bank.finish()
-    assert np.array_equal(np.concatenate(pieces, axis=1), whole)
+    assert np.array_equal(np.concatenate(pieces, axis=0).T, whole)
+
+
+# -- the fast membrane: band-limited channels at a reduced rate, interpolated ------------
+
+def test_fast_membrane_is_the_exact_one_within_its_documented_error():
+    """White noise (every frequency equally, the worst case for the band cut): per channel
+    the rms difference to the exact bank is below 2e-3 of the channel's rms (cut: at most
+    sqrt(BAND_TOL) = 1e-3; interpolation: at most 1.2e-3 at the band edge); the full-rate
+    group is the exact computation, bit for bit; and the groups decimate."""
+    x = np.random.default_rng(4).normal(size=12000)
+    exact, fast = bank_output(SMALL, x, fft_size=8192), bank_output(SMALL, x, fft_size=8192, exact=False)
+    bank = FilterBank(SMALL, fft_size=8192)
+    groups = bank.decimations
+    assert [d for _, _, d in groups] == [1, 2, 4, 8] and groups[0][0] == 0 and groups[-1][1] == SMALL.channels
+    full = groups[0][1]
+    assert np.array_equal(fast[:full], exact[:full])
+    err = np.sqrt(np.mean((fast - exact) ** 2, axis=1) / np.mean(exact ** 2, axis=1))
+    assert err[full:].max() < 2e-3 and err[full:].min() > 0
+
+
+def test_decimations_follow_the_band():
+    from evsim.audio.basilar import decimations
+
+    # bins of an 8192-point spectrum: D allowed when bins <= 0.25 * 8192 / (2 D) = 1024 / D
+    bins = np.array([4097, 2000, 1024, 600, 512, 300, 256, 100, 128, 50, 10])
+    assert decimations(bins, 8192, 6144).tolist() == [1, 1, 1, 1, 2, 2, 4, 8, 8, 8, 8]
+    assert decimations(bins, 8192, 6144, most=2).tolist() == [1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2]
+    # non-decreasing: a channel takes the smallest D allowed at or after it
+    assert decimations(np.array([100, 4097, 100]), 8192, 6144).tolist() == [1, 1, 8]
+    # D must divide the hop's output samples (hop 6148: 3074 = 2 x 1537)
+    assert decimations(bins, 8192, 6148).max() == 2
+
+
+@pytest.mark.parametrize("factor", [2, 4, 8])
+def test_interpolation_of_a_band_limited_signal(factor):
+    """A sum of sinusoids up to a quarter of the low rate, sampled at the low rate and
+    interpolated by the kernel, against its values at the full rate: within 1.2e-3 of the
+    amplitude; phase 0 returns the samples themselves."""
+    from evsim.audio.basilar import interpolation_taps
+    from evsim.kernels.cochlea import upsample
+
+    taps = interpolation_taps(factor, 8).astype(np.float32)
+    assert taps[0].tolist() == [0, 0, 0, 1, 0, 0, 0, 0]
+    n = 400
+    freqs = np.array([0.02, 0.11, 0.17, 0.249])                  # cycles per low-rate sample
+    phases = np.array([0.3, 1.1, 2.0, 4.0])
+    wave = lambda t: np.cos(2 * np.pi * freqs[None, :] * t[:, None] + phases).astype(np.float32)  # noqa: E731
+    low = wave(np.arange(n + 8) - 3.0)                           # row b + 3 = sample b, one signal per column
+    out = np.zeros((n * factor, 4 + 3), np.float32)
+    upsample(low, taps, factor, out, 3)
+    truth = wave(np.arange(n * factor) / factor)
+    assert np.abs(out[:, 3:] - truth).max() < 1.2e-3
+    assert np.array_equal(out[::factor, 3:], low[3:n + 3])
+    assert not out[:, :3].any()                                  # columns before col0 untouched
+
+
+def test_upsample_and_multiply_band_are_their_definitions():
+    from evsim.kernels.cochlea import multiply_band, upsample
+
+    rng = np.random.default_rng(5)
+    low = rng.normal(size=(30, 5)).astype(np.float32)
+    taps = rng.normal(size=(4, 8)).astype(np.float32)
+    out = np.zeros((80, 9), np.float32)
+    upsample(low, taps, 4, out, 2)
+    ref = np.array([[sum(taps[r % 4, k] * low[r // 4 + k, c] for k in range(8)) for c in range(5)] for r in range(80)])
+    np.testing.assert_allclose(out[:, 2:7], ref, rtol=1e-5, atol=1e-5)
+    spec = (rng.normal(size=7) + 1j * rng.normal(size=7)).astype(np.complex64)
+    kern = (rng.normal(size=(3, 5)) + 1j * rng.normal(size=(3, 5))).astype(np.complex64)
+    prod = np.zeros((3, 7), np.complex64)
+    as_pairs = lambda z: z.view(np.float32).reshape(z.shape + (2,))  # noqa: E731
+    multiply_band(as_pairs(spec), as_pairs(kern), as_pairs(prod))
+    np.testing.assert_allclose(prod[:, :5], spec[None, :5] * kern, rtol=1e-6)
+    assert not prod[:, 5:].any()
 
 
 def test_causal_membrane_is_the_mirrored_kernel():
@@ -89,18 +164,32 @@ def test_causal_membrane_is_the_mirrored_kernel():
 
 # -- hair cell and bushy cell: the kernel against a literal reference --------------------
 
-def splitmix_uniform(seed, counter):
+def splitmix64(seed, counter):
     mask = (1 << 64) - 1
     z = (seed + (counter + 1) * 0x9E3779B97F4A7C15) & mask
     z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & mask
     z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & mask
-    z ^= z >> 31
-    return (z >> 11) / 2.0 ** 53
+    return z ^ (z >> 31)
 
 
-def splitmix_uniform24(seed, counter):
-    """The kernel's thresholds: the top 24 bits of the same output."""
-    return np.float32(np.floor(splitmix_uniform(seed, counter) * 2.0 ** 24) / 2.0 ** 24)
+def splitmix_uniform(seed, counter):
+    return (splitmix64(seed, counter) >> 11) / 2.0 ** 53
+
+
+def lowbias32(z):
+    mask = (1 << 32) - 1
+    z = ((z ^ (z >> 16)) * 0x21F0AAAD) & mask
+    z = ((z ^ (z >> 15)) * 0x735A2D97) & mask
+    return z ^ (z >> 15)
+
+
+def channel_uniform24(seed, counter, channel):
+    """The kernel's thresholds: key = SplitMix64 output ``counter + 1``, then two 32-bit
+    hash rounds over (channel, key), top 24 bits."""
+    key = splitmix64(seed, counter)
+    z = lowbias32(((channel + 1) * 0x9E3779B9 + (key & 0xFFFFFFFF)) & 0xFFFFFFFF)
+    z = lowbias32(z ^ (key >> 32))
+    return np.float32((z >> 8) / 2.0 ** 24)
 
 
 def reference_chain(v, params, seed):
@@ -123,7 +212,7 @@ def reference_chain(v, params, seed):
         q = c * (p.l + p.r) / kt
         w = c * p.r / p.x
         counts = fibres[ch]
-        survival, threshold = 1.0, 1.0 - splitmix_uniform24(seed, 2 ** 63 + ch)
+        survival, threshold = 1.0, 1.0 - channel_uniform24(seed, 2 ** 63, ch)
         for t in range(n_t):
             kt = p.g * dt * (v[ch, t] + p.A) / (v[ch, t] + p.A + p.B) if v[ch, t] + p.A > 0 else 0.0
             replenish = p.y * dt * (p.M - q) if q < p.M else 0.0
@@ -138,7 +227,7 @@ def reference_chain(v, params, seed):
                 u = 1 - (threshold - survival) / (before - survival)
                 cdf = binom.cdf(np.arange(available + 1), available, prob)
                 counts[t] = max(1, int(np.argmax(none + u * (1 - none) < cdf)))
-                survival, threshold = 1.0, 1.0 - splitmix_uniform24(seed, t * n_ch + ch)
+                survival, threshold = 1.0, 1.0 - channel_uniform24(seed, t, ch)
         vm, isyn, ref = np.zeros(n_t), 0.0, 0.0
         for t in range(n_t):
             if t > 0:
@@ -168,8 +257,9 @@ def test_hair_and_bushy_kernel_equal_the_reference(tau_refrac):
     params = TINY.replace(channels=3, tau_refrac=tau_refrac)
     stream = CochleaStream(params, rng=5)
     fibres = []
-    times, units = stream._spikes([v[:, :650]], fibres)           # two blocks: the state carries over
-    more_t, more_u = stream._spikes([v[:, 650:]], fibres)
+    rows = np.ascontiguousarray(v.T)                              # the kernel reads time-major rows
+    times, units = stream._spikes([rows[:650]], fibres)           # two blocks: the state carries over
+    more_t, more_u = stream._spikes([rows[650:]], fibres)
     times, units = np.concatenate([times, more_t]), np.concatenate([units, more_u])
     ours = sorted(zip(np.round(times * TINY.out_rate).astype(int).tolist(), units.tolist()))
     ref_spikes, ref_fibres = reference_chain(v, params, int(stream._seed))
@@ -179,22 +269,43 @@ def test_hair_and_bushy_kernel_equal_the_reference(tau_refrac):
 
 
 @pytest.mark.parametrize("shape", [(16, 24), (13, 21), (7, 5), (700, 37)])
-def test_transpose_is_numpys(shape):
+def test_transpose_into_is_numpys(shape):
     full = np.random.default_rng(1).normal(size=(shape[0], shape[1] + 3)).astype(np.float32)
     src = full[:, 3:]                                     # a view, as the filter bank hands it over
-    dst = np.empty(shape[::-1], np.float32)
-    transpose(src, dst)
-    assert np.array_equal(dst, src.T)
+    dst = np.zeros((shape[1] + 5, shape[0] + 9), np.float32)
+    transpose_into(src, dst, 2, 6)                        # into rows 2.., columns 6.. of a wider array
+    assert np.array_equal(dst[2:2 + shape[1], 6:6 + shape[0]], src.T)
+    dst[2:2 + shape[1], 6:6 + shape[0]] = 0.0
+    assert not dst.any()                                  # nothing written outside
 
 
 def test_uniform_is_splitmix64():
     seed = np.uint64(123456789)
     for counter in (0, 1, 2, 10 ** 9, 2 ** 40 + 3, 2 ** 63 + 5):
         assert uniform(seed, np.uint64(counter)) == splitmix_uniform(123456789, counter)
-    out = np.empty(5, np.float32)
-    for counter0 in (0, 10 ** 9, 2 ** 63):
-        uniforms(seed, np.uint64(counter0), out)          # the kernel's thresholds: 24 bits, float32
-        assert out.tolist() == [splitmix_uniform24(123456789, counter0 + i) for i in range(5)]
+        assert int(sample_key(seed, np.uint64(counter))) == splitmix64(123456789, counter)
+    out = np.empty(700, np.float32)
+    for counter in (0, 10 ** 9, 2 ** 63):
+        uniforms(np.uint64(sample_key(seed, np.uint64(counter))), out)    # the kernel's thresholds: 24 bits, float32
+        assert out[:5].tolist() + out[-2:].tolist() == [channel_uniform24(123456789, counter, i)
+                                                          for i in (0, 1, 2, 3, 4, 698, 699)]
+        assert np.unique(out).size == out.size                 # a bijection of the channel for one key
+
+
+def test_channel_uniforms_are_uniform_and_independent():
+    """The 24-bit numbers of 2000 samples x 700 channels: uniform (a chi-square over 64
+    bins), and no correlation between neighbouring channels nor consecutive samples."""
+    out = np.empty((2000, 700), np.float32)
+    for t in range(out.shape[0]):
+        uniforms(np.uint64(sample_key(np.uint64(42), np.uint64(t))), out[t])
+    hist = np.bincount((out.ravel() * 64).astype(int), minlength=64)
+    expected = out.size / 64
+    chi2 = ((hist - expected) ** 2 / expected).sum()
+    assert chi2 < 120                                          # 63 degrees of freedom: p ~ 3e-5
+    x = out - 0.5
+    se = 1 / np.sqrt(out.size)
+    assert abs((x[:, 1:] * x[:, :-1]).mean() / x.var()) < 5 * se
+    assert abs((x[1:] * x[:-1]).mean() / x.var()) < 5 * se
 
 
 @pytest.mark.parametrize("n, p", [(40, 0.006), (40, 0.2), (7, 0.9), (1, 0.5), (3, 0.3)])
@@ -224,7 +335,7 @@ def test_fibre_counts_are_binomial():
     v = np.full((params.channels, 8000), 150.0, np.float32)          # constant drive: p settles
     stream = CochleaStream(params, rng=3)
     fibres = []
-    stream._spikes([v], fibres)
+    stream._spikes([np.ascontiguousarray(v.T)], fibres)
     prob = stream._state[1, 0] * params.hc_h / params.out_rate       # the steady p (same in every channel)
     assert 0.005 < prob < 0.2 and np.ptp(stream._state[1]) == 0.0
     hist = np.concatenate(fibres)
@@ -254,9 +365,12 @@ def test_a_pure_tone_excites_the_channels_of_its_frequency(freq):
     counts = np.bincount(units, minlength=SMALL.channels)
     smooth = np.convolve(counts, np.ones(5) / 5, mode="same")
     assert abs(int(np.argmax(smooth)) - best_channel(SMALL, freq)) <= 4
-    # far from it (a quarter of the membrane away) only spontaneous activity
+    # far from it (a quarter of the membrane away) little activity: resting and the low
+    # tails of the basal channels.  The bound was 0.1 x the largest count, which at 3 kHz
+    # (largest count 6-11 in 0.3 s against a far mean of ~0.85) held for some seeds only,
+    # with either random generator (seed 1 failed with the SplitMix64 thresholds too).
     far = np.abs(np.arange(SMALL.channels) - best_channel(SMALL, freq)) > 25
-    assert counts[far].mean() < 0.1 * counts.max()
+    assert counts[far].mean() < 0.2 * counts.max()
 
 
 def test_silence_gives_only_the_spontaneous_rate():
