@@ -46,12 +46,13 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-import numba
 import numpy as np
 
-from .._numba_config import EXACT, PARALLEL
+from .._numba_config import EXACT, PARALLEL, import_numba
 from ..cells import RESET_CODE, generate_dispatch, generate_known
 from ..model import DECISION_CODE, RECURRENCE_CODE
+
+numba = import_numba()   # before any kernel is defined: installs evsim's cache locator
 
 REC_NONE, REC_DENSE, REC_CONV = RECURRENCE_CODE["none"], RECURRENCE_CODE["dense"], RECURRENCE_CODE["conv"]
 RESET_ZERO, RESET_SUBTRACT = RESET_CODE["zero"], RESET_CODE["subtract"]
