@@ -8,9 +8,10 @@ against another one, alternating, in fresh processes.
 Each command runs in a fresh ``python -m evsim`` process with one numba thread, its
 compiled kernels cached (a warm-up run per checkout fills each checkout's own
 ``NUMBA_CACHE_DIR``), the two checkouts alternating over ``--rounds`` rounds.  Reported:
-the median wall time of each command per checkout and their ratio (old / new; > 1: this
-checkout is faster), with the load average, since these machines are shared: the ratio
-holds where absolute times move with the load.  ``python -c pass`` is the interpreter's
+the median wall time and CPU time (user + system of the process) of each command per
+checkout and their ratios (other / this; > 1: this checkout is faster), with the load
+average, since these machines are shared: the ratios hold where absolute times move with
+the load, and under load the CPU time moves less than the wall time.  ``python -c pass`` is the interpreter's
 own floor.
 
 Commands: ``evsim run`` on one sample and on the whole file (built-in ``default`` model,
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -50,11 +52,15 @@ def environment_for(checkout: str) -> dict:
     return dict(os.environ, PYTHONPATH=checkout, NUMBA_CACHE_DIR=cache, NUMBA_NUM_THREADS="1")
 
 
-def wall(argv, env, cwd) -> float:
+def wall(argv, env, cwd) -> tuple[float, float]:
+    """(wall s, CPU s: user + system of the child) of one run of ``python argv``."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     subprocess.run([sys.executable, *argv], env=env, cwd=cwd, check=True, stdout=subprocess.DEVNULL,
                    stderr=subprocess.DEVNULL)
-    return time.perf_counter() - start
+    elapsed = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return elapsed, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def measure(checkouts: dict, data: str, rounds: int) -> dict:
@@ -64,31 +70,38 @@ def measure(checkouts: dict, data: str, rounds: int) -> dict:
         for argv in cmds.values():
             wall(argv, env, checkout)
     times = {name: {c: [] for c in checkouts} for name in cmds}
+    cpu = {name: {c: [] for c in checkouts} for name in cmds}
     loads = []
     for r in range(rounds):
         order = list(checkouts) if r % 2 == 0 else list(reversed(checkouts))
         for name, argv in cmds.items():
             for label in order:
-                times[name][label].append(wall(argv, environment_for(checkouts[label]), checkouts[label]))
+                w, c = wall(argv, environment_for(checkouts[label]), checkouts[label])
+                times[name][label].append(w)
+                cpu[name][label].append(c)
         loads.append(os.getloadavg()[0])
         print(f"round {r + 1}/{rounds}: load {loads[-1]:.1f}", flush=True)
-    return {"times": times, "load_per_round": loads}
+    return {"times": times, "cpu": cpu, "load_per_round": loads}
 
 
 def report(res: dict) -> str:
     labels = list(res["checkouts"])
     rows = []
-    for name, per in res["times"].items():
-        med = {c: statistics.median(v) for c, v in per.items()}
-        row = [name] + [med[c] for c in labels]
-        if len(labels) == 2:
-            row.append(med[labels[1]] / med[labels[0]])
+    for name in res["times"]:
+        row = [name]
+        for kind in ("times", "cpu"):
+            med = {c: statistics.median(v) for c, v in res[kind][name].items()}
+            row += [med[c] for c in labels]
+            if len(labels) == 2:
+                row.append(med[labels[1]] / med[labels[0]])
         rows.append(row)
-    header = ["command (1 numba thread, kernels cached)"] + [f"{c} s (median)" for c in labels]
-    if len(labels) == 2:
-        header.append(f"{labels[1]} / {labels[0]}")
+    header = ["command (1 numba thread, kernels cached)"]
+    for kind in ("wall", "CPU"):
+        header += [f"{c}: {kind} s" for c in labels]
+        if len(labels) == 2:
+            header.append(f"{kind} {labels[1]} / {labels[0]}")
     lines = [f"Command: `{res['command']}`  ",
-             f"{res['date_utc']} UTC, {res['rounds']} alternating rounds, load average per round "
+             f"{res['date_utc']} UTC, {res['rounds']} alternating rounds (medians), load average per round "
              f"{[round(x, 1) for x in res['load_per_round']]}; checkouts: "
              + ", ".join(f"{k} = `{v}`" for k, v in res["checkouts"].items()) + ".", "",
              markdown_table(header, rows)]

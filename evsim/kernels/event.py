@@ -33,6 +33,14 @@ into row ``(t + 1 + d_j) % slots``; since ``1 <= 1 + d_j <= D + 1 < slots`` that
 the row being read at step ``t``, so reading, clearing and scheduling may happen in any
 order within a step.  Memory is ``slots * n`` per layer, whatever the input length.
 
+Kernels without numba.np.arraymath
+----------------------------------
+Loading a cached kernel makes numba import the module of every numba library function
+compiled into it (to rebuild its environment).  ``u.max()`` would bring
+``numba.np.arraymath``, which imports SciPy's linear algebra (0.2-0.3 s of every ``evsim
+run``), and an array-to-array slice assignment numba's shape-checking copy; so the kernels
+here write those few loops out (the same values: a maximum and copies are exact).
+
 Reset
 -----
 The reset of ``reset(v_{t-1}, s_{t-1})`` is applied right after the spike is emitted (the
@@ -331,7 +339,10 @@ def readout_step(w_t, bias, beta, gain, decision, u, acc, scores, spk, m):
         for i in range(c):
             scores[i] += u[i]
     else:
-        top = u.max()
+        top = u[0]
+        for i in range(1, c):  # u.max(), written out (see "Kernels without numba.np.arraymath")
+            if u[i] > top or u[i] != u[i]:
+                top = u[i]
         total = 0.0
         for i in range(c):
             acc[i] = np.exp(u[i] - top)
@@ -401,7 +412,8 @@ def step_loop(x, n_steps, readout, raster, record,
         last = nrn_off[n_layers - 1]
         events += readout_step(ro_w, ro_bias, ro_beta, ro_gain, decision, u, acc, scores,
                                spk[last:], nspk[n_layers - 1])
-        readout[step, :] = u
+        for i in range(u.shape[0]):
+            readout[step, i] = u[i]
         if record:
             for l in range(n_layers):
                 o = nrn_off[l]
@@ -427,9 +439,11 @@ def run_one(p, x, n_steps, readout, scores, raster, record, syn, spikes):
     syn[0] and spikes per layer (L,)."""
     st = new_state(p)
     run_sample(p, st, x, n_steps, readout, raster, record)
-    scores[:] = st.ro.scores
+    for i in range(scores.shape[0]):
+        scores[i] = st.ro.scores[i]
     syn[0] = st.count.syn[0]
-    spikes[:] = st.count.spikes
+    for l in range(spikes.shape[0]):
+        spikes[l] = st.count.spikes[l]
 
 
 # The entry points below take Params and State as *plain tuples* of plain tuples

@@ -49,3 +49,27 @@ def test_a_lazy_kernel_is_a_numba_function_on_use():
 def test_a_lazy_kernel_refuses_a_cache():
     with pytest.raises(ValueError, match="cache=True"):
         _numba_config.njit(**_numba_config.EXACT)(lambda x: x)
+
+
+def test_cached_kernels_load_without_numbas_registry_refresh():
+    """A fresh process loads the (cached) event engine without numba's registry refresh
+    and gets the same results as the process that compiled or loaded it normally."""
+    import numpy as np
+
+    from evsim import event
+    from evsim.model_file import load_model
+    from evsim.names import BUILTIN_MODELS, builtin_path
+
+    model = load_model(builtin_path(BUILTIN_MODELS["default"]))
+    x = np.random.default_rng(3).poisson(0.3, (20, model.n_inputs)).astype(np.float64)
+    here = event.simulate(model, x)                  # compiles, or loads: the cache is filled either way
+    code = ("import sys, numpy as np\nfrom evsim import event\nfrom evsim.model_file import load_model\n"
+            "from evsim.names import BUILTIN_MODELS, builtin_path\nfrom numba.core.registry import cpu_target\n"
+            "m = load_model(builtin_path(BUILTIN_MODELS['default']))\n"
+            "x = np.random.default_rng(3).poisson(0.3, (20, m.n_inputs)).astype(np.float64)\n"
+            "r = event.simulate(m, x)\n"
+            "print(len(cpu_target.target_context._registries), 'numba.typed.typedset' in sys.modules)\n"
+            "print(' '.join(repr(float(v)) for v in r.scores.ravel()))")
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout.split("\n")
+    assert out[0] == "0 False"                       # nothing registered, numba.typed never imported
+    assert np.array_equal(np.array([float(v) for v in out[1].split()]), here.scores.ravel())
