@@ -52,6 +52,7 @@ the synaptic inputs of one step are summed.
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import numpy as np
@@ -468,8 +469,50 @@ def as_plain(packed):
 
 @numba.njit(**EXACT)
 def stream_chunk(pt, stt, x, n_steps, readout):
-    """:func:`run_sample` for a stream (no raster), from plain tuples."""
+    """:func:`run_sample` for a stream (no raster), from plain tuples.  Returns 0, or -1
+    without running anything when ``x[:n_steps]`` holds a NaN or an infinity (the caller
+    then raises its error for the input): the check a live ``step`` needs, done here
+    because a NumPy check costs more than the loop."""
+    for t in range(n_steps):
+        for j in range(x.shape[1]):
+            if not math.isfinite(x[t, j]):
+                return -1
     run_sample(_params(pt), _state(stt), x, n_steps, readout, np.zeros((1, 0), np.uint8), False)
+    return 0
+
+
+#: largest step :func:`push_events` computes (as :func:`evsim.data.time_to_step` clips)
+_STEP_CLIP = 2.0**62
+
+
+@numba.njit(**EXACT)
+def push_events(t, u, n_channels, dt_ms, pool, first, cap, max_ahead, pending):
+    """Bin one push's raw events into a stream's pending input counts, after checking them:
+    ``pending[s - first, u // pool] += 1`` for an event of channel u at time t (seconds),
+    step ``s = floor(t * 1000 / dt_ms)`` (:func:`evsim.data.time_to_step`'s operations),
+    ``first`` the stream's next step; events at or past ``cap`` (>= 0: the model's fixed
+    n_steps) are dropped.  Returns ``(status, last)``: status 0 done, ``last`` the
+    latest step binned (-1: none); 1: an event is invalid (a time that is not finite or
+    negative, a channel outside [0, n_channels), a step before ``first`` or, without a cap,
+    ``max_ahead`` or more steps past it), nothing binned (the caller finds and reports it);
+    2: ``pending`` needs ``last - first + 1`` rows, nothing binned."""
+    last = -1
+    for e in range(t.shape[0]):
+        te, ue = t[e], u[e]
+        if not (te >= 0.0 and te < math.inf) or ue < 0 or ue >= n_channels:
+            return 1, last
+        s = min(np.floor(te * 1000.0 / dt_ms), _STEP_CLIP)   # float64, as time_to_step computes it
+        if s < first or (cap < 0 and s - first >= max_ahead):
+            return 1, last
+        if (cap < 0 or s < cap) and s > last:
+            last = int(s)
+    if last - first >= pending.shape[0]:
+        return 2, last
+    for e in range(t.shape[0]):
+        s = int(min(np.floor(t[e] * 1000.0 / dt_ms), _STEP_CLIP))
+        if cap < 0 or s < cap:
+            pending[s - first, u[e] // pool] += 1.0
+    return 0, last
 
 
 @numba.njit(**PARALLEL)
