@@ -195,15 +195,27 @@ def batch_steps(events: Events, dt_ms: float, n_steps: int | None = None, where=
     return lengths
 
 
-def bin_batch(events: Events, lengths: np.ndarray, *, dt_ms: float, n_channels: int, pool: int = 1) -> np.ndarray:
+def bin_batch(events: Events, lengths: np.ndarray, *, dt_ms: float, n_channels: int, pool: int = 1,
+              compiled: bool = False) -> np.ndarray:
     """Bin several samples at once into a zero-padded float64 batch (B, max lengths,
     ceil(n_channels / pool)): sample ``k`` as :func:`bin_validated` bins it with
     ``n_steps=lengths[k]`` (its spikes at or past that step dropped), zeros beyond.  The
     same counts as binning the samples one by one and padding (:func:`evsim.run.pad_batch`),
-    in a few NumPy passes over all the events."""
+    in a few NumPy passes over all the events, or with ``compiled`` in one pass of a numba
+    kernel (:func:`evsim.kernels.event.bin_events`; imports numba: for the event engine)."""
     b = len(lengths)
     n_in = pooled_inputs(n_channels, pool)
     n_t = int(np.max(lengths)) if b else 0
+    if compiled:
+        from .kernels.event import bin_events
+
+        x = np.zeros((b, n_t, n_in))
+        def typed(a, dtype):        # one compiled signature: C-ordered, writable
+            return np.require(a, dtype, "CW")
+
+        bin_events(typed(events.times, np.float64), typed(events.units, np.int64), typed(events.offsets, np.int64),
+                   typed(lengths, np.int64), float(dt_ms), int(pool), x)
+        return x
     steps = time_to_step(events.times, dt_ms)
     sample = np.repeat(np.arange(b, dtype=np.int64), np.diff(events.offsets))
     keep = steps < np.asarray(lengths, np.int64)[sample]

@@ -114,12 +114,14 @@ def classify_batches(model: Model, batches: Iterable[Sequence[np.ndarray] | Padd
     return np.concatenate(preds), np.concatenate(scores), totals
 
 
-def binned_batches(model, f, idx, batch_size: int, path, steps: list | None = None):
+def binned_batches(model, f, idx, batch_size: int, path, steps: list | None = None, engine: str = "dense"):
     """Batches (:class:`PaddedBatch`) of the samples ``idx`` of an open input ``f``,
     binned for ``model``, a whole batch at a time (:meth:`read_events`,
     :func:`evsim.data.bin_batch`: the counts of binning each sample alone); each batch is
     checked against the memory limit (:func:`check_batch_memory`) before it is binned.
-    Each sample's step count is appended to ``steps`` when given."""
+    Each sample's step count is appended to ``steps`` when given.  For the ``"event"``
+    engine the binning is a numba kernel (numba is loaded for the engine anyway); the
+    others bin in NumPy (the same counts)."""
     from .data import batch_steps, bin_batch
 
     meta = model.metadata
@@ -128,7 +130,8 @@ def binned_batches(model, f, idx, batch_size: int, path, steps: list | None = No
         events = f.read_events(chunk)
         lengths = batch_steps(events, meta.dt_ms, meta.n_steps, where=lambda k: f"{path} sample {chunk[k]}")
         check_batch_memory(model, len(chunk), int(lengths.max()), path)
-        x = bin_batch(events, lengths, dt_ms=meta.dt_ms, n_channels=meta.input_channels, pool=meta.pool)
+        x = bin_batch(events, lengths, dt_ms=meta.dt_ms, n_channels=meta.input_channels, pool=meta.pool,
+                      compiled=engine == "event")
         if steps is not None:
             steps.extend(lengths.tolist())
         yield PaddedBatch(x, lengths)
@@ -156,7 +159,7 @@ def classify_file(model: Model, path: str, sample: int | None = None, engine: st
         if labels is not None and labels.size and labels.max() >= model.n_classes:
             raise EvsimError(f"{path}: label {labels.max()} is out of range for a model with {model.n_classes} classes")
         steps: list[int] = []
-        preds, scores, stats = classify_batches(model, binned_batches(model, f, idx, batch_size, path, steps),
+        preds, scores, stats = classify_batches(model, binned_batches(model, f, idx, batch_size, path, steps, engine),
                                                 engine=engine, progress=progress)
     names = model.class_names
     results = []

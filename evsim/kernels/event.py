@@ -481,6 +481,20 @@ def stream_chunk(pt, stt, x, n_steps, readout):
     return 0
 
 
+@numba.njit(**EXACT)
+def bin_events(t, u, offsets, lengths, dt_ms, pool, x):
+    """Add the validated events of several samples to their zeroed, padded counts ``x``
+    (B, T, n_inputs): sample b's events ``offsets[b]:offsets[b + 1]`` of ``t`` (seconds,
+    float64) and ``u`` (channels, int64) at step ``floor(t * 1000 / dt_ms)``
+    (:func:`evsim.data.time_to_step`'s operations) and input ``u // pool``, those at or
+    past ``lengths[b]`` dropped: :func:`evsim.data.bin_batch` in one pass."""
+    for b in range(offsets.shape[0] - 1):
+        for e in range(offsets[b], offsets[b + 1]):
+            s = min(np.floor(t[e] * 1000.0 / dt_ms), _STEP_CLIP)
+            if s < lengths[b]:
+                x[b, int(s), u[e] // pool] += 1.0
+
+
 #: largest step :func:`push_events` computes (as :func:`evsim.data.time_to_step` clips)
 _STEP_CLIP = 2.0**62
 

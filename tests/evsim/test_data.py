@@ -255,9 +255,10 @@ def test_a_batch_is_binned_as_each_sample_alone_then_padded(data):
              for t, u in samples]
     x, want_lengths = pad_batch(alone)
     assert lengths.tolist() == want_lengths.tolist()
-    got = bin_batch(events, lengths, dt_ms=dt, n_channels=n_channels, pool=pool)
-    assert got.dtype == np.float64
-    np.testing.assert_array_equal(got, x)
+    for compiled in (False, True):              # NumPy, and the event engine's numba kernel
+        got = bin_batch(events, lengths, dt_ms=dt, n_channels=n_channels, pool=pool, compiled=compiled)
+        assert got.dtype == np.float64
+        np.testing.assert_array_equal(got, x)
 
 
 def test_batch_steps_refuses_an_absurd_sample_by_name():
