@@ -96,6 +96,20 @@ class LazyKernel:
         state = "compiled on use" if self._dispatcher is None else "numba dispatcher created"
         return f"<LazyKernel {self.__module__}.{self.__qualname__} ({state})>"
 
+    def __reduce__(self):
+        # pickled by name, as a module-level function is (e.g. inside a pickled CellKind)
+        return _named_kernel, (self.__module__, self.__qualname__)
+
+
+def _named_kernel(module: str, qualname: str):
+    """The object called ``qualname`` in ``module`` (unpickling a :class:`LazyKernel`)."""
+    import importlib
+
+    obj = importlib.import_module(module)
+    for part in qualname.split("."):
+        obj = getattr(obj, part)
+    return obj
+
 
 def njit(**options):
     """Decorator: a :class:`LazyKernel` of the function with numba options ``options``

@@ -73,3 +73,15 @@ def test_cached_kernels_load_without_numbas_registry_refresh():
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout.split("\n")
     assert out[0] == "0 False"                       # nothing registered, numba.typed never imported
     assert np.array_equal(np.array([float(v) for v in out[1].split()]), here.scores.ravel())
+
+
+def test_a_cell_with_lazy_steps_pickles_by_name():
+    import pickle
+
+    from evsim.cells import CELLS
+    from evsim.surrogates import SURROGATES
+
+    for kind in CELLS.values():
+        again = pickle.loads(pickle.dumps(kind))
+        assert again.event_update is kind.event_update and again.bwd_step is kind.bwd_step
+    assert pickle.loads(pickle.dumps(SURROGATES))["arctan"].grad is SURROGATES["arctan"].grad
