@@ -38,11 +38,12 @@ def kernels_cached(module) -> bool:
     try:
         from numba.core.registry import CPUDispatcher
 
-        cached = [bool(obj._cache._cache_file._load_index()) for obj in vars(module).values()
-                  if isinstance(obj, CPUDispatcher) and obj._cache is not None and hasattr(obj._cache, "_cache_file")]
+        kernels = [obj for obj in vars(module).values()
+                   if isinstance(obj, CPUDispatcher) and obj._cache is not None and hasattr(obj._cache, "_cache_file")]
+        # stops at the first cached kernel (each index read costs a file read and an unpickling)
+        return not kernels or any(bool(k._cache._cache_file._load_index()) for k in kernels)
     except Exception:  # noqa: BLE001 - the note is a courtesy, never a failure
         return True
-    return not cached or any(cached)
 
 
 def note_compilation(module, what: str) -> None:

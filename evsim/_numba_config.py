@@ -1,17 +1,26 @@
-"""Numba options in one place.
+"""Numba options in one place, and numba imported only when a kernel is needed.
 
 ``FASTMATH`` is STUMPY's flag set rather than ``fastmath=True``: it allows reassociation
 and contraction but keeps NaN and infinity semantics (no ``nnan``/``ninf``), so NaN
 checks in kernels keep working.  ``cache=True`` writes compiled kernels next to the
-sources (or to ``NUMBA_CACHE_DIR``) so that a second ``evsim run`` starts in well under a
-second.  Importing this module also installs evsim's cache locator
-(:mod:`evsim._numba_cache`): a change to any of evsim's numba sources, or a new cell,
-invalidates every cached evsim kernel, not only those whose own file changed.
+sources (or to ``NUMBA_CACHE_DIR``) so that a second ``evsim run`` starts fast.
+
+Importing this module does not import numba (0.4 s of start-up that ``evsim info``, the
+model and file code and the dense reference engine never need):
+
+* a kernel module (``evsim/kernels/*.py``, the training kernels) gets numba from
+  :func:`import_numba`, which also installs evsim's cache locator
+  (:mod:`evsim._numba_cache`: a change to any of evsim's numba sources, or a new cell,
+  invalidates every cached evsim kernel) before the module defines its kernels;
+* the step functions that only kernels call, defined in modules that the rest of evsim
+  imports (the cells' steps in ``evsim/cells/``, the surrogates), are decorated with
+  :func:`njit`, which returns a :class:`LazyKernel`: numba is imported and the function
+  wrapped by ``numba.njit`` the first time it is called or compiled into a kernel.
 """
 
-from . import _numba_cache
+from __future__ import annotations
 
-_numba_cache.install()
+import functools
 
 FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
 
@@ -35,3 +44,86 @@ PARALLEL_FAST = {"cache": True, "nogil": True, "parallel": True, "fastmath": FAS
 #: each, paid by every ``evsim run``)
 EXACT_CALLEE = {"nogil": True}
 FAST_CALLEE = {"nogil": True, "fastmath": FASTMATH}
+
+
+@functools.lru_cache(maxsize=None)
+def import_numba():
+    """The ``numba`` module, with evsim's cache locator and cache-loading shortcut
+    installed (:func:`evsim._numba_cache.install`).  Every module that defines
+    ``cache=True`` kernels calls this before defining them."""
+    from . import _numba_cache
+
+    _numba_cache.install()
+    import numba
+
+    return numba
+
+
+class LazyKernel:
+    """``numba.njit(**options)(py_func)``, created (and numba imported) on first use.
+
+    Called from Python it compiles and runs like the numba function.  Used as a global
+    inside another kernel it is typed as that numba function (``_numba_type_``), so kernels
+    call it exactly as they would call the ``numba.njit`` function.  ``py_func`` is the
+    Python function; any other attribute is the numba dispatcher's."""
+
+    def __init__(self, py_func, options: dict):
+        functools.update_wrapper(self, py_func)
+        self.py_func = py_func
+        self._options = dict(options)
+        self._dispatcher = None
+
+    @property
+    def dispatcher(self):
+        """The numba dispatcher (created on first access)."""
+        if self._dispatcher is None:
+            self._dispatcher = import_numba().njit(**self._options)(self.py_func)
+        return self._dispatcher
+
+    @property
+    def _numba_type_(self):
+        return self.dispatcher._numba_type_
+
+    def __call__(self, *args, **kwargs):
+        return self.dispatcher(*args, **kwargs)
+
+    def __getattr__(self, name):
+        if name.startswith("__") or name in ("_dispatcher", "_options", "py_func"):
+            raise AttributeError(name)
+        return getattr(self.dispatcher, name)
+
+    def __repr__(self) -> str:
+        state = "compiled on use" if self._dispatcher is None else "numba dispatcher created"
+        return f"<LazyKernel {self.__module__}.{self.__qualname__} ({state})>"
+
+    def __reduce__(self):
+        # pickled by name, as a module-level function is (e.g. inside a pickled CellKind)
+        return _named_kernel, (self.__module__, self.__qualname__)
+
+
+def _named_kernel(module: str, qualname: str):
+    """The object called ``qualname`` in ``module`` (unpickling a :class:`LazyKernel`)."""
+    import importlib
+
+    obj = importlib.import_module(module)
+    for part in qualname.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def njit(**options):
+    """Decorator: a :class:`LazyKernel` of the function with numba options ``options``
+    (for functions without ``cache``: steps that only kernels call)."""
+    if options.get("cache"):
+        raise ValueError("njit: a lazily created kernel cannot use cache=True (numba picks the cache locator "
+                         "when the kernel is defined); define cached kernels after import_numba()")
+
+    def decorate(py_func):
+        return LazyKernel(py_func, options)
+
+    return decorate
+
+
+def dispatcher(function):
+    """The numba dispatcher of ``function``: a :class:`LazyKernel`'s, or ``function`` itself."""
+    return function.dispatcher if isinstance(function, LazyKernel) else function

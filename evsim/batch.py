@@ -100,7 +100,7 @@ def classify_chunk(chunk: Chunk) -> dict:
     meta = model.metadata
     with open_input(chunk.path, n_channels=meta.input_channels, class_names=model.class_names) as f:
         idx = range(chunk.start, chunk.stop)
-        batches = binned_batches(model, f, idx, chunk.batch_size, chunk.path)
+        batches = binned_batches(model, f, idx, chunk.batch_size, chunk.path, engine=chunk.engine)
         preds, scores, _ = classify_batches(model, batches, engine=chunk.engine)
         labels = f.labels[chunk.start:chunk.stop] if f.labels is not None else np.full(len(idx), -1)
     return {"predictions": preds, "scores": scores, "labels": labels}

@@ -38,8 +38,8 @@ import numpy as np
 from .errors import InputFileError
 from .model import pooled_inputs
 
-__all__ = ["MAX_STEPS", "SpikeFile", "Sample", "bin_spikes", "bin_validated", "n_steps_for", "speaker_codes", "time_to_step",
-           "validate_events"]
+__all__ = ["MAX_STEPS", "SpikeFile", "Sample", "Events", "bin_spikes", "bin_validated", "bin_batch", "batch_steps",
+           "concat_samples", "n_steps_for", "speaker_codes", "time_to_step", "validate_events"]
 
 #: Rows of spikes/times and spikes/units :meth:`SpikeFile.read` fetches at once when
 #: samples are read in order (a block of SHD samples takes a few MB).
@@ -59,6 +59,27 @@ class Sample(NamedTuple):
     times: np.ndarray
     units: np.ndarray
     label: int
+
+
+class Events(NamedTuple):
+    """The validated events of several samples, concatenated: sample ``k``'s are
+    ``times[offsets[k]:offsets[k + 1]]`` (float64 seconds) and the same rows of ``units``
+    (int64 channels); ``offsets`` (B + 1,) int64."""
+
+    times: np.ndarray
+    units: np.ndarray
+    offsets: np.ndarray
+
+
+def concat_samples(samples) -> Events:
+    """:class:`Events` of already validated samples (:class:`Sample` or (times, units))."""
+    samples = list(samples)
+    offsets = np.zeros(len(samples) + 1, np.int64)
+    np.cumsum([len(s[0]) for s in samples], out=offsets[1:])
+    if not samples:
+        return Events(np.zeros(0), np.zeros(0, np.int64), offsets)
+    return Events(np.concatenate([s[0] for s in samples]).astype(np.float64, copy=False),
+                  np.concatenate([s[1] for s in samples]).astype(np.int64, copy=False), offsets)
 
 
 def time_to_step(times, dt_ms: float) -> np.ndarray:
@@ -154,6 +175,53 @@ def bin_validated(t: np.ndarray, u: np.ndarray, *, dt_ms: float, n_channels: int
     keep = steps < n_steps
     flat = steps[keep] * n_in + u[keep] // pool
     return np.bincount(flat, minlength=n_steps * n_in).reshape(n_steps, n_in).astype(dtype, copy=False)
+
+
+def batch_steps(events: Events, dt_ms: float, n_steps: int | None = None, where=None) -> np.ndarray:
+    """Each sample's step count, (B,) int64: ``n_steps`` for all, or with None each
+    sample's :func:`n_steps_for` (its last spike's step + 1; 1 for no spikes; more than
+    :data:`MAX_STEPS` raises :class:`InputFileError` naming the sample: ``where(k)``)."""
+    b = len(events.offsets) - 1
+    if n_steps is not None:
+        return np.full(b, int(n_steps), np.int64)
+    lengths = np.ones(b, np.int64)
+    starts = events.offsets[:-1][np.diff(events.offsets) > 0]
+    if starts.size:             # the maximum over each non-empty sample (empty ones add nothing)
+        last = np.maximum.reduceat(events.times, starts)
+        lengths[np.diff(events.offsets) > 0] = time_to_step(last, dt_ms) + 1
+    for k in np.flatnonzero(lengths > MAX_STEPS):   # raises, naming the sample
+        n_steps_for(events.times[events.offsets[k]:events.offsets[k + 1]], dt_ms,
+                    where=where(int(k)) if where else f"sample {k}")
+    return lengths
+
+
+def bin_batch(events: Events, lengths: np.ndarray, *, dt_ms: float, n_channels: int, pool: int = 1,
+              compiled: bool = False) -> np.ndarray:
+    """Bin several samples at once into a zero-padded float64 batch (B, max lengths,
+    ceil(n_channels / pool)): sample ``k`` as :func:`bin_validated` bins it with
+    ``n_steps=lengths[k]`` (its spikes at or past that step dropped), zeros beyond.  The
+    same counts as binning the samples one by one and padding (:func:`evsim.run.pad_batch`),
+    in a few NumPy passes over all the events, or with ``compiled`` in one pass of a numba
+    kernel (:func:`evsim.kernels.event.bin_events`; imports numba: for the event engine)."""
+    b = len(lengths)
+    n_in = pooled_inputs(n_channels, pool)
+    n_t = int(np.max(lengths)) if b else 0
+    if compiled:
+        from .kernels.event import bin_events
+
+        x = np.zeros((b, n_t, n_in))
+        def typed(a, dtype):        # one compiled signature: C-ordered, writable
+            return np.require(a, dtype, "CW")
+
+        bin_events(typed(events.times, np.float64), typed(events.units, np.int64), typed(events.offsets, np.int64),
+                   typed(lengths, np.int64), float(dt_ms), int(pool), x)
+        return x
+    steps = time_to_step(events.times, dt_ms)
+    sample = np.repeat(np.arange(b, dtype=np.int64), np.diff(events.offsets))
+    keep = steps < np.asarray(lengths, np.int64)[sample]
+    flat = (sample[keep] * n_t + steps[keep]) * n_in + events.units[keep] // pool
+    counts = np.bincount(flat, minlength=b * n_t * n_in)
+    return counts.reshape(b, n_t, n_in).astype(np.float64)
 
 
 def speaker_codes(speakers) -> np.ndarray:
@@ -302,6 +370,26 @@ class SpikeFile:
         t, u = validate_events(times, units, self.n_channels, where=f"{self.path} sample {i}")
         label = int(self._labels[i]) if self._labels is not None else -1
         return Sample(t, u, label)
+
+    def read_events(self, indices) -> Events:
+        """Samples ``indices`` as one :class:`Events` (the same values as :meth:`read` of
+        each), validated together: one pass of checks over all their events instead of one
+        per sample.  A bad sample raises :meth:`read`'s error for it."""
+        idx = [self.index(i) for i in indices]
+        rows = [self._row(i) for i in idx]
+        times = [np.asarray(t) for t, _ in rows]
+        units = [np.asarray(u) for _, u in rows]
+        if idx and all(t.ndim == 1 and u.ndim == 1 and t.shape == u.shape for t, u in zip(times, units)):
+            try:
+                t, u = validate_events(np.concatenate(times), np.concatenate(units), self.n_channels,
+                                       where=f"{self.path} samples {idx[0]}..{idx[-1]}")
+            except (InputFileError, TypeError, ValueError):
+                pass                                   # found below, sample by sample
+            else:
+                offsets = np.zeros(len(idx) + 1, np.int64)
+                np.cumsum([len(x) for x in times], out=offsets[1:])
+                return Events(t, u, offsets)
+        return concat_samples(self.read(i) for i in idx)
 
     def _row(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         """The stored (times, units) of row ``i``, from the current block when it holds it."""

@@ -35,6 +35,7 @@ outputs equal the whole-sample run exactly.
 
 from __future__ import annotations
 
+import math
 import weakref
 
 import numpy as np
@@ -271,6 +272,12 @@ def simulate(model: Model, x, lengths=None, record_spikes: bool = False) -> SimR
                      spikes=rasters, stats={"synaptic_events": syn, "spikes_per_layer": spikes})
 
 
+#: rows :meth:`EventStream.push` gives its buffer of pending input counts when it grows it:
+#: steps not yet run (zero counts are silence, as for steps past the buffer), so that the
+#: next pushes bin into it without growing it again
+_SPARE_STEPS = 16
+
+
 class EventStream:
     """Classify one live input as it arrives, a step or a chunk of steps at a time.
 
@@ -288,6 +295,11 @@ class EventStream:
     into chunks.  Memory is bounded (no history is kept).  ``reset()`` starts a new sample.
     """
 
+    #: the fast paths of step and push (set in __init__; a subclass without them takes the
+    #: checked paths)
+    _row_shape = None
+    _bin = None
+
     def __new__(cls, model: Model):
         if cls is EventStream and _has_stack_layers(model):   # CS-GRU layers: evsim.stack.StackStream
             from .stack import StackStream
@@ -300,6 +312,12 @@ class EventStream:
         self._params, self._params_t = _packed(model)
         self._k = _kernels()
         self._chunk = _direct("stream_chunk")
+        self._bin = _direct("push_events")
+        meta = model.metadata
+        # the per-call constants, with the types the kernels were compiled for (see _DirectCall)
+        self._row_shape = (model.n_inputs,)
+        self._bin_args = (int(meta.input_channels), float(meta.dt_ms), int(meta.pool))
+        self._cap = -1 if meta.n_steps is None else int(meta.n_steps)
         self.reset()
 
     def reset(self) -> None:
@@ -332,6 +350,39 @@ class EventStream:
         """
         if units is None:
             times, units = split_structured(times, where="push")
+        if (self._bin is not None and type(times) is np.ndarray and type(units) is np.ndarray and times.ndim == 1 and times.shape == units.shape
+                and times.dtype.kind in "fiu" and units.dtype.kind in "iu"
+                and (until is None or (_is_real(until) and 0 <= until < math.inf))):
+            ready = self._push_binned(times, units, until)     # the fast path of live use
+            if ready is not None:
+                return self._run_pending(ready)
+        return self._push_checked(times, units, until)
+
+    def _push_binned(self, times, units, until) -> int | None:
+        """:meth:`push` in one kernel call (:func:`evsim.kernels.event.push_events`, the same
+        binning) for well-formed arrays: the step to run up to, or None (nothing changed)
+        when an event is invalid, for :meth:`_push_checked` to report."""
+        t, u = _c_writable(times, np.float64), _c_writable(units, np.int64)
+        first = self.n_steps
+        status, last = self._bin(t, u, *self._bin_args, first, self._cap, MAX_STEPS, self._pending)
+        if status == 2:   # more steps ahead than buffered: room for them and a few more (zeros: silence)
+            grown = np.zeros((max(last - first + 1, _SPARE_STEPS), self.model.n_inputs))
+            grown[:self._pending.shape[0]] = self._pending
+            self._pending = grown
+            status, last = self._bin(t, u, *self._bin_args, first, self._cap, MAX_STEPS, self._pending)
+        if status != 0:
+            return None
+        self._last_step = max(self._last_step, last)
+        if until is None:
+            return self._last_step
+        v = float(until) * 1000.0 / self._bin_args[1]         # time_to_step(until), in Python floats
+        ready = math.floor(v) if v < 2.0**62 else 2**62
+        if self._cap < 0 and ready - first > MAX_STEPS:
+            raise EvsimError(self._too_far("until", float(until), ready))
+        return ready
+
+    def _push_checked(self, times, units, until) -> np.ndarray:
+        """:meth:`push` for any input, checking everything in NumPy (raises the errors)."""
         meta = self.model.metadata
         if until is not None and not _is_real(until):
             raise EvsimError(f"push: until = {until!r} ({type(until).__name__}); expected a real time in seconds >= 0 (or None)")
@@ -401,9 +452,10 @@ class EventStream:
         self._advance(x, int(count), out)
         return out
 
-    def _advance(self, x: np.ndarray, count: int, out: np.ndarray) -> None:
-        """Run ``count`` steps of counts x (C-ordered float64), readout rows into out."""
-        self._chunk(self._params_t, self._state_t, x, count, out)
+    def _advance(self, x: np.ndarray, count: int, out: np.ndarray) -> bool:
+        """Run ``count`` steps of counts x (C-ordered, writable float64), readout rows into
+        out; False, running nothing, when x holds a NaN or an infinity."""
+        return self._chunk(self._params_t, self._state_t, x, count, out) == 0
 
     def _check(self, counts, ndim: int, what: str) -> np.ndarray:
         arr = np.asarray(counts)
@@ -439,9 +491,15 @@ class EventStream:
         the step's input is everything that arrived for it, whichever call brought it.
         Buffered events of later steps stay buffered for later calls.
         """
-        x = self._with_pending(self._check(counts, 1, "step"))
         out = np.zeros((1, self.model.n_classes))
-        self._advance(x, 1, out)
+        if (type(counts) is np.ndarray and counts.shape == self._row_shape and counts.dtype == np.float64
+                and not self._pending.shape[0] and counts.flags.c_contiguous and counts.flags.writeable):
+            # the fast path of live use: the kernel checks that the counts are finite
+            if self._advance(counts.reshape(1, -1), 1, out):
+                return out[0]
+        x = self._with_pending(self._check(counts, 1, "step"))    # raises for bad input
+        if not self._advance(x, 1, out):
+            raise EvsimError("step: the input holds NaN or infinity")
         return out[0]
 
     def run_chunk(self, counts) -> np.ndarray:

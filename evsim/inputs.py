@@ -23,7 +23,7 @@ from typing import Protocol
 
 import numpy as np
 
-from .data import Sample, SpikeFile, bin_validated, speaker_codes, validate_events
+from .data import Events, Sample, SpikeFile, bin_validated, concat_samples, speaker_codes, validate_events
 from .errors import InputFileError
 
 __all__ = ["InputReader", "RecordingsReader", "open_input", "is_recordings"]
@@ -48,6 +48,8 @@ class InputReader(Protocol):
         """``i`` checked: an integer in [0, len) (no negative indices), else InputFileError."""
     def read(self, i: int) -> Sample:
         """Sample ``i``: validated float64 times (s), int64 units, its label (or -1)."""
+    def read_events(self, indices) -> Events:
+        """Samples ``indices``, as :meth:`read` gives them, concatenated (:class:`evsim.data.Events`)."""
     def binned(self, i: int, *, dt_ms: float, pool: int = 1, n_steps: int | None = None,
                dtype=np.float32) -> np.ndarray:
         """Sample ``i`` binned to counts, (steps, ceil(n_channels / pool))."""
@@ -127,6 +129,9 @@ class RecordingsReader:
         where = f"{self._items[i].path}"
         t, u = validate_events(times, units, self.n_channels, where=where)
         return Sample(t, u, int(self.labels[i]) if self.labels is not None else -1)
+
+    def read_events(self, indices) -> Events:
+        return concat_samples(self.read(i) for i in indices)
 
     def binned(self, i: int, *, dt_ms: float, pool: int = 1, n_steps: int | None = None,
                dtype=np.float32) -> np.ndarray:

@@ -17,7 +17,7 @@ from .model import Model
 from .names import ENGINES
 
 __all__ = ["ENGINES", "MAX_BATCH_BYTES", "check_batch_memory", "SampleResult", "Classification", "get_engine", "classify_file",
-           "classify_batches", "pad_batch"]
+           "classify_batches", "binned_batches", "pad_batch", "PaddedBatch"]
 
 
 class SampleResult(NamedTuple):
@@ -79,10 +79,19 @@ def pad_batch(samples: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     return x, lengths
 
 
-def classify_batches(model: Model, batches: Iterable[Sequence[np.ndarray]], engine: str = "event",
+class PaddedBatch(NamedTuple):
+    """A batch ready for an engine: ``x`` (B, T, n_inputs) float64 counts, zero-padded,
+    and each sample's length ``lengths`` (B,) int64 (what :func:`pad_batch` returns)."""
+
+    x: np.ndarray
+    lengths: np.ndarray
+
+
+def classify_batches(model: Model, batches: Iterable[Sequence[np.ndarray] | PaddedBatch], engine: str = "event",
                      progress: Callable[[int], None] | None = None):
     """Run batches of samples (each sample (T_i, n_inputs) counts), padded per batch with
-    every sample keeping its own length.
+    every sample keeping its own length; a batch may also come padded already
+    (:class:`PaddedBatch`).
 
     Returns (predictions (n,), scores (n, C), stats) where stats sums the engine's
     counters when it reports any.
@@ -91,7 +100,7 @@ def classify_batches(model: Model, batches: Iterable[Sequence[np.ndarray]], engi
     preds, scores = [], []
     totals: dict = {}
     for chunk in batches:
-        x, lengths = pad_batch(chunk)
+        x, lengths = chunk if isinstance(chunk, PaddedBatch) else pad_batch(chunk)
         res = simulate(model, x, lengths=lengths)
         preds.append(res.predictions)
         scores.append(res.scores)
@@ -99,30 +108,33 @@ def classify_batches(model: Model, batches: Iterable[Sequence[np.ndarray]], engi
             if key in ("synaptic_events", "spikes_per_layer"):
                 totals[key] = totals.get(key, 0) + np.asarray(value).sum(axis=0)
         if progress is not None:
-            progress(len(chunk))
+            progress(len(lengths))
     if not preds:
         return np.zeros(0, np.int64), np.zeros((0, model.n_classes)), totals
     return np.concatenate(preds), np.concatenate(scores), totals
 
 
-def binned_batches(model, f, idx, batch_size: int, path, steps: list | None = None):
-    """Batches (lists of (steps, inputs) float64 arrays) of the samples ``idx`` of an open
-    input ``f``, binned for ``model``; each batch is checked against the memory limit
-    (:func:`check_batch_memory`) before it is binned.  Each sample's step count is appended
-    to ``steps`` when given."""
-    from .data import bin_validated, n_steps_for
+def binned_batches(model, f, idx, batch_size: int, path, steps: list | None = None, engine: str = "dense"):
+    """Batches (:class:`PaddedBatch`) of the samples ``idx`` of an open input ``f``,
+    binned for ``model``, a whole batch at a time (:meth:`read_events`,
+    :func:`evsim.data.bin_batch`: the counts of binning each sample alone); each batch is
+    checked against the memory limit (:func:`check_batch_memory`) before it is binned.
+    Each sample's step count is appended to ``steps`` when given.  For the ``"event"``
+    engine the binning is a numba kernel (numba is loaded for the engine anyway); the
+    others bin in NumPy (the same counts)."""
+    from .data import batch_steps, bin_batch
 
     meta = model.metadata
     for start in range(0, len(idx), batch_size):
-        raw = [(i, f.read(i)) for i in idx[start:start + batch_size]]
-        lengths = [meta.n_steps or n_steps_for(s.times, meta.dt_ms, where=f"{path} sample {i}") for i, s in raw]
-        check_batch_memory(model, len(raw), max(lengths), path)
-        chunk = [bin_validated(s.times, s.units, dt_ms=meta.dt_ms, n_channels=meta.input_channels, pool=meta.pool,
-                               n_steps=n, dtype=np.float64, where=f"{path} sample {i}")
-                 for (i, s), n in zip(raw, lengths)]
+        chunk = idx[start:start + batch_size]
+        events = f.read_events(chunk)
+        lengths = batch_steps(events, meta.dt_ms, meta.n_steps, where=lambda k: f"{path} sample {chunk[k]}")
+        check_batch_memory(model, len(chunk), int(lengths.max()), path)
+        x = bin_batch(events, lengths, dt_ms=meta.dt_ms, n_channels=meta.input_channels, pool=meta.pool,
+                      compiled=engine == "event")
         if steps is not None:
-            steps.extend(c.shape[0] for c in chunk)
-        yield chunk
+            steps.extend(lengths.tolist())
+        yield PaddedBatch(x, lengths)
 
 
 def classify_file(model: Model, path: str, sample: int | None = None, engine: str = "event",
@@ -147,7 +159,7 @@ def classify_file(model: Model, path: str, sample: int | None = None, engine: st
         if labels is not None and labels.size and labels.max() >= model.n_classes:
             raise EvsimError(f"{path}: label {labels.max()} is out of range for a model with {model.n_classes} classes")
         steps: list[int] = []
-        preds, scores, stats = classify_batches(model, binned_batches(model, f, idx, batch_size, path, steps),
+        preds, scores, stats = classify_batches(model, binned_batches(model, f, idx, batch_size, path, steps, engine),
                                                 engine=engine, progress=progress)
     names = model.class_names
     results = []

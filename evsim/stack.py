@@ -219,7 +219,8 @@ class StackStream(EventStream):
         self._pending = np.zeros((0, self.model.n_inputs))
         self._last_step = -1
 
-    def _advance(self, x: np.ndarray, count: int, out: np.ndarray) -> None:
+    def _advance(self, x: np.ndarray, count: int, out: np.ndarray) -> bool:
+        """Run ``count`` steps of x (checked counts), readout rows into out; True (ran)."""
         from . import event
         from .kernels.csgru_event import csgru_run
         from .kernels.stack import readout_run
@@ -247,6 +248,7 @@ class StackStream(EventStream):
         self._syn += readout_run(*_readout_arrays(self.model.readout), np.ascontiguousarray(layer_in), count, u, acc,
                                  scores, np.zeros(layer_in.shape[1], np.int64), out)
         self._steps += count
+        return True
 
     @property
     def n_steps(self) -> int:

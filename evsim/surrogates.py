@@ -35,43 +35,41 @@ from __future__ import annotations
 import math
 from typing import Callable, NamedTuple
 
-import numba
-
-from evsim._numba_config import EXACT_CALLEE
+from evsim._numba_config import EXACT_CALLEE, njit
 from evsim.errors import EvsimError
 
 __all__ = ["Surrogate", "SURROGATES", "get_surrogate", "spike_fn", "surrogate_grad"]
 
 
 
-@numba.njit(**EXACT_CALLEE)
+@njit(**EXACT_CALLEE)
 def arctan_grad(x, alpha):
     y = 0.5 * math.pi * alpha * x
     return 0.5 * alpha / (1.0 + y * y)
 
 
-@numba.njit(**EXACT_CALLEE)
+@njit(**EXACT_CALLEE)
 def arctan_primitive(x, alpha):
     return 0.5 + math.atan(0.5 * math.pi * alpha * x) / math.pi
 
 
-@numba.njit(**EXACT_CALLEE)
+@njit(**EXACT_CALLEE)
 def fast_sigmoid_grad(x, alpha):
     d = 1.0 + alpha * abs(x)
     return 1.0 / (d * d)
 
 
-@numba.njit(**EXACT_CALLEE)
+@njit(**EXACT_CALLEE)
 def fast_sigmoid_primitive(x, alpha):
     return 0.5 + x / (1.0 + alpha * abs(x))
 
 
-@numba.njit(**EXACT_CALLEE)
+@njit(**EXACT_CALLEE)
 def triangle_grad(x, alpha):
     return alpha * max(0.0, 1.0 - alpha * abs(x))
 
 
-@numba.njit(**EXACT_CALLEE)
+@njit(**EXACT_CALLEE)
 def triangle_primitive(x, alpha):
     y = alpha * x
     if y <= -1.0:
@@ -83,12 +81,12 @@ def triangle_primitive(x, alpha):
     return 1.0
 
 
-@numba.njit(**EXACT_CALLEE)
+@njit(**EXACT_CALLEE)
 def inverse_quadratic_grad(x, alpha):
     return 1.0 / (1.0 + alpha * x * x)
 
 
-@numba.njit(**EXACT_CALLEE)
+@njit(**EXACT_CALLEE)
 def inverse_quadratic_primitive(x, alpha):
     root = math.sqrt(alpha)
     return (math.atan(root * x) + 0.5 * math.pi) / root
@@ -122,7 +120,7 @@ def get_surrogate(name: str) -> Surrogate:
         raise EvsimError(f"unknown surrogate {name!r}; valid surrogates: {', '.join(sorted(SURROGATES))}") from None
 
 
-@numba.njit(**EXACT_CALLEE)
+@njit(**EXACT_CALLEE)
 def surrogate_grad(x, code, alpha):
     """dH/dx surrogate number ``code`` (see :data:`SURROGATES`)."""
     if code == 0:
@@ -136,7 +134,7 @@ def surrogate_grad(x, code, alpha):
     raise ValueError("unknown surrogate code (see evsim.surrogates.SURROGATES)")
 
 
-@numba.njit(**EXACT_CALLEE)
+@njit(**EXACT_CALLEE)
 def spike_fn(x, code, alpha, smooth):
     """The forward nonlinearity: H(x) (1 when x >= 0), or the surrogate's primitive when
     ``smooth`` (gradient checks only)."""

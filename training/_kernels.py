@@ -34,14 +34,15 @@ recurrent dropout; ``dmask`` may be a (1, 1, 1) stand-in), 1 on z (``MASK_SPIKES
 
 from __future__ import annotations
 
-import numba
 import numpy as np
-from numba import prange
 
-from evsim._numba_config import FAST, PARALLEL_FAST
+from evsim._numba_config import FAST, PARALLEL_FAST, import_numba
 from evsim.model import RECURRENCE_CODE
 
 from .cells import cell_bwd, cell_fwd
+
+numba = import_numba()   # before any kernel is defined: installs evsim's cache locator
+prange = numba.prange
 
 REC_NONE, REC_DENSE, REC_CONV = RECURRENCE_CODE["none"], RECURRENCE_CODE["dense"], RECURRENCE_CODE["conv"]
 MASK_NONE, MASK_SPIKES, MASK_INPUT = 0, 1, 2

@@ -25,13 +25,14 @@ from __future__ import annotations
 
 import math
 
-import numba
 import numpy as np
-from numba import prange
 
-from evsim._numba_config import FAST, PARALLEL_FAST
+from evsim._numba_config import FAST, PARALLEL_FAST, import_numba
 
 from .surrogates import spike_fn, surrogate_grad
+
+numba = import_numba()   # before any kernel is defined: installs evsim's cache locator
+prange = numba.prange
 
 GATE_CURRENT, GATE_INPUT = 0, 1     # evsim.cells.csgru.GATES
 

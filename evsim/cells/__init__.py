@@ -28,14 +28,15 @@ What a cell module ``evsim/cells/<name>.py`` holds (the contract; ``lif.py`` is 
   or ``"subtract"``, ``active`` (B, 1) 1.0 while a sample's steps last, else 0.0.  It
   returns the spikes ``s_t`` (B, n) and leaves ``state["v"]`` = v_t *before* the reset of s_t;
 * ``event_update(v, aux, cur, bias, beta, theta, gain, extra, subtract, spk) -> k``
-  (``@numba.njit(**EXACT_CALLEE)``): the event engine's step of one layer: ``v`` (n,) holds
-  ``reset(v_{t-1}, s_{t-1})`` on entry and the reset ``v_t`` on exit; ``aux`` (S, n) the
+  (``@njit(**EXACT_CALLEE)``, :func:`evsim._numba_config.njit`: a cell module does not
+  import numba itself, so that importing the registry stays free of it): the event
+  engine's step of one layer: ``v`` (n,) holds ``reset(v_{t-1}, s_{t-1})`` on entry and the reset ``v_t`` on exit; ``aux`` (S, n) the
   extra state rows, ``extra`` (P, n) the extra parameter rows (a cell with neither gets
   stand-ins it must not read); ``cur`` the input without the bias ``b``; it writes the
   indices of the spiking neurons to ``spk`` and returns their number (end it with
   :func:`evsim.cells._common.spikes_and_reset`).  It must do the floating-point operations
   of ``reference_step`` in the same order (the event = dense tests compare rasters exactly);
-* ``fwd_step`` / ``bwd_step`` (``@numba.njit(**FAST_CALLEE)``): one step of the training forward,
+* ``fwd_step`` / ``bwd_step`` (``@njit(**FAST_CALLEE)``): one step of the training forward,
   recording what the backward needs, and of its backward pass through time; signatures
   in :mod:`evsim.training.cells`;
 * ``KIND = CellKind(...)``, at the end: the name (as written in model files and
@@ -190,12 +191,13 @@ def generate_dispatch(name: str, args: str, call: Callable, options: dict, *, pr
     run first (e.g. ``n = v.shape[0]``); ``options``: numba's (``cache`` is dropped: a
     generated function has no source file; the cached kernels that call it hold its code,
     and :mod:`evsim._numba_cache` invalidates them when the registry changes)."""
-    import numba
+    from .._numba_config import dispatcher, import_numba
 
+    numba = import_numba()
     namespace, lines = {}, [f"def {name}(kind, {args}):", *(f"    {line}" for line in prologue)]
     for cell in (CELLS if cells is None else cells).values():
         function, arg_text = call(cell)
-        namespace[f"_cell{cell.code}"] = function
+        namespace[f"_cell{cell.code}"] = dispatcher(function)
         lines += [f"    if kind == {int(cell.code)}:", f"        return _cell{cell.code}({arg_text})"]
     lines.append('    raise ValueError("unknown cell code (see evsim.cells.CELL_CODE)")')
     source = "\n".join(lines) + "\n"
@@ -207,8 +209,9 @@ def generate_dispatch(name: str, args: str, call: Callable, options: dict, *, pr
 
 def generate_known(options: dict, cells: dict | None = None):
     """A numba function ``known_cell(kind) -> bool``: is ``kind`` a registered cell's code."""
-    import numba
+    from .._numba_config import import_numba
 
+    numba = import_numba()
     codes = [int(c.code) for c in (CELLS if cells is None else cells).values()]
     source = "def known_cell(kind):\n    return " + " or ".join(f"kind == {c}" for c in codes) + "\n"
     namespace = {}

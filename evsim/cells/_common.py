@@ -4,13 +4,11 @@ the training helpers for every cell whose membrane follows
 
 from __future__ import annotations
 
-import numba
-
-from .._numba_config import EXACT_CALLEE, FAST_CALLEE
+from .._numba_config import EXACT_CALLEE, FAST_CALLEE, njit
 from ..surrogates import surrogate_grad
 
 
-@numba.njit(**EXACT_CALLEE)
+@njit(**EXACT_CALLEE)
 def spikes_and_reset(v, theta, subtract, spk):
     """The event step's end for any cell: write the indices of the neurons with
     ``v >= theta`` to ``spk`` and return their number, then reset those membranes
@@ -27,13 +25,13 @@ def spikes_and_reset(v, theta, subtract, spk):
     return k
 
 
-@numba.njit(**FAST_CALLEE)
+@njit(**FAST_CALLEE)
 def reset_value(v, s, theta, reset_sub):
     """reset(v, s): ``v - theta s`` (subtract) or ``v (1 - s)`` (zero)."""
     return v - theta * s if reset_sub else v * (1.0 - s)
 
 
-@numba.njit(**FAST_CALLEE)
+@njit(**FAST_CALLEE)
 def membrane_grad(g, gvn, v_t, s_t, beta, theta, reset_sub, detach, sur, alpha):
     """dL/dv_t of one neuron from ``g`` (dL/ds_t from above and the cell's other paths)
     and ``gvn`` (dL/dv_{t+1}): the reset's path (unless detached), the surrogate, the leak::

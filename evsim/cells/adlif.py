@@ -52,10 +52,9 @@ from __future__ import annotations
 
 import math
 
-import numba
 import numpy as np
 
-from .._numba_config import EXACT_CALLEE, FAST_CALLEE
+from .._numba_config import EXACT_CALLEE, FAST_CALLEE, njit
 from ..surrogates import spike_fn
 from . import CellKind, Param, TrainingDefaults, reset_reference
 from ._common import membrane_grad, reset_value, spikes_and_reset
@@ -71,7 +70,7 @@ def reference_step(state, current, p, reset, active):
     return s
 
 
-@numba.njit(**EXACT_CALLEE)
+@njit(**EXACT_CALLEE)
 def event_update(v, aux, cur, bias, beta, theta, gain, extra, subtract, spk):
     """One AdLIF step of the event engine.  ``aux[0]`` holds w_t (computed at the end of
     the previous step), ``extra`` the rows beta_w, a, b.  The next step's w is computed
@@ -89,7 +88,7 @@ def event_update(v, aux, cur, bias, beta, theta, gain, extra, subtract, spk):
     return spikes_and_reset(v, theta, subtract, spk)
 
 
-@numba.njit(**FAST_CALLEE)
+@njit(**FAST_CALLEE)
 def fwd_step(v_prev, s_prev, a_prev, cur, beta, gain, theta, extra, reset_sub, sur, alpha, smooth, v, s, a):
     w_prev, w = a_prev[0], a[0]
     beta_w, ca, cb = extra[0], extra[1], extra[2]
@@ -101,7 +100,7 @@ def fwd_step(v_prev, s_prev, a_prev, cur, beta, gain, theta, extra, reset_sub, s
         s[i] = spike_fn(vv - theta[i], sur, alpha, smooth)
 
 
-@numba.njit(**FAST_CALLEE)
+@njit(**FAST_CALLEE)
 def bwd_step(t, v, s, a, cur, beta, gain, theta, extra, reset_sub, detach, sur, alpha, gs, carry, learn,
              g_cur, g_cell):
     gv_next, gw_next = carry[0], carry[1]

@@ -18,10 +18,9 @@ Backward pass through time (training)::
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 
-from .._numba_config import EXACT_CALLEE, FAST_CALLEE
+from .._numba_config import EXACT_CALLEE, FAST_CALLEE, njit
 from ..surrogates import spike_fn
 from . import CellKind, TrainingDefaults, reset_reference
 from ._common import membrane_grad, reset_value, spikes_and_reset
@@ -35,7 +34,7 @@ def reference_step(state, current, p, reset, active):
     return s
 
 
-@numba.njit(**EXACT_CALLEE)
+@njit(**EXACT_CALLEE)
 def event_update(v, aux, cur, bias, beta, theta, gain, extra, subtract, spk):
     """v = beta * v + g * (input + b); spike where v >= theta, then reset (``aux`` and
     ``extra`` are stand-ins: LIF has no extra state or parameters)."""
@@ -46,7 +45,7 @@ def event_update(v, aux, cur, bias, beta, theta, gain, extra, subtract, spk):
     return spikes_and_reset(v, theta, subtract, spk)
 
 
-@numba.njit(**FAST_CALLEE)
+@njit(**FAST_CALLEE)
 def fwd_step(v_prev, s_prev, a_prev, cur, beta, gain, theta, extra, reset_sub, sur, alpha, smooth, v, s, a):
     for i in range(v.shape[0]):
         if reset_sub:
@@ -57,7 +56,7 @@ def fwd_step(v_prev, s_prev, a_prev, cur, beta, gain, theta, extra, reset_sub, s
         s[i] = spike_fn(vv - theta[i], sur, alpha, smooth)
 
 
-@numba.njit(**FAST_CALLEE)
+@njit(**FAST_CALLEE)
 def bwd_step(t, v, s, a, cur, beta, gain, theta, extra, reset_sub, detach, sur, alpha, gs, carry, learn,
              g_cur, g_cell):
     gv_next = carry[0]

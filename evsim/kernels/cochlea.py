@@ -78,10 +78,11 @@ directly, and the cell is silent for the following ``ceil(ref_steps)`` samples a
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 
-from .._numba_config import FAST
+from .._numba_config import FAST, import_numba
+
+numba = import_numba()   # before any kernel is defined: installs evsim's cache locator
 
 
 _VEC = dict(FAST, error_model="numpy")     # no ZeroDivisionError branch: the loops vectorise

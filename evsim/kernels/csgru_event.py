@@ -32,10 +32,11 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 
-import numba
 import numpy as np
 
-from .._numba_config import EXACT
+from .._numba_config import EXACT, import_numba
+
+numba = import_numba()   # before any kernel is defined: installs evsim's cache locator
 
 GATE_CURRENT, GATE_INPUT = 0, 1     # evsim.cells.csgru.GATES
 

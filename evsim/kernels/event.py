@@ -33,6 +33,14 @@ into row ``(t + 1 + d_j) % slots``; since ``1 <= 1 + d_j <= D + 1 < slots`` that
 the row being read at step ``t``, so reading, clearing and scheduling may happen in any
 order within a step.  Memory is ``slots * n`` per layer, whatever the input length.
 
+Kernels without numba.np.arraymath
+----------------------------------
+Loading a cached kernel makes numba import the module of every numba library function
+compiled into it (to rebuild its environment).  ``u.max()`` would bring
+``numba.np.arraymath``, which imports SciPy's linear algebra (0.2-0.3 s of every ``evsim
+run``), and an array-to-array slice assignment numba's shape-checking copy; so the kernels
+here write those few loops out (the same values: a maximum and copies are exact).
+
 Reset
 -----
 The reset of ``reset(v_{t-1}, s_{t-1})`` is applied right after the spike is emitted (the
@@ -44,14 +52,16 @@ the synaptic inputs of one step are summed.
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
-import numba
 import numpy as np
 
-from .._numba_config import EXACT, PARALLEL
+from .._numba_config import EXACT, PARALLEL, import_numba
 from ..cells import RESET_CODE, generate_dispatch, generate_known
 from ..model import DECISION_CODE, RECURRENCE_CODE
+
+numba = import_numba()   # before any kernel is defined: installs evsim's cache locator
 
 REC_NONE, REC_DENSE, REC_CONV = RECURRENCE_CODE["none"], RECURRENCE_CODE["dense"], RECURRENCE_CODE["conv"]
 RESET_ZERO, RESET_SUBTRACT = RESET_CODE["zero"], RESET_CODE["subtract"]
@@ -330,7 +340,10 @@ def readout_step(w_t, bias, beta, gain, decision, u, acc, scores, spk, m):
         for i in range(c):
             scores[i] += u[i]
     else:
-        top = u.max()
+        top = u[0]
+        for i in range(1, c):  # u.max(), written out (see "Kernels without numba.np.arraymath")
+            if u[i] > top or u[i] != u[i]:
+                top = u[i]
         total = 0.0
         for i in range(c):
             acc[i] = np.exp(u[i] - top)
@@ -400,7 +413,8 @@ def step_loop(x, n_steps, readout, raster, record,
         last = nrn_off[n_layers - 1]
         events += readout_step(ro_w, ro_bias, ro_beta, ro_gain, decision, u, acc, scores,
                                spk[last:], nspk[n_layers - 1])
-        readout[step, :] = u
+        for i in range(u.shape[0]):
+            readout[step, i] = u[i]
         if record:
             for l in range(n_layers):
                 o = nrn_off[l]
@@ -426,9 +440,11 @@ def run_one(p, x, n_steps, readout, scores, raster, record, syn, spikes):
     syn[0] and spikes per layer (L,)."""
     st = new_state(p)
     run_sample(p, st, x, n_steps, readout, raster, record)
-    scores[:] = st.ro.scores
+    for i in range(scores.shape[0]):
+        scores[i] = st.ro.scores[i]
     syn[0] = st.count.syn[0]
-    spikes[:] = st.count.spikes
+    for l in range(spikes.shape[0]):
+        spikes[l] = st.count.spikes[l]
 
 
 # The entry points below take Params and State as *plain tuples* of plain tuples
@@ -453,8 +469,64 @@ def as_plain(packed):
 
 @numba.njit(**EXACT)
 def stream_chunk(pt, stt, x, n_steps, readout):
-    """:func:`run_sample` for a stream (no raster), from plain tuples."""
+    """:func:`run_sample` for a stream (no raster), from plain tuples.  Returns 0, or -1
+    without running anything when ``x[:n_steps]`` holds a NaN or an infinity (the caller
+    then raises its error for the input): the check a live ``step`` needs, done here
+    because a NumPy check costs more than the loop."""
+    for t in range(n_steps):
+        for j in range(x.shape[1]):
+            if not math.isfinite(x[t, j]):
+                return -1
     run_sample(_params(pt), _state(stt), x, n_steps, readout, np.zeros((1, 0), np.uint8), False)
+    return 0
+
+
+@numba.njit(**EXACT)
+def bin_events(t, u, offsets, lengths, dt_ms, pool, x):
+    """Add the validated events of several samples to their zeroed, padded counts ``x``
+    (B, T, n_inputs): sample b's events ``offsets[b]:offsets[b + 1]`` of ``t`` (seconds,
+    float64) and ``u`` (channels, int64) at step ``floor(t * 1000 / dt_ms)``
+    (:func:`evsim.data.time_to_step`'s operations) and input ``u // pool``, those at or
+    past ``lengths[b]`` dropped: :func:`evsim.data.bin_batch` in one pass."""
+    for b in range(offsets.shape[0] - 1):
+        for e in range(offsets[b], offsets[b + 1]):
+            s = min(np.floor(t[e] * 1000.0 / dt_ms), _STEP_CLIP)
+            if s < lengths[b]:
+                x[b, int(s), u[e] // pool] += 1.0
+
+
+#: largest step :func:`push_events` computes (as :func:`evsim.data.time_to_step` clips)
+_STEP_CLIP = 2.0**62
+
+
+@numba.njit(**EXACT)
+def push_events(t, u, n_channels, dt_ms, pool, first, cap, max_ahead, pending):
+    """Bin one push's raw events into a stream's pending input counts, after checking them:
+    ``pending[s - first, u // pool] += 1`` for an event of channel u at time t (seconds),
+    step ``s = floor(t * 1000 / dt_ms)`` (:func:`evsim.data.time_to_step`'s operations),
+    ``first`` the stream's next step; events at or past ``cap`` (>= 0: the model's fixed
+    n_steps) are dropped.  Returns ``(status, last)``: status 0 done, ``last`` the
+    latest step binned (-1: none); 1: an event is invalid (a time that is not finite or
+    negative, a channel outside [0, n_channels), a step before ``first`` or, without a cap,
+    ``max_ahead`` or more steps past it), nothing binned (the caller finds and reports it);
+    2: ``pending`` needs ``last - first + 1`` rows, nothing binned."""
+    last = -1
+    for e in range(t.shape[0]):
+        te, ue = t[e], u[e]
+        if not (te >= 0.0 and te < math.inf) or ue < 0 or ue >= n_channels:
+            return 1, last
+        s = min(np.floor(te * 1000.0 / dt_ms), _STEP_CLIP)   # float64, as time_to_step computes it
+        if s < first or (cap < 0 and s - first >= max_ahead):
+            return 1, last
+        if (cap < 0 or s < cap) and s > last:
+            last = int(s)
+    if last - first >= pending.shape[0]:
+        return 2, last
+    for e in range(t.shape[0]):
+        s = int(min(np.floor(t[e] * 1000.0 / dt_ms), _STEP_CLIP))
+        if cap < 0 or s < cap:
+            pending[s - first, u[e] // pool] += 1.0
+    return 0, last
 
 
 @numba.njit(**PARALLEL)

@@ -4,10 +4,11 @@ same floating-point operations) driven by the last layer's spike raster."""
 
 from __future__ import annotations
 
-import numba
 
-from .._numba_config import EXACT
+from .._numba_config import EXACT, import_numba
 from .event import DECISION_MEMBRANE, DECISION_SOFTMAX, readout_step
+
+numba = import_numba()   # before any kernel is defined: installs evsim's cache locator
 
 
 @numba.njit(**EXACT)

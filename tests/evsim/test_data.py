@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from evsim.data import (MAX_STEPS, SpikeFile, bin_spikes, n_steps_for, speaker_codes, time_to_step,
+from evsim.data import (MAX_STEPS, SpikeFile, batch_steps, bin_batch, bin_spikes, bin_validated, concat_samples, n_steps_for, speaker_codes, time_to_step,
                         write_spike_file)
 from evsim.errors import InputFileError
 from tests.strategies import dt_and_spike_times
@@ -230,3 +230,67 @@ def test_a_bad_sample_inside_a_block_is_named(tmp_path):
         f.read(0), f.read(1)
         with pytest.raises(InputFileError, match="sample 2: unit 99 outside"):
             f.read(2)
+
+
+# -- a batch at a time: read_events, batch_steps, bin_batch --------------------------------
+
+@settings(max_examples=60, deadline=None)
+@given(st.data())
+def test_a_batch_is_binned_as_each_sample_alone_then_padded(data):
+    from evsim.run import pad_batch
+
+    dt = data.draw(st.sampled_from([1.0, 4.0, 10.0, 7.0]))
+    pool = data.draw(st.sampled_from([1, 3, 5]))
+    n_channels = data.draw(st.integers(1, 12))
+    fixed = data.draw(st.one_of(st.none(), st.integers(1, 40)))
+    samples = []
+    for _ in range(data.draw(st.integers(1, 6))):
+        k = data.draw(st.integers(0, 25))
+        times = np.array(data.draw(st.lists(st.floats(0, 0.3, allow_nan=False), min_size=k, max_size=k)))
+        samples.append((times.astype(np.float64), np.array(data.draw(
+            st.lists(st.integers(0, n_channels - 1), min_size=k, max_size=k)), np.int64)))
+    events = concat_samples(samples)
+    lengths = batch_steps(events, dt, fixed)
+    alone = [bin_validated(t, u, dt_ms=dt, n_channels=n_channels, pool=pool, n_steps=fixed, dtype=np.float64)
+             for t, u in samples]
+    x, want_lengths = pad_batch(alone)
+    assert lengths.tolist() == want_lengths.tolist()
+    for compiled in (False, True):              # NumPy, and the event engine's numba kernel
+        got = bin_batch(events, lengths, dt_ms=dt, n_channels=n_channels, pool=pool, compiled=compiled)
+        assert got.dtype == np.float64
+        np.testing.assert_array_equal(got, x)
+
+
+def test_batch_steps_refuses_an_absurd_sample_by_name():
+    events = concat_samples([(np.array([0.1]), np.array([0])), (np.array([0.2, 5e4]), np.array([0, 1]))])
+    with pytest.raises(InputFileError, match="f.h5 sample 7: spike time 50000 s implies"):
+        batch_steps(events, 1.0, None, where=lambda k: f"f.h5 sample {[3, 7][k]}")
+
+
+def test_read_events_equals_reading_each_sample(tmp_path, monkeypatch):
+    import evsim.data as data
+
+    monkeypatch.setattr(data, "READ_BLOCK", 3)
+    rng = np.random.default_rng(1)
+    samples = [(np.sort(rng.uniform(0, 0.5, k)), rng.integers(0, 20, k)) for k in rng.integers(0, 30, 9)]
+    write_spike_file(tmp_path / "f.h5", samples)
+    with SpikeFile(tmp_path / "f.h5", n_channels=20) as f:
+        for chunk in ([0, 1, 2, 3], [4, 5, 6, 7, 8], [8, 2, 5], []):
+            ev = f.read_events(chunk)
+            each = concat_samples([f.read(i) for i in chunk])
+            for a, b in zip(ev, each):
+                assert a.dtype == b.dtype
+                np.testing.assert_array_equal(a, b)
+
+
+def test_read_events_names_the_bad_sample(tmp_path):
+    samples = [(np.array([0.1, 0.2]), np.array([1, 2]))] * 4
+    write_spike_file(tmp_path / "f.h5", samples)
+    with h5py.File(tmp_path / "f.h5", "a") as h5:
+        h5["spikes/units"][2] = np.array([1, 99], np.uint16)
+    with SpikeFile(tmp_path / "f.h5", n_channels=20) as f, \
+            pytest.raises(InputFileError, match="sample 2: unit 99 outside"):
+        f.read_events([0, 1, 2, 3])
+    path = _raw_file(tmp_path / "bad.h5", [[0.1], [0.1, 0.2], [0.3]], [[1], [1], [1, 2]])   # lengths cross over
+    with SpikeFile(path) as f, pytest.raises(InputFileError, match="sample 1: times has 2 entries but units has 1"):
+        f.read_events([0, 1, 2])

@@ -612,3 +612,73 @@ def test_tie_checker_accepts_only_threshold_ties(monkeypatch):
     monkeypatch.setattr(event, "simulate", flipped(1))
     with pytest.raises(AssertionError, match="not at the threshold"):
         assert_equivalent(model, x)
+
+
+# -- the fast paths of live use (one kernel call per step or push) -------------------------
+
+def _push_model(n_steps=None):
+    layer = HiddenLayer(weight=np.ones((1, 2), np.float32), bias=np.zeros(1, np.float32), beta=np.zeros(1),
+                        threshold=np.full(1, 0.5), gain=np.ones(1))
+    readout = Readout(weight=np.ones((2, 1), np.float32), bias=np.zeros(2, np.float32), beta=np.zeros(2),
+                      gain=np.ones(2))
+    return Model(layers=(layer,), readout=readout, metadata=ModelMetadata(
+        dt_ms=10.0, input_channels=4, pool=2, class_names=("a", "b"), n_steps=n_steps))
+
+
+@pytest.mark.parametrize("tdtype, udtype", [(np.float64, np.int64), (np.float32, np.uint16), (np.float16, np.int32)])
+def test_pushed_arrays_give_the_errors_of_pushed_lists(tdtype, udtype):
+    """Arrays take push's one-kernel path; every error is still the checked path's."""
+    stream = event.EventStream(_push_model())
+    arr = lambda t, u: (np.array(t, tdtype), np.array(u, udtype))     # noqa: E731
+    assert stream.push(*arr([0.001, 0.025], [0, 3])).shape == (2, 2)
+    assert stream.push(*arr([0.029], [1])).shape == (0, 2)
+    assert stream.push(*arr([], []), until=0.06).shape == (4, 2)
+    with pytest.raises(EvsimError, match=r"an event at 0.05\d* s belongs to step 5, which has already run \(6 steps"):
+        stream.push(*arr([0.052], [0]))
+    with pytest.raises(EvsimError, match=r"unit 4 outside \[0, 4\)"):
+        stream.push(*arr([0.1], [4]))
+    with pytest.raises(EvsimError, match="NaN or infinite spike time"):
+        stream.push(*arr([0.1, np.nan], [0, 1]))
+    with pytest.raises(EvsimError, match="negative spike time"):
+        stream.push(*arr([-0.1], [0]))
+    if tdtype != np.float16:
+        with pytest.raises(EvsimError, match=r"push: spike time 1e\+06 s is step 100000000, .*\(MAX_STEPS\)"):
+            stream.push(*arr([1e6], [0]))
+    with pytest.raises(EvsimError, match=r"push: until 100000 s is step 10000000, .*\(MAX_STEPS\)"):
+        stream.push(*arr([], []), until=1e5)
+    assert stream.n_steps == 6 and stream.finish().shape == (0, 2)
+
+
+@pytest.mark.parametrize("n_steps", [None, 12])
+def test_pushed_arrays_equal_pushed_lists(n_steps):
+    """The one-kernel push (arrays) and the checked push (lists) give the same outputs,
+    with steps fed in between and events past a fixed n_steps dropped."""
+    rng = np.random.default_rng(5)
+    fast, checked = event.EventStream(_push_model(n_steps)), event.EventStream(_push_model(n_steps))
+    now = 0.0
+    for k in range(25):
+        times = np.sort(now + rng.uniform(0, 0.05, rng.integers(0, 6)))
+        units = rng.integers(0, 4, times.size)
+        until = now + 0.02 if k % 3 else None
+        a = fast.push(times, units, until=until)
+        b = checked.push(times.tolist(), units.tolist(), until=until)
+        np.testing.assert_array_equal(a, b)
+        if k % 7 == 6:                                    # a step of counts, with pushes buffered
+            row = rng.poisson(0.5, 2).astype(np.float64)
+            np.testing.assert_array_equal(fast.step(row), checked.step(row.tolist()))
+        now = max(now + 0.02, (fast._last_step + 1) * 0.01)
+        assert fast.n_steps == checked.n_steps
+    np.testing.assert_array_equal(fast.finish(), checked.finish())
+    np.testing.assert_array_equal(fast.scores, checked.scores)
+
+
+def test_a_non_finite_step_is_refused_and_runs_nothing(tiny):
+    stream = event.EventStream(tiny)
+    stream.step(np.ones(4))
+    scores = stream.scores
+    for bad in (np.nan, np.inf):
+        row = np.zeros(4)
+        row[2] = bad
+        with pytest.raises(EvsimError, match="NaN or infinite"):
+            stream.step(row)
+    assert stream.n_steps == 1 and np.array_equal(stream.scores, scores)
