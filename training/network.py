@@ -230,6 +230,21 @@ def readout_forward(params: dict, buffers: dict, h: np.ndarray, shape: tuple, lo
     raise EvsimError(f"unknown loss {loss!r}; expected sum_softmax or sum_logits")
 
 
+def readout_backward(params: dict, buffers: dict, h: np.ndarray, u: np.ndarray, q, g_scores: np.ndarray):
+    """The backward pass of :func:`readout_forward`: from dL/dscores (B, C) to the readout's
+    gradients ``{"readout.weight", "readout.bias"}`` and dL/dh, rows (B T, n), for the
+    last hidden layer's spikes ``h`` (rows B T, or (B, T, n))."""
+    if q is not None:                                           # scores = sum_t softmax(u_t)
+        gs_ = g_scores[:, None, :]
+        gu = q * (gs_ - (q * gs_).sum(axis=2, keepdims=True))
+    else:                                                       # scores = sum_t u_t
+        gu = np.broadcast_to(g_scores[:, None, :], u.shape)
+    ga = kernels.leaky_bwd(np.ascontiguousarray(gu, dtype=u.dtype), buffers["readout.beta"], buffers["readout.gain"])
+    ga = ga.reshape(u.shape[0] * u.shape[1], -1)
+    grads = {"readout.weight": ga.T @ h.reshape(ga.shape[0], -1), "readout.bias": ga.sum(axis=0)}
+    return grads, ga @ params["readout.weight"]
+
+
 class Network(ParameterFacts):
     """A trainable network described by a :class:`NetworkConfig`.
 
@@ -494,18 +509,8 @@ class Network(ParameterFacts):
         counts = [float(c.s.sum(dtype=np.float64)) for c in caches]   # spikes per layer (penalty, stats)
         penalty, g_pen = rate_penalty(cfg, counts, n_b * n_t, rate_scale)
         loss += penalty
-        grads = {}
         # readout: scores -> u -> a_o -> W_o, b_o and the last layer's output
-        if q is not None:
-            gs_ = g_scores[:, None, :]
-            gu = q * (gs_ - (q * gs_).sum(axis=2, keepdims=True))
-        else:
-            gu = np.broadcast_to(g_scores[:, None, :], u.shape)
-        ga = kernels.leaky_bwd(np.ascontiguousarray(gu, dtype=dtype), self.buffers["readout.beta"], self.buffers["readout.gain"])
-        ga = ga.reshape(n_b * n_t, -1)
-        grads["readout.weight"] = ga.T @ h
-        grads["readout.bias"] = ga.sum(axis=0)
-        g_h = ga @ self.params["readout.weight"]
+        grads, g_h = readout_backward(self.params, self.buffers, h, u, q, g_scores)
         grads.update(self.layers_backward(caches, g_h, g_pen)[0])
         grads = {k: np.ascontiguousarray(grads[k], dtype=dtype) for k in self.params}
         pred = np.argmax(scores, axis=1)

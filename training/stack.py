@@ -49,6 +49,7 @@ from .network import (
     ParameterFacts,
     cross_entropy,
     evaluation_result,
+    readout_backward,
     readout_forward,
 )
 from .surrogates import get_surrogate
@@ -422,16 +423,8 @@ class StackNetwork(ParameterFacts):
         caches, rasters, spikes, u, q, scores = self._forward(x, sigma, rounded=False, rng=rng,
                                                               update_stats=update_stats)
         loss, g_scores = cross_entropy(scores, y, cfg.label_smoothing)
-        grads = {}
-        if q is not None:
-            gs_ = g_scores[:, None, :]
-            gu = q * (gs_ - (q * gs_).sum(axis=2, keepdims=True))
-        else:
-            gu = np.broadcast_to(g_scores[:, None, :], u.shape)
-        ga = kernels.leaky_bwd(np.ascontiguousarray(gu), self.buffers["readout.beta"], self.buffers["readout.gain"])
-        grads["readout.weight"] = ga.reshape(n_b * n_t, -1).T @ spikes.reshape(n_b * n_t, -1)
-        grads["readout.bias"] = ga.sum(axis=(0, 1))
-        g_h = ga @ self.params["readout.weight"]                 # dL/d(top layer's output), (B, T, n)
+        grads, g_h = readout_backward(self.params, self.buffers, spikes, u, q, g_scores)
+        g_h = g_h.reshape(n_b, n_t, -1)                          # dL/d(top layer's output), (B, T, n)
         for k in range(len(cfg.plan) - 1, -1, -1):
             part, below = cfg.plan[k], k > 0
             if part[0] == "cells":
