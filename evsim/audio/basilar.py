@@ -253,6 +253,10 @@ BAND_FRACTION = 0.25
 MAX_DECIMATION = 8
 INTERP_TAPS = 8
 
+#: rows per piece of :meth:`FilterBank.stream` (256 x 700 float32 = 0.7 MB: the rows are
+#: still in the cache when the cells read them)
+SLAB_ROWS = 256
+
 
 def band_bins(kernels: np.ndarray, fft_size: int, tol: float = BAND_TOL) -> np.ndarray:
     """Per kernel, the number of bins of its ``fft_size``-point spectrum that hold all but
@@ -314,6 +318,7 @@ class _Group:
         self.keep = delay // decimation + (taps - 1) // 2         # history rows kept across blocks
         self.delay = delay
         self.product = self.low = None
+        self.loaded = False          # low holds a block whose state advance() has not carried over
         if decimation == 1:
             self.fwd, self.rev = spectra
         else:
@@ -322,6 +327,7 @@ class _Group:
 
     def reset(self):
         self.release()
+        self.loaded = False
         if self.decimation == 1:          # the last `delay` outputs of the block before, channel-major
             self.tail = np.zeros((self.hi - self.lo, self.delay), np.float32)
         else:
@@ -336,22 +342,45 @@ class _Group:
     def release(self):
         release(self.product, self.low)
         self.product = self.low = None
+        self.loaded = False
 
-    def write(self, low: np.ndarray, out: np.ndarray) -> None:
-        """Put this block's low-rate output (channel-major, (C_g, n_fft)) into the rows of
-        ``out`` (time-major, delay rows late), interpolated to the full rate."""
-        from ..kernels.cochlea import transpose_into, upsample
-
-        new = low[:, -self.n_new:]
+    def advance(self) -> None:
+        """Carry the state of the block whose rows were emitted last over to the next one
+        (before this block's inverse FFT overwrites ``low``): the full-rate group keeps its
+        last ``delay`` outputs, a decimated one shifts its low-rate history."""
+        if not self.loaded:
+            return
         if self.decimation == 1:
             if self.delay:
-                transpose_into(self.tail, out, 0, self.lo)
-                self.tail[:] = new[:, self.n_new - self.delay:]
-            transpose_into(new[:, :self.n_new - self.delay], out, self.delay, self.lo)
+                self.tail[:] = self.low[:, self.n_fft - self.delay:]
+        else:
+            self.history[:self.keep] = self.history[self.n_new:]
+        self.loaded = False
+
+    def load(self) -> None:
+        """This block's inverse FFT is in ``low``: a decimated group puts its new low-rate
+        samples into the (time-major, small) history the interpolator reads."""
+        from ..kernels.cochlea import transpose_into
+
+        if self.decimation > 1:
+            transpose_into(self.low[:, self.n_fft - self.n_new:], self.history, self.keep, 0)
+        self.loaded = True
+
+    def render(self, r0: int, r1: int, dst: np.ndarray, drow: int) -> None:
+        """Rows ``r0 .. r1 - 1`` of the current block (time-major, ``delay`` rows late,
+        interpolated to the full rate) into rows ``drow ..`` of ``dst``, columns lo .. hi - 1."""
+        from ..kernels.cochlea import transpose_into, upsample
+
+        if self.decimation > 1:
+            upsample(self.history, self.taps, self.decimation, dst[drow:drow + r1 - r0], self.lo, r0)
             return
-        transpose_into(new, self.history, self.keep, 0)
-        upsample(self.history, self.taps, self.decimation, out, self.lo)
-        self.history[:self.keep] = self.history[self.n_new:]
+        if r0 < self.delay:                          # the previous block's last outputs
+            upto = min(r1, self.delay)
+            transpose_into(self.tail[:, r0:upto], dst, drow, self.lo)
+            drow, r0 = drow + upto - r0, upto
+        if r1 > r0:
+            first = self.n_fft - self.n_new - self.delay
+            transpose_into(self.low[:, first + r0:first + r1], dst, drow, self.lo)
 
 
 def _kernel_spectra(params: CochleaParams, fft_size: int, causal: bool, groups: tuple, fwd: slice, rev: slice):
@@ -445,7 +474,11 @@ class FilterBank:
         self.delay = 0 if most == 1 else most * (interp - 1 - (interp - 1) // 2)
         self._groups = [_Group(lo, hi, d, bins, spec, fft_size, self.hop, self.delay, interp)
                         for (lo, hi, d, bins), spec in zip(layout, spectra)]
-        self._outs, self._turn = [None, None], 0        # the two output buffers of stream()
+        # the grid's offset: the lookahead less the interpolator's reach back (the same
+        # for the exact bank, so that its full-rate outputs are those of the fast one)
+        reach = MAX_DECIMATION * (INTERP_TAPS - 1 - (INTERP_TAPS - 1) // 2)
+        self._skip = max(0, look - 2 * reach)
+        self._slab = None                               # the rows stream() hands out
         self.reset()
 
     @property
@@ -454,15 +487,17 @@ class FilterBank:
         return [(g.lo, g.hi, g.decimation) for g in self._groups]
 
     def reset(self) -> None:
-        release(*self._outs)
-        self._outs = [None, None]
+        release(self._slab)
+        self._slab = None
         for g in self._groups:
             g.reset()
-        self._buffer = np.zeros(self.taps, np.float32)   # the last `taps` input samples
-        self._pending = np.zeros(0, np.float32)          # input not yet in a full hop
-        self._even_done = 0       # even-position convolution outputs computed so far
+        # the block grid starts `skip` input samples late, so that the lookahead rows
+        # before the recording (sample n is convolution output 2 n + lookahead) are not
+        # computed, except the few the interpolator reaches back to
+        self._buffer = np.zeros(self.taps - self._skip, np.float32)
+        self._pending = np.zeros(0, np.float32)          # input not yet in a full block
+        self._even_done = self._skip // 2    # even-position convolution outputs computed (the first: skip / 2)
         self._rows_out = 0        # membrane rows returned so far
-        self._ready = []           # (global even index of row 0, (n, C) block)
         self._n_input = 0
 
     @property
@@ -479,44 +514,46 @@ class FilterBank:
         return list(self._flush(reuse=False))
 
     def stream(self, samples: np.ndarray):
-        """:meth:`push` as a generator whose pieces are valid only until the next one is
-        requested: the blocks' outputs go to two buffers used in turn instead of a fresh
-        11 MB array per block, whose page faults cost ~0.02 CPU s per second of audio in
-        system time.  For consumers that use each piece at once
-        (:class:`~evsim.audio.cochlea.CochleaStream`)."""
+        """:meth:`push` as a generator of pieces of at most :data:`SLAB_ROWS` rows, each
+        valid only until the next one is requested: the rows are written (transposed and
+        interpolated from the blocks' channel-major inverse FFTs) into one small buffer
+        just before they are handed out, so that the consumer reads them from the cache
+        (:class:`~evsim.audio.cochlea.CochleaStream` uses each piece at once)."""
         return self._blocks(samples, reuse=True)
 
     def stream_finish(self):
         """:meth:`finish` as a generator, with the same condition as :meth:`stream`."""
         return self._flush(reuse=True)
 
+    def _need(self) -> int:
+        """Input samples the next block takes (the first one also its lookahead)."""
+        return self.fft_size - self._buffer.size
+
     def _blocks(self, samples, reuse: bool):
         samples = np.asarray(samples, np.float32).ravel()
         self._n_input += samples.size
         self._pending = np.concatenate([self._pending, samples])
-        while self._pending.size >= self.hop:
-            block, self._pending = self._pending[:self.hop], self._pending[self.hop:]
-            yield from self._emit([self._run_block(block, reuse)], final=False)
+        while self._pending.size >= self._need():
+            need = self._need()
+            block, self._pending = self._pending[:need], self._pending[need:]
+            yield from self._emit(self._run_block(block), final=False, reuse=reuse)
 
     def _flush(self, reuse: bool):
         while self._even_done - self.delay < self._n_input // 2 + self.lookahead // 2 + 1:
-            block = np.zeros(self.hop, np.float32)
-            take = min(self.hop, self._pending.size)
+            block = np.zeros(self._need(), np.float32)
+            take = min(block.size, self._pending.size)
             block[:take], self._pending = self._pending[:take], self._pending[take:]
-            yield from self._emit([self._run_block(block, reuse)], final=True)
-        yield from self._emit([], final=True)
+            yield from self._emit(self._run_block(block), final=True, reuse=reuse)
         if reuse:                    # the recording is complete: its work arrays go back
-            release(*self._outs)
-            self._outs = [None, None]
+            release(self._slab)
+            self._slab = None
             for g in self._groups:
                 g.release()
 
-    def _run_block(self, block: np.ndarray, reuse: bool = False) -> tuple[int, np.ndarray]:
-        """Even-position outputs of the linear convolution for one hop, ``delay`` rows late:
-        (global index of the first, (hop/2, C) time-major array).  reuse: write them to the
-        buffer of two not used by the last block (its successor's pieces are emitted
-        before this one is overwritten: a block adds hop/2 > lookahead/2 samples, so the
-        one before it is then complete)."""
+    def _run_block(self, block: np.ndarray) -> int:
+        """Even-position outputs of the linear convolution for one hop, kept channel-major
+        in each group (rendered to time-major rows by :meth:`_emit`, ``delay`` rows late);
+        returns the global even index of the block's row 0."""
         import scipy.fft
 
         from ..kernels.cochlea import multiply_band, multiply_fold
@@ -524,15 +561,8 @@ class FilterBank:
         buf = np.concatenate([self._buffer, block])
         self._buffer = buf[-self.taps:]
         spectrum = scipy.fft.rfft(buf, workers=1)
-        shape = (self.hop // 2, self.params.channels)
-        if reuse and self.hop >= self.lookahead:
-            self._turn = 1 - self._turn
-            if self._outs[self._turn] is None:
-                self._outs[self._turn] = scratch(shape, np.float32)
-            out = self._outs[self._turn]
-        else:
-            out = np.empty(shape, np.float32)
         for g in self._groups:
+            g.advance()                      # the last block's rows are all out by now
             g.acquire()
             pairs = g.product.view(np.float32).reshape(g.product.shape + (2,))
             if g.decimation == 1:
@@ -541,34 +571,37 @@ class FilterBank:
                 multiply_band(_pairs(spectrum[:g.bins]), g.kern, pairs)
             # every D-th even sample of a length-B signal = inverse of its spectrum folded onto B / (2 D)
             if _IRFFT_OUT:                   # into the pool's buffer: no page faults per block
-                low = np.fft.irfft(g.product, n=g.n_fft, axis=1, out=g.low)
+                np.fft.irfft(g.product, n=g.n_fft, axis=1, out=g.low)
             else:
-                low = scipy.fft.irfft(g.product, n=g.n_fft, axis=1, workers=1)
-            g.write(low, out)
+                g.low[:] = scipy.fft.irfft(g.product, n=g.n_fft, axis=1, workers=1)
+            g.load()
         start = self._even_done - self.delay
         self._even_done += self.hop // 2
-        return start, out
+        return start
 
-    def _emit(self, outs: list, final: bool) -> list:
-        """Membrane samples ready to go out (sample n = even convolution output n +
-        lookahead / 2), as a list of (n_j, C) views in time order (no copies)."""
-        self._ready.extend(outs)
+    def _emit(self, start: int, final: bool, reuse: bool):
+        """The membrane samples of the block just computed that are ready to go out
+        (sample n = even convolution output n + lookahead / 2), time-major, in time order:
+        reuse, pieces of at most SLAB_ROWS rows in one reused buffer; else one new array.
+        Every row of a block goes out before the next block is computed (a block adds
+        hop / 2 outputs, all complete), except past the end of the recording (final)."""
         end = self._even_done - self.delay - self.lookahead // 2          # samples computed so far
         if final:
             end = min(end, self._n_input // 2 + 1)
-        pieces = []
-        while self._ready and self._rows_out < end:
-            start, block = self._ready[0]
-            lo = self._rows_out + self.lookahead // 2 - start
-            hi = min(block.shape[0], end + self.lookahead // 2 - start)
-            if lo >= block.shape[0]:
-                self._ready.pop(0)
-                continue
-            if lo >= 0 and hi > lo:
-                pieces.append(block[lo:hi])
-                self._rows_out += hi - lo
-            if hi >= block.shape[0]:
-                self._ready.pop(0)
+        lo = self._rows_out + self.lookahead // 2 - start
+        hi = min(self.hop // 2, end + self.lookahead // 2 - start)
+        if hi <= lo:
+            return
+        step = SLAB_ROWS if reuse else hi - lo
+        for r0 in range(lo, hi, step):
+            r1 = min(hi, r0 + step)
+            if reuse:
+                if self._slab is None:
+                    self._slab = scratch((SLAB_ROWS, self.params.channels), np.float32)
+                rows = self._slab[:r1 - r0]
             else:
-                break
-        return pieces
+                rows = np.empty((r1 - r0, self.params.channels), np.float32)
+            for g in self._groups:
+                g.render(r0, r1, rows, 0)
+            self._rows_out += r1 - r0
+            yield rows

@@ -198,15 +198,16 @@ def transpose_into(src, dst, row0, col0):
 
 
 @numba.njit(**_VEC)
-def upsample(low, taps, factor, out, col0):
+def upsample(low, taps, factor, out, col0, row0=0):
     """Polyphase interpolation of time-major low-rate rows to the full rate, 8 taps:
-    out[r, col0 + c] = sum_k taps[r % factor, k] low[r // factor + k, c] for every row r
-    of out (the caller aligns ``low`` so that row r // factor + 3 is the sample at or
-    before r / factor).  Vectorised along the channels, the 8 taps summed in registers
-    (one store per output; a loop over the taps that added into ``out`` was 2.5x slower)."""
+    out[r, col0 + c] = sum_k taps[s % factor, k] low[s // factor + k, c] with s = row0 + r,
+    for every row r of out (the caller aligns ``low`` so that row s // factor + 3 is the
+    sample at or before s / factor; row0: the full-rate row that out's first row is).
+    Vectorised along the channels, the 8 taps summed in registers (one store per output;
+    a loop over the taps that added into ``out`` was 2.5x slower)."""
     n_c = low.shape[1]
     for r in range(out.shape[0]):
-        j, b = r % factor, r // factor
+        j, b = (row0 + r) % factor, (row0 + r) // factor
         w0, w1, w2, w3 = taps[j, 0], taps[j, 1], taps[j, 2], taps[j, 3]
         w4, w5, w6, w7 = taps[j, 4], taps[j, 5], taps[j, 6], taps[j, 7]
         for c in range(n_c):
