@@ -34,8 +34,9 @@ Per sample, per channel (Meddis 1986/1988 hair cell; ``dt = 1 / out_rate``)::
 How the Binomial is drawn (one random number per fibre *event*, not per sample).  Per
 channel the kernel keeps a survival product ``S`` (since the last sample in which any
 fibre fired) and a threshold ``U`` uniform in (0, 1]; each sample ``S *= (1 - p)^a``
-(``(1 - p)^a`` by squaring over the 6 bits of ``a``: multiplications and selects only;
-a float32 exp2/log2 by bit manipulation instead was 25 % slower) and fibres
+(``(1 - p)^a`` by squaring over the 6 bits of ``a``: multiplications and selects only,
+the selected powers multiplied as a tree; a float32 exp2/log2 by bit manipulation
+instead was 25 % slower) and fibres
 fire when ``S < U``; then ``n_spk`` is drawn from Binomial(a, p) conditioned on
 ``n_spk >= 1`` by inverting its CDF on ``[(1 - p)^a, 1)`` with the uniform number
 ``(S_t-1 - U) / (S_t-1 - S_t)`` (where U fell in the last step: uniform and independent
@@ -47,6 +48,17 @@ the kernel against a literal float64 reference using SciPy's CDF; the conditiona
 and the counts of a steady drive against SciPy).  The first three steps of the inversion
 are branch-free in the vector loop; the rare counts of four or more (0.06 % of
 channel-samples in speech) finish in float64 (:func:`binomial_at_least_one`) afterwards.
+
+The pass is bound by the latency of one channel group's chain of dependent operations
+(about 150 of them per 8 channels: the out-of-order window holds less than two groups),
+not by the number of operations, so the chain is kept short: the powers of ``1 - p``
+are multiplied as a balanced tree rather than one after the other, ``p / (1 - p)`` is
+divided before the power is known, and the inversion compares ``target * gap`` with
+``cdf * gap`` (``gap = S_t-1 - S_t``, ``u * gap = S_t-1 - U``) so that no division waits
+for the survival product; ``u`` itself (a division off the chain) is only stored for
+the slow path.  Measured on the same 1 s of speech, alternating, load ~5: 0.029-0.031
+CPU s against 0.034-0.038 for the sequential product and division (-15 to -18 %); with
+the same seed 99.99996 % of the fibre counts are the same (rounding).
 
 Order within a sample: the vector pass of sample t first runs the bushy cell of sample
 t - 1 (whose fibre count is final by then) and then the hair cell and fibres of t, so
@@ -298,34 +310,43 @@ def _sample(row, hc, bushy, st, prev, k_lo, k_hi):
         st[STORE, i] = max(w + rdt * c - reprocess, zero)
         # fibres: survival against the threshold, then the count by inversion
         p = min(c_new * hdt, one)
+        ratio = p / max(one - p, np.float32(1e-30))       # off the survival's chain
         a = n_fibres - blocked
         base = one - p                                    # P(no available fibre fires) = (1 - p)^a,
         bits = np.int32(a)                                # by squaring over a's 6 bits (no pow),
-        none = base if (bits & np.int32(1)) != np.int32(0) else one     # each bit a select
-        for k in range(1, 6):
-            base *= base
-            none = none * base if (bits & np.int32(1 << k)) != np.int32(0) else none
+        b1 = base * base
+        b2 = b1 * b1
+        b3 = b2 * b2
+        b4 = b3 * b3
+        b5 = b4 * b4
+        f0 = base if (bits & np.int32(1)) != np.int32(0) else one     # each bit a select,
+        f1 = b1 if (bits & np.int32(2)) != np.int32(0) else one       # the product as a tree
+        f2 = b2 if (bits & np.int32(4)) != np.int32(0) else one
+        f3 = b3 if (bits & np.int32(8)) != np.int32(0) else one
+        f4 = b4 if (bits & np.int32(16)) != np.int32(0) else one
+        f5 = b5 if (bits & np.int32(32)) != np.int32(0) else one
+        none = ((f0 * f1) * (f2 * f3)) * (f4 * f5)
         s_old = st[SURV, i]
         s_new = s_old * none
         thr = st[THR, i]
         hit = s_new < thr
         gap = s_old - s_new
         gap = gap if gap > zero else one
-        miss = max(one - p, np.float32(1e-30))
-        inv = one / (gap * miss)                          # one division for u and p / (1 - p)
-        u = one - min((thr - s_new) * miss * inv, one)
-        ratio = p * gap * inv
-        target = none + u * (one - none)
+        # scaled by gap: target * gap = none * gap + u * gap * (1 - none), u * gap = s_old - thr
+        above = max(s_old - thr, zero)
+        scaled = none * gap + above * (one - none)
         pmf = none * a * ratio
         cdf = none + pmf
-        count = one + np.float32(target >= cdf)
+        count = one + np.float32(scaled >= cdf * gap)
         pmf *= (a - one) * np.float32(0.5) * ratio
         cdf += pmf
-        count += np.float32(target >= cdf)
+        count += np.float32(scaled >= cdf * gap)
         pmf *= (a - np.float32(2.0)) * np.float32(1.0 / 3.0) * ratio
         cdf += pmf
-        slow = hit and target >= cdf and a > np.float32(3.0)
-        count = min(count + np.float32(target >= cdf), a)
+        last = scaled >= cdf * gap
+        slow = hit and last and a > np.float32(3.0)
+        u = min(above / gap, one)
+        count = min(count + np.float32(last), a)
         n_slow += np.float32(slow)
         st[FIRED, i] = (-one - u if slow else count) if hit else zero       # slow: -1 - u, see below
         st[THR, i] = one - channel_uniform(i, k_lo, k_hi) if hit else thr
