@@ -4,14 +4,14 @@ One call advances every channel through a block of membrane samples, sample by s
 with all channels inside (the block is time-major, (T, C), so the channel loop is
 contiguous).  All state lives in one float32 array the caller owns (rows
 :data:`STATE_ROWS`, one column per channel), so a stream continues exactly where the last
-block stopped, and the per-sample loop is one pass over the channels in float32 that
-LLVM vectorises 8 wide (AVX2): hair cell, fibres and bushy cell fused.  (One state array
+block stopped, and each sample is three short passes over the channels in float32 that
+LLVM vectorises 8 wide (AVX2): bushy cells, hair cells, fibres.  (One state array
 rather than a dozen: with more than ~8 separate arrays LLVM's run-time alias checks give
-up and the loop stays scalar, 5x slower.)  Measured on the same speech in one session
-(load ~4, minimum of 7): 0.033 CPU s per second of audio, random numbers included,
-against 0.047-0.049 for the version that drew the thresholds with 64-bit SplitMix64 in a
-separate pass (0.058 against 0.074 for the former float64 kernel of three separate
-passes, in an earlier session at load ~6).
+up and the loop stays scalar, 5x slower.)  Measured on 1 s of speech, alternating, load
+~5: 0.025-0.027 CPU s per second of audio, random numbers included (one fused pass:
+0.033-0.038; the version that drew the thresholds with 64-bit SplitMix64 in a separate
+pass: 0.047-0.049 in an earlier session; the former float64 kernel of three separate
+passes: 0.074 at load ~6).
 
 Per sample, per channel (Meddis 1986/1988 hair cell; ``dt = 1 / out_rate``)::
 
@@ -51,18 +51,21 @@ channel-samples in speech) finish in float64 (:func:`binomial_at_least_one`) aft
 
 The pass is bound by the latency of one channel group's chain of dependent operations
 (about 150 of them per 8 channels: the out-of-order window holds less than two groups),
-not by the number of operations, so the chain is kept short: the powers of ``1 - p``
+not by the number of operations, so the chains are kept short: the powers of ``1 - p``
 are multiplied as a balanced tree rather than one after the other, ``p / (1 - p)`` is
 divided before the power is known, and the inversion compares ``target * gap`` with
 ``cdf * gap`` (``gap = S_t-1 - S_t``, ``u * gap = S_t-1 - U``) so that no division waits
-for the survival product; ``u`` itself (a division off the chain) is only stored for
-the slow path.  Measured on the same 1 s of speech, alternating, load ~5: 0.029-0.031
-CPU s against 0.034-0.038 for the sequential product and division (-15 to -18 %); with
-the same seed 99.99996 % of the fibre counts are the same (rounding).
+for the survival product (``u`` itself, a division off the chain, is only stored for
+the slow path); and the sample is three passes over the channels (bushy cells; hair
+cells and ``(1 - p)^a``, stored in a state row; survival and inversion), each with a
+shorter chain and fewer operations, so more channel groups overlap.  Measured on the
+same 1 s of speech, alternating, load ~5: 0.025-0.027 CPU s against 0.034-0.038 for
+the one pass with the sequential product and division; with the same seed 99.99996 %
+of the fibre counts are the same (rounding).
 
-Order within a sample: the vector pass of sample t first runs the bushy cell of sample
-t - 1 (whose fibre count is final by then) and then the hair cell and fibres of t, so
-that one pass over the channels does both.  The bushy step of a block's last sample is
+Order within a sample: the passes of sample t first run the bushy cell of sample t - 1
+(whose fibre count is final by then) and then the hair cell and fibres of t, so that
+one call per sample does both.  The bushy step of a block's last sample is
 run at the end of the block on a copy of the state (to emit its spikes with the block)
 and for real at the start of the next block (its spikes not emitted twice).
 
@@ -254,10 +257,11 @@ def binomial_at_least_one(n, p, f, u):
 #: refractory samples left: the counter and the potential in one row); the fibre count of
 #: the last sample (``-1 - u`` for four or more, to be finished with the inversion's uniform
 #: number u: one more row written in the vector loop makes LLVM's run-time alias checks give
-#: up, 5x slower); then R rows of past fibre counts, row HIST + (t % R) = sample t.
-STATE_ROWS = ("q", "c", "w", "survival", "threshold", "blocked", "isyn", "vm", "fired")
-Q, CLEFT, STORE, SURV, THR, BLOCKED, ISYN, VM, FIRED = range(9)
-HIST = 9
+#: up, 5x slower); ``(1 - p)^a`` of this sample (from the second pass to the third); then R
+#: rows of past fibre counts, row HIST + (t % R) = sample t.
+STATE_ROWS = ("q", "c", "w", "survival", "threshold", "blocked", "isyn", "vm", "fired", "none")
+Q, CLEFT, STORE, SURV, THR, BLOCKED, ISYN, VM, FIRED, NONE = range(10)
+HIST = 10
 
 
 @numba.njit(**_VEC)
@@ -276,10 +280,11 @@ def _power_bits(base, a):
 
 @numba.njit(**_VEC)
 def _sample(row, hc, bushy, st, prev, k_lo, k_hi):
-    """One membrane sample of every channel: the bushy cell of the previous sample (its
-    fibre counts in st[FIRED], past counts row HIST + prev), then the hair cell, the
-    survival test and the first three inversion steps of this one.  Returns (fibre events
-    needing the rest of the inversion, bushy spikes), as float32 counts."""
+    """One membrane sample of every channel, in three passes over the channels: the bushy
+    cell of the previous sample (its fibre counts in st[FIRED], past counts row HIST +
+    prev); the hair cell and (1 - p)^a (st[NONE]); the survival test and the first three
+    inversion steps.  Returns (fibre events needing the rest of the inversion, bushy
+    spikes), as float32 counts."""
     a_off, b_sat, m_max, gdt, ydt, xdt, rdt, lrdt, hdt = hc
     n_fibres, e_syn, e_mem, wdt, ref_steps = bushy
     zero, one = np.float32(0.0), np.float32(1.0)
@@ -299,6 +304,8 @@ def _sample(row, hc, bushy, st, prev, k_lo, k_hi):
         st[VM, i] = min(vm + one, zero) if refractory else (-ref_steps if cross else v_new)
         n_spk += np.float32(cross)
         st[BLOCKED, i] = blocked
+    for i in range(st.shape[1]):
+        blocked = st[BLOCKED, i]
         # hair cell
         q, c, w = st[Q, i], st[CLEFT, i], st[STORE, i]
         drive = max(row[i] + a_off, zero)
@@ -308,24 +315,29 @@ def _sample(row, hc, bushy, st, prev, k_lo, k_hi):
         st[Q, i] = max(q + ydt * max(m_max - q, zero) - eject + reprocess, zero)
         st[CLEFT, i] = c_new
         st[STORE, i] = max(w + rdt * c - reprocess, zero)
-        # fibres: survival against the threshold, then the count by inversion
+        # fibres: P(no available fibre fires) = (1 - p)^a (no pow: a select per bit of a,
+        # the selected powers multiplied as a tree), for the third pass
         p = min(c_new * hdt, one)
-        ratio = p / max(one - p, np.float32(1e-30))       # off the survival's chain
         a = n_fibres - blocked
-        base = one - p                                    # P(no available fibre fires) = (1 - p)^a,
-        bits = np.int32(a)                                # by squaring over a's 6 bits (no pow),
+        base = one - p
+        bits = np.int32(a)
         b1 = base * base
         b2 = b1 * b1
         b3 = b2 * b2
         b4 = b3 * b3
         b5 = b4 * b4
-        f0 = base if (bits & np.int32(1)) != np.int32(0) else one     # each bit a select,
-        f1 = b1 if (bits & np.int32(2)) != np.int32(0) else one       # the product as a tree
+        f0 = base if (bits & np.int32(1)) != np.int32(0) else one
+        f1 = b1 if (bits & np.int32(2)) != np.int32(0) else one
         f2 = b2 if (bits & np.int32(4)) != np.int32(0) else one
         f3 = b3 if (bits & np.int32(8)) != np.int32(0) else one
         f4 = b4 if (bits & np.int32(16)) != np.int32(0) else one
         f5 = b5 if (bits & np.int32(32)) != np.int32(0) else one
-        none = ((f0 * f1) * (f2 * f3)) * (f4 * f5)
+        st[NONE, i] = ((f0 * f1) * (f2 * f3)) * (f4 * f5)
+    for i in range(st.shape[1]):
+        p = min(st[CLEFT, i] * hdt, one)
+        a = n_fibres - st[BLOCKED, i]
+        none = st[NONE, i]
+        ratio = p / max(one - p, np.float32(1e-30))       # off the survival's chain
         s_old = st[SURV, i]
         s_new = s_old * none
         thr = st[THR, i]
