@@ -65,7 +65,7 @@ exactly the offline output.  The grid of blocks starts ``lookahead - 64`` input 
 into the recording (the first block takes that much more input), so that its first
 outputs are the first samples of the recording: the outputs before them (the
 lookahead, 992 rows at 22.05 kHz) are not computed, except the 32 the interpolator
-reaches back to.  On the test words (0.5 s on average) that is 12 % fewer inverse-FFT
+reaches back to.  On the test words (0.5 s on average) that is 13 % fewer inverse-FFT
 points than a grid from sample 0.  Each block's inverse FFTs stay channel-major; the
 time-major rows the hair cells read are written (transposed, interpolated) into one
 reused buffer of ``SLAB_ROWS`` rows just before they are handed out
