@@ -22,7 +22,7 @@ from .common import dumps, training_files
 @click.option("--test", "test_file", type=click.Path(dir_okay=False), help="Test file (SHD layout), with --train.")
 @click.option("--file", "sweep_file", type=click.Path(dir_okay=False),
               help="TOML or JSON sweep file: preset, config, seeds, base, grid, runs (see the README).")
-@click.option("--preset", default=None, help=f"Recipe of every run: {', '.join(TRAINING_PRESETS)} (default crsnn; see evsim train --help).")
+@click.option("--preset", default=None, help=f"Recipe of every run: {', '.join(TRAINING_PRESETS)} (default: default; see evsim train --help).")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), help="JSON or TOML settings file for every run.")
 @click.option("--set", "axes", multiple=True, metavar="KEY=V1,V2,...",
               help="A setting; several comma-separated values make it an axis of the grid, e.g. "
@@ -90,7 +90,7 @@ def _spec(dataset, data_dir, train_file, test_file, sweep_file, preset, config_f
     if epochs is not None:
         base["epochs"] = epochs
     return SweepSpec(train=os.path.abspath(train_file), test=os.path.abspath(test_file),
-                     valid=os.path.abspath(valid) if valid else None, preset=preset or fields.get("preset", "crsnn"),
+                     valid=os.path.abspath(valid) if valid else None, preset=preset or fields.get("preset", "default"),
                      config=os.path.abspath(config_file) if config_file else fields.get("config"), base=base,
                      grid=grid, runs=fields.get("runs", [{}]),
                      seeds=parse_seeds(seeds) if seeds is not None else fields.get("seeds", [0]))

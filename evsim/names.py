@@ -25,7 +25,7 @@ DATASETS = ("shd", "ssc")
 BUILTIN_MODELS = {"default": "default_model.npz", "sparse": "sparse_model.npz"}
 #: the spike file of spoken digits shipped with the package (the default input)
 BUILTIN_SAMPLES = "samples.h5"
-TRAINING_PRESETS = ("crsnn", "delrec", "adlif", "tiny", "csgru", "csgru-lif")
+TRAINING_PRESETS = ("default", "crsnn", "delrec", "adlif", "tiny", "csgru", "csgru-lif")
 COCHLEA_PRESETS = ("lauscher-1.0.1", "shd-paper")
 
 

@@ -3,7 +3,14 @@ presets and the rules for overriding any field from a file or the command line.
 
 Presets
 -------
-``crsnn`` (default) — the CRSNN SHD recipe of the method: 140 inputs, a plain LIF layer,
+``default`` — the recipe of the built-in ``default`` model and of ``evsim train`` without
+``--preset``: crsnn's network and optimisation, trained longer (32 epochs) with the voice
+transforms (``freq_shift`` 4, ``time_stretch`` 0.1), label smoothing 0.1 and an exponential
+moving average of the weights (decay 0.999) that is validated and exported.  It departs
+from the paper's recipe, which ``crsnn`` keeps; each lever and its measured effect on the
+spoken digits is in the README ("The default recipe").
+
+``crsnn`` — the CRSNN SHD recipe of the method: 140 inputs, a plain LIF layer,
 then 3 conv-recurrent LIF layers (k = 5) with learnable delays, 256 neurons each, leaky
 readout; tau 1.05 (first layer) / 1.169 (conv layers), g = 1 - beta in the conv layers,
 dropout 0.44 / 0.24 redrawn every step, gradient through the reset; AdamW lr 1.3e-3, weight
@@ -205,6 +212,13 @@ _CRSNN_NET = dict(hidden=[256, 256, 256, 256], recurrence=["none", "conv", "conv
                   gain=["one", "1-beta", "1-beta", "1-beta"], dropout=0.44, rec_dropout=0.24,
                   rec_dropout_at="input", dropout_mode="step", surrogate="arctan", surrogate_alpha=5.0, delay_init=[10.0, 30.0])
 
+#: the default recipe's network: crsnn's, with label smoothing 0.1 (README, "The default
+#: recipe": chosen on validation speakers, issue #11)
+_DEFAULT_NET = dict(_CRSNN_NET, label_smoothing=0.1)
+
+#: epochs of the default recipe (fits the 90-minute budget on one core of the 2-core machine)
+DEFAULT_EPOCHS = 32
+
 _DELREC_NET = dict(hidden=[256, 256], recurrence=["none", "dense"], reset="zero", detach_reset=True,
                    tau=[1.05, 1.05], gain=["one", "one"], dropout=0.4, rec_dropout=0.0,
                    rec_dropout_at="input", dropout_mode="sequence", surrogate="arctan", surrogate_alpha=5.0, delay_init=[10.0, 30.0])
@@ -233,6 +247,8 @@ _CSGRU_LIF_NET = dict(_CSGRU_NET, cells={"0": dict(hidden=[140], recurrence="non
 PRESET_NAMES = TRAINING_PRESETS
 
 PRESETS: dict[str, TrainConfig] = {
+    "default": TrainConfig(preset="default", network=_DEFAULT_NET, epochs=DEFAULT_EPOCHS, freq_shift=4,
+                           time_stretch=0.1, ema=0.999),
     "crsnn": TrainConfig(preset="crsnn", network=_CRSNN_NET),
     "delrec": TrainConfig(preset="delrec", network=_DELREC_NET, lr=1e-3, weight_decay=1e-5, lr_schedule="cosine",
                           delay_lr=3e-2),
@@ -313,7 +329,7 @@ def _merge_cells(network: dict, base: dict) -> None:
         network["cells"] = merged
 
 
-def make_config(preset: str = "crsnn", config_file: str | None = None, overrides: dict | None = None) -> TrainConfig:
+def make_config(preset: str = "default", config_file: str | None = None, overrides: dict | None = None) -> TrainConfig:
     """Preset, then the config file (JSON or TOML), then ``overrides``; later wins.
 
     ``network`` entries merge key by key (``network.cells`` position by position, then

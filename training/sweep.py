@@ -66,7 +66,7 @@ class SweepSpec:
     train: str
     test: str
     valid: str | None = None
-    preset: str = "crsnn"
+    preset: str = "default"
     config: str | None = None
     base: dict = field(default_factory=dict)
     grid: list = field(default_factory=list)

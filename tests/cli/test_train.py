@@ -23,6 +23,7 @@ def test_train_then_run_gives_the_same_accuracy(tmp_path):
     res = run("train", "--train", tr, "--test", te, "--out", out, "--epochs", 2, "--json", *SMALL)
     assert res.exit_code == 0, res.output
     result = json.loads(res.output[res.output.index("{"):])
+    assert json.loads((out / "config.json").read_text())["preset"] == "default"     # no --preset: the default recipe
     again = json.loads(run("run", "--model", out / "model.npz", "--input", te, "--json").output)
     assert again["accuracy"] == result["test_accuracy"]
     dense = json.loads(run("run", "--model", out / "model.npz", "--input", te, "--json", "--engine", "dense").output)

@@ -3,6 +3,7 @@
 
 import json
 import os
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -201,6 +202,18 @@ def test_presets_make_the_documented_choices():
     delrec = make_config("delrec").network_config(n_classes=20)
     assert delrec.hidden == (256, 256) and delrec.recurrence == ("none", "dense")
     assert delrec.gain == ("one", "one") and delrec.detach_reset is True and delrec.dropout_mode == "sequence"
+
+
+def test_default_recipe_is_crsnn_with_the_measured_levers():
+    """The README's "default recipe": crsnn's network and optimisation, plus 32 epochs, the
+    voice transforms, label smoothing and the weight average; nothing else differs."""
+    default, crsnn = make_config(), make_config("crsnn")
+    assert default.preset == "default"
+    levers = {"epochs": 32, "freq_shift": 4, "time_stretch": 0.1, "ema": 0.999}
+    assert {k: getattr(default, k) for k in levers} == levers
+    assert {k: getattr(crsnn, k) for k in levers} == {"epochs": 24, "freq_shift": 0, "time_stretch": 0.0, "ema": 0.0}
+    assert replace(default, preset="crsnn", network=crsnn.network, **{k: getattr(crsnn, k) for k in levers}) == crsnn
+    assert default.network == {**crsnn.network, "label_smoothing": 0.1}
 
 
 def test_sigma_schedule_is_delrecs():
