@@ -452,20 +452,20 @@ def test_ring_buffer_memory_does_not_grow_with_length():
 
 
 def test_absurd_delays_are_refused_before_allocating_the_queues():
-    """Delays near the model-file limit (1e6 steps) on a wide layer would need gigabytes of
+    """Delays near the model-file limit (1e6 steps) on a wide layer would need over a gigabyte of
     queue per sample: a clear error instead, before any allocation."""
     n = 300
     layer = _layer(np.ones((n, 1)), recurrence="conv", recurrent=np.ones(3),
                    delays=np.full(n, 999_999))
     model = _model([layer])
-    with pytest.raises(EvsimError, match=r"refused: the delay queues of one sample would need 2289 MiB, more than the "
+    with pytest.raises(EvsimError, match=r"refused: the delay queues of one sample would need 1152 MiB, more than the "
                                          r"512 MiB limit on queue memory \(MAX_QUEUE_BYTES, the total over the samples "
                                          r"run at once; a layer of 300 neurons has a delay of 999999 steps\)"):
         event.EventStream(model)
     with pytest.raises(EvsimError, match="delay queues"):
         event.simulate(model, np.zeros((1, 2, 1)))
     below = _layer(np.ones((n, 1)), recurrence="conv", recurrent=np.ones(3), delays=np.full(n, 200_000))
-    assert event._check_queue_memory([below]) is None    # 458 MiB: allowed (not allocated here)
+    assert event._check_queue_memory([below]) is None    # 230 MiB: allowed (not allocated here)
 
 
 def test_queue_memory_cap_is_a_total_over_threads(monkeypatch):
