@@ -312,11 +312,25 @@ def add_taps(cur, kern, n, src, m):
     ``i = j - m + k//2`` (0 <= i < n) gets ``K[m]``."""
     k = kern.shape[0]
     half = k // 2
+    if k == 5 or k == 3:  # the common sizes, taps widened once (about 2x faster per spike)
+        k0, k1, k2 = np.float64(kern[0]), np.float64(kern[1]), np.float64(kern[2])
+        k3, k4 = (np.float64(kern[3]), np.float64(kern[4])) if k == 5 else (0.0, 0.0)
     for e in range(m):
         top = src[e] + half            # the target of K[0]
         if top >= k - 1 and top < n:   # every tap inside the layer
-            for mm in range(k):
-                cur[top - mm] += np.float64(kern[mm])
+            if k == 5:
+                cur[top] += k0
+                cur[top - 1] += k1
+                cur[top - 2] += k2
+                cur[top - 3] += k3
+                cur[top - 4] += k4
+            elif k == 3:
+                cur[top] += k0
+                cur[top - 1] += k1
+                cur[top - 2] += k2
+            else:
+                for mm in range(k):
+                    cur[top - mm] += np.float64(kern[mm])
         else:
             for mm in range(max(0, top - n + 1), min(k, top + 1)):
                 cur[top - mm] += np.float64(kern[mm])
