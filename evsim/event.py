@@ -139,10 +139,10 @@ def _owned(group):
 
 
 #: Largest delay-queue memory evsim allocates at once, in TOTAL over the samples that run
-#: in parallel (a batch holds one state per sample being run, up to one per thread).  A
-#: batch whose states would exceed it runs on fewer threads; a model whose single state
-#: exceeds it is refused.  Only absurd delays reach it (3 layers of 256 neurons with delays
-#: of 85 000 steps); real models need well under a MiB.
+#: in parallel (a batch holds one state per thread running it, reused from sample to
+#: sample).  A batch whose states would exceed it runs on fewer threads; a model whose
+#: single state exceeds it is refused.  Only absurd delays reach it (3 layers of 256
+#: neurons with delays of 170 000 steps); real models need well under a MiB.
 MAX_QUEUE_BYTES = 1 << 29
 
 
