@@ -6,14 +6,15 @@ Same equations as :mod:`evsim.model` and the same results as the dense reference
 
 * **Synapses are event-driven.**  An input count ``c`` of unit ``j`` at step ``t`` adds
   ``c * W[:, j]`` to layer 0's input; a spike of hidden neuron ``j`` adds ``W[:, j]`` of
-  the next layer (or of the readout) at the same step, and its recurrent weights
-  (``W_rec[:, j]`` for a dense recurrence, the conv kernel taps ``K[m]`` onto targets
-  ``i = j - m + k//2`` inside the layer) into a ring buffer row for step ``t + 1 + d_j``.
+  the next layer (or of the readout) at the same step, and is queued (a ring buffer row
+  for step ``t + 1 + d_j``) to add its recurrent weights (``W_rec[:, j]`` for a dense
+  recurrence, the conv kernel taps ``K[m]`` onto targets ``i = j - m + k//2`` inside the
+  layer) when it arrives.
   Propagation work therefore scales with events x fan-out, never with n x n per step.
 * **Neurons are clock-driven.**  Leak and bias act every step, so each hidden neuron is
   updated once per step (O(n) per layer per step, cheap next to propagation).
-* **Bounded memory.**  A layer's delay queue has ``max_delay + 2`` rows of ``n`` floats,
-  whatever the input length (see :mod:`evsim.kernels.event`).
+* **Bounded memory.**  A layer's delay queue has ``max_delay + 2`` rows of up to ``n``
+  neuron indices, whatever the input length (see :mod:`evsim.kernels.event`).
 * **float64 arithmetic.**  Inputs, states and every sum are float64; weights stay in the
   model's float32 (half the memory traffic) and are widened exactly where used, so the
   values are those of the float64 reference and the two engines agree to rounding
@@ -138,17 +139,17 @@ def _owned(group):
 
 
 #: Largest delay-queue memory evsim allocates at once, in TOTAL over the samples that run
-#: in parallel (a batch holds one state per sample being run, up to one per thread).  A
-#: batch whose states would exceed it runs on fewer threads; a model whose single state
-#: exceeds it is refused.  Only absurd delays reach it (3 layers of 256 neurons with delays
-#: of 85 000 steps); real models need well under a MiB.
+#: in parallel (a batch holds one state per thread running it, reused from sample to
+#: sample).  A batch whose states would exceed it runs on fewer threads; a model whose
+#: single state exceeds it is refused.  Only absurd delays reach it (3 layers of 256
+#: neurons with delays of 170 000 steps); real models need well under a MiB.
 MAX_QUEUE_BYTES = 1 << 29
 
 
 def _queue_bytes(layers) -> int:
-    """Delay-queue memory of one sample's state: ``max_delay + 2`` rows of n float64 per
-    recurrent layer."""
-    return sum((l.max_delay + 2) * l.n * 8 for l in layers if l.recurrence != "none")
+    """Delay-queue memory of one sample's state: ``max_delay + 2`` rows of n int32 and
+    their lengths (int64) per recurrent layer."""
+    return sum((l.max_delay + 2) * (l.n * 4 + 8) for l in layers if l.recurrence != "none")
 
 
 def _check_queue_memory(layers) -> None:
@@ -212,7 +213,7 @@ def _pack(model: Model):
             kind=np.array([RECURRENCE_CODE[l.recurrence] for l in layers], np.int64),
             w=np.concatenate(rec_parts), w_off=_offsets([r.size for r in rec_parts]),
             delay=np.concatenate([np.asarray(l.delays, np.int64) for l in layers]),
-            slots=slots, ring_off=_offsets(slots * size[1:])),
+            slots=slots, ring_off=_offsets(slots * size[1:]), slot_off=_offsets(slots)),
         cells=k.CellParams(
             kind=np.array([c.code for c in cells], np.int64),
             reset=np.array([RESET_CODE[l.reset] for l in layers], np.int64),
@@ -259,7 +260,8 @@ def simulate(model: Model, x, lengths=None, record_spikes: bool = False) -> SimR
         threads = numba.get_num_threads()
         numba.set_num_threads(at_once)        # the queue-memory cap is a total over threads
         try:
-            _kernels().run_batch(*params_t, x, lengths, readout, scores, raster, bool(record_spikes), syn, spikes)
+            _kernels().run_batch(*params_t, x, lengths, readout, scores, raster, bool(record_spikes), syn, spikes,
+                                 at_once)
         finally:
             numba.set_num_threads(threads)
     else:

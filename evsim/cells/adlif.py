@@ -57,7 +57,7 @@ import numpy as np
 from .._numba_config import EXACT_CALLEE, FAST_CALLEE, njit
 from ..surrogates import spike_fn
 from . import CellKind, Param, TrainingDefaults, reset_reference
-from ._common import membrane_grad, reset_value, spikes_and_reset
+from ._common import membrane_grad, reset_value, spikes_from_flags
 
 
 def reference_step(state, current, p, reset, active):
@@ -82,10 +82,11 @@ def event_update(v, aux, cur, bias, beta, theta, gain, extra, subtract, spk):
         v[i] = beta[i] * v[i] + gain[i] * ((cur[i] + bias[i]) - w[i])
         # adaptation of the next step: w_{t+1} = beta_w w_t + a v_t + b s_t (the
         # reference's operations, in its order)
+        spk[i] = v[i] >= theta[i]     # the spike flag, for spikes_from_flags
         s_i = 1.0 if v[i] >= theta[i] else 0.0
         w[i] = beta_w[i] * w[i] + a[i] * v[i] + b[i] * s_i
     # spikes, reset
-    return spikes_and_reset(v, theta, subtract, spk)
+    return spikes_from_flags(v, theta, subtract, spk)
 
 
 @njit(**FAST_CALLEE)

@@ -23,7 +23,7 @@ import numpy as np
 from .._numba_config import EXACT_CALLEE, FAST_CALLEE, njit
 from ..surrogates import spike_fn
 from . import CellKind, TrainingDefaults, reset_reference
-from ._common import membrane_grad, reset_value, spikes_and_reset
+from ._common import membrane_grad, reset_value, spikes_from_flags
 
 
 def reference_step(state, current, p, reset, active):
@@ -38,11 +38,14 @@ def reference_step(state, current, p, reset, active):
 def event_update(v, aux, cur, bias, beta, theta, gain, extra, subtract, spk):
     """v = beta * v + g * (input + b); spike where v >= theta, then reset (``aux`` and
     ``extra`` are stand-ins: LIF has no extra state or parameters)."""
-    # membrane update (v already holds reset(v_{t-1}, s_{t-1})); branch-free, vectorised
+    # membrane update (v already holds reset(v_{t-1}, s_{t-1})) and spike flags;
+    # branch-free, vectorised
     for i in range(v.shape[0]):
-        v[i] = beta[i] * v[i] + gain[i] * (cur[i] + bias[i])
+        v_i = beta[i] * v[i] + gain[i] * (cur[i] + bias[i])
+        v[i] = v_i
+        spk[i] = v_i >= theta[i]
     # spikes, reset
-    return spikes_and_reset(v, theta, subtract, spk)
+    return spikes_from_flags(v, theta, subtract, spk)
 
 
 @njit(**FAST_CALLEE)

@@ -22,16 +22,26 @@ in all, ``C`` classes); layer ``l`` owns
 * its recurrence ``rec_w[rec_off[l]:rec_off[l+1]]``: ``W_rec^T`` (row ``j`` = the targets
   of source ``j``) for dense, the kernel ``K`` for conv, nothing for
   none (``rec_kind`` 0 none, 1 dense, 2 conv),
-* its delay queue ``ring[ring_off[l]:ring_off[l+1]]``.
+* its delay queue ``ring[ring_off[l]:ring_off[l+1]]``, whose rows' lengths are
+  ``ring_len[slot_off[l]:slot_off[l+1]]``.
 
 The delay queue (ring buffer)
 -----------------------------
-Layer ``l`` with largest delay ``D`` has ``slots = D + 2`` rows of ``n`` floats (0 rows
-when it has no recurrence).  Row ``t % slots`` holds the summed recurrent input that
-arrives at step ``t``.  A spike of neuron ``j`` at step ``t`` adds its recurrent weights
-into row ``(t + 1 + d_j) % slots``; since ``1 <= 1 + d_j <= D + 1 < slots`` that is never
-the row being read at step ``t``, so reading, clearing and scheduling may happen in any
-order within a step.  Memory is ``slots * n`` per layer, whatever the input length.
+Layer ``l`` with largest delay ``D`` has ``slots = D + 2`` rows of ``n`` presynaptic
+indices (int32), each with a length (0 rows when it has no recurrence).  Row ``t % slots``
+lists, in the order they were queued, the neurons whose spikes arrive at step ``t``: a
+spike of neuron ``j`` at step ``t`` appends ``j`` to row ``(t + 1 + d_j) % slots``.  At
+step ``t`` the row is emptied into the layer's input (:func:`arrive`): the recurrent
+weights of each queued neuron, ``W_rec[:, j]`` or the conv taps around ``j``, are added
+to ``cur`` starting from zero, in queue order -- the very additions, in the very order,
+of a queue that summed the weights into a row of floats when the spike happened (what
+this engine did before), so the results are bit for bit those; only the memory touched
+differs: one int per spike is written to the queue and the weights are added into ``cur``
+(a few KB, in L1 cache), instead of each spike adding its weights into a row of a
+``slots x n`` float64 buffer far from the cache.  Since ``1 <= 1 + d_j <= D + 1 < slots``
+the row scheduled into is never the row being read at step ``t``, and a neuron spikes at
+most once per step, so a row holds at most ``n`` entries.  Memory is ``slots * n`` int32
+per layer, whatever the input length.
 
 Kernels without numba.np.arraymath
 ----------------------------------
@@ -90,7 +100,8 @@ class Delivery(NamedTuple):
     w_off: np.ndarray      # (L+1,) int64
     delay: np.ndarray      # (N,) int64 axonal delay of each presynaptic neuron, steps
     slots: np.ndarray      # (L,) int64 ring rows: max delay + 2, or 0 without recurrence
-    ring_off: np.ndarray   # (L+1,) int64
+    ring_off: np.ndarray   # (L+1,) int64 offsets of the layers' queues (slots * n entries each)
+    slot_off: np.ndarray   # (L+1,) int64 offsets of the layers' row lengths (slots each)
 
 
 class CellParams(NamedTuple):
@@ -152,7 +163,8 @@ class State(NamedTuple):
     """Everything one sample's simulation carries from step to step (plus workspace)."""
 
     cells: CellState
-    ring: np.ndarray       # (ring_off[L],) float64 delay queues
+    ring: np.ndarray       # (ring_off[L],) int32 delay queues: presynaptic neurons, by arrival step
+    ring_len: np.ndarray   # (slot_off[L],) int64 entries in each queue row
     ro: ReadoutState
     work: Workspace
     count: Counters
@@ -171,7 +183,7 @@ def new_state(p):
     return State(
         CellState(np.zeros(n_total), np.zeros((p.cells.n_aux[0], n_total)),
                   np.zeros(n_total, np.int64), np.zeros(n_layers, np.int64)),
-        np.zeros(p.rec.ring_off[n_layers]),
+        np.zeros(p.rec.ring_off[n_layers], np.int32), np.zeros(p.rec.slot_off[n_layers], np.int64),
         ReadoutState(np.zeros(c), np.zeros(c), np.zeros(c)),
         Workspace(np.zeros(n_max), np.zeros(size[0], np.int64), np.zeros(size[0])),
         Counters(np.zeros(1, np.int64), np.zeros(1, np.int64), np.zeros(n_layers, np.int64)))
@@ -186,20 +198,6 @@ def gather_inputs(x_t, idx, cnt):
         cnt[m] = x_t[j]
         m += x_t[j] != 0.0
     return m
-
-
-@numba.njit(**EXACT)
-def arrive(cur, ring, slots, n, now):
-    """Load the delayed recurrent input arriving now (ring row ``now`` = t % slots) into
-    cur, and zero that row."""
-    if slots == 0:
-        cur[:n] = 0.0
-        return
-    r = now * n
-    row = ring[r:r + n]  # a slice: non-negative indices, so the loop vectorises
-    for i in range(n):
-        cur[i] = row[i]
-        row[i] = 0.0
 
 
 @numba.njit(**EXACT)
@@ -290,37 +288,76 @@ cell_update = generate_dispatch(
 
 
 @numba.njit(**EXACT)
-def schedule_dense(ring, slots, n, now, delay, w_t, spk, m):
-    """Each spike j adds W_rec[:, j] into the ring row of step t + 1 + d_j
-    (row (now + 1 + d_j) mod slots, with now = t % slots)."""
-    for e in range(m):
-        j = spk[e]
-        row = now + 1 + delay[j]  # < 2 * slots, so one subtraction replaces the modulo
-        r = (row - slots if row >= slots else row) * n
-        dst = ring[r:r + n]
-        src = w_t[j * n:(j + 1) * n]
-        for i in range(n):
-            dst[i] += np.float64(src[i])
-    return m * n
+def arrive(cur, n, kind, w_t, queue, length, now):
+    """cur[:n] = R_t, the recurrent input arriving at step t: zero, plus the recurrent
+    weights of each neuron queued in ring row ``now`` (= t % slots), in queue order
+    (``W_rec[:, j]`` for dense, the conv taps for conv); the row is emptied.  Without a
+    recurrence (``kind`` 0) cur is zero."""
+    for i in range(n):
+        cur[i] = 0.0
+    if kind == REC_NONE:
+        return
+    m = length[now]
+    length[now] = 0
+    src = queue[now * n:now * n + m]
+    if kind == REC_DENSE:
+        fan_out_spikes(cur, w_t, n, src, m)
+    else:
+        add_taps(cur, w_t, n, src, m)
 
 
 @numba.njit(**EXACT)
-def schedule_conv(ring, slots, n, now, delay, kern, spk, m):
-    """Each spike j adds K[m] to target i = j - m + k//2 (0 <= i < n) at step t + 1 + d_j
-    (ring row as in :func:`schedule_dense`)."""
+def add_taps(cur, kern, n, src, m):
+    """The conv recurrence of the neurons j in src[:m], one after the other: target
+    ``i = j - m + k//2`` (0 <= i < n) gets ``K[m]``."""
     k = kern.shape[0]
+    half = k // 2
+    if k == 5 or k == 3:  # the common sizes, taps widened once (about 2x faster per spike)
+        k0, k1, k2 = np.float64(kern[0]), np.float64(kern[1]), np.float64(kern[2])
+        k3, k4 = (np.float64(kern[3]), np.float64(kern[4])) if k == 5 else (0.0, 0.0)
+    for e in range(m):
+        top = src[e] + half            # the target of K[0]
+        if top >= k - 1 and top < n:   # every tap inside the layer
+            if k == 5:
+                cur[top] += k0
+                cur[top - 1] += k1
+                cur[top - 2] += k2
+                cur[top - 3] += k3
+                cur[top - 4] += k4
+            elif k == 3:
+                cur[top] += k0
+                cur[top - 1] += k1
+                cur[top - 2] += k2
+            else:
+                for mm in range(k):
+                    cur[top - mm] += np.float64(kern[mm])
+        else:
+            for mm in range(max(0, top - n + 1), min(k, top + 1)):
+                cur[top - mm] += np.float64(kern[mm])
+
+
+@numba.njit(**EXACT)
+def schedule(queue, length, slots, n, now, delay, spk, m):
+    """Queue each spike j of spk[:m] for step t + 1 + d_j: append j to ring row
+    (now + 1 + d_j) mod slots (now = t % slots)."""
+    for e in range(m):
+        j = spk[e]
+        row = now + 1 + delay[j]  # < 2 * slots, so one subtraction replaces the modulo
+        if row >= slots:
+            row -= slots
+        queue[row * n + length[row]] = j
+        length[row] += 1
+
+
+@numba.njit(**EXACT)
+def conv_taps(n, k, spk, m):
+    """Synaptic events of the spikes spk[:m] through a conv recurrence: the taps of each
+    that land inside the layer."""
     half = k // 2
     events = 0
     for e in range(m):
         j = spk[e]
-        row = now + 1 + delay[j]
-        r = (row - slots if row >= slots else row) * n
-        lo = max(0, j + half - (k - 1))
-        hi = min(n - 1, j + half)
-        dst = ring[r + lo:r + hi + 1]
-        for i in range(hi - lo + 1):  # target lo + i gets K[j + half - lo - i]
-            dst[i] += np.float64(kern[j + half - lo - i])
-        events += hi - lo + 1
+        events += min(n - 1, j + half) - max(0, j + half - (k - 1)) + 1
     return events
 
 
@@ -354,7 +391,7 @@ def readout_step(w_t, bias, beta, gain, decision, u, acc, scores, spk, m):
 
 
 @numba.njit(**EXACT)
-def advance(x, n_steps, readout, raster, record, ff, rec, cells, ro, cst, ring, rst, work, count):
+def advance(x, n_steps, readout, raster, record, ff, rec, cells, ro, cst, ring, ring_len, rst, work, count):
     """Advance one sample over steps x[:n_steps]: the body of :func:`run_sample`.  Checks
     the kind codes once, then hands the groups' fields to :func:`step_loop` by keyword (so
     no two can be swapped): numba optimises loops over arrays received as arguments better
@@ -363,11 +400,11 @@ def advance(x, n_steps, readout, raster, record, ff, rec, cells, ro, cst, ring, 
     step_loop(x, n_steps, readout, raster, record,
               size=ff.size, nrn_off=ff.nrn_off, ff_w=ff.w, ff_off=ff.w_off,
               rec_kind=rec.kind, rec_w=rec.w, rec_off=rec.w_off, delay=rec.delay, slots=rec.slots,
-              ring_off=rec.ring_off,
+              ring_off=rec.ring_off, slot_off=rec.slot_off,
               cell=cells.kind, reset=cells.reset, bias=cells.bias, beta=cells.beta, theta=cells.theta,
               gain=cells.gain, extra=cells.extra,
               ro_w=ro.w, ro_bias=ro.bias, ro_beta=ro.beta, ro_gain=ro.gain, decision=ro.decision[0],
-              v=cst.v, aux=cst.aux, spk=cst.spk, nspk=cst.nspk, ring=ring,
+              v=cst.v, aux=cst.aux, spk=cst.spk, nspk=cst.nspk, ring=ring, ring_len=ring_len,
               u=rst.u, acc=rst.acc, scores=rst.scores,
               cur=work.cur, ev_idx=work.ev_idx, ev_cnt=work.ev_cnt,
               clock=count.clock, syn=count.syn, spikes=count.spikes)
@@ -376,10 +413,10 @@ def advance(x, n_steps, readout, raster, record, ff, rec, cells, ro, cst, ring, 
 @numba.njit(**EXACT)
 def step_loop(x, n_steps, readout, raster, record,
               size, nrn_off, ff_w, ff_off,
-              rec_kind, rec_w, rec_off, delay, slots, ring_off,
+              rec_kind, rec_w, rec_off, delay, slots, ring_off, slot_off,
               cell, reset, bias, beta, theta, gain, extra,
               ro_w, ro_bias, ro_beta, ro_gain, decision,
-              v, aux, spk, nspk, ring, u, acc, scores, cur, ev_idx, ev_cnt, clock, syn, spikes):
+              v, aux, spk, nspk, ring, ring_len, u, acc, scores, cur, ev_idx, ev_cnt, clock, syn, spikes):
     """The time loop of :func:`advance`, called only from there, by keyword: the fields of
     the Params and State groups, in the groups' order."""
     n_layers = rec_kind.shape[0]
@@ -389,11 +426,13 @@ def step_loop(x, n_steps, readout, raster, record,
         events = 0
         for l in range(n_layers):
             n, o = size[l + 1], nrn_off[l]
-            c, q, s_l = cur[:n], ring[ring_off[l]:ring_off[l + 1]], spk[o:o + n]
+            c, s_l = cur[:n], spk[o:o + n]
+            q, q_len = ring[ring_off[l]:ring_off[l + 1]], ring_len[slot_off[l]:slot_off[l + 1]]
             w = ff_w[ff_off[l]:ff_off[l + 1]]
+            kern = rec_w[rec_off[l]:rec_off[l + 1]]
             now = t % slots[l] if slots[l] else 0  # ring row of step t
             # inputs arriving now: delayed recurrent spikes, then feed-forward events
-            arrive(c, q, slots[l], n, now)
+            arrive(c, n, rec_kind[l], kern, q, q_len, now)
             if l == 0:
                 events += fan_out_counts(c, w, n, ev_idx, ev_cnt, m_in)
             else:
@@ -404,11 +443,9 @@ def step_loop(x, n_steps, readout, raster, record,
             nspk[l] = k
             spikes[l] += k
             # schedule deliveries of the new spikes through the recurrence
-            kern = rec_w[rec_off[l]:rec_off[l + 1]]
-            if rec_kind[l] == REC_DENSE:
-                events += schedule_dense(q, slots[l], n, now, delay[o:o + n], kern, s_l, k)
-            elif rec_kind[l] == REC_CONV:
-                events += schedule_conv(q, slots[l], n, now, delay[o:o + n], kern, s_l, k)
+            if rec_kind[l] != REC_NONE:
+                schedule(q, q_len, slots[l], n, now, delay[o:o + n], s_l, k)
+                events += k * n if rec_kind[l] == REC_DENSE else conv_taps(n, kern.shape[0], s_l, k)
         # readout, from the last layer's spikes
         last = nrn_off[n_layers - 1]
         events += readout_step(ro_w, ro_bias, ro_beta, ro_gain, decision, u, acc, scores,
@@ -431,14 +468,36 @@ def run_sample(p, st, x, n_steps, readout, raster, record):
     C), and, when ``record``, raster[step, nrn_off[l] + j] = 1 for every spike.  Whole
     samples, batches and streams all go through here, so they agree by construction."""
     advance(x, n_steps, readout, raster, record, p.ff, p.rec, p.cells, p.ro,
-            st.cells, st.ring, st.ro, st.work, st.count)
+            st.cells, st.ring, st.ring_len, st.ro, st.work, st.count)
 
 
 @numba.njit(**EXACT)
-def run_one(p, x, n_steps, readout, scores, raster, record, syn, spikes):
-    """Simulate one sample from a zero state; write its scores (C,), synaptic events
-    syn[0] and spikes per layer (L,)."""
-    st = new_state(p)
+def clear_state(st):
+    """Zero ``st`` for a new sample: the state :func:`new_state` returns, without
+    allocating (the spike lists and the workspace are only read after being written)."""
+    cst, ro, count = st.cells, st.ro, st.count
+    for i in range(cst.v.shape[0]):
+        cst.v[i] = 0.0
+        for r in range(cst.aux.shape[0]):
+            cst.aux[r, i] = 0.0
+    for l in range(cst.nspk.shape[0]):
+        cst.nspk[l] = 0
+        count.spikes[l] = 0
+    for r in range(st.ring_len.shape[0]):  # the queue's entries are read only below a row's length
+        st.ring_len[r] = 0
+    for i in range(ro.u.shape[0]):
+        ro.u[i] = 0.0
+        ro.scores[i] = 0.0
+    count.clock[0] = 0
+    count.syn[0] = 0
+
+
+@numba.njit(**EXACT)
+def run_one(p, st, x, n_steps, readout, scores, raster, record, syn, spikes):
+    """Simulate one sample from a zero state (``st`` is cleared first, so one state serves
+    every sample of a batch); write its scores (C,), synaptic events syn[0] and spikes per
+    layer (L,)."""
+    clear_state(st)
     run_sample(p, st, x, n_steps, readout, raster, record)
     for i in range(scores.shape[0]):
         scores[i] = st.ro.scores[i]
@@ -459,7 +518,7 @@ def _params(pt):
 
 @numba.njit(**EXACT)
 def _state(stt):
-    return State(CellState(*stt[0]), stt[1], ReadoutState(*stt[2]), Workspace(*stt[3]), Counters(*stt[4]))
+    return State(CellState(*stt[0]), stt[1], stt[2], ReadoutState(*stt[3]), Workspace(*stt[4]), Counters(*stt[5]))
 
 
 def as_plain(packed):
@@ -530,25 +589,30 @@ def push_events(t, u, n_channels, dt_ms, pool, first, cap, max_ahead, pending):
 
 
 @numba.njit(**PARALLEL)
-def run_batch(ff_t, rec_t, cells_t, ro_t, x, lengths, readout, scores, raster, record, syn, spikes):
-    """Simulate every sample of a batch, in parallel over samples (each writes only its
-    own rows of readout (B, T, C), scores (B, C), raster (B, T or 0, N), syn (B,) and
-    spikes (B, L)).  ``ff_t, rec_t, cells_t, ro_t``: ``as_plain(Params)``, one group per
-    argument (numba's parfor lowering cannot pass a nested tuple into the loop, and finds
-    a NamedTuple's type only from a plain assignment)."""
+def run_batch(ff_t, rec_t, cells_t, ro_t, x, lengths, readout, scores, raster, record, syn, spikes, workers):
+    """Simulate every sample of a batch, in parallel over ``workers`` shares of the samples
+    (share w: samples w, w + workers, ...; each share one state, reused sample after sample,
+    and each sample writes only its own rows of readout (B, T, C), scores (B, C), raster
+    (B, T or 0, N), syn (B,) and spikes (B, L)).  ``ff_t, rec_t, cells_t, ro_t``:
+    ``as_plain(Params)``, one group per argument (numba's parfor lowering cannot pass a
+    nested tuple into the loop, and finds a NamedTuple's type only from a plain
+    assignment)."""
     ff = FeedForward(*ff_t)
     rec = Delivery(*rec_t)
     cells = CellParams(*cells_t)
     ro = ReadoutParams(*ro_t)
-    for b in numba.prange(x.shape[0]):
-        run_one_of(ff, rec, cells, ro, x[b], lengths[b], readout[b], scores[b], raster[b], record,
-                   syn[b:b + 1], spikes[b])
+    for w in numba.prange(workers):
+        run_share(ff, rec, cells, ro, w, workers, x, lengths, readout, scores, raster, record, syn, spikes)
 
 
 @numba.njit(**EXACT)
-def run_one_of(ff, rec, cells, ro, x, n_steps, readout, scores, raster, record, syn, spikes):
-    """:func:`run_one` with the groups of Params as arguments."""
-    run_one(Params(ff, rec, cells, ro), x, n_steps, readout, scores, raster, record, syn, spikes)
+def run_share(ff, rec, cells, ro, first, stride, x, lengths, readout, scores, raster, record, syn, spikes):
+    """:func:`run_one` on samples first, first + stride, ... of a batch, with one state,
+    the groups of Params as arguments."""
+    p = Params(ff, rec, cells, ro)
+    st = new_state(p)
+    for b in range(first, x.shape[0], stride):
+        run_one(p, st, x[b], lengths[b], readout[b], scores[b], raster[b], record, syn[b:b + 1], spikes[b])
 
 
 @numba.njit(**EXACT)
@@ -556,6 +620,7 @@ def run_batch_serial(ff_t, rec_t, cells_t, ro_t, x, lengths, readout, scores, ra
     """:func:`run_batch` on the calling thread only (no thread-pool start-up: the right
     choice for one sample, or when other processes already occupy the cores)."""
     p = _params((ff_t, rec_t, cells_t, ro_t))
+    st = new_state(p)
     for b in range(x.shape[0]):
-        run_one(p, x[b], lengths[b], readout[b], scores[b], raster[b], record,
+        run_one(p, st, x[b], lengths[b], readout[b], scores[b], raster[b], record,
                 syn[b:b + 1], spikes[b])
