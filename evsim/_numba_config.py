@@ -37,6 +37,14 @@ PARALLEL = {"cache": True, "nogil": True, "parallel": True}
 #: parallel kernels where reassociation is harmless (the training kernels)
 PARALLEL_FAST = {"cache": True, "nogil": True, "parallel": True, "fastmath": FASTMATH}
 
+#: the training kernels and the steps they call: reassociation allowed, and numpy's error
+#: model (a division by zero gives inf/nan instead of raising ZeroDivisionError).  Python's
+#: error model puts a zero check before every division, a branch out of the loop that
+#: keeps LLVM from vectorising it: the surrogate derivatives of the backward pass ran
+#: scalar, 8x slower per neuron (their divisors, 1 + y^2 and (1 + alpha |x|)^2, are >= 1)
+TRAIN = dict(FAST, error_model="numpy")
+PARALLEL_TRAIN = dict(PARALLEL_FAST, error_model="numpy")
+
 #: step functions that only other kernels call (a cell's steps, the surrogates, shared
 #: helpers): no cache of their own.  A cached caller holds their compiled code, and
 #: evsim's cache locator invalidates the callers when these change, so a cache of their
@@ -44,6 +52,10 @@ PARALLEL_FAST = {"cache": True, "nogil": True, "parallel": True, "fastmath": FAS
 #: each, paid by every ``evsim run``)
 EXACT_CALLEE = {"nogil": True}
 FAST_CALLEE = {"nogil": True, "fastmath": FASTMATH}
+#: callees of the training kernels (:data:`TRAIN`): the cells' training steps
+TRAIN_CALLEE = dict(FAST_CALLEE, error_model="numpy")
+#: callees of the training kernels that keep exact arithmetic (the surrogates)
+EXACT_TRAIN_CALLEE = dict(EXACT_CALLEE, error_model="numpy")
 
 
 @functools.lru_cache(maxsize=None)

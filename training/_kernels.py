@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from evsim._numba_config import FAST, PARALLEL_FAST, import_numba
+from evsim._numba_config import PARALLEL_TRAIN, TRAIN, import_numba
 from evsim.model import RECURRENCE_CODE
 
 from .cells import cell_bwd, cell_fwd
@@ -48,40 +48,26 @@ REC_NONE, REC_DENSE, REC_CONV = RECURRENCE_CODE["none"], RECURRENCE_CODE["dense"
 MASK_NONE, MASK_SPIKES, MASK_INPUT = 0, 1, 2
 
 
-@numba.njit(**FAST)
-def deliver_fwd(s_b, t, klo, mtab, mask_bt, mask_at, rec_kind, w_rec_t, kernel, z_bt, r):
+@numba.njit(**TRAIN)
+def deliver_fwd(s_b, t, klo, mtab, mask_bt, mask_at, rec_kind, w_rec_t, kernel, z_bt, r, r64):
     """Delivery at step t of one sample: z_t into ``z_bt`` (n,) from the spikes so far
-    ``s_b`` (T, n), and R_t into ``r`` (n,), masked where ``mask_at`` says."""
+    ``s_b`` (T, n), and R_t into ``r`` (n,), masked where ``mask_at`` says; ``r64`` (n,)
+    float64 workspace (the conv sums)."""
     n = r.shape[0]
-    nq = mtab.shape[1]
     # delayed, spread presynaptic spikes arriving now
-    for j in range(n):
-        acc = 0.0
-        for q in range(nq):
-            k = klo[j] + q
-            if k > t:
-                break
-            acc += mtab[j, q] * s_b[t - k, j]
-        if mask_at == MASK_SPIKES:
-            acc *= mask_bt[j]
-        z_bt[j] = acc
+    spread(s_b, t, klo, mtab, mask_bt, mask_at == MASK_SPIKES, z_bt)
     # recurrent input
-    r[:] = 0.0
     if rec_kind == REC_DENSE:
+        r[:] = 0.0
         for j in range(n):
             zj = z_bt[j]
             if zj != 0.0:
                 for i in range(n):
                     r[i] += w_rec_t[j, i] * zj
     elif rec_kind == REC_CONV:
-        half = kernel.shape[0] // 2
+        conv_same(kernel, z_bt, r64, False)
         for i in range(n):
-            acc = 0.0
-            for m in range(kernel.shape[0]):
-                src = i + m - half
-                if 0 <= src < n:
-                    acc += kernel[m] * z_bt[src]
-            r[i] = acc
+            r[i] = r64[i]
     else:
         raise ValueError("unknown recurrence code (expected 1 dense or 2 conv)")
     if mask_at == MASK_INPUT:
@@ -89,17 +75,48 @@ def deliver_fwd(s_b, t, klo, mtab, mask_bt, mask_at, rec_kind, w_rec_t, kernel, 
             r[i] *= mask_bt[i]
 
 
-@numba.njit(**FAST)
+@numba.njit(**TRAIN)
+def spread(s_b, t, klo, mtab, mask_bt, masked, z_bt):
+    """z_t[j] = (zm_t[j]) sum_q mtab[j, q] s_{t-klo[j]-q}[j] over the window steps k <= t
+    (summed in float64, in q order)."""
+    nq = mtab.shape[1]
+    for j in range(z_bt.shape[0]):
+        k0 = klo[j]
+        acc = 0.0
+        for q in range(min(nq, t - k0 + 1)):
+            acc += mtab[j, q] * s_b[t - k0 - q, j]
+        z_bt[j] = acc * mask_bt[j] if masked else acc
+
+
+@numba.njit(**TRAIN)
+def conv_same(kernel, x, out64, flip):
+    """out64[i] = sum_m K[m] x[i + m - h] (``flip``: sum_m K[m] x[i - m + h]), zeros past the
+    edges, h = k // 2: summed in float64 in m order, one shifted vector pass per tap (the
+    loops vectorise; one sum per i with a bounds test per tap does not)."""
+    n = x.shape[0]
+    half = kernel.shape[0] // 2
+    out64[:] = 0.0
+    for m in range(kernel.shape[0]):
+        off = half - m if flip else m - half
+        km = kernel[m]
+        for i in range(max(0, -off), min(n, n - off)):
+            out64[i] += km * x[i + off]
+
+
+@numba.njit(**TRAIN)
 def deliver_bwd(g_cur_bt, s_b, t, z_bt, klo, mtab, dmtab, mask_bt, mask_at, rec_kind, w_rec_t, kernel,
-                gr, gz, gs_rec, g_delay_b, g_kernel_b):
+                gr, gz, gz64, gs_rec, g_delay_b, g_kernel_b):
     """Backward of :func:`deliver_fwd` at step t: from dL/dI_t (``g_cur_bt``, (n,)) add
     dL/ds of earlier steps to ``gs_rec`` (T, n), dL/dd to ``g_delay_b`` (n,) and dL/dK to
-    ``g_kernel_b`` (k,); ``gr``, ``gz`` (n,) workspace (dL/dR_t, dL/dz_t)."""
+    ``g_kernel_b`` (k,); ``gr``, ``gz`` (n,) workspace (dL/dR_t, dL/dz_t), ``gz64`` (n,)
+    float64 workspace."""
     n = gr.shape[0]
-    nq = mtab.shape[1]
     half = kernel.shape[0] // 2
-    for i in range(n):
-        gr[i] = g_cur_bt[i] * mask_bt[i] if mask_at == MASK_INPUT else g_cur_bt[i]
+    if mask_at == MASK_INPUT:
+        for i in range(n):
+            gr[i] = g_cur_bt[i] * mask_bt[i]
+    else:
+        gr[:] = g_cur_bt
     # recurrent input: dL/dz_t
     if rec_kind == REC_DENSE:
         for j in range(n):
@@ -110,13 +127,9 @@ def deliver_bwd(g_cur_bt, s_b, t, z_bt, klo, mtab, dmtab, mask_bt, mask_at, rec_
     elif rec_kind != REC_CONV:
         raise ValueError("unknown recurrence code (expected 1 dense or 2 conv)")
     else:
+        conv_same(kernel, gr, gz64, True)
         for j in range(n):
-            acc = 0.0
-            for m in range(kernel.shape[0]):
-                i = j - m + half
-                if 0 <= i < n:
-                    acc += kernel[m] * gr[i]
-            gz[j] = acc
+            gz[j] = gz64[j]
         # conv kernel: dL/dK[m] += sum_i dL/dR_t[i] z_t[i + m - h]
         for m in range(kernel.shape[0]):
             off = m - half
@@ -124,18 +137,20 @@ def deliver_bwd(g_cur_bt, s_b, t, z_bt, klo, mtab, dmtab, mask_bt, mask_at, rec_
             for i in range(max(0, -off), min(n, n - off)):
                 acc += gr[i] * z_bt[i + off]
             g_kernel_b[m] += acc
+    if mask_at == MASK_SPIKES:
+        for j in range(n):
+            gz[j] *= mask_bt[j]
     # delayed spikes: to earlier spikes through M, to the delays through dM/dd
+    nq = mtab.shape[1]
     for j in range(n):
-        gzj = gz[j] * mask_bt[j] if mask_at == MASK_SPIKES else gz[j]
+        gzj = gz[j]
         if gzj == 0.0:
             continue
+        k0 = klo[j]
         gd = 0.0
-        for q in range(nq):
-            k = klo[j] + q
-            if k > t:
-                break
-            gs_rec[t - k, j] += mtab[j, q] * gzj
-            gd += s_b[t - k, j] * dmtab[j, q]
+        for q in range(min(nq, t - k0 + 1)):
+            gs_rec[t - k0 - q, j] += mtab[j, q] * gzj
+            gd += s_b[t - k0 - q, j] * dmtab[j, q]
         g_delay_b[j] += gzj * gd
 
 
@@ -146,13 +161,14 @@ def layer_fwd(c, cell, beta, gain, theta, extra, reset_sub, rec_kind, w_rec_t, k
     n_b, n_t, n = c.shape
     for b in prange(n_b):
         r = np.zeros_like(beta)
+        r64 = np.zeros(n)
         v_prev = np.zeros_like(beta)
         s_prev = np.zeros_like(beta)
         a_prev = np.zeros((a.shape[2], n), beta.dtype)
         for t in range(n_t):
             if rec_kind != REC_NONE:
                 deliver_fwd(s[b], t, klo, mtab, dmask[b, t] if mask_at != MASK_NONE else dmask[0, 0],
-                            mask_at, rec_kind, w_rec_t, kernel, z[b, t], r)
+                            mask_at, rec_kind, w_rec_t, kernel, z[b, t], r, r64)
             # membrane update with the reset of the previous step's spikes, then spikes
             for i in range(n):
                 cur[b, t, i] = c[b, t, i] + r[i]
@@ -182,6 +198,7 @@ def layer_bwd(gs_ext, v, s, a, z, cur, cell, n_carry, beta, gain, theta, extra, 
         gs = np.zeros_like(beta)
         gr = np.zeros_like(beta)
         gz = np.zeros_like(beta)
+        gz64 = np.zeros(n)
         g_delay[b, :] = 0.0
         g_kernel[b, :] = 0.0
         g_cell[b, :, :] = 0.0
@@ -193,22 +210,22 @@ def layer_bwd(gs_ext, v, s, a, z, cur, cell, n_carry, beta, gain, theta, extra, 
             if rec_kind != REC_NONE:
                 deliver_bwd(g_cur[b, t], s[b], t, z[b, t], klo, mtab, dmtab,
                             dmask[b, t] if mask_at != MASK_NONE else dmask[0, 0], mask_at, rec_kind, w_rec_t,
-                            kernel, gr, gz, gs_rec, g_delay[b], g_kernel[b])
+                            kernel, gr, gz, gz64, gs_rec, g_delay[b], g_kernel[b])
 
 
 # Each time-loop kernel in two builds: batch-parallel, and serial for small batches (the
 # gradient checks, single samples), where starting threads costs more than it saves and
 # a shared, loaded machine makes every parallel region wait for a descheduled thread.
-layer_fwd_parallel = numba.njit(**PARALLEL_FAST)(layer_fwd)
-layer_bwd_parallel = numba.njit(**PARALLEL_FAST)(layer_bwd)
-layer_fwd_serial = numba.njit(**FAST)(layer_fwd)
-layer_bwd_serial = numba.njit(**FAST)(layer_bwd)
+layer_fwd_parallel = numba.njit(**PARALLEL_TRAIN)(layer_fwd)
+layer_bwd_parallel = numba.njit(**PARALLEL_TRAIN)(layer_bwd)
+layer_fwd_serial = numba.njit(**TRAIN)(layer_fwd)
+layer_bwd_serial = numba.njit(**TRAIN)(layer_bwd)
 
 #: below this many neuron-steps (B * T * n) per layer the serial build is used
 PARALLEL_MIN_WORK = 100_000
 
 
-@numba.njit(**FAST)
+@numba.njit(**TRAIN)
 def leaky_fwd(a, beta, gain):
     """Readout membrane u_t = beta u_{t-1} + g a_t for a (B, T, C)."""
     n_b, n_t, n_c = a.shape
@@ -222,7 +239,7 @@ def leaky_fwd(a, beta, gain):
     return u
 
 
-@numba.njit(**FAST)
+@numba.njit(**TRAIN)
 def leaky_bwd(gu, beta, gain):
     """dL/da_t from dL/du_t for :func:`leaky_fwd`."""
     n_b, n_t, n_c = gu.shape
