@@ -155,9 +155,11 @@ def deliver_bwd(g_cur_bt, s_b, t, z_bt, klo, mtab, dmtab, mask_bt, mask_at, rec_
 
 
 def layer_fwd(c, cell, beta, gain, theta, extra, reset_sub, rec_kind, w_rec_t, kernel, klo, mtab, dmask,
-              mask_at, sur, alpha, smooth, cur, v, s, a, z):
+              mask_at, sur, alpha, smooth, fmask, has_fmask, cur, v, s, a, z, out, counts):
     """Run one hidden layer over time: fill I_t into ``cur``, v, s (B, T, n), the cell's
-    extra state a (B, T, S, n) and, if recurrent, z (B, T, n)."""
+    extra state a (B, T, S, n) and, if recurrent, z (B, T, n); with ``has_fmask`` the
+    layer's output s * fm (``fmask`` (B, T, n), or (B, 1, n) for one mask per sequence)
+    into ``out``; each sample's spike count into ``counts`` (B,) float64."""
     n_b, n_t, n = c.shape
     for b in prange(n_b):
         r = np.zeros_like(beta)
@@ -165,6 +167,7 @@ def layer_fwd(c, cell, beta, gain, theta, extra, reset_sub, rec_kind, w_rec_t, k
         v_prev = np.zeros_like(beta)
         s_prev = np.zeros_like(beta)
         a_prev = np.zeros((a.shape[2], n), beta.dtype)
+        count = 0.0
         for t in range(n_t):
             if rec_kind != REC_NONE:
                 deliver_fwd(s[b], t, klo, mtab, dmask[b, t] if mask_at != MASK_NONE else dmask[0, 0],
@@ -177,14 +180,24 @@ def layer_fwd(c, cell, beta, gain, theta, extra, reset_sub, rec_kind, w_rec_t, k
             v_prev[:] = v[b, t]
             s_prev[:] = s[b, t]
             a_prev[:] = a[b, t]
+            # the layer's output through the feed-forward dropout mask; spikes counted
+            if has_fmask:
+                fm = fmask[b, t if fmask.shape[1] == n_t else 0]
+                for i in range(n):
+                    out[b, t, i] = s_prev[i] * fm[i]
+            for i in range(n):
+                count += s_prev[i]
+        counts[b] = count
 
 
-def layer_bwd(gs_ext, v, s, a, z, cur, cell, n_carry, beta, gain, theta, extra, reset_sub, detach, rec_kind,
-              w_rec_t, kernel, klo, mtab, dmtab, dmask, mask_at, sur, alpha, learn, g_cur, g_delay, g_kernel,
-              g_cell):
+def layer_bwd(g_out, fmask, has_fmask, g_pen, v, s, a, z, cur, cell, n_carry, beta, gain, theta, extra,
+              reset_sub, detach, rec_kind, w_rec_t, kernel, klo, mtab, dmtab, dmask, mask_at, sur, alpha, learn,
+              g_cur, g_delay, g_kernel, g_cell):
     """Backward through time of :func:`layer_fwd`.
 
-    gs_ext: dL/ds_t from outside the layer (next layer, readout), (B, T, n)
+    g_out: dL/d(the layer's output) from the next layer or the readout, (B, T, n); the
+        spikes get dL/ds_t = g_out fm (``has_fmask``) + g_pen (the rate penalty's constant
+        slope, in the arrays' dtype)
     g_cur:  out, dL/dI_t (= dL/dc_t), (B, T, n)
     g_delay: out, per-sample dL/dd_j, (B, n) (summed over the batch by the caller)
     g_kernel: out, per-sample dL/dK (conv), (B, k); dense dL/dW_rec is one BLAS product
@@ -203,8 +216,13 @@ def layer_bwd(gs_ext, v, s, a, z, cur, cell, n_carry, beta, gain, theta, extra, 
         g_kernel[b, :] = 0.0
         g_cell[b, :, :] = 0.0
         for t in range(n_t - 1, -1, -1):
-            for i in range(n):
-                gs[i] = gs_ext[b, t, i] + gs_rec[t, i]
+            if has_fmask:
+                fm = fmask[b, t if fmask.shape[1] == n_t else 0]
+                for i in range(n):
+                    gs[i] = (g_out[b, t, i] * fm[i] + g_pen) + gs_rec[t, i]
+            else:
+                for i in range(n):
+                    gs[i] = (g_out[b, t, i] + g_pen) + gs_rec[t, i]
             cell_bwd(cell, t, v[b], s[b], a[b], cur[b], beta, gain, theta, extra, reset_sub, detach, sur, alpha,
                      gs, carry, learn, g_cur[b, t], g_cell[b])
             if rec_kind != REC_NONE:
@@ -223,6 +241,89 @@ layer_bwd_serial = numba.njit(**TRAIN)(layer_bwd)
 
 #: below this many neuron-steps (B * T * n) per layer the serial build is used
 PARALLEL_MIN_WORK = 100_000
+
+
+#: rows per partial sum of the BatchNorm kernels: fixed, so that the sums (and every
+#: result) do not depend on the thread count
+BN_CHUNK = 64
+
+
+def batchnorm_fwd(a, bias, gamma, beta_bn, eps, xhat, c):
+    """Training BatchNorm of the rows ``a + bias`` (rows, n): writes xhat = (a + b - mu) /
+    sqrt(var + eps) and c = gamma xhat + beta_bn, and returns (mu, var) (float64, var
+    biased) and inv_std (a's dtype).  Three passes over row chunks of :data:`BN_CHUNK`
+    rows (sums in float64, per chunk then in chunk order), the bias added on the fly."""
+    rows, n = a.shape
+    n_chunks = (rows + BN_CHUNK - 1) // BN_CHUNK
+    part = np.zeros((n_chunks, n))
+    # column sums -> mean
+    for k in prange(n_chunks):
+        for r in range(k * BN_CHUNK, min(rows, (k + 1) * BN_CHUNK)):
+            for i in range(n):
+                part[k, i] += a[r, i] + bias[i]
+    mu = _chunk_sum(part) / rows
+    mu_d = mu.astype(a.dtype)
+    # squared deviations -> biased variance
+    part[:] = 0.0
+    for k in prange(n_chunks):
+        for r in range(k * BN_CHUNK, min(rows, (k + 1) * BN_CHUNK)):
+            for i in range(n):
+                dev = (a[r, i] + bias[i]) - mu[i]
+                part[k, i] += dev * dev
+    var = _chunk_sum(part) / rows
+    inv_std = (1.0 / np.sqrt(var + eps)).astype(a.dtype)
+    # normalise, scale, shift
+    for k in prange(n_chunks):
+        for r in range(k * BN_CHUNK, min(rows, (k + 1) * BN_CHUNK)):
+            for i in range(n):
+                xh = ((a[r, i] + bias[i]) - mu_d[i]) * inv_std[i]
+                xhat[r, i] = xh
+                c[r, i] = xh * gamma[i] + beta_bn[i]
+    return mu, var, inv_std
+
+
+def batchnorm_bwd(gc, xhat, gamma, inv_std, ga):
+    """Backward of :func:`batchnorm_fwd` from dL/dc (``gc``, rows, n): writes dL/da into
+    ``ga`` = inv_std gamma (gc - mean(gc) - xhat mean(gc xhat)) and returns the float64
+    sums (dL/dbeta_bn = sum gc, dL/dgamma = sum gc xhat, dL/db = sum ga) over the rows."""
+    rows, n = gc.shape
+    n_chunks = (rows + BN_CHUNK - 1) // BN_CHUNK
+    part_g = np.zeros((n_chunks, n))
+    part_gx = np.zeros((n_chunks, n))
+    for k in prange(n_chunks):
+        for r in range(k * BN_CHUNK, min(rows, (k + 1) * BN_CHUNK)):
+            for i in range(n):
+                part_g[k, i] += gc[r, i]
+                part_gx[k, i] += gc[r, i] * xhat[r, i]
+    sum_g = _chunk_sum(part_g)
+    sum_gx = _chunk_sum(part_gx)
+    mean_g = (sum_g / rows).astype(gc.dtype)
+    mean_gx = (sum_gx / rows).astype(gc.dtype)
+    scale = inv_std * gamma
+    part_g[:] = 0.0
+    for k in prange(n_chunks):
+        for r in range(k * BN_CHUNK, min(rows, (k + 1) * BN_CHUNK)):
+            for i in range(n):
+                g = scale[i] * (gc[r, i] - mean_g[i] - xhat[r, i] * mean_gx[i])
+                ga[r, i] = g
+                part_g[k, i] += g
+    return sum_g, sum_gx, _chunk_sum(part_g)
+
+
+@numba.njit(**TRAIN)
+def _chunk_sum(part):
+    """Column sums of ``part`` (chunks, n), chunk by chunk in order."""
+    total = np.zeros(part.shape[1])
+    for k in range(part.shape[0]):
+        for i in range(part.shape[1]):
+            total[i] += part[k, i]
+    return total
+
+
+batchnorm_fwd_parallel = numba.njit(**PARALLEL_TRAIN)(batchnorm_fwd)
+batchnorm_bwd_parallel = numba.njit(**PARALLEL_TRAIN)(batchnorm_bwd)
+batchnorm_fwd_serial = numba.njit(**TRAIN)(batchnorm_fwd)
+batchnorm_bwd_serial = numba.njit(**TRAIN)(batchnorm_bwd)
 
 
 @numba.njit(**TRAIN)
