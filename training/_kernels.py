@@ -49,10 +49,9 @@ MASK_NONE, MASK_SPIKES, MASK_INPUT = 0, 1, 2
 
 
 @numba.njit(**TRAIN)
-def deliver_fwd(s_b, t, klo, mtab, mask_bt, mask_at, rec_kind, w_rec_t, kernel, z_bt, r, r64):
+def deliver_fwd(s_b, t, klo, mtab, mask_bt, mask_at, rec_kind, w_rec_t, kernel, z_bt, r):
     """Delivery at step t of one sample: z_t into ``z_bt`` (n,) from the spikes so far
-    ``s_b`` (T, n), and R_t into ``r`` (n,), masked where ``mask_at`` says; ``r64`` (n,)
-    float64 workspace (the conv sums)."""
+    ``s_b`` (T, n), and R_t into ``r`` (n,), masked where ``mask_at`` says."""
     n = r.shape[0]
     # delayed, spread presynaptic spikes arriving now
     spread(s_b, t, klo, mtab, mask_bt, mask_at == MASK_SPIKES, z_bt)
@@ -65,9 +64,7 @@ def deliver_fwd(s_b, t, klo, mtab, mask_bt, mask_at, rec_kind, w_rec_t, kernel, 
                 for i in range(n):
                     r[i] += w_rec_t[j, i] * zj
     elif rec_kind == REC_CONV:
-        conv_same(kernel, z_bt, r64, False)
-        for i in range(n):
-            r[i] = r64[i]
+        conv_same(kernel, z_bt, r, False)
     else:
         raise ValueError("unknown recurrence code (expected 1 dense or 2 conv)")
     if mask_at == MASK_INPUT:
@@ -89,27 +86,27 @@ def spread(s_b, t, klo, mtab, mask_bt, masked, z_bt):
 
 
 @numba.njit(**TRAIN)
-def conv_same(kernel, x, out64, flip):
-    """out64[i] = sum_m K[m] x[i + m - h] (``flip``: sum_m K[m] x[i - m + h]), zeros past the
-    edges, h = k // 2: summed in float64 in m order, one shifted vector pass per tap (the
-    loops vectorise; one sum per i with a bounds test per tap does not)."""
+def conv_same(kernel, x, out, flip):
+    """out[i] = sum_m K[m] x[i + m - h] (``flip``: sum_m K[m] x[i - m + h]), zeros past the
+    edges, h = k // 2: summed in ``out``'s dtype in m order, one shifted vector pass per tap
+    (these loops vectorise; one float64 sum per i with a bounds test per tap, as before,
+    ran 8 scalar steps per output)."""
     n = x.shape[0]
     half = kernel.shape[0] // 2
-    out64[:] = 0.0
+    out[:] = 0.0
     for m in range(kernel.shape[0]):
         off = half - m if flip else m - half
         km = kernel[m]
         for i in range(max(0, -off), min(n, n - off)):
-            out64[i] += km * x[i + off]
+            out[i] += km * x[i + off]
 
 
 @numba.njit(**TRAIN)
 def deliver_bwd(g_cur_bt, s_b, t, z_bt, klo, mtab, dmtab, mask_bt, mask_at, rec_kind, w_rec_t, kernel,
-                gr, gz, gz64, gs_rec, g_delay_b, g_kernel_b):
+                gr, gz, gs_rec, g_delay_b, g_kernel_b):
     """Backward of :func:`deliver_fwd` at step t: from dL/dI_t (``g_cur_bt``, (n,)) add
     dL/ds of earlier steps to ``gs_rec`` (T, n), dL/dd to ``g_delay_b`` (n,) and dL/dK to
-    ``g_kernel_b`` (k,); ``gr``, ``gz`` (n,) workspace (dL/dR_t, dL/dz_t), ``gz64`` (n,)
-    float64 workspace."""
+    ``g_kernel_b`` (k,); ``gr``, ``gz`` (n,) workspace (dL/dR_t, dL/dz_t)."""
     n = gr.shape[0]
     half = kernel.shape[0] // 2
     if mask_at == MASK_INPUT:
@@ -127,9 +124,7 @@ def deliver_bwd(g_cur_bt, s_b, t, z_bt, klo, mtab, dmtab, mask_bt, mask_at, rec_
     elif rec_kind != REC_CONV:
         raise ValueError("unknown recurrence code (expected 1 dense or 2 conv)")
     else:
-        conv_same(kernel, gr, gz64, True)
-        for j in range(n):
-            gz[j] = gz64[j]
+        conv_same(kernel, gr, gz, True)
         # conv kernel: dL/dK[m] += sum_i dL/dR_t[i] z_t[i + m - h]
         for m in range(kernel.shape[0]):
             off = m - half
@@ -163,7 +158,6 @@ def layer_fwd(c, cell, beta, gain, theta, extra, reset_sub, rec_kind, w_rec_t, k
     n_b, n_t, n = c.shape
     for b in prange(n_b):
         r = np.zeros_like(beta)
-        r64 = np.zeros(n)
         v_prev = np.zeros_like(beta)
         s_prev = np.zeros_like(beta)
         a_prev = np.zeros((a.shape[2], n), beta.dtype)
@@ -171,7 +165,7 @@ def layer_fwd(c, cell, beta, gain, theta, extra, reset_sub, rec_kind, w_rec_t, k
         for t in range(n_t):
             if rec_kind != REC_NONE:
                 deliver_fwd(s[b], t, klo, mtab, dmask[b, t] if mask_at != MASK_NONE else dmask[0, 0],
-                            mask_at, rec_kind, w_rec_t, kernel, z[b, t], r, r64)
+                            mask_at, rec_kind, w_rec_t, kernel, z[b, t], r)
             # membrane update with the reset of the previous step's spikes, then spikes
             for i in range(n):
                 cur[b, t, i] = c[b, t, i] + r[i]
@@ -211,7 +205,6 @@ def layer_bwd(g_out, fmask, has_fmask, g_pen, v, s, a, z, cur, cell, n_carry, be
         gs = np.zeros_like(beta)
         gr = np.zeros_like(beta)
         gz = np.zeros_like(beta)
-        gz64 = np.zeros(n)
         g_delay[b, :] = 0.0
         g_kernel[b, :] = 0.0
         g_cell[b, :, :] = 0.0
@@ -228,7 +221,7 @@ def layer_bwd(g_out, fmask, has_fmask, g_pen, v, s, a, z, cur, cell, n_carry, be
             if rec_kind != REC_NONE:
                 deliver_bwd(g_cur[b, t], s[b], t, z[b, t], klo, mtab, dmtab,
                             dmask[b, t] if mask_at != MASK_NONE else dmask[0, 0], mask_at, rec_kind, w_rec_t,
-                            kernel, gr, gz, gz64, gs_rec, g_delay[b], g_kernel[b])
+                            kernel, gr, gz, gs_rec, g_delay[b], g_kernel[b])
 
 
 # Each time-loop kernel in two builds: batch-parallel, and serial for small batches (the

@@ -46,8 +46,10 @@ Backward pass (what each gradient is):
               dM[j,k]/dd_j = sign(k - 1 - d_j) / w^2 inside the triangle
     BatchNorm: the usual batch-statistics backward over the B x T rows.
 
-The feed-forward products ``W x`` for all steps of all samples are one BLAS matmul per layer
-(and two in the backward pass); the time loops run in :mod:`evsim.training._kernels`.
+The feed-forward products ``W x`` for all steps of all samples are one BLAS product per layer
+(and two in the backward pass), split in fixed row blocks over numba's threads
+(:mod:`evsim.training._threaded`); BatchNorm and the time loops run in
+:mod:`evsim.training._kernels`.
 """
 
 from __future__ import annotations
@@ -567,7 +569,7 @@ class Network(ParameterFacts):
             gc = g_cur.reshape(n_b * n_t, n)
             if rec == "dense":
                 g_rec = g_cur * cache.zmask if cache.mask_at == kernels.MASK_INPUT else g_cur   # dL/dR_t
-                grads[p + "recurrent"] = _threaded.matmul(g_rec.reshape(n_b * n_t, n).T, cache.z.reshape(n_b * n_t, n))
+                grads[p + "recurrent"] = _threaded.matmul_tn(g_rec.reshape(n_b * n_t, n), cache.z.reshape(n_b * n_t, n))
             elif rec == "conv":
                 grads[p + "recurrent"] = g_kernel.sum(axis=0)
             if rec != "none":
@@ -582,7 +584,7 @@ class Network(ParameterFacts):
             else:
                 ga = gc
                 grads[p + "bias"] = ga.sum(axis=0)
-            grads[p + "weight"] = _threaded.matmul(ga.T, cache.x)
+            grads[p + "weight"] = _threaded.matmul_tn(ga, cache.x)
             if l > 0 or input_grad:
                 g_h = _threaded.matmul(ga, self.params[p + "weight"])
         return grads, (g_h if input_grad else None)
