@@ -47,7 +47,7 @@ def test_dropout_mask_of_another_bit_generator_is_numpys_draw():
     ours, theirs = np.random.Generator(np.random.Philox(3)), np.random.Generator(np.random.Philox(3))
     np.testing.assert_array_equal(T.dropout_mask(ours, 0.3, (4, 10, 16), np.float32),
                                   _numpy_mask(theirs, 0.3, (4, 10, 16), np.float32))
-    assert ours.bit_generator.state == theirs.bit_generator.state
+    np.testing.assert_array_equal(ours.random(5), theirs.random(5))      # left in the same state
 
 
 @pytest.mark.parametrize("n_threads", [1, 2])
