@@ -2,6 +2,15 @@
 
     python benchmarks/bench_train.py            # full run (a few minutes)
     python benchmarks/bench_train.py --quick    # short run (~1 min)
+    python benchmarks/bench_train.py --against /tmp/old   # this checkout vs another, alternating
+
+``--against DIR`` times the CRSNN step (sigma 0) of this checkout and of the checkout in
+DIR (e.g. ``git -C REPO archive REV | tar -x -C DIR``) in worker processes, one per
+checkout and thread count (``--threads 1,2``), asking them in turn, round after round
+(``--rounds``), so that both see the same load; it reports the medians (CPU time at one
+thread, which a loaded machine disturbs least; wall time, the only honest measure of a
+multi-thread speed-up, which needs a quiet machine) and the median of the per-round
+ratios, writes ``benchmarks/results/train_against.json`` and prints the table.
 
 What is timed: ``Network.loss_and_grad`` on a batch of random Poisson counts (SHD-like
 input, 140 channels), i.e. the training forward pass that records, the backward pass and
@@ -76,10 +85,106 @@ def peak_memory(cfg, n_b, n_t, sigma=1.0):
     return peak / 2**20
 
 
+#: the worker of ``--against``: builds the CRSNN step in its checkout, then times one step
+#: per line read from stdin and answers [cpu_s, wall_s]; only API both checkouts share
+_WORKER = r"""
+import json, os, sys, time
+sys.path.insert(0, os.getcwd())
+import numpy as np, numba
+numba.set_num_threads(int(os.environ["EVSIM_BENCH_THREADS"]))
+from benchmarks.common import blas_threads
+from evsim.training import Network, NetworkConfig
+cfg = NetworkConfig(n_inputs=140, hidden=(256,) * 4, kernel_size=5, n_classes=20)
+net = Network.init(cfg, 0)
+rng = np.random.default_rng(0)
+x = rng.poisson(0.3, (32, 100, 140)).astype(np.float32)
+y = rng.integers(0, cfg.n_classes, 32)
+drop = np.random.default_rng(1)
+with blas_threads(1):
+    net.loss_and_grad(x, y, drop, 0.0)
+    net.loss_and_grad(x, y, drop, 0.0)
+    print("ready", flush=True)
+    for _ in sys.stdin:
+        cpu, wall = time.process_time(), time.perf_counter()
+        net.loss_and_grad(x, y, drop, 0.0)
+        print(json.dumps([time.process_time() - cpu, time.perf_counter() - wall]), flush=True)
+"""
+
+
+def _start_worker(checkout: str, threads: int):
+    import subprocess
+
+    checkout = os.path.abspath(checkout)
+    env = dict(os.environ, PYTHONPATH=checkout, EVSIM_BENCH_THREADS=str(threads), OPENBLAS_NUM_THREADS="1",
+               NUMBA_CACHE_DIR=os.environ.get("NUMBA_CACHE_DIR", "/tmp/numba_cache") + "_" + checkout.strip("/").replace("/", "_"))
+    proc = subprocess.Popen([sys.executable, "-c", _WORKER], cwd=checkout, env=env, text=True,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    if proc.stdout.readline().strip() != "ready":
+        raise SystemExit(f"the worker in {checkout} did not start (see its error above)")
+    return proc
+
+
+def against(other: str, rounds: int, thread_counts: list[int]) -> dict:
+    """The CRSNN step here and in ``other``, alternating (module docstring)."""
+    import json
+    import statistics
+
+    here = os.path.dirname(HERE)
+    names = {"this": here, "other": os.path.abspath(other)}
+    workers = {(name, n): _start_worker(path, n) for name, path in names.items() for n in thread_counts}
+    times = {key: [] for key in workers}
+    keys = list(workers)
+    for r in range(rounds):
+        for key in keys if r % 2 == 0 else keys[::-1]:
+            workers[key].stdin.write("go\n")
+            workers[key].stdin.flush()
+            times[key].append(json.loads(workers[key].stdout.readline()))
+    for proc in workers.values():
+        proc.stdin.close()
+        proc.wait()
+
+    def med(key, k):
+        return statistics.median(t[k] for t in times[key])
+
+    def ratio(a, b, k):
+        return statistics.median(x[k] / y[k] for x, y in zip(times[a], times[b]))
+
+    results = {"environment": environment(), "other": names["other"], "rounds": rounds, "times": {f"{a}/{n}": times[(a, n)] for a, n in keys}}
+    rows = []
+    for n in thread_counts:
+        this, old = ("this", n), ("other", n)
+        rows.append([f"{n} thread{'s' if n > 1 else ''}", med(this, 0), med(old, 0), ratio(this, old, 0),
+                     med(this, 1), med(old, 1), ratio(this, old, 1)])
+        results[f"threads{n}"] = {"this_cpu_s": rows[-1][1], "other_cpu_s": rows[-1][2], "cpu_ratio": rows[-1][3],
+                                  "this_wall_s": rows[-1][4], "other_wall_s": rows[-1][5], "wall_ratio": rows[-1][6]}
+    table = markdown_table(["CRSNN step (B32, T100, sigma 0)", "this CPU s", "other CPU s", "this / other (CPU)",
+                            "this wall s", "other wall s", "this / other (wall)"], rows)
+    scaling = ""
+    if 1 in thread_counts:
+        extra = [[name, n, ratio((name, 1), (name, n), 1)] for name in names for n in thread_counts if n > 1]
+        if extra:
+            scaling = "\n\n" + markdown_table(["checkout", "threads", "speed-up over 1 thread (wall)"], extra)
+            results["speedup_wall"] = {f"{a}/{n}": s for a, n, s in extra}
+    env = results["environment"]
+    md = (f"this = {here}, other = {names['other']}; {rounds} rounds, alternating; numba {env.get('numba')}, "
+          f"load {env.get('load_average')}\n\n{table}{scaling}\n")
+    results["markdown"] = md
+    os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
+    with open(os.path.join(HERE, "results", "train_against.json"), "w") as fh:
+        json.dump(results, fh, indent=1)
+    print(md)
+    return results
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="fewer repeats and a smaller sweep")
+    ap.add_argument("--against", metavar="DIR", help="time the CRSNN step here and in the checkout DIR, alternating")
+    ap.add_argument("--rounds", type=int, default=10, help="rounds of --against (default 10)")
+    ap.add_argument("--threads", default="1,2", help="thread counts of --against (default 1,2)")
     args = ap.parse_args(argv)
+    if args.against:
+        return against(args.against, args.rounds, [int(n) for n in args.threads.split(",")])
     rep = 3 if args.quick else 7
     results = {"environment": environment(), "quick": args.quick}
     rows = []

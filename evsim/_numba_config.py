@@ -37,6 +37,14 @@ PARALLEL = {"cache": True, "nogil": True, "parallel": True}
 #: parallel kernels where reassociation is harmless (the training kernels)
 PARALLEL_FAST = {"cache": True, "nogil": True, "parallel": True, "fastmath": FASTMATH}
 
+#: the training kernels and the steps they call: reassociation allowed, and numpy's error
+#: model (a division by zero gives inf/nan instead of raising ZeroDivisionError).  Python's
+#: error model puts a zero check before every division, a branch out of the loop that
+#: keeps LLVM from vectorising it: the surrogate derivatives of the backward pass ran
+#: scalar, 8x slower per neuron (their divisors, 1 + y^2 and (1 + alpha |x|)^2, are >= 1)
+TRAIN = dict(FAST, error_model="numpy")
+PARALLEL_TRAIN = dict(PARALLEL_FAST, error_model="numpy")
+
 #: step functions that only other kernels call (a cell's steps, the surrogates, shared
 #: helpers): no cache of their own.  A cached caller holds their compiled code, and
 #: evsim's cache locator invalidates the callers when these change, so a cache of their
@@ -44,13 +52,26 @@ PARALLEL_FAST = {"cache": True, "nogil": True, "parallel": True, "fastmath": FAS
 #: each, paid by every ``evsim run``)
 EXACT_CALLEE = {"nogil": True}
 FAST_CALLEE = {"nogil": True, "fastmath": FASTMATH}
+#: callees of the training kernels (:data:`TRAIN`): the cells' training steps
+TRAIN_CALLEE = dict(FAST_CALLEE, error_model="numpy")
+#: callees of the training kernels that keep exact arithmetic (the surrogates)
+EXACT_TRAIN_CALLEE = dict(EXACT_CALLEE, error_model="numpy")
 
 
 @functools.lru_cache(maxsize=None)
 def import_numba():
     """The ``numba`` module, with evsim's cache locator and cache-loading shortcut
     installed (:func:`evsim._numba_cache.install`).  Every module that defines
-    ``cache=True`` kernels calls this before defining them."""
+    ``cache=True`` kernels calls this before defining them.
+
+    Also sets ``OMP_WAIT_POLICY=passive`` unless it is set (read when numba first starts
+    its OpenMP threads): otherwise those threads spin after every parallel region, taking
+    the cores from the threads a training step runs its BLAS products and dropout masks on
+    (:mod:`evsim.training._threaded`); a 2-thread CRSNN step used 0.67 s of CPU time with
+    spinning threads and 0.32 s without (loaded machine)."""
+    import os
+
+    os.environ.setdefault("OMP_WAIT_POLICY", "passive")
     from . import _numba_cache
 
     _numba_cache.install()

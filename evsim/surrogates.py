@@ -35,41 +35,41 @@ from __future__ import annotations
 import math
 from typing import Callable, NamedTuple
 
-from evsim._numba_config import EXACT_CALLEE, njit
+from evsim._numba_config import EXACT_TRAIN_CALLEE, njit
 from evsim.errors import EvsimError
 
-__all__ = ["Surrogate", "SURROGATES", "get_surrogate", "spike_fn", "surrogate_grad"]
+__all__ = ["Surrogate", "SURROGATES", "get_surrogate", "spike_fn", "surrogate_grad", "surrogate_grad_row"]
 
 
 
-@njit(**EXACT_CALLEE)
+@njit(**EXACT_TRAIN_CALLEE)
 def arctan_grad(x, alpha):
     y = 0.5 * math.pi * alpha * x
     return 0.5 * alpha / (1.0 + y * y)
 
 
-@njit(**EXACT_CALLEE)
+@njit(**EXACT_TRAIN_CALLEE)
 def arctan_primitive(x, alpha):
     return 0.5 + math.atan(0.5 * math.pi * alpha * x) / math.pi
 
 
-@njit(**EXACT_CALLEE)
+@njit(**EXACT_TRAIN_CALLEE)
 def fast_sigmoid_grad(x, alpha):
     d = 1.0 + alpha * abs(x)
     return 1.0 / (d * d)
 
 
-@njit(**EXACT_CALLEE)
+@njit(**EXACT_TRAIN_CALLEE)
 def fast_sigmoid_primitive(x, alpha):
     return 0.5 + x / (1.0 + alpha * abs(x))
 
 
-@njit(**EXACT_CALLEE)
+@njit(**EXACT_TRAIN_CALLEE)
 def triangle_grad(x, alpha):
     return alpha * max(0.0, 1.0 - alpha * abs(x))
 
 
-@njit(**EXACT_CALLEE)
+@njit(**EXACT_TRAIN_CALLEE)
 def triangle_primitive(x, alpha):
     y = alpha * x
     if y <= -1.0:
@@ -81,12 +81,12 @@ def triangle_primitive(x, alpha):
     return 1.0
 
 
-@njit(**EXACT_CALLEE)
+@njit(**EXACT_TRAIN_CALLEE)
 def inverse_quadratic_grad(x, alpha):
     return 1.0 / (1.0 + alpha * x * x)
 
 
-@njit(**EXACT_CALLEE)
+@njit(**EXACT_TRAIN_CALLEE)
 def inverse_quadratic_primitive(x, alpha):
     root = math.sqrt(alpha)
     return (math.atan(root * x) + 0.5 * math.pi) / root
@@ -120,7 +120,7 @@ def get_surrogate(name: str) -> Surrogate:
         raise EvsimError(f"unknown surrogate {name!r}; valid surrogates: {', '.join(sorted(SURROGATES))}") from None
 
 
-@njit(**EXACT_CALLEE)
+@njit(**EXACT_TRAIN_CALLEE)
 def surrogate_grad(x, code, alpha):
     """dH/dx surrogate number ``code`` (see :data:`SURROGATES`)."""
     if code == 0:
@@ -134,12 +134,18 @@ def surrogate_grad(x, code, alpha):
     raise ValueError("unknown surrogate code (see evsim.surrogates.SURROGATES)")
 
 
-@njit(**EXACT_CALLEE)
+@njit(**EXACT_TRAIN_CALLEE)
+def step_fn(x):
+    """H(x): 1 when x >= 0, else 0 (the forward nonlinearity of training)."""
+    return 1.0 if x >= 0.0 else 0.0
+
+
+@njit(**EXACT_TRAIN_CALLEE)
 def spike_fn(x, code, alpha, smooth):
     """The forward nonlinearity: H(x) (1 when x >= 0), or the surrogate's primitive when
     ``smooth`` (gradient checks only)."""
     if not smooth:
-        return 1.0 if x >= 0.0 else 0.0
+        return step_fn(x)
     if code == 0:
         return arctan_primitive(x, alpha)
     if code == 1:
@@ -149,3 +155,25 @@ def spike_fn(x, code, alpha, smooth):
     if code == 2:
         return triangle_primitive(x, alpha)
     raise ValueError("unknown surrogate code (see evsim.surrogates.SURROGATES)")
+
+
+@njit(**EXACT_TRAIN_CALLEE)
+def surrogate_grad_row(x, code, alpha):
+    """:func:`surrogate_grad` of every entry of the row ``x`` (n,), in place.  One dispatch
+    on ``code`` for the row, then a loop without branches that LLVM vectorises (the
+    per-entry dispatch of :func:`surrogate_grad` has a ``raise`` inside the loop)."""
+    n = x.shape[0]
+    if code == 0:
+        for i in range(n):
+            x[i] = arctan_grad(x[i], alpha)
+    elif code == 1:
+        for i in range(n):
+            x[i] = fast_sigmoid_grad(x[i], alpha)
+    elif code == 3:
+        for i in range(n):
+            x[i] = inverse_quadratic_grad(x[i], alpha)
+    elif code == 2:
+        for i in range(n):
+            x[i] = triangle_grad(x[i], alpha)
+    else:
+        raise ValueError("unknown surrogate code (see evsim.surrogates.SURROGATES)")

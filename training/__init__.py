@@ -70,11 +70,15 @@ batch, the loss gains ``rate_reg * sum_l r_l`` (``rate_target`` = 0) or
 ``stats["rate_penalty"]`` reports it.  All AdamW "weights" parameters (BatchNorm and biases
 included) get weight decay; delays get none.  OneCycle does not cycle Adam's beta1.
 
-Speed: the time-loop kernels come in a batch-parallel build (``prange`` over samples) and
-a serial one, used when a layer has fewer than ``_kernels.PARALLEL_MIN_WORK`` neuron-steps
-(B * T * n); on a shared, loaded machine parallel regions and OpenBLAS threads wait for
-descheduled threads, so there ``OPENBLAS_NUM_THREADS=1`` can be faster
-(``benchmarks/bench_train.py`` measures it).
+Speed: the time-loop kernels and the BatchNorm kernels come in a batch-parallel build
+(``prange`` over samples or row chunks) and a serial one, used when a layer has fewer than
+``_kernels.PARALLEL_MIN_WORK`` neuron-steps (B * T * n).  The rest of a step runs on numba's
+threads too (:mod:`evsim.training._threaded`): the feed-forward products as fixed row
+blocks of single-threaded BLAS calls, the dropout masks drawn in blocks of a PCG64 stream
+(bit for bit NumPy's draw).  Results do not depend on the thread count.  On a shared,
+loaded machine parallel regions and OpenBLAS threads wait for descheduled threads, so
+there ``OPENBLAS_NUM_THREADS=1`` can be faster; the row blocks are used only while
+NumPy's OpenBLAS runs one thread (``benchmarks/bench_train.py`` measures it).
 """
 
 from .config import ConfigError, NetworkConfig

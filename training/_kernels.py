@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from evsim._numba_config import FAST, PARALLEL_FAST, import_numba
+from evsim._numba_config import PARALLEL_TRAIN, TRAIN, import_numba
 from evsim.model import RECURRENCE_CODE
 
 from .cells import cell_bwd, cell_fwd
@@ -48,40 +48,23 @@ REC_NONE, REC_DENSE, REC_CONV = RECURRENCE_CODE["none"], RECURRENCE_CODE["dense"
 MASK_NONE, MASK_SPIKES, MASK_INPUT = 0, 1, 2
 
 
-@numba.njit(**FAST)
+@numba.njit(**TRAIN)
 def deliver_fwd(s_b, t, klo, mtab, mask_bt, mask_at, rec_kind, w_rec_t, kernel, z_bt, r):
     """Delivery at step t of one sample: z_t into ``z_bt`` (n,) from the spikes so far
     ``s_b`` (T, n), and R_t into ``r`` (n,), masked where ``mask_at`` says."""
     n = r.shape[0]
-    nq = mtab.shape[1]
     # delayed, spread presynaptic spikes arriving now
-    for j in range(n):
-        acc = 0.0
-        for q in range(nq):
-            k = klo[j] + q
-            if k > t:
-                break
-            acc += mtab[j, q] * s_b[t - k, j]
-        if mask_at == MASK_SPIKES:
-            acc *= mask_bt[j]
-        z_bt[j] = acc
+    spread(s_b, t, klo, mtab, mask_bt, mask_at == MASK_SPIKES, z_bt)
     # recurrent input
-    r[:] = 0.0
     if rec_kind == REC_DENSE:
+        r[:] = 0.0
         for j in range(n):
             zj = z_bt[j]
             if zj != 0.0:
                 for i in range(n):
                     r[i] += w_rec_t[j, i] * zj
     elif rec_kind == REC_CONV:
-        half = kernel.shape[0] // 2
-        for i in range(n):
-            acc = 0.0
-            for m in range(kernel.shape[0]):
-                src = i + m - half
-                if 0 <= src < n:
-                    acc += kernel[m] * z_bt[src]
-            r[i] = acc
+        conv_same(kernel, z_bt, r, False)
     else:
         raise ValueError("unknown recurrence code (expected 1 dense or 2 conv)")
     if mask_at == MASK_INPUT:
@@ -89,17 +72,48 @@ def deliver_fwd(s_b, t, klo, mtab, mask_bt, mask_at, rec_kind, w_rec_t, kernel, 
             r[i] *= mask_bt[i]
 
 
-@numba.njit(**FAST)
+@numba.njit(**TRAIN)
+def spread(s_b, t, klo, mtab, mask_bt, masked, z_bt):
+    """z_t[j] = (zm_t[j]) sum_q mtab[j, q] s_{t-klo[j]-q}[j] over the window steps k <= t
+    (summed in float64, in q order)."""
+    nq = mtab.shape[1]
+    for j in range(z_bt.shape[0]):
+        k0 = klo[j]
+        acc = 0.0
+        for q in range(min(nq, t - k0 + 1)):
+            acc += mtab[j, q] * s_b[t - k0 - q, j]
+        z_bt[j] = acc * mask_bt[j] if masked else acc
+
+
+@numba.njit(**TRAIN)
+def conv_same(kernel, x, out, flip):
+    """out[i] = sum_m K[m] x[i + m - h] (``flip``: sum_m K[m] x[i - m + h]), zeros past the
+    edges, h = k // 2: summed in ``out``'s dtype in m order, one shifted vector pass per tap
+    (these loops vectorise; one float64 sum per i with a bounds test per tap, as before,
+    ran 8 scalar steps per output)."""
+    n = x.shape[0]
+    half = kernel.shape[0] // 2
+    out[:] = 0.0
+    for m in range(kernel.shape[0]):
+        off = half - m if flip else m - half
+        km = kernel[m]
+        for i in range(max(0, -off), min(n, n - off)):
+            out[i] += km * x[i + off]
+
+
+@numba.njit(**TRAIN)
 def deliver_bwd(g_cur_bt, s_b, t, z_bt, klo, mtab, dmtab, mask_bt, mask_at, rec_kind, w_rec_t, kernel,
                 gr, gz, gs_rec, g_delay_b, g_kernel_b):
     """Backward of :func:`deliver_fwd` at step t: from dL/dI_t (``g_cur_bt``, (n,)) add
     dL/ds of earlier steps to ``gs_rec`` (T, n), dL/dd to ``g_delay_b`` (n,) and dL/dK to
     ``g_kernel_b`` (k,); ``gr``, ``gz`` (n,) workspace (dL/dR_t, dL/dz_t)."""
     n = gr.shape[0]
-    nq = mtab.shape[1]
     half = kernel.shape[0] // 2
-    for i in range(n):
-        gr[i] = g_cur_bt[i] * mask_bt[i] if mask_at == MASK_INPUT else g_cur_bt[i]
+    if mask_at == MASK_INPUT:
+        for i in range(n):
+            gr[i] = g_cur_bt[i] * mask_bt[i]
+    else:
+        gr[:] = g_cur_bt
     # recurrent input: dL/dz_t
     if rec_kind == REC_DENSE:
         for j in range(n):
@@ -110,13 +124,7 @@ def deliver_bwd(g_cur_bt, s_b, t, z_bt, klo, mtab, dmtab, mask_bt, mask_at, rec_
     elif rec_kind != REC_CONV:
         raise ValueError("unknown recurrence code (expected 1 dense or 2 conv)")
     else:
-        for j in range(n):
-            acc = 0.0
-            for m in range(kernel.shape[0]):
-                i = j - m + half
-                if 0 <= i < n:
-                    acc += kernel[m] * gr[i]
-            gz[j] = acc
+        conv_same(kernel, gr, gz, True)
         # conv kernel: dL/dK[m] += sum_i dL/dR_t[i] z_t[i + m - h]
         for m in range(kernel.shape[0]):
             off = m - half
@@ -124,31 +132,36 @@ def deliver_bwd(g_cur_bt, s_b, t, z_bt, klo, mtab, dmtab, mask_bt, mask_at, rec_
             for i in range(max(0, -off), min(n, n - off)):
                 acc += gr[i] * z_bt[i + off]
             g_kernel_b[m] += acc
+    if mask_at == MASK_SPIKES:
+        for j in range(n):
+            gz[j] *= mask_bt[j]
     # delayed spikes: to earlier spikes through M, to the delays through dM/dd
+    nq = mtab.shape[1]
     for j in range(n):
-        gzj = gz[j] * mask_bt[j] if mask_at == MASK_SPIKES else gz[j]
+        gzj = gz[j]
         if gzj == 0.0:
             continue
+        k0 = klo[j]
         gd = 0.0
-        for q in range(nq):
-            k = klo[j] + q
-            if k > t:
-                break
-            gs_rec[t - k, j] += mtab[j, q] * gzj
-            gd += s_b[t - k, j] * dmtab[j, q]
+        for q in range(min(nq, t - k0 + 1)):
+            gs_rec[t - k0 - q, j] += mtab[j, q] * gzj
+            gd += s_b[t - k0 - q, j] * dmtab[j, q]
         g_delay_b[j] += gzj * gd
 
 
 def layer_fwd(c, cell, beta, gain, theta, extra, reset_sub, rec_kind, w_rec_t, kernel, klo, mtab, dmask,
-              mask_at, sur, alpha, smooth, cur, v, s, a, z):
+              mask_at, sur, alpha, smooth, fmask, has_fmask, cur, v, s, a, z, out, counts):
     """Run one hidden layer over time: fill I_t into ``cur``, v, s (B, T, n), the cell's
-    extra state a (B, T, S, n) and, if recurrent, z (B, T, n)."""
+    extra state a (B, T, S, n) and, if recurrent, z (B, T, n); with ``has_fmask`` the
+    layer's output s * fm (``fmask`` (B, T, n), or (B, 1, n) for one mask per sequence)
+    into ``out``; each sample's spike count into ``counts`` (B,) float64."""
     n_b, n_t, n = c.shape
     for b in prange(n_b):
         r = np.zeros_like(beta)
         v_prev = np.zeros_like(beta)
         s_prev = np.zeros_like(beta)
         a_prev = np.zeros((a.shape[2], n), beta.dtype)
+        count = 0.0
         for t in range(n_t):
             if rec_kind != REC_NONE:
                 deliver_fwd(s[b], t, klo, mtab, dmask[b, t] if mask_at != MASK_NONE else dmask[0, 0],
@@ -161,14 +174,24 @@ def layer_fwd(c, cell, beta, gain, theta, extra, reset_sub, rec_kind, w_rec_t, k
             v_prev[:] = v[b, t]
             s_prev[:] = s[b, t]
             a_prev[:] = a[b, t]
+            # the layer's output through the feed-forward dropout mask; spikes counted
+            if has_fmask:
+                fm = fmask[b, t if fmask.shape[1] == n_t else 0]
+                for i in range(n):
+                    out[b, t, i] = s_prev[i] * fm[i]
+            for i in range(n):
+                count += s_prev[i]
+        counts[b] = count
 
 
-def layer_bwd(gs_ext, v, s, a, z, cur, cell, n_carry, beta, gain, theta, extra, reset_sub, detach, rec_kind,
-              w_rec_t, kernel, klo, mtab, dmtab, dmask, mask_at, sur, alpha, learn, g_cur, g_delay, g_kernel,
-              g_cell):
+def layer_bwd(g_out, fmask, has_fmask, g_pen, v, s, a, z, cur, cell, n_carry, beta, gain, theta, extra,
+              reset_sub, detach, rec_kind, w_rec_t, kernel, klo, mtab, dmtab, dmask, mask_at, sur, alpha, learn,
+              g_cur, g_delay, g_kernel, g_cell):
     """Backward through time of :func:`layer_fwd`.
 
-    gs_ext: dL/ds_t from outside the layer (next layer, readout), (B, T, n)
+    g_out: dL/d(the layer's output) from the next layer or the readout, (B, T, n); the
+        spikes get dL/ds_t = g_out fm (``has_fmask``) + g_pen (the rate penalty's constant
+        slope, in the arrays' dtype)
     g_cur:  out, dL/dI_t (= dL/dc_t), (B, T, n)
     g_delay: out, per-sample dL/dd_j, (B, n) (summed over the batch by the caller)
     g_kernel: out, per-sample dL/dK (conv), (B, k); dense dL/dW_rec is one BLAS product
@@ -186,8 +209,13 @@ def layer_bwd(gs_ext, v, s, a, z, cur, cell, n_carry, beta, gain, theta, extra, 
         g_kernel[b, :] = 0.0
         g_cell[b, :, :] = 0.0
         for t in range(n_t - 1, -1, -1):
-            for i in range(n):
-                gs[i] = gs_ext[b, t, i] + gs_rec[t, i]
+            if has_fmask:
+                fm = fmask[b, t if fmask.shape[1] == n_t else 0]
+                for i in range(n):
+                    gs[i] = (g_out[b, t, i] * fm[i] + g_pen) + gs_rec[t, i]
+            else:
+                for i in range(n):
+                    gs[i] = (g_out[b, t, i] + g_pen) + gs_rec[t, i]
             cell_bwd(cell, t, v[b], s[b], a[b], cur[b], beta, gain, theta, extra, reset_sub, detach, sur, alpha,
                      gs, carry, learn, g_cur[b, t], g_cell[b])
             if rec_kind != REC_NONE:
@@ -199,16 +227,99 @@ def layer_bwd(gs_ext, v, s, a, z, cur, cell, n_carry, beta, gain, theta, extra, 
 # Each time-loop kernel in two builds: batch-parallel, and serial for small batches (the
 # gradient checks, single samples), where starting threads costs more than it saves and
 # a shared, loaded machine makes every parallel region wait for a descheduled thread.
-layer_fwd_parallel = numba.njit(**PARALLEL_FAST)(layer_fwd)
-layer_bwd_parallel = numba.njit(**PARALLEL_FAST)(layer_bwd)
-layer_fwd_serial = numba.njit(**FAST)(layer_fwd)
-layer_bwd_serial = numba.njit(**FAST)(layer_bwd)
+layer_fwd_parallel = numba.njit(**PARALLEL_TRAIN)(layer_fwd)
+layer_bwd_parallel = numba.njit(**PARALLEL_TRAIN)(layer_bwd)
+layer_fwd_serial = numba.njit(**TRAIN)(layer_fwd)
+layer_bwd_serial = numba.njit(**TRAIN)(layer_bwd)
 
 #: below this many neuron-steps (B * T * n) per layer the serial build is used
 PARALLEL_MIN_WORK = 100_000
 
 
-@numba.njit(**FAST)
+#: rows per partial sum of the BatchNorm kernels: fixed, so that the sums (and every
+#: result) do not depend on the thread count
+BN_CHUNK = 64
+
+
+def batchnorm_fwd(a, bias, gamma, beta_bn, eps, xhat, c):
+    """Training BatchNorm of the rows ``a + bias`` (rows, n): writes xhat = (a + b - mu) /
+    sqrt(var + eps) and c = gamma xhat + beta_bn, and returns (mu, var) (float64, var
+    biased) and inv_std (a's dtype).  Three passes over row chunks of :data:`BN_CHUNK`
+    rows (sums in float64, per chunk then in chunk order), the bias added on the fly."""
+    rows, n = a.shape
+    n_chunks = (rows + BN_CHUNK - 1) // BN_CHUNK
+    part = np.zeros((n_chunks, n))
+    # column sums -> mean
+    for k in prange(n_chunks):
+        for r in range(k * BN_CHUNK, min(rows, (k + 1) * BN_CHUNK)):
+            for i in range(n):
+                part[k, i] += a[r, i] + bias[i]
+    mu = _chunk_sum(part) / rows
+    mu_d = mu.astype(a.dtype)
+    # squared deviations -> biased variance
+    part[:] = 0.0
+    for k in prange(n_chunks):
+        for r in range(k * BN_CHUNK, min(rows, (k + 1) * BN_CHUNK)):
+            for i in range(n):
+                dev = (a[r, i] + bias[i]) - mu[i]
+                part[k, i] += dev * dev
+    var = _chunk_sum(part) / rows
+    inv_std = (1.0 / np.sqrt(var + eps)).astype(a.dtype)
+    # normalise, scale, shift
+    for k in prange(n_chunks):
+        for r in range(k * BN_CHUNK, min(rows, (k + 1) * BN_CHUNK)):
+            for i in range(n):
+                xh = ((a[r, i] + bias[i]) - mu_d[i]) * inv_std[i]
+                xhat[r, i] = xh
+                c[r, i] = xh * gamma[i] + beta_bn[i]
+    return mu, var, inv_std
+
+
+def batchnorm_bwd(gc, xhat, gamma, inv_std, ga):
+    """Backward of :func:`batchnorm_fwd` from dL/dc (``gc``, rows, n): writes dL/da into
+    ``ga`` = inv_std gamma (gc - mean(gc) - xhat mean(gc xhat)) and returns the float64
+    sums (dL/dbeta_bn = sum gc, dL/dgamma = sum gc xhat, dL/db = sum ga) over the rows."""
+    rows, n = gc.shape
+    n_chunks = (rows + BN_CHUNK - 1) // BN_CHUNK
+    part_g = np.zeros((n_chunks, n))
+    part_gx = np.zeros((n_chunks, n))
+    for k in prange(n_chunks):
+        for r in range(k * BN_CHUNK, min(rows, (k + 1) * BN_CHUNK)):
+            for i in range(n):
+                part_g[k, i] += gc[r, i]
+                part_gx[k, i] += gc[r, i] * xhat[r, i]
+    sum_g = _chunk_sum(part_g)
+    sum_gx = _chunk_sum(part_gx)
+    mean_g = (sum_g / rows).astype(gc.dtype)
+    mean_gx = (sum_gx / rows).astype(gc.dtype)
+    scale = inv_std * gamma
+    part_g[:] = 0.0
+    for k in prange(n_chunks):
+        for r in range(k * BN_CHUNK, min(rows, (k + 1) * BN_CHUNK)):
+            for i in range(n):
+                g = scale[i] * (gc[r, i] - mean_g[i] - xhat[r, i] * mean_gx[i])
+                ga[r, i] = g
+                part_g[k, i] += g
+    return sum_g, sum_gx, _chunk_sum(part_g)
+
+
+@numba.njit(**TRAIN)
+def _chunk_sum(part):
+    """Column sums of ``part`` (chunks, n), chunk by chunk in order."""
+    total = np.zeros(part.shape[1])
+    for k in range(part.shape[0]):
+        for i in range(part.shape[1]):
+            total[i] += part[k, i]
+    return total
+
+
+batchnorm_fwd_parallel = numba.njit(**PARALLEL_TRAIN)(batchnorm_fwd)
+batchnorm_bwd_parallel = numba.njit(**PARALLEL_TRAIN)(batchnorm_bwd)
+batchnorm_fwd_serial = numba.njit(**TRAIN)(batchnorm_fwd)
+batchnorm_bwd_serial = numba.njit(**TRAIN)(batchnorm_bwd)
+
+
+@numba.njit(**TRAIN)
 def leaky_fwd(a, beta, gain):
     """Readout membrane u_t = beta u_{t-1} + g a_t for a (B, T, C)."""
     n_b, n_t, n_c = a.shape
@@ -222,7 +333,7 @@ def leaky_fwd(a, beta, gain):
     return u
 
 
-@numba.njit(**FAST)
+@numba.njit(**TRAIN)
 def leaky_bwd(gu, beta, gain):
     """dL/da_t from dL/du_t for :func:`leaky_fwd`."""
     n_b, n_t, n_c = gu.shape

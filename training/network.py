@@ -46,8 +46,10 @@ Backward pass (what each gradient is):
               dM[j,k]/dd_j = sign(k - 1 - d_j) / w^2 inside the triangle
     BatchNorm: the usual batch-statistics backward over the B x T rows.
 
-The feed-forward products ``W x`` for all steps of all samples are one BLAS matmul per layer
-(and two in the backward pass); the time loops run in :mod:`evsim.training._kernels`.
+The feed-forward products ``W x`` for all steps of all samples are one BLAS product per layer
+(and two in the backward pass), split in fixed row blocks over numba's threads
+(:mod:`evsim.training._threaded`); BatchNorm and the time loops run in
+:mod:`evsim.training._kernels`.
 """
 
 from __future__ import annotations
@@ -62,6 +64,7 @@ from evsim.model import RECURRENCE_CODE, HiddenLayer, Model, ModelMetadata, Read
 from evsim.engine import SimResult, softmax
 
 from . import _kernels as kernels
+from . import _threaded
 from .config import ConfigError, NetworkConfig
 from .surrogates import get_surrogate
 
@@ -173,6 +176,11 @@ class _LayerCache(NamedTuple):
     a: np.ndarray          # the cell's extra state, (B, T, S, n)
     fmask: np.ndarray      # feed-forward dropout mask on the output, broadcastable, or None
     tables: tuple          # (klo, mtab, dmtab) of the delay spread
+    n_spikes: float = 0.0  # spikes of the layer over the batch
+
+
+#: the kernels' stand-in for "no feed-forward dropout mask", per dtype
+_NO_MASK = {np.dtype(t): np.ones((1, 1, 1), t) for t in (np.float32, np.float64)}
 
 
 class ParameterFacts:
@@ -394,9 +402,7 @@ class Network(ParameterFacts):
     def _mask(self, rng, p, shape_bt, n):
         b, t = shape_bt
         shape = (b, t, n) if self.config.dropout_mode == "step" else (b, 1, n)
-        mask = (rng.random(shape, dtype=np.float32) >= p).astype(self.config.np_dtype)
-        mask *= 1.0 / (1.0 - p)
-        return mask
+        return _threaded.dropout_mask(rng, p, shape, self.config.np_dtype)
 
     def _forward(self, x, *, train: bool, rng, sigma: float, update_stats: bool):
         cfg = self.config
@@ -426,23 +432,25 @@ class Network(ParameterFacts):
             p = f"layer{l}."
             xhat = inv_std = None
             if train:
-                a = h @ self.params[p + "weight"].T
-                a += self.params[p + "bias"]
-                if cfg.batchnorm:
-                    mu = a.mean(axis=0)
-                    var = a.var(axis=0)
-                    inv_std = (1.0 / np.sqrt(var + cfg.bn_eps)).astype(dtype)
-                    xhat = (a - mu) * inv_std
-                    a = xhat * self.params[p + "bn_weight"] + self.params[p + "bn_bias"]
+                a = _threaded.matmul(h, self.params[p + "weight"].T)
+                if cfg.batchnorm:   # one kernel: bias, statistics, normalise, scale and shift
+                    xhat, c = np.empty_like(a), np.empty_like(a)
+                    bn = kernels.batchnorm_fwd_parallel if a.size >= kernels.PARALLEL_MIN_WORK else kernels.batchnorm_fwd_serial
+                    mu, var, inv_std = bn(a, self.params[p + "bias"], self.params[p + "bn_weight"],
+                                          self.params[p + "bn_bias"], cfg.bn_eps, xhat, c)
+                    a = c
                     if update_stats:
                         m = cfg.bn_momentum
                         rows = a.shape[0]
+                        mu, var = mu.astype(dtype), var.astype(dtype)
                         unbiased = var * (rows / max(rows - 1, 1))
                         self.buffers[p + "bn_mean"][...] = (1 - m) * self.buffers[p + "bn_mean"] + m * mu
                         self.buffers[p + "bn_var"][...] = (1 - m) * self.buffers[p + "bn_var"] + m * unbiased
+                else:
+                    a += self.params[p + "bias"]
             else:
                 w, b = self._folded(l)
-                a = h @ w.T
+                a = _threaded.matmul(h, w.T)
                 a += b
             c = np.ascontiguousarray(a.reshape(n_b, n_t, n), dtype=dtype)
             rec = cfg.recurrence[l]
@@ -465,14 +473,17 @@ class Network(ParameterFacts):
             v = np.empty((n_b, n_t, n), dtype)
             s = np.empty((n_b, n_t, n), dtype)
             a = np.empty((n_b, n_t, len(cell.state), n), dtype)
+            fmask = self._mask(rng, cfg.dropout, (n_b, n_t), n) if train and cfg.dropout > 0 else None
+            out = s if fmask is None else np.empty((n_b, n_t, n), dtype)
+            counts = np.empty(n_b)
             fwd = kernels.layer_fwd_parallel if c.size >= kernels.PARALLEL_MIN_WORK else kernels.layer_fwd_serial
             beta, gain, theta = self._neuron(l)
             fwd(c, cell.code, beta, gain, theta,
                 self._cell_extra(l), cfg.reset == "subtract", RECURRENCE_CODE[rec], w_rec_t, kern, tables[0],
-                tables[1], zmask, mask_at, sur.code, cfg.surrogate_alpha, cfg.smooth_forward, cur, v, s, a, z)
-            fmask = self._mask(rng, cfg.dropout, (n_b, n_t), n) if train and cfg.dropout > 0 else None
-            out = s if fmask is None else s * fmask
-            caches.append(_LayerCache(h, xhat, inv_std, v, s, z, zmask, mask_at, cur, a, fmask, tables))
+                tables[1], zmask, mask_at, sur.code, cfg.surrogate_alpha, cfg.smooth_forward,
+                _NO_MASK[dtype] if fmask is None else fmask, fmask is not None, cur, v, s, a, z, out, counts)
+            caches.append(_LayerCache(h, xhat, inv_std, v, s, z, zmask, mask_at, cur, a, fmask, tables,
+                                      float(counts.sum())))
             h = out.reshape(n_b * n_t, n)
         return caches, h
 
@@ -506,7 +517,7 @@ class Network(ParameterFacts):
         dtype = cfg.np_dtype
         caches, h, u, q, scores = self._forward(x, train=True, rng=rng, sigma=sigma, update_stats=update_stats)
         loss, g_scores = cross_entropy(scores, y, cfg.label_smoothing)
-        counts = [float(c.s.sum(dtype=np.float64)) for c in caches]   # spikes per layer (penalty, stats)
+        counts = [c.n_spikes for c in caches]   # spikes per layer (penalty, stats)
         penalty, g_pen = rate_penalty(cfg, counts, n_b * n_t, rate_scale)
         loss += penalty
         # readout: scores -> u -> a_o -> W_o, b_o and the last layer's output
@@ -534,10 +545,7 @@ class Network(ParameterFacts):
             cache = caches[l]
             n = cfg.hidden[l]
             rec = cfg.recurrence[l]
-            g_out = g_h.reshape(n_b, n_t, n)
-            gs_ext = np.ascontiguousarray(g_out if cache.fmask is None else g_out * cache.fmask, dtype=dtype)
-            if g_pen[l] != 0.0:
-                gs_ext = gs_ext + dtype.type(g_pen[l])       # new array: g_out may be a view of g_h
+            g_out = np.ascontiguousarray(g_h.reshape(n_b, n_t, n), dtype=dtype)
             g_cur = np.empty((n_b, n_t, n), dtype)
             g_delay = np.zeros((n_b, n), dtype)
             g_kernel = np.zeros((n_b, cfg.kernel_size if rec == "conv" else 0), dtype)
@@ -546,8 +554,9 @@ class Network(ParameterFacts):
             learn_cell = bool(cfg.learned_bounds())
             w_rec_t, kern = self._recurrent_operands(l)
             klo, mtab, dmtab = cache.tables
-            bwd = kernels.layer_bwd_parallel if gs_ext.size >= kernels.PARALLEL_MIN_WORK else kernels.layer_bwd_serial
-            bwd(gs_ext, cache.v, cache.s, cache.a, cache.z, cache.cur, cell.code, cell.carry,
+            bwd = kernels.layer_bwd_parallel if g_out.size >= kernels.PARALLEL_MIN_WORK else kernels.layer_bwd_serial
+            bwd(g_out, _NO_MASK[dtype] if cache.fmask is None else cache.fmask, cache.fmask is not None,
+                dtype.type(g_pen[l]), cache.v, cache.s, cache.a, cache.z, cache.cur, cell.code, cell.carry,
                 *self._neuron(l), self._cell_extra(l),
                 cfg.reset == "subtract", cfg.detach_reset, RECURRENCE_CODE[rec], w_rec_t, kern, klo, mtab, dmtab,
                 cache.zmask, cache.mask_at, sur.code, cfg.surrogate_alpha, learn_cell, g_cur, g_delay, g_kernel, g_cell)
@@ -560,23 +569,24 @@ class Network(ParameterFacts):
             gc = g_cur.reshape(n_b * n_t, n)
             if rec == "dense":
                 g_rec = g_cur * cache.zmask if cache.mask_at == kernels.MASK_INPUT else g_cur   # dL/dR_t
-                grads[p + "recurrent"] = g_rec.reshape(n_b * n_t, n).T @ cache.z.reshape(n_b * n_t, n)
+                grads[p + "recurrent"] = _threaded.matmul_tn(g_rec.reshape(n_b * n_t, n), cache.z.reshape(n_b * n_t, n))
             elif rec == "conv":
                 grads[p + "recurrent"] = g_kernel.sum(axis=0)
             if rec != "none":
                 grads[p + "delays"] = g_delay.sum(axis=0)
             if cfg.batchnorm:
-                xhat, inv_std = cache.xhat, cache.inv_std
-                grads[p + "bn_weight"] = (gc * xhat).sum(axis=0)
-                grads[p + "bn_bias"] = gc.sum(axis=0)
-                gx = gc * self.params[p + "bn_weight"]
-                ga = inv_std * (gx - gx.mean(axis=0) - xhat * (gx * xhat).mean(axis=0))
+                ga = np.empty_like(gc)
+                bn = kernels.batchnorm_bwd_parallel if gc.size >= kernels.PARALLEL_MIN_WORK else kernels.batchnorm_bwd_serial
+                sum_g, sum_gx, sum_ga = bn(gc, cache.xhat, self.params[p + "bn_weight"], cache.inv_std, ga)
+                grads[p + "bn_weight"] = sum_gx.astype(dtype)
+                grads[p + "bn_bias"] = sum_g.astype(dtype)
+                grads[p + "bias"] = sum_ga.astype(dtype)
             else:
                 ga = gc
-            grads[p + "weight"] = ga.T @ cache.x
-            grads[p + "bias"] = ga.sum(axis=0)
+                grads[p + "bias"] = ga.sum(axis=0)
+            grads[p + "weight"] = _threaded.matmul_tn(ga, cache.x)
             if l > 0 or input_grad:
-                g_h = ga @ self.params[p + "weight"]
+                g_h = _threaded.matmul(ga, self.params[p + "weight"])
         return grads, (g_h if input_grad else None)
 
     # -- evaluation --------------------------------------------------------------------

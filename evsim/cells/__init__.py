@@ -37,7 +37,7 @@ What a cell module ``evsim/cells/<name>.py`` holds (the contract; ``lif.py`` is 
   :func:`evsim.cells._common.spikes_and_reset`, or, when its update loop has written the
   flags ``spk[i] = v[i] >= theta[i]``, with :func:`~evsim.cells._common.spikes_from_flags`).  It must do the floating-point operations
   of ``reference_step`` in the same order (the event = dense tests compare rasters exactly);
-* ``fwd_step`` / ``bwd_step`` (``@njit(**FAST_CALLEE)``): one step of the training forward,
+* ``fwd_step`` / ``bwd_step`` (``@njit(**TRAIN_CALLEE)``): one step of the training forward,
   recording what the backward needs, and of its backward pass through time; signatures
   in :mod:`evsim.training.cells`;
 * ``KIND = CellKind(...)``, at the end: the name (as written in model files and

@@ -4,8 +4,7 @@ the training helpers for every cell whose membrane follows
 
 from __future__ import annotations
 
-from .._numba_config import EXACT_CALLEE, FAST_CALLEE, njit
-from ..surrogates import surrogate_grad
+from .._numba_config import EXACT_CALLEE, TRAIN_CALLEE, njit
 
 
 @njit(**EXACT_CALLEE)
@@ -47,16 +46,19 @@ def spikes_from_flags(v, theta, subtract, spk):
     return k
 
 
-@njit(**FAST_CALLEE)
+@njit(**TRAIN_CALLEE)
 def reset_value(v, s, theta, reset_sub):
     """reset(v, s): ``v - theta s`` (subtract) or ``v (1 - s)`` (zero)."""
     return v - theta * s if reset_sub else v * (1.0 - s)
 
 
-@njit(**FAST_CALLEE)
-def membrane_grad(g, gvn, v_t, s_t, beta, theta, reset_sub, detach, sur, alpha):
-    """dL/dv_t of one neuron from ``g`` (dL/ds_t from above and the cell's other paths)
-    and ``gvn`` (dL/dv_{t+1}): the reset's path (unless detached), the surrogate, the leak::
+@njit(**TRAIN_CALLEE)
+def membrane_grad(g, gvn, v_t, s_t, sg, beta, theta, reset_sub, detach):
+    """dL/dv_t of one neuron from ``g`` (dL/ds_t from above and the cell's other paths),
+    ``gvn`` (dL/dv_{t+1}) and ``sg`` = sg(v_t - theta), the surrogate derivative (a cell's
+    ``bwd_step`` computes a row of them first, :func:`evsim.surrogates.surrogate_grad_row`,
+    so that this loop has no branch and vectorises): the reset's path (unless detached),
+    the surrogate, the leak::
 
         dL/ds_t (total) = g - [not detach] gvn * beta * (v_t | theta)
         dL/dv_t = dL/ds_t * sg(v_t - theta) + gvn * (beta (1 - s_t) | beta)
@@ -64,4 +66,4 @@ def membrane_grad(g, gvn, v_t, s_t, beta, theta, reset_sub, detach, sur, alpha):
     if not detach:
         g -= gvn * beta * (theta if reset_sub else v_t)
     hold = beta if reset_sub else beta * (1.0 - s_t)
-    return g * surrogate_grad(v_t - theta, sur, alpha) + gvn * hold
+    return g * sg + gvn * hold

@@ -54,8 +54,8 @@ import math
 
 import numpy as np
 
-from .._numba_config import EXACT_CALLEE, FAST_CALLEE, njit
-from ..surrogates import spike_fn
+from .._numba_config import EXACT_CALLEE, TRAIN_CALLEE, njit
+from ..surrogates import spike_fn, step_fn, surrogate_grad_row
 from . import CellKind, Param, TrainingDefaults, reset_reference
 from ._common import membrane_grad, reset_value, spikes_from_flags
 
@@ -89,7 +89,7 @@ def event_update(v, aux, cur, bias, beta, theta, gain, extra, subtract, spk):
     return spikes_from_flags(v, theta, subtract, spk)
 
 
-@njit(**FAST_CALLEE)
+@njit(**TRAIN_CALLEE)
 def fwd_step(v_prev, s_prev, a_prev, cur, beta, gain, theta, extra, reset_sub, sur, alpha, smooth, v, s, a):
     w_prev, w = a_prev[0], a[0]
     beta_w, ca, cb = extra[0], extra[1], extra[2]
@@ -98,18 +98,23 @@ def fwd_step(v_prev, s_prev, a_prev, cur, beta, gain, theta, extra, reset_sub, s
         vv = beta[i] * reset_value(v_prev[i], s_prev[i], theta[i], reset_sub) + gain[i] * (cur[i] - ww)
         w[i] = ww
         v[i] = vv
-        s[i] = spike_fn(vv - theta[i], sur, alpha, smooth)
+        s[i] = spike_fn(vv - theta[i], sur, alpha, smooth) if smooth else step_fn(vv - theta[i])
 
 
-@njit(**FAST_CALLEE)
+@njit(**TRAIN_CALLEE)
 def bwd_step(t, v, s, a, cur, beta, gain, theta, extra, reset_sub, detach, sur, alpha, gs, carry, learn,
              g_cur, g_cell):
     gv_next, gw_next = carry[0], carry[1]
     beta_w, ca, cb = extra[0], extra[1], extra[2]
-    for i in range(v.shape[1]):
+    n = v.shape[1]
+    # surrogate derivatives sg(v_t - theta), in g_cur until it gets dL/dI_t
+    for i in range(n):
+        g_cur[i] = v[t, i] - theta[i]
+    surrogate_grad_row(g_cur, sur, alpha)
+    for i in range(n):
         gvn, gwn = gv_next[i], gw_next[i]
-        gv = membrane_grad(gs[i] + cb[i] * gwn, gvn, v[t, i], s[t, i], beta[i], theta[i], reset_sub, detach,
-                           sur, alpha) + ca[i] * gwn
+        gv = membrane_grad(gs[i] + cb[i] * gwn, gvn, v[t, i], s[t, i], g_cur[i], beta[i], theta[i], reset_sub,
+                           detach) + ca[i] * gwn
         gw = -gain[i] * gv + beta_w[i] * gwn
         gv_next[i] = gv
         gw_next[i] = gw

@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._numba_config import EXACT_CALLEE, FAST_CALLEE, njit
-from ..surrogates import spike_fn
+from .._numba_config import EXACT_CALLEE, TRAIN_CALLEE, njit
+from ..surrogates import spike_fn, step_fn, surrogate_grad_row
 from . import CellKind, TrainingDefaults, reset_reference
 from ._common import membrane_grad, reset_value, spikes_from_flags
 
@@ -48,29 +48,51 @@ def event_update(v, aux, cur, bias, beta, theta, gain, extra, subtract, spk):
     return spikes_from_flags(v, theta, subtract, spk)
 
 
-@njit(**FAST_CALLEE)
+@njit(**TRAIN_CALLEE)
 def fwd_step(v_prev, s_prev, a_prev, cur, beta, gain, theta, extra, reset_sub, sur, alpha, smooth, v, s, a):
-    for i in range(v.shape[0]):
-        if reset_sub:
-            vv = beta[i] * (v_prev[i] - theta[i] * s_prev[i]) + gain[i] * cur[i]
-        else:
-            vv = beta[i] * v_prev[i] * (1.0 - s_prev[i]) + gain[i] * cur[i]
-        v[i] = vv
-        s[i] = spike_fn(vv - theta[i], sur, alpha, smooth)
+    if smooth:   # the surrogate's primitive (gradient checks)
+        for i in range(v.shape[0]):
+            vv = _membrane(v_prev[i], s_prev[i], cur[i], beta[i], gain[i], theta[i], reset_sub)
+            v[i] = vv
+            s[i] = spike_fn(vv - theta[i], sur, alpha, smooth)
+    else:        # H: no call, no branch, the loop vectorises
+        for i in range(v.shape[0]):
+            vv = _membrane(v_prev[i], s_prev[i], cur[i], beta[i], gain[i], theta[i], reset_sub)
+            v[i] = vv
+            s[i] = step_fn(vv - theta[i])
 
 
-@njit(**FAST_CALLEE)
+@njit(**TRAIN_CALLEE)
+def _membrane(v_prev, s_prev, cur, beta, gain, theta, reset_sub):
+    """v_t = beta reset(v_{t-1}, s_{t-1}) + g I_t of one neuron."""
+    if reset_sub:
+        return beta * (v_prev - theta * s_prev) + gain * cur
+    return beta * v_prev * (1.0 - s_prev) + gain * cur
+
+
+@njit(**TRAIN_CALLEE)
 def bwd_step(t, v, s, a, cur, beta, gain, theta, extra, reset_sub, detach, sur, alpha, gs, carry, learn,
              g_cur, g_cell):
     gv_next = carry[0]
-    for i in range(v.shape[1]):
-        gv = membrane_grad(gs[i], gv_next[i], v[t, i], s[t, i], beta[i], theta[i], reset_sub, detach, sur, alpha)
-        gv_next[i] = gv
-        g_cur[i] = gain[i] * gv
-        if learn:
+    n = v.shape[1]
+    # surrogate derivatives sg(v_t - theta), in g_cur until it gets dL/dI_t
+    for i in range(n):
+        g_cur[i] = v[t, i] - theta[i]
+    surrogate_grad_row(g_cur, sur, alpha)
+    # dL/dv_t, dL/dI_t (and the parameters' gradients); one loop each way, no branch inside
+    if learn:
+        for i in range(n):
+            gv = membrane_grad(gs[i], gv_next[i], v[t, i], s[t, i], g_cur[i], beta[i], theta[i], reset_sub, detach)
+            gv_next[i] = gv
+            g_cur[i] = gain[i] * gv
             if t > 0:
                 g_cell[0, i] += gv * reset_value(v[t - 1, i], s[t - 1, i], theta[i], reset_sub)
             g_cell[1, i] += gv * cur[t, i]
+    else:
+        for i in range(n):
+            gv = membrane_grad(gs[i], gv_next[i], v[t, i], s[t, i], g_cur[i], beta[i], theta[i], reset_sub, detach)
+            gv_next[i] = gv
+            g_cur[i] = gain[i] * gv
 
 
 KIND = CellKind(

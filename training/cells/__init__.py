@@ -25,7 +25,7 @@ carry, learn, g_cur, g_cell)``
 
 from __future__ import annotations
 
-from evsim._numba_config import FAST
+from evsim._numba_config import TRAIN
 from evsim.cells import CELLS, generate_dispatch
 
 #: rows of the backward carry of each cell, by name
@@ -36,7 +36,7 @@ N_CARRY = {name: kind.carry for name, kind in CELLS.items()}
 cell_fwd = generate_dispatch(
     "cell_fwd", "v_prev, s_prev, a_prev, cur, beta, gain, theta, extra, reset_sub, sur, alpha, smooth, v, s, a",
     lambda c: (c.fwd_step, "v_prev, s_prev, a_prev, cur, beta, gain, theta, extra, reset_sub, sur, alpha, "
-                           "smooth, v, s, a"), FAST)
+                           "smooth, v, s, a"), TRAIN)
 
 #: cell_bwd(kind, t, v, s, a, cur, beta, gain, theta, extra, reset_sub, detach, sur, alpha,
 #: gs, carry, learn, g_cur, g_cell): the cell's ``bwd_step``
@@ -44,4 +44,4 @@ cell_bwd = generate_dispatch(
     "cell_bwd", "t, v, s, a, cur, beta, gain, theta, extra, reset_sub, detach, sur, alpha, gs, carry, learn, "
                 "g_cur, g_cell",
     lambda c: (c.bwd_step, "t, v, s, a, cur, beta, gain, theta, extra, reset_sub, detach, sur, alpha, gs, "
-                           "carry, learn, g_cur, g_cell"), FAST)
+                           "carry, learn, g_cur, g_cell"), TRAIN)

@@ -1,0 +1,116 @@
+"""The threaded NumPy parts of a training step (``training/_threaded.py``) and the BatchNorm
+kernels: dropout masks bit for bit as NumPy draws them, products and BatchNorm against
+plain NumPy, and a whole training step identical on one thread and on two."""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+import pytest
+
+from evsim.training import Network, NetworkConfig
+from evsim.training import _kernels as K
+from evsim.training import _threaded as T
+
+
+def _numpy_mask(rng, p, shape, dtype):
+    mask = (rng.random(shape, dtype=np.float32) >= p).astype(dtype)
+    mask *= 1.0 / (1.0 - p)
+    return mask
+
+
+@pytest.fixture
+def threads():
+    """Run with n numba threads, restored afterwards."""
+    old = numba.get_num_threads()
+    yield lambda n: numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
+    numba.set_num_threads(old)
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+@pytest.mark.parametrize("shape, p, dtype", [((8, 40, 32), 0.44, np.float32), ((8, 1, 32), 0.24, np.float32),
+                                             ((6, 50, 30), 0.3, np.float64), ((3, 5, 7), 0.5, np.float32)])
+def test_dropout_mask_is_numpys_draw(monkeypatch, threads, n_threads, shape, p, dtype):
+    monkeypatch.setattr(T, "MIN_WORDS_PER_THREAD", 16)       # several blocks even for small masks
+    threads(n_threads)
+    ours, theirs = np.random.default_rng(5), np.random.default_rng(5)
+    ours.random(3, dtype=np.float32)                           # a buffered half word: NumPy's path
+    theirs.random(3, dtype=np.float32)
+    for _ in range(3):
+        got, want = T.dropout_mask(ours, p, shape, dtype), _numpy_mask(theirs, p, shape, dtype)
+        assert got.dtype == want.dtype and got.shape == want.shape
+        np.testing.assert_array_equal(got, want)
+        assert ours.bit_generator.state == theirs.bit_generator.state
+
+
+def test_dropout_mask_of_another_bit_generator_is_numpys_draw():
+    ours, theirs = np.random.Generator(np.random.Philox(3)), np.random.Generator(np.random.Philox(3))
+    np.testing.assert_array_equal(T.dropout_mask(ours, 0.3, (4, 10, 16), np.float32),
+                                  _numpy_mask(theirs, 0.3, (4, 10, 16), np.float32))
+    np.testing.assert_array_equal(ours.random(5), theirs.random(5))      # left in the same state
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_products_in_row_blocks(monkeypatch, threads, n_threads):
+    monkeypatch.setattr(T, "blas_single_threaded", lambda: True)
+    monkeypatch.setattr(T, "MIN_BLOCK_ROWS", 16)
+    threads(n_threads)
+    rng = np.random.default_rng(0)
+    a, b, w = rng.standard_normal((203, 17)), rng.standard_normal((203, 11)), rng.standard_normal((13, 17))
+    np.testing.assert_allclose(T.matmul(a, w.T), a @ w.T, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(T.matmul_tn(a, b), a.T @ b, rtol=1e-12, atol=1e-12)
+
+
+def _batchnorm_reference(a, bias, gamma, beta_bn, eps):
+    a = a + bias
+    mu, var = a.mean(axis=0), a.var(axis=0)
+    xhat = (a - mu) / np.sqrt(var + eps)
+    return xhat, gamma * xhat + beta_bn, mu, var
+
+
+@pytest.mark.parametrize("build", ["serial", "parallel"])
+def test_batchnorm_kernels_match_numpy(build):
+    rng = np.random.default_rng(1)
+    rows, n = 150, 9                              # 3 chunks of BN_CHUNK rows, the last one short
+    a, bias, gamma, beta_bn = (rng.standard_normal((rows, n)) * 2 + 1, rng.standard_normal(n),
+                               rng.uniform(0.5, 2, n), rng.standard_normal(n))
+    fwd, bwd = getattr(K, f"batchnorm_fwd_{build}"), getattr(K, f"batchnorm_bwd_{build}")
+    xhat, c = np.empty_like(a), np.empty_like(a)
+    mu, var, inv_std = fwd(a, bias, gamma, beta_bn, 1e-5, xhat, c)
+    want_xhat, want_c, want_mu, want_var = _batchnorm_reference(a, bias, gamma, beta_bn, 1e-5)
+    for got, want in ((xhat, want_xhat), (c, want_c), (mu, want_mu), (var, want_var)):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+    gc = rng.standard_normal((rows, n))
+    ga = np.empty_like(gc)
+    sum_g, sum_gx, sum_ga = bwd(gc, xhat, gamma, inv_std, ga)
+    gx = gc * gamma                                # the textbook batch-statistics backward
+    want_ga = inv_std * (gx - gx.mean(axis=0) - xhat * (gx * xhat).mean(axis=0))
+    np.testing.assert_allclose(ga, want_ga, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(sum_g, gc.sum(axis=0), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(sum_gx, (gc * xhat).sum(axis=0), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(sum_ga, want_ga.sum(axis=0), atol=1e-10)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_training_step_is_the_same_on_one_and_two_threads(monkeypatch, threads, dtype):
+    """Every part that runs on several threads sums in an order fixed by the shapes."""
+    monkeypatch.setattr(T, "blas_single_threaded", lambda: True)
+    monkeypatch.setattr(T, "MIN_BLOCK_ROWS", 64)
+    monkeypatch.setattr(T, "MIN_WORDS_PER_THREAD", 64)
+    monkeypatch.setattr(K, "PARALLEL_MIN_WORK", 0)
+    cfg = NetworkConfig(n_inputs=12, hidden=(24, 20), kernel_size=5, n_classes=4, dropout=0.3, rec_dropout=0.2,
+                        dtype=dtype)
+    rng = np.random.default_rng(2)
+    x = rng.poisson(0.4, (6, 50, 12)).astype(np.float32)
+    y = rng.integers(0, 4, 6)
+    runs = []
+    for n_threads in (1, 2):
+        threads(n_threads)
+        net = Network.init(cfg, 0)
+        loss, grads, stats = net.loss_and_grad(x, y, np.random.default_rng(9), 1.5)
+        runs.append((loss, grads, stats, net.buffers["layer0.bn_mean"].copy()))
+    (loss1, g1, st1, bn1), (loss2, g2, st2, bn2) = runs
+    assert loss1 == loss2 and st1 == st2
+    np.testing.assert_array_equal(bn1, bn2)
+    for k in g1:
+        np.testing.assert_array_equal(g1[k], g2[k], err_msg=k)

@@ -1,0 +1,179 @@
+"""The NumPy work of a training step that runs outside the time-loop kernels, split over
+numba's threads (``numba.get_num_threads()``) so that a step scales with cores as a whole,
+not only its time loops (Amdahl: with the feed-forward products and the dropout masks on
+one thread, two cores gave a training step 1.11x).
+
+* :func:`matmul` (and :func:`matmul_tn` for ``a.T @ b``): ``a @ b`` as a fixed number of row blocks of ``a`` (:data:`ROW_BLOCKS`,
+  set by the shape alone), each one single-threaded BLAS call (NumPy releases the GIL
+  inside it), the blocks shared out among the threads.  OpenBLAS rounds a row differently
+  depending on how the rows of one call are blocked, so the split is fixed: the result
+  does not depend on the thread count (it differs from one ``a @ b`` call at rounding
+  level).  Split only while NumPy's OpenBLAS runs one thread (as ``evsim`` sets it,
+  ``cli/main.py``); with BLAS threads of its own it is one ``a @ b`` call.
+* :func:`dropout_mask`: ``(rng.random(shape, float32) >= p) / (1 - p)``, bit for bit what
+  that NumPy expression draws, and the generator left in the same state.  For NumPy's
+  default bit generator (PCG64) the raw 64-bit words are drawn in one block per thread,
+  each block from a copy of the generator advanced to its start (``PCG64.advance``); a
+  float32 uniform is ``(next_uint32 >> 8) / 2^24`` and PCG64 hands out each 64-bit word as
+  its low, then its high 32 bits, which is the words' little-endian ``uint32`` view.  Any
+  other bit generator, a buffered half word, or an odd count takes NumPy's own path.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import sys
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from evsim._numba_config import TRAIN, import_numba
+
+numba = import_numba()
+
+#: a product is computed as this many row blocks (fewer when a block would have under
+#: :data:`MIN_BLOCK_ROWS` rows), whatever the thread count
+ROW_BLOCKS = 4
+MIN_BLOCK_ROWS = 256
+#: below this many 64-bit words a mask is drawn on one thread
+MIN_WORDS_PER_THREAD = 1 << 15
+
+
+@functools.lru_cache(maxsize=None)
+def _pool(workers: int) -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="evsim-train")
+
+
+@functools.lru_cache(maxsize=None)
+def _openblas_get_threads():
+    """NumPy's OpenBLAS ``get_num_threads`` function, or None (another BLAS, or not found)."""
+    try:
+        with open("/proc/self/maps") as fh:
+            paths = sorted({line.split()[-1] for line in fh if "openblas" in line and ".so" in line})
+    except OSError:
+        return None
+    for path in paths:
+        if "numpy" not in path:
+            continue
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for prefix in ("scipy_openblas_", "openblas_"):
+            for suffix in ("64_", ""):
+                fn = getattr(lib, f"{prefix}get_num_threads{suffix}", None)
+                if fn is not None:
+                    return fn
+    return None
+
+
+def threads() -> int:
+    """How many threads the NumPy work of a step may use: numba's thread count."""
+    return int(numba.get_num_threads())
+
+
+def blas_single_threaded() -> bool:
+    """True when NumPy's BLAS is known to run one thread per call."""
+    fn = _openblas_get_threads() if sys.platform.startswith("linux") else None
+    return fn is not None and int(fn()) == 1
+
+
+def _blocks(total: int, parts: int) -> list[tuple[int, int]]:
+    edges = np.linspace(0, total, parts + 1).astype(np.int64)
+    return [(int(lo), int(hi)) for lo, hi in zip(edges[:-1], edges[1:]) if hi > lo]
+
+
+def run_blocks(fn, blocks, n_threads: int) -> None:
+    """Run ``fn(lo, hi)`` for every block: the blocks in ``n_threads`` contiguous groups,
+    the first group on this thread, the others on a pool."""
+    groups = [blocks[lo:hi] for lo, hi in _blocks(len(blocks), max(1, min(n_threads, len(blocks))))]
+
+    def run(group):
+        for lo, hi in group:
+            fn(lo, hi)
+
+    futures = [_pool(len(groups) - 1).submit(run, g) for g in groups[1:]]
+    run(groups[0])
+    for f in futures:
+        f.result()
+
+
+def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a @ b`` for 2-D arrays, as fixed row blocks of ``a`` over the threads (module
+    docstring); for the long sums of the weight gradients use :func:`matmul_tn`."""
+    n_blocks = min(ROW_BLOCKS, a.shape[0] // MIN_BLOCK_ROWS)
+    if n_blocks <= 1 or not blas_single_threaded():
+        return a @ b
+    out = np.empty((a.shape[0], b.shape[1]), np.result_type(a, b))
+
+    def block(lo, hi):
+        np.matmul(a[lo:hi], b, out=out[lo:hi])
+
+    run_blocks(block, _blocks(a.shape[0], n_blocks), threads())
+    return out
+
+
+def matmul_tn(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a.T @ b`` for 2-D arrays with many rows (a weight gradient: a sum over the B T
+    rows), as the sum of fixed row blocks' products, added in block order; splitting the
+    output instead would pack the whole of ``b`` once per block (measured 1.9x slower)."""
+    n_blocks = min(ROW_BLOCKS, a.shape[0] // MIN_BLOCK_ROWS)
+    if n_blocks <= 1 or not blas_single_threaded():
+        return a.T @ b
+    blocks = _blocks(a.shape[0], n_blocks)
+    parts = [None] * len(blocks)
+
+    def block(lo, hi):
+        parts[blocks.index((lo, hi))] = a[lo:hi].T @ b[lo:hi]
+
+    run_blocks(block, blocks, threads())
+    out = parts[0]
+    for part in parts[1:]:
+        out += part
+    return out
+
+
+@numba.njit(**TRAIN)
+def _mask_from_words(words32, p32, scale, out):
+    """out[i] = scale where the float32 uniform of ``words32[i]`` is >= p32, else 0."""
+    for i in range(out.shape[0]):
+        u = np.float32(words32[i] >> np.uint32(8)) * np.float32(1.0 / 16777216.0)
+        out[i] = scale if u >= p32 else 0.0
+
+
+def dropout_mask(rng: np.random.Generator, p: float, shape: tuple, dtype) -> np.ndarray:
+    """Bernoulli(1 - p) / (1 - p) of ``shape`` in ``dtype``: exactly
+    ``(rng.random(shape, dtype=np.float32) >= p).astype(dtype) * (1 / (1 - p))``, drawn
+    over threads when ``rng`` is a PCG64 generator (module docstring)."""
+    dtype = np.dtype(dtype)
+    size = int(np.prod(shape))
+    bitgen = rng.bit_generator
+    n_words = size // 2
+    n_threads = min(threads(), n_words // MIN_WORDS_PER_THREAD)
+    if (type(bitgen) is not np.random.PCG64 or size % 2 or n_threads < 1 or sys.byteorder != "little"
+            or bitgen.state["has_uint32"]):
+        mask = (rng.random(shape, dtype=np.float32) >= p).astype(dtype)
+        mask *= 1.0 / (1.0 - p)
+        return mask
+    out = np.empty(size, dtype)
+    p32 = np.float32(p)
+    scale = dtype.type(1.0 / (1.0 - p))
+    start = bitgen.state
+    last = np.empty(1, np.uint64)
+
+    def block(lo, hi):
+        gen = np.random.PCG64()
+        gen.state = start
+        gen.advance(lo)
+        words = gen.random_raw(hi - lo)
+        _mask_from_words(words.view(np.uint32), p32, scale, out[2 * lo:2 * hi])
+        if hi == n_words:
+            last[0] = words[-1]
+
+    run_blocks(block, _blocks(n_words, n_threads), n_threads)
+    bitgen.advance(n_words)
+    state = bitgen.state                    # as NumPy leaves it: the last word's high half kept
+    state["uinteger"] = int(last[0] >> np.uint64(32))
+    bitgen.state = state
+    return out.reshape(shape)
