@@ -167,7 +167,7 @@ def test_refuses_to_overwrite_a_run_and_resume_needs_a_checkpoint(tmp_path, toy)
     ({"seed": "abc"}, "seed: 'abc'; expected an integer >= 0"),
     ({"val_fraction": 0}, "val_fraction: 0; expected a fraction strictly between 0 and 1"),
     ({"lr": float("inf")}, "lr: inf; expected a finite positive number"),
-    ({"preset": "other"}, "preset: 'other'; expected one of crsnn, delrec"),
+    ({"preset": "other"}, "preset: 'other'; expected one of default, crsnn, delrec"),
     ({"rate_warmup": -1}, "rate_warmup: -1; expected an integer >= 0"),
     ({"rate_warmup": 1.5}, "rate_warmup: 1.5; expected an integer >= 0"),
     ({"rate_warmup": 5, "epochs": 5}, "rate_warmup: 5; expected fewer epochs than epochs (5)"),
@@ -180,7 +180,7 @@ def test_bad_configuration_fails_before_any_work(sets, message):
 
 
 def test_unknown_preset():
-    with pytest.raises(EvsimError, match="unknown preset 'snn'; expected one of: crsnn, delrec"):
+    with pytest.raises(EvsimError, match="unknown preset 'snn'; expected one of: default, crsnn, delrec"):
         make_config("snn")
 
 
