@@ -17,7 +17,6 @@ same run, never one absolute time on its own.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import datetime
 import json
 import os
@@ -63,21 +62,9 @@ def median_time(fn: Callable[[], object], repeats: int = 5, warmup: int = 1,
 
 def _openblas():
     """The OpenBLAS library NumPy loaded, and the prefix of its symbols (or None)."""
-    try:
-        with open("/proc/self/maps") as fh:
-            paths = sorted({line.split()[-1] for line in fh if "openblas" in line and ".so" in line})
-    except OSError:
-        return None, None
-    for path in paths:
-        try:
-            lib = ctypes.CDLL(path)
-        except OSError:
-            continue
-        for prefix in ("scipy_openblas_", "openblas_"):
-            for suffix in ("64_", ""):
-                if hasattr(lib, f"{prefix}set_num_threads{suffix}"):
-                    return lib, (prefix, suffix)
-    return None, None
+    from evsim._blas import openblas_library
+
+    return openblas_library()
 
 
 def get_blas_threads() -> int | None:

@@ -21,13 +21,13 @@ one thread, two cores gave a training step 1.11x).
 
 from __future__ import annotations
 
-import ctypes
 import functools
 import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from evsim._blas import openblas_library
 from evsim._numba_config import TRAIN, import_numba
 
 numba = import_numba()
@@ -48,24 +48,11 @@ def _pool(workers: int) -> ThreadPoolExecutor:
 @functools.lru_cache(maxsize=None)
 def _openblas_get_threads():
     """NumPy's OpenBLAS ``get_num_threads`` function, or None (another BLAS, or not found)."""
-    try:
-        with open("/proc/self/maps") as fh:
-            paths = sorted({line.split()[-1] for line in fh if "openblas" in line and ".so" in line})
-    except OSError:
+    lib, names = openblas_library(numpy_only=True)
+    if lib is None:
         return None
-    for path in paths:
-        if "numpy" not in path:
-            continue
-        try:
-            lib = ctypes.CDLL(path)
-        except OSError:
-            continue
-        for prefix in ("scipy_openblas_", "openblas_"):
-            for suffix in ("64_", ""):
-                fn = getattr(lib, f"{prefix}get_num_threads{suffix}", None)
-                if fn is not None:
-                    return fn
-    return None
+    prefix, suffix = names
+    return getattr(lib, f"{prefix}get_num_threads{suffix}")
 
 
 def threads() -> int:
