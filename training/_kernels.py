@@ -236,6 +236,12 @@ layer_bwd_serial = numba.njit(**TRAIN)(layer_bwd)
 PARALLEL_MIN_WORK = 100_000
 
 
+def build(module, name: str, work: int):
+    """Kernel ``name`` of ``module`` (this one, or another with the same two builds) for
+    ``work`` items: ``name_parallel`` from ``module.PARALLEL_MIN_WORK`` on, else ``name_serial``."""
+    return getattr(module, f"{name}_parallel" if work >= module.PARALLEL_MIN_WORK else f"{name}_serial")
+
+
 #: rows per partial sum of the BatchNorm kernels: fixed, so that the sums (and every
 #: result) do not depend on the thread count
 BN_CHUNK = 64

@@ -33,6 +33,7 @@ from evsim.cells.csgru import (
 from evsim.errors import EvsimError
 
 from . import csgru_kernels as ck
+from ._kernels import build
 from .network import delay_tables
 from .surrogates import get_surrogate
 
@@ -88,10 +89,6 @@ def _unit_tables(params: CSGRUParams, sigma: float):
     return klo.reshape(c, n_p), mtab.reshape(c, n_p, nq), dmtab.reshape(c, n_p, nq)
 
 
-def _build(name, work):
-    return getattr(ck, f"{name}_parallel" if work >= ck.PARALLEL_MIN_WORK else f"{name}_serial")
-
-
 def forward(params: CSGRUParams, x, *, sigma: float = 0.0, surrogate: str = "inverse_quadratic",
             alpha: float | None = None, smooth: bool = False, reset_spikes=None) -> CSGRUCache:
     """Run a batch x (B, T, Cin, P) through the layer; spikes are ``cache.s``.
@@ -112,7 +109,7 @@ def forward(params: CSGRUParams, x, *, sigma: float = 0.0, surrogate: str = "inv
     n_b, n_t = x.shape[:2]
     states = [np.zeros((n_b, n_t, params.n_channels, params.n_positions)) for _ in range(6)]
     tables = _unit_tables(params, sigma)
-    fwd = _build("csgru_fwd", n_b * n_t * params.n_channels * params.n_positions)
+    fwd = build(ck, "csgru_fwd", n_b * n_t * params.n_channels * params.n_positions)
     use_reset = reset_spikes is not None
     s_reset = np.ascontiguousarray(reset_spikes, np.float64) if use_reset else np.zeros((1, 1, 1, 1))
     if use_reset and s_reset.shape != states[0].shape:
@@ -136,7 +133,7 @@ def backward(params: CSGRUParams, cache: CSGRUCache, gs, *, detach_reset: bool =
     g_delay = np.zeros((n_b,) + params.delays.shape)
     gx = np.zeros_like(cache.x)
     klo, mtab, dmtab = cache.tables
-    bwd = _build("csgru_bwd", gs.size)
+    bwd = build(ck, "csgru_bwd", gs.size)
     bwd(gs, cache.x, params, klo, mtab, dmtab, bool(detach_reset), cache.surrogate, cache.alpha, cache.r,
         cache.i, cache.z, cache.v, cache.s, cache.s_hat, gx, *kernels, g_bias, g_delay)
     grads = {name: g.sum(axis=0) for name, g in zip(KERNEL_NAMES, kernels)}

@@ -435,7 +435,7 @@ class Network(ParameterFacts):
                 a = _threaded.matmul(h, self.params[p + "weight"].T)
                 if cfg.batchnorm:   # one kernel: bias, statistics, normalise, scale and shift
                     xhat, c = np.empty_like(a), np.empty_like(a)
-                    bn = kernels.batchnorm_fwd_parallel if a.size >= kernels.PARALLEL_MIN_WORK else kernels.batchnorm_fwd_serial
+                    bn = kernels.build(kernels, "batchnorm_fwd", a.size)
                     mu, var, inv_std = bn(a, self.params[p + "bias"], self.params[p + "bn_weight"],
                                           self.params[p + "bn_bias"], cfg.bn_eps, xhat, c)
                     a = c
@@ -476,7 +476,7 @@ class Network(ParameterFacts):
             fmask = self._mask(rng, cfg.dropout, (n_b, n_t), n) if train and cfg.dropout > 0 else None
             out = s if fmask is None else np.empty((n_b, n_t, n), dtype)
             counts = np.empty(n_b)
-            fwd = kernels.layer_fwd_parallel if c.size >= kernels.PARALLEL_MIN_WORK else kernels.layer_fwd_serial
+            fwd = kernels.build(kernels, "layer_fwd", c.size)
             beta, gain, theta = self._neuron(l)
             fwd(c, cell.code, beta, gain, theta,
                 self._cell_extra(l), cfg.reset == "subtract", RECURRENCE_CODE[rec], w_rec_t, kern, tables[0],
@@ -554,7 +554,7 @@ class Network(ParameterFacts):
             learn_cell = bool(cfg.learned_bounds())
             w_rec_t, kern = self._recurrent_operands(l)
             klo, mtab, dmtab = cache.tables
-            bwd = kernels.layer_bwd_parallel if g_out.size >= kernels.PARALLEL_MIN_WORK else kernels.layer_bwd_serial
+            bwd = kernels.build(kernels, "layer_bwd", g_out.size)
             bwd(g_out, _NO_MASK[dtype] if cache.fmask is None else cache.fmask, cache.fmask is not None,
                 dtype.type(g_pen[l]), cache.v, cache.s, cache.a, cache.z, cache.cur, cell.code, cell.carry,
                 *self._neuron(l), self._cell_extra(l),
@@ -576,7 +576,7 @@ class Network(ParameterFacts):
                 grads[p + "delays"] = g_delay.sum(axis=0)
             if cfg.batchnorm:
                 ga = np.empty_like(gc)
-                bn = kernels.batchnorm_bwd_parallel if gc.size >= kernels.PARALLEL_MIN_WORK else kernels.batchnorm_bwd_serial
+                bn = kernels.build(kernels, "batchnorm_bwd", gc.size)
                 sum_g, sum_gx, sum_ga = bn(gc, cache.xhat, self.params[p + "bn_weight"], cache.inv_std, ga)
                 grads[p + "bn_weight"] = sum_gx.astype(dtype)
                 grads[p + "bn_bias"] = sum_g.astype(dtype)
