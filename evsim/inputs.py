@@ -11,9 +11,10 @@ their input with :func:`open_input` only, so a new reader is added here, in one 
   them with the cochlea (:mod:`evsim.audio`) exactly as ``evsim encode`` does (the same
   seed gives the same spikes, times rounded to float32 as that file stores them).
 
-``evsim run`` keeps :func:`evsim.audio.dataset.classify_input`, which streams recordings
-(labels named by the model's classes) and sends spike files to
-:func:`evsim.run.classify_file` (which uses :func:`open_input`).
+``evsim run`` uses :func:`evsim.run.classify_input`, which streams recordings (labels
+named by the model's classes, :func:`evsim.audio.dataset.classify_recordings`) and sends
+spike files to :func:`evsim.run.classify_file` (which uses :func:`open_input`).  Telling
+the two apart (:func:`is_recordings`) imports nothing of the cochlea.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import numpy as np
 from .data import Events, Sample, SpikeFile, bin_validated, concat_samples, speaker_codes, validate_events
 from .errors import InputFileError
 
-__all__ = ["InputReader", "RecordingsReader", "open_input", "is_recordings"]
+__all__ = ["InputReader", "RecordingsReader", "open_input", "is_recordings", "count_samples"]
 
 
 class InputReader(Protocol):
@@ -60,9 +61,19 @@ class InputReader(Protocol):
 
 def is_recordings(path) -> bool:
     """True when ``path`` names recordings (an audio file, a folder, a labels.csv)."""
-    from .audio.dataset import is_audio_input
+    from .audio.io import is_audio_input
 
     return is_audio_input(path)
+
+
+def count_samples(path, n_channels: int = 700) -> int:
+    """The number of samples in ``path`` (recordings are found, not encoded)."""
+    if is_recordings(path):
+        from .audio.dataset import find_recordings
+
+        return len(find_recordings([path]))
+    with SpikeFile(path, n_channels=n_channels) as f:
+        return len(f)
 
 
 def open_input(path, n_channels: int = 700, *, class_names=None, seed: int = 0) -> InputReader:

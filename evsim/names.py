@@ -5,7 +5,8 @@ come from here without slowing its start-up.  Each registry is built from these 
 checked against them, and ``tests/evsim/test_names.py`` checks that they agree, so the command
 line cannot drift from the library:
 
-* :data:`ENGINES` -- ``evsim.run.ENGINES`` (``classify_file``'s engines);
+* :data:`ENGINES` -- ``evsim.run.ENGINES`` (the engines that simulate); :data:`RUN_ENGINES`
+  adds ``auto`` (``classify_file`` and ``evsim run``: see :mod:`evsim.engine_choice`);
 * :data:`DATASETS` -- the keys of ``evsim.datasets.FILES`` (what ``evsim data`` fetches);
 * :data:`BUILTIN_MODELS` / :data:`BUILTIN_SAMPLES` -- the files in ``evsim/_builtin/``;
 * :data:`TRAINING_PRESETS` -- the keys of ``training.presets.PRESETS``;
@@ -16,10 +17,12 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["ENGINES", "DATASETS", "BUILTIN_MODELS", "BUILTIN_SAMPLES", "TRAINING_PRESETS", "COCHLEA_PRESETS",
+__all__ = ["ENGINES", "RUN_ENGINES", "DATASETS", "BUILTIN_MODELS", "BUILTIN_SAMPLES", "TRAINING_PRESETS", "COCHLEA_PRESETS",
            "builtin_path"]
 
 ENGINES = ("event", "dense")
+#: what ``evsim run --engine`` takes: ``auto`` picks one of ENGINES by the size of the job
+RUN_ENGINES = ("auto",) + ENGINES
 DATASETS = ("shd", "ssc")
 #: models shipped with the package, by the name ``--model NAME`` takes -> file in evsim/_builtin/
 BUILTIN_MODELS = {"default": "default_model.npz", "sparse": "sparse_model.npz"}

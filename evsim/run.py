@@ -2,8 +2,11 @@
 
 Samples are binned to the model's ``dt`` and pooling, grouped into batches (padded, each
 sample keeping its own length, so a sample's result never depends on its batch-mates)
-and run by the chosen engine: ``"event"`` (Numba event queue, the default) or
-``"dense"`` (the NumPy reference).
+and run by the chosen engine: ``"event"`` (Numba event queue), ``"dense"`` (the NumPy
+reference) or ``"auto"`` (the default: the dense engine for jobs too small to pay the event
+engine's start-up, see :mod:`evsim.engine_choice`); :attr:`Classification.engine` says
+which one ran.  Both count the spikes of each layer (``stats["spikes_per_layer"]``); only
+the event engine counts synaptic events (``stats["synaptic_events"]``).
 """
 
 from __future__ import annotations
@@ -14,10 +17,10 @@ import numpy as np
 
 from .errors import EvsimError
 from .model import Model
-from .names import ENGINES
+from .names import ENGINES, RUN_ENGINES
 
-__all__ = ["ENGINES", "MAX_BATCH_BYTES", "check_batch_memory", "SampleResult", "Classification", "get_engine", "classify_file",
-           "classify_batches", "binned_batches", "pad_batch", "PaddedBatch"]
+__all__ = ["ENGINES", "RUN_ENGINES", "MAX_BATCH_BYTES", "check_batch_memory", "SampleResult", "Classification", "get_engine", "classify_file",
+           "classify_input", "classify_batches", "binned_batches", "pad_batch", "PaddedBatch"]
 
 
 class SampleResult(NamedTuple):
@@ -32,7 +35,7 @@ class SampleResult(NamedTuple):
 class Classification(NamedTuple):
     samples: list[SampleResult]
     accuracy: float | None  # None when the file has no labels
-    engine: str
+    engine: str             # the engine that ran: "event" or "dense" ("auto" resolved)
     stats: dict
 
 
@@ -59,14 +62,18 @@ def check_batch_memory(model: Model, batch: int, n_steps: int, where: str = "inp
 
 
 def get_engine(name: str) -> Callable:
-    """The simulate function of an engine, by name."""
+    """The simulate function of an engine, by name (``"auto"`` is resolved before, by
+    :func:`evsim.engine_choice.resolve_engine`)."""
     if name == "dense":
         from .reference import simulate
         return simulate
     if name == "event":
         from .event import simulate
         return simulate
-    raise EvsimError(f"unknown engine {name!r}; expected one of: {', '.join(ENGINES)}")
+    if name == "auto":
+        raise EvsimError("engine 'auto' picks event or dense by the number of samples; resolve it first "
+                         "(evsim.engine_choice.resolve_engine) or pass event or dense")
+    raise EvsimError(f"unknown engine {name!r}; expected one of: {', '.join(RUN_ENGINES)}")
 
 
 def pad_batch(samples: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -94,17 +101,23 @@ def classify_batches(model: Model, batches: Iterable[Sequence[np.ndarray] | Padd
     (:class:`PaddedBatch`).
 
     Returns (predictions (n,), scores (n, C), stats) where stats sums the engine's
-    counters when it reports any.
+    counters: ``spikes_per_layer`` (L,) from either engine (the dense one from its spike
+    rasters), ``synaptic_events`` from the event engine only (the dense engine does not
+    count them).
     """
     simulate = get_engine(engine)
+    rasters = engine == "dense"
     preds, scores = [], []
     totals: dict = {}
     for chunk in batches:
         x, lengths = chunk if isinstance(chunk, PaddedBatch) else pad_batch(chunk)
-        res = simulate(model, x, lengths=lengths)
+        res = simulate(model, x, lengths=lengths, record_spikes=rasters)
         preds.append(res.predictions)
         scores.append(res.scores)
-        for key, value in (res.stats or {}).items():
+        counters = dict(res.stats or {})
+        if rasters and res.spikes is not None:
+            counters["spikes_per_layer"] = _spikes_in(res.spikes, lengths)
+        for key, value in counters.items():
             if key in ("synaptic_events", "spikes_per_layer"):
                 totals[key] = totals.get(key, 0) + np.asarray(value).sum(axis=0)
         if progress is not None:
@@ -112,6 +125,14 @@ def classify_batches(model: Model, batches: Iterable[Sequence[np.ndarray] | Padd
     if not preds:
         return np.zeros(0, np.int64), np.zeros((0, model.n_classes)), totals
     return np.concatenate(preds), np.concatenate(scores), totals
+
+
+def _spikes_in(rasters, lengths) -> np.ndarray:
+    """Spikes per sample and layer, (B, L) int64, of rasters (B, T, n_l), counting each
+    sample's own steps only."""
+    steps = np.arange(rasters[0].shape[1]) if rasters else np.zeros(0)
+    inside = steps[None, :] < np.asarray(lengths)[:, None]                     # (B, T)
+    return np.stack([np.einsum("bt,btn->b", inside, r, dtype=np.int64) for r in rasters], axis=1)
 
 
 def binned_batches(model, f, idx, batch_size: int, path, steps: list | None = None, engine: str = "dense"):
@@ -143,11 +164,15 @@ def classify_file(model: Model, path: str, sample: int | None = None, engine: st
     """Classify every sample of ``path`` (or only ``sample``, or ``indices``) with ``model``.
 
     Samples are read and binned one batch at a time, so memory stays bounded by the batch.
+    ``engine``: ``"event"``, ``"dense"`` or ``"auto"`` (picked by the number of samples,
+    :func:`evsim.engine_choice.choose_engine`); the result's ``engine`` is the one that ran.
     """
+    from .engine_choice import resolve_engine
     from .inputs import open_input
 
     meta = model.metadata
-    get_engine(engine)  # an unknown engine fails before the file is opened
+    if engine != "auto":
+        get_engine(engine)  # an unknown engine fails before the file is opened
     with open_input(path, n_channels=meta.input_channels, class_names=model.class_names) as f:
         if sample is not None:
             idx = [f.index(sample)]
@@ -155,6 +180,7 @@ def classify_file(model: Model, path: str, sample: int | None = None, engine: st
             idx = [f.index(i) for i in indices]
         else:
             idx = list(range(len(f)))
+        engine = resolve_engine(engine, model, len(idx), batch_size)
         labels = f.labels
         if labels is not None and labels.size and labels.max() >= model.n_classes:
             raise EvsimError(f"{path}: label {labels.max()} is out of range for a model with {model.n_classes} classes")
@@ -172,3 +198,16 @@ def classify_file(model: Model, path: str, sample: int | None = None, engine: st
         accuracy = float(np.mean([r.prediction == r.label for r in results]))
     stats = {k: np.asarray(v).tolist() for k, v in stats.items()}
     return Classification(samples=results, accuracy=accuracy, engine=engine, stats=stats)
+
+
+def classify_input(model: Model, path, **kwargs) -> Classification:
+    """``evsim run``'s input, whatever it is: recordings (an audio file, a folder, a
+    labels.csv) go through :func:`evsim.audio.dataset.classify_recordings`, anything else
+    is a spike file for :func:`classify_file`; same keyword arguments."""
+    from .inputs import is_recordings
+
+    if is_recordings(path):
+        from .audio.dataset import classify_recordings
+
+        return classify_recordings(model, path, **kwargs)
+    return classify_file(model, path, **kwargs)

@@ -15,7 +15,7 @@ _LAZY = {
     "CochleaParams": "params", "PRESETS": "params", "preset": "params",
     "encode_waveform": "cochlea", "CochleaStream": "cochlea",
     "read_audio": "io", "AudioFileError": "io", "is_audio_path": "io",
-    "find_recordings": "dataset", "is_audio_input": "dataset", "write_encoded": "dataset",
+    "find_recordings": "dataset", "is_audio_input": "io", "write_encoded": "dataset",
     "classify_recordings": "dataset", "resolve_labels": "dataset",
     "listen": "live", "LiveClassifier": "live",
 }

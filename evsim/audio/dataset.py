@@ -24,7 +24,7 @@ from typing import Callable, NamedTuple, Sequence
 import numpy as np
 
 from ..errors import InputFileError
-from .io import AudioFileError, DEFAULT_MAX_SECONDS, is_audio_path, read_audio
+from .io import AudioFileError, DEFAULT_MAX_SECONDS, is_audio_input, is_audio_path, read_audio
 from .params import CochleaParams
 
 __all__ = ["AudioItem", "find_recordings", "is_audio_input", "resolve_labels", "encode_recordings",
@@ -36,12 +36,6 @@ class AudioItem(NamedTuple):
     label: object = None     # int, str, or None
     word: str | None = None
     speaker: str | None = None
-
-
-def is_audio_input(path) -> bool:
-    """True for an audio file, a labels.csv, or a folder (what :func:`find_recordings` takes)."""
-    path = os.fspath(path)
-    return os.path.isdir(path) or is_audio_path(path) or path.lower().endswith(".csv")
 
 
 def _read_csv(path: str) -> list[AudioItem]:
@@ -220,13 +214,15 @@ def classify_recordings(model, path, sample: int | None = None, engine: str = "e
     """:func:`evsim.run.classify_file` for recordings: encode each (in memory), bin it as
     the model's files are binned, and classify.  Returns the same ``Classification``."""
     from ..data import bin_spikes
+    from ..engine_choice import resolve_engine
     from ..run import Classification, SampleResult, classify_batches, get_engine
 
     meta = model.metadata
     if meta.input_channels != CochleaParams().channels:
         raise InputFileError(f"the model takes {meta.input_channels} input channels; the cochlea gives "
                              f"{CochleaParams().channels}")
-    get_engine(engine)
+    if engine != "auto":
+        get_engine(engine)    # an unknown engine fails before any recording is read
     items = find_recordings([path])
     indices = list(range(len(items)))
     if sample is not None:
@@ -234,6 +230,7 @@ def classify_recordings(model, path, sample: int | None = None, engine: str = "e
             raise InputFileError(f"sample {sample} out of range: {path} has {len(items)} recordings")
         indices = [sample % len(items)]
         items = [items[indices[0]]]
+    engine = resolve_engine(engine, model, len(items), batch_size, numba_loaded=True)   # the cochlea runs on numba
     labels, _ = resolve_labels(items, model.class_names)
     encoded = encode_recordings(items, seed=seed, max_seconds=max_seconds, notes=notes)
     steps: list[int] = []
@@ -259,24 +256,3 @@ def classify_recordings(model, path, sample: int | None = None, engine: str = "e
     accuracy = float(np.mean([r.prediction == r.label for r in known])) if known and len(known) == len(results) else None
     return Classification(samples=results, accuracy=accuracy, engine=engine,
                           stats={k: np.asarray(v).tolist() for k, v in stats.items()})
-
-
-def classify_input(model, path, **kwargs):
-    """``evsim run``'s input, whatever it is: recordings (an audio file, a folder, a
-    labels.csv) go through :func:`classify_recordings`, anything else is a spike file
-    for :func:`evsim.run.classify_file`."""
-    if is_audio_input(path):
-        return classify_recordings(model, path, **kwargs)
-    from ..run import classify_file
-
-    return classify_file(model, path, **kwargs)
-
-
-def count_input(path, model) -> int:
-    """Number of samples ``classify_input`` will classify (for a progress bar)."""
-    if is_audio_input(path):
-        return len(find_recordings([path]))
-    from ..data import SpikeFile
-
-    with SpikeFile(path, n_channels=model.metadata.input_channels) as f:
-        return len(f)

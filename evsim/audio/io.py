@@ -25,7 +25,8 @@ import numpy as np
 
 from ..errors import InputFileError
 
-__all__ = ["AudioFileError", "Recording", "read_audio", "AUDIO_EXTENSIONS", "is_audio_path", "DEFAULT_MAX_SECONDS"]
+__all__ = ["AudioFileError", "Recording", "read_audio", "AUDIO_EXTENSIONS", "is_audio_path", "is_audio_input",
+           "DEFAULT_MAX_SECONDS"]
 
 #: extensions taken as audio when a folder is scanned
 AUDIO_EXTENSIONS = (".wav", ".wave", ".flac", ".ogg")
@@ -46,6 +47,14 @@ class Recording(NamedTuple):
 
 def is_audio_path(path: str) -> bool:
     return os.path.splitext(str(path))[1].lower() in AUDIO_EXTENSIONS
+
+
+def is_audio_input(path) -> bool:
+    """True for an audio file, a labels.csv, or a folder (what
+    :func:`evsim.audio.dataset.find_recordings` takes).  Here, not in ``dataset``, so that
+    telling a spike file from recordings imports nothing of the cochlea."""
+    path = os.fspath(path)
+    return os.path.isdir(path) or is_audio_path(path) or path.lower().endswith(".csv")
 
 
 def _read_raw(path: str) -> tuple[np.ndarray, int]:
