@@ -3,8 +3,8 @@
 Both engines give the same results (the hypothesis tests check event = dense), so the
 choice is only about time.  The event engine is much faster per sample (about 5x at batch
 64, 20x at batch 1, on the built-in models), but a fresh process pays a fixed cost before
-its first sample: importing numba and loading the cached compiled kernels (about 0.6 CPU
-s), which the dense engine (plain NumPy, :mod:`evsim.reference`) never pays.  So for a
+its first sample: importing numba and loading the cached compiled kernels (0.6-0.8 CPU
+s on the shared test machine), which the dense engine (plain NumPy, :mod:`evsim.reference`) never pays.  So for a
 few samples the dense engine finishes first.
 
 The choice compares two estimates of the seconds a job takes, from the model's size and
@@ -38,13 +38,13 @@ __all__ = ["choose_engine", "resolve_engine", "dense_seconds", "event_seconds", 
 #: dense engine: Python and NumPy call overhead per hidden layer (and readout) per step of a batch, s
 DENSE_LAYER_STEP_S = 6e-5
 #: dense engine: per multiply-add of one sample-step (float64 BLAS, one thread), s
-DENSE_WEIGHT_S = 2.7e-10
+DENSE_WEIGHT_S = 3.2e-10
 #: event engine: importing numba and loading the cached kernels, s
-EVENT_START_S = 0.6
+EVENT_START_S = 0.8
 #: event engine: loading the cached kernels when numba is imported already (recordings: the cochlea uses it), s
-EVENT_LOAD_S = 0.2
+EVENT_LOAD_S = 0.25
 #: event engine: per multiply-add of one sample-step (at the built-in models' firing), s
-EVENT_WEIGHT_S = 6e-11
+EVENT_WEIGHT_S = 7e-11
 
 
 def step_work(model) -> int:

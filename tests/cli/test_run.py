@@ -23,15 +23,19 @@ def test_run_prints_each_sample_and_accuracy(model_file, spike_file, engine):
     res = invoke("run", "--model", model_file, "--input", spike_file, "--engine", engine)
     assert res.exit_code == 0, res.output
     lines = res.output.strip().splitlines()
-    assert len(lines) == (10 if engine == "event" else 9)   # the event engine adds its activity
+    assert len(lines) == 10
     # which model and input were used, and what the score means
     assert lines[0] == f"model: {model_file}; input: {spike_file}; engine: {engine}"
     assert lines[1].startswith("score = sum over the sample's steps of the class's softmax probability")
     assert lines[2].startswith("sample 0: class") and " steps)  label class" in lines[2]
     assert lines[-1].startswith("accuracy: ")
+    assert lines[-2].startswith("activity: firing rate ") and \
+        "% (spikes / (hidden neurons x steps run); layers: " in lines[-2]
+    # only the event engine counts synaptic events, and the dense one says so instead of a figure
     if engine == "event":
-        assert lines[-2].startswith("activity: firing rate ") and \
-            "% (spikes / (hidden neurons x steps run); layers: " in lines[-2]
+        assert lines[-2].endswith(" synaptic events per step")
+    else:
+        assert lines[-2].endswith(", synaptic events not counted by the dense engine")
 
 
 @pytest.mark.parametrize("engine", ENGINES)
@@ -46,20 +50,46 @@ def test_run_json_matches_the_reference(model_file, spike_file, engine):
     assert [s["prediction"] for s in out["samples"]] == preds
     assert [s["label"] for s in out["samples"]] == labels
     assert out["accuracy"] == pytest.approx(np.mean(np.array(preds) == np.array(labels)))
-    assert out["engine"] == engine and out["n_samples"] == 6
+    assert out["engine"] == engine and out["engine_option"] == engine and out["n_samples"] == 6
+    # activity from the engine's counters, checked against the reference's rasters of each sample alone
+    steps = sum(s["steps"] for s in out["samples"])
+    with SpikeFile(spike_file, n_channels=20) as f:
+        runs = [simulate(model, f.binned(i, dt_ms=10, pool=2), record_spikes=True) for i in range(len(f))]
+    spikes = np.sum([[r.sum() for r in res.spikes] for res in runs], axis=0)
+    assert spikes.sum() > 0
+    sizes = np.array([layer.n for layer in model.layers])
+    assert out["firing_rates"] == pytest.approx((spikes / (sizes * steps)).tolist())
+    assert out["firing_rate"] == pytest.approx(spikes.sum() / (sizes.sum() * steps))
+    assert out["stats"]["spikes_per_layer"] == spikes.tolist()
     if engine == "event":
-        # activity from the engine's counters, checked against the reference's rasters
-        steps = sum(s["steps"] for s in out["samples"])
-        with SpikeFile(spike_file, n_channels=20) as f:
-            runs = [simulate(model, f.binned(i, dt_ms=10, pool=2), record_spikes=True) for i in range(len(f))]
-        spikes = np.sum([[r.sum() for r in res.spikes] for res in runs], axis=0)
-        assert spikes.sum() > 0
-        sizes = np.array([layer.n for layer in model.layers])
-        assert out["firing_rates"] == pytest.approx((spikes / (sizes * steps)).tolist())
-        assert out["firing_rate"] == pytest.approx(spikes.sum() / (sizes.sum() * steps))
         assert out["synaptic_events_per_step"] == pytest.approx(out["stats"]["synaptic_events"] / steps)
-    else:
-        assert "firing_rates" not in out
+    else:   # the dense engine does not count them: no figure rather than a wrong one
+        assert out["synaptic_events_per_step"] is None and "synaptic_events" not in out["stats"]
+
+
+def test_run_auto_says_which_engine_ran_and_matches_it(model_file, spike_file, monkeypatch):
+    """--engine auto (the default) runs the engine evsim.engine_choice picks, names it, and
+    gives that engine's output; forced each way, it equals the explicit engine's run."""
+    import evsim.engine_choice as choice
+
+    for picked in ("dense", "event"):
+        monkeypatch.setattr(choice, "choose_engine", lambda *a, picked=picked, **k: picked)
+        auto = invoke("run", "--model", model_file, "--input", spike_file)
+        lines = auto.output.strip().splitlines()
+        assert lines[0] == f"model: {model_file}; input: {spike_file}; engine: {picked} (auto, for 6 samples)"
+        explicit = invoke("run", "--model", model_file, "--input", spike_file, "--engine", picked)
+        assert lines[1:] == explicit.output.strip().splitlines()[1:]
+        out = json.loads(invoke("run", "--model", model_file, "--input", spike_file, "--json").output)
+        assert out["engine"] == picked and out["engine_option"] == "auto"
+
+
+def test_run_auto_picks_dense_for_one_sample_and_event_for_many(model_file, spike_file):
+    from evsim.engine_choice import choose_engine
+
+    model = load_model(model_file)
+    assert choose_engine(model, 1, numba_loaded=False) == "dense"
+    out = json.loads(invoke("run", "--model", model_file, "--input", spike_file, "--sample", 2, "--json").output)
+    assert out["engine"] == "dense" and out["engine_option"] == "auto"
 
 
 def test_run_one_sample(model_file, spike_file):
@@ -141,7 +171,7 @@ def test_builtin_models_by_name(tmp_path, model_file, monkeypatch):
     package; the sparse one fires less on the built-in samples; a file of that name wins."""
     out = {}
     for name in ("default", "sparse", None):
-        res = invoke("run", "--json", *(["--model", name] if name else []))
+        res = invoke("run", "--json", "--engine", "event", *(["--model", name] if name else []))
         assert res.exit_code == 0, res.output
         out[name] = json.loads(res.output)
         assert out[name]["model"].endswith(f"{name or 'default'}_model.npz") and out[name]["n_samples"] == 20
