@@ -14,8 +14,11 @@ average, since these machines are shared: the ratios hold where absolute times m
 the load, and under load the CPU time moves less than the wall time.  ``python -c pass`` is the interpreter's
 own floor.
 
-Commands: ``evsim run`` on one sample and on the whole file (built-in ``default`` model,
-event engine, at its ``n_steps``), ``evsim run --engine dense`` on one sample, ``evsim info``.
+Commands: ``evsim run`` on one sample, on the 20 built-in samples and on the whole file
+(built-in ``default`` model at its ``n_steps``, each checkout's default engine: ``auto``
+where it has one, else ``event``), ``evsim run --engine event`` and ``--engine dense`` on
+one sample, ``evsim info``.  Python's bytecode cache is on for every run (as in an
+installation), whatever ``PYTHONDONTWRITEBYTECODE`` says.
 Writes ``benchmarks/results/startup.json`` and the ``startup`` table of ``benchmarks/README.md``.
 """
 
@@ -39,17 +42,27 @@ DIGITS = "/work/shared/data/digits/digits_test.h5"
 
 
 def commands(data: str) -> dict:
+    """The commands timed, each with its checkout's default engine unless it names one
+    (``auto`` where the checkout has it, else ``event``)."""
     run = ["-m", "evsim", "run", "-q", "--input", data]
     return {"evsim run --sample 0": run + ["--sample", "0"],
-            "evsim run (whole file)": run,
+            "evsim run --engine event --sample 0": run + ["--engine", "event", "--sample", "0"],
             "evsim run --engine dense --sample 0": run + ["--engine", "dense", "--sample", "0"],
+            "evsim run (20 built-in samples)": ["-m", "evsim", "run", "-q"],
+            "evsim run (whole file)": run,
             "evsim info": ["-m", "evsim", "info"],
             "python -c pass": ["-c", "pass"]}
 
 
 def environment_for(checkout: str) -> dict:
+    """One numba thread, the checkout's own kernel cache, and Python's bytecode cache
+    allowed (an installation has its ``.pyc`` files: pip writes them), whatever the
+    calling shell says (``PYTHONDONTWRITEBYTECODE`` would recompile every module of
+    evsim in every run, ~0.07 s)."""
     cache = os.path.join(tempfile.gettempdir(), "evsim_bench_startup_cache_" + checkout.strip("/").replace("/", "_"))
-    return dict(os.environ, PYTHONPATH=checkout, NUMBA_CACHE_DIR=cache, NUMBA_NUM_THREADS="1")
+    env = dict(os.environ, PYTHONPATH=checkout, NUMBA_CACHE_DIR=cache, NUMBA_NUM_THREADS="1")
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    return env
 
 
 def wall(argv, env, cwd) -> tuple[float, float]:
