@@ -135,14 +135,21 @@ def _spikes_in(rasters, lengths) -> np.ndarray:
     return np.stack([np.einsum("bt,btn->b", inside, r, dtype=np.int64) for r in rasters], axis=1)
 
 
+#: fewest samples for which :func:`binned_batches` bins with the numba kernel: loading it
+#: from the cache costs about as much as NumPy's slower binning of ~500 samples (measured:
+#: the kernel load 56-67 ms; binning 1000 test samples 64-85 ms compiled, 190-207 ms NumPy)
+BIN_KERNEL_MIN_SAMPLES = 512
+
+
 def binned_batches(model, f, idx, batch_size: int, path, steps: list | None = None, engine: str = "dense"):
     """Batches (:class:`PaddedBatch`) of the samples ``idx`` of an open input ``f``,
     binned for ``model``, a whole batch at a time (:meth:`read_events`,
     :func:`evsim.data.bin_batch`: the counts of binning each sample alone); each batch is
     checked against the memory limit (:func:`check_batch_memory`) before it is binned.
     Each sample's step count is appended to ``steps`` when given.  For the ``"event"``
-    engine the binning is a numba kernel (numba is loaded for the engine anyway); the
-    others bin in NumPy (the same counts)."""
+    engine and at least :data:`BIN_KERNEL_MIN_SAMPLES` samples the binning is a numba
+    kernel (numba is loaded for the engine anyway); otherwise NumPy bins them (the same
+    counts), which saves loading that kernel."""
     from .data import batch_steps, bin_batch
 
     meta = model.metadata
@@ -152,7 +159,7 @@ def binned_batches(model, f, idx, batch_size: int, path, steps: list | None = No
         lengths = batch_steps(events, meta.dt_ms, meta.n_steps, where=lambda k: f"{path} sample {chunk[k]}")
         check_batch_memory(model, len(chunk), int(lengths.max()), path)
         x = bin_batch(events, lengths, dt_ms=meta.dt_ms, n_channels=meta.input_channels, pool=meta.pool,
-                      compiled=engine == "event")
+                      compiled=engine == "event" and len(idx) >= BIN_KERNEL_MIN_SAMPLES)
         if steps is not None:
             steps.extend(lengths.tolist())
         yield PaddedBatch(x, lengths)
