@@ -11,9 +11,11 @@ that gives their accuracy) and is a ratio or a time measured in this one run:
   samples (both engines must agree);
 * **batching**: the event engine's per-sample throughput at batch 64 on one and on two
   threads, relative to batch 1 on one thread;
-* **``evsim run`` wall time** in a fresh process (compiled kernels cached): the whole
-  test file, one sample, and ``python -c pass`` for the interpreter's own start-up;
-* **streaming**: ``EventStream.step`` per 10 ms step and ``push`` of a step's raw events;
+* **``evsim run`` wall time** in a fresh process (compiled kernels cached, default engine
+  ``auto``): the whole test file, one sample, and ``python -c pass`` for the
+  interpreter's own start-up;
+* **streaming**: ``EventStream.step`` per 10 ms step and ``push`` of a step's raw events,
+  and ``run_chunk`` of whole samples per step (the model's work without a call per step);
 * **distance to the floor**: the engine's synaptic additions per second at batch 1 (engine
   only) against the same fan-out kernel on rows that stay in L1 cache, and against a plain
   float32 add loop (the core's SIMD add rate).
@@ -99,8 +101,10 @@ def batching(path, n, rounds) -> dict:
 
 
 def wall(cmd, repeats=3) -> float:
-    """Best wall time of ``cmd`` in a fresh process with one numba thread."""
+    """Best wall time of ``cmd`` in a fresh process with one numba thread and Python's
+    bytecode cache on (as in an installation, whatever ``PYTHONDONTWRITEBYTECODE`` says)."""
     env = dict(os.environ, NUMBA_NUM_THREADS="1")
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     best = float("inf")
     for _ in range(repeats):
         start = time.perf_counter()
@@ -111,7 +115,9 @@ def wall(cmd, repeats=3) -> float:
 
 def run_walls(path) -> dict:
     evsim = [sys.executable, "-m", "evsim", "run", "-q", "--input", path]
-    subprocess.run(evsim + ["--sample", "0"], check=True, stdout=subprocess.DEVNULL)   # fill the cache
+    for warm in (["--sample", "0"], ["--sample", "0", "--engine", "event"]):      # fill the caches
+        subprocess.run(evsim + warm, check=True, stdout=subprocess.DEVNULL,
+                       env={k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"})
     out = {"run_file_s": wall(evsim), "run_one_s": wall(evsim + ["--sample", "0"]),
            "python_s": wall([sys.executable, "-c", "pass"])}
     print(f"  evsim run, whole file {out['run_file_s']:.2f} s; one sample {out['run_one_s']:.2f} s; "
@@ -156,10 +162,17 @@ def stream_latency(path, n) -> dict:
             for t, u, until in p:
                 stream.push(t, u, until=until)
 
+    def by_chunk():                       # the model's work per step, without a call per step
+        for x in binned:
+            stream.reset()
+            stream.run_chunk(x)
+
     out = {"stream_step_us": median_time(by_step, repeats=5)["median"] / len(steps) * 1e6,
+           "chunk_step_us": median_time(by_chunk, repeats=5)["median"] / len(steps) * 1e6,
            "push_us": median_time(by_push, repeats=5)["median"] / sum(map(len, pieces)) * 1e6}
     numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
-    print(f"  stream step {out['stream_step_us']:.2f} us, push {out['push_us']:.2f} us", flush=True)
+    print(f"  stream step {out['stream_step_us']:.2f} us (run_chunk of whole samples: {out['chunk_step_us']:.2f} us "
+          f"per step), push {out['push_us']:.2f} us", flush=True)
     return out
 
 
@@ -221,6 +234,7 @@ def report(res) -> str:
         ["`evsim run --sample 0`, wall s", w["run_one_s"], "<= 0.4"],
         ["`python -c pass`, wall s (start-up floor)", w["python_s"], ""],
         ["stream step, us", s["stream_step_us"], "<= 6"],
+        ["  the model's work per step (run_chunk of whole samples), us", s.get("chunk_step_us", float("nan")), ""],
         ["push of one step's raw events, us", s["push_us"], "<= 15"],
         ["engine synaptic adds/s", f["engine_adds_per_s"], ""],
         ["  / fan-out kernel on L1-resident rows", f["engine_vs_fan_out_l1"], ""],
