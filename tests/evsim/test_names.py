@@ -53,7 +53,8 @@ def test_cli_choices_come_from_the_names():
     from evsim.cli.sweep import sweep
     from evsim.cli.train import train
 
-    assert _choices(run, "engine") == _choices(batch, "engine") == names.ENGINES
+    assert _choices(batch, "engine") == names.ENGINES
+    assert _choices(run, "engine") == names.RUN_ENGINES == ("auto", *names.ENGINES)
     for command, param in ((data_download, "name"), (data_check, "name"), (sweep, "dataset"), (train, "dataset")):
         assert _choices(command, param) == names.DATASETS, command.name
     assert _choices(encode, "preset") == names.COCHLEA_PRESETS
