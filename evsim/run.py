@@ -3,8 +3,8 @@
 Samples are binned to the model's ``dt`` and pooling, grouped into batches (padded, each
 sample keeping its own length, so a sample's result never depends on its batch-mates)
 and run by the chosen engine: ``"event"`` (Numba event queue), ``"dense"`` (the NumPy
-reference) or ``"auto"`` (the default: the dense engine for jobs too small to pay the event
-engine's start-up, see :mod:`evsim.engine_choice`); :attr:`Classification.engine` says
+reference) or ``"auto"`` (the default of ``evsim run``: the dense engine for jobs too small
+to pay the event engine's start-up, see :mod:`evsim.engine_choice`); :attr:`Classification.engine` says
 which one ran.  Both count the spikes of each layer (``stats["spikes_per_layer"]``); only
 the event engine counts synaptic events (``stats["synaptic_events"]``).
 """
