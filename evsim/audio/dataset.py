@@ -216,10 +216,12 @@ def write_encoded(out: str, items: Sequence[AudioItem], params: CochleaParams | 
 
 
 def classify_recordings(model, path, sample: int | None = None, engine: str = "event", batch_size: int = 64,
-                        progress=None, seed=0, notes=None, max_seconds: float | None = DEFAULT_MAX_SECONDS):
+                        progress=None, seed=0, notes=None, max_seconds: float | None = DEFAULT_MAX_SECONDS,
+                        precision: str = "float64"):
     """:func:`evsim.run.classify_file` for recordings: encode each (in memory), bin it as
     the model's files are binned, and classify.  Returns the same ``Classification``."""
     from ..data import bin_spikes
+    from ..precision import check_precision
     from ..run import Classification, SampleResult, classify_batches, get_engine
 
     meta = model.metadata
@@ -227,6 +229,7 @@ def classify_recordings(model, path, sample: int | None = None, engine: str = "e
         raise InputFileError(f"the model takes {meta.input_channels} input channels; the cochlea gives "
                              f"{CochleaParams().channels}")
     get_engine(engine)
+    check_precision(precision)
     items = find_recordings([path])
     indices = list(range(len(items)))
     if sample is not None:
@@ -251,7 +254,7 @@ def classify_recordings(model, path, sample: int | None = None, engine: str = "e
         if chunk:
             yield chunk
 
-    preds, scores, stats = classify_batches(model, batches(), engine=engine, progress=progress)
+    preds, scores, stats = classify_batches(model, batches(), engine=engine, progress=progress, precision=precision)
     results = [SampleResult(index=indices[k], prediction=int(preds[k]), class_name=model.class_names[int(preds[k])],
                             score=float(scores[k, preds[k]]), label=int(labels[k]), n_steps=steps[k])
                for k in range(len(items))]

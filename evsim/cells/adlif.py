@@ -65,7 +65,7 @@ def reference_step(state, current, p, reset, active):
     v_prev, s_prev = state["v"], state["s"]
     w = p["beta_w"] * state["w"] + p["a"] * v_prev + p["b"] * s_prev
     v = p["beta"] * reset_reference(v_prev, s_prev, p["threshold"], reset) + p["gain"] * (current - w)
-    s = (v >= p["threshold"]).astype(np.float64) * active
+    s = (v >= p["threshold"]).astype(v.dtype) * active   # in the precision's type
     state["v"], state["s"], state["w"] = v, s, w
     return s
 
