@@ -83,6 +83,8 @@ def event_update(v, aux, cur, bias, beta, theta, gain, extra, subtract, spk):
         # adaptation of the next step: w_{t+1} = beta_w w_t + a v_t + b s_t (the
         # reference's operations, in its order)
         spk[i] = v[i] >= theta[i]     # the spike flag, for spikes_from_flags
+        # (in float32, b * s_i is float64 and its one addition is rounded twice, to float64
+        # then to float32: the float32 sum exactly, as 53 >= 2 * 24 + 2 bits)
         s_i = 1.0 if v[i] >= theta[i] else 0.0
         w[i] = beta_w[i] * w[i] + a[i] * v[i] + b[i] * s_i
     # spikes, reset
