@@ -7,6 +7,7 @@ import sys
 import click
 
 from evsim.names import BUILTIN_MODELS, BUILTIN_SAMPLES, ENGINES, RUN_ENGINES  # noqa: F401 (ENGINES: tests)
+from evsim.precision import DEFAULT_PRECISION, PRECISIONS
 
 from .common import NoBar, default_path, display_name, dumps, model_path, note_compilation
 
@@ -25,9 +26,11 @@ from .common import NoBar, default_path, display_name, dumps, model_path, note_c
                    "Same results; the output says which ran.")
 @click.option("--batch-size", type=click.IntRange(1, 4096), default=64, show_default=True,
               help="Samples simulated together (in parallel over cores on the event engine); results do not depend on it.")
+@click.option("--precision", type=click.Choice(PRECISIONS), default=DEFAULT_PRECISION, show_default=True,
+              help="Arithmetic of both engines' states and sums; float32 is faster on the event engine.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
 @click.option("--quiet", "-q", is_flag=True, help="Only the summary line (text output).")
-def run(model_file, input_path, sample, engine, batch_size, as_json, quiet):
+def run(model_file, input_path, sample, engine, batch_size, precision, as_json, quiet):
     """Classify the samples of a spike file and report the accuracy when it has labels.
 
     \b
@@ -53,11 +56,12 @@ def run(model_file, input_path, sample, engine, batch_size, as_json, quiet):
         note_compilation(kernels, "the event engine's")
     with click.progressbar(length=n_total, label="classifying", file=sys.stderr) if show_bar else NoBar() as bar:
         result = classify_input(model, input_path, sample=sample, engine=chosen, batch_size=batch_size,
-                                progress=bar.update)
+                                progress=bar.update, precision=precision)
     activity = _activity(model, result)
     if as_json:
         click.echo(dumps({
-            "model": model_file, "input": input_path, "engine": result.engine, "engine_option": engine, **activity,
+            "model": model_file, "input": input_path, "engine": result.engine, "engine_option": engine,
+            "precision": precision, **activity,
             "n_samples": len(result.samples), "accuracy": result.accuracy,
             "samples": [{"index": r.index, "prediction": r.prediction, "class": r.class_name,
                          "score": r.score, "label": r.label if r.label >= 0 else None,
@@ -67,7 +71,9 @@ def run(model_file, input_path, sample, engine, batch_size, as_json, quiet):
         }))
         return
     if not quiet:
-        shown = result.engine if engine != "auto" else f"{result.engine} (auto, for {n_total} sample{'s' * (n_total != 1)})"
+        notes = [f"auto, for {n_total} sample{'s' * (n_total != 1)}"] if engine == "auto" else []
+        notes += [precision] if precision != DEFAULT_PRECISION else []
+        shown = result.engine + (f" ({', '.join(notes)})" if notes else "")
         _echo_details(model, model_file, input_path, shown, result, activity)
     _echo_summary(result)
 

@@ -15,11 +15,16 @@ Same equations as :mod:`evsim.model` and the same results as the dense reference
   updated once per step (O(n) per layer per step, cheap next to propagation).
 * **Bounded memory.**  A layer's delay queue has ``max_delay + 2`` rows of up to ``n``
   neuron indices, whatever the input length (see :mod:`evsim.kernels.event`).
-* **float64 arithmetic.**  Inputs, states and every sum are float64; weights stay in the
-  model's float32 (half the memory traffic) and are widened exactly where used, so the
-  values are those of the float64 reference and the two engines agree to rounding
-  (~1e-12).  The order in which one step's inputs are summed is the only difference, so
-  a spike can differ only when a membrane lands within rounding of the threshold.
+* **A precision shared with the reference** (:mod:`evsim.precision`, ``precision=``):
+  ``"float64"`` (the default) or ``"float32"``, the type of the states and of every sum
+  that forms them.  Weights stay in the model's float32 (half the memory traffic); in
+  float64 they are widened exactly where used, so the values are those of the float64
+  reference and the two engines agree to rounding (~1e-12); in float32 the fan-out adds
+  float32 weights into float32 currents, 8 per AVX2 instruction, as the float32
+  reference does.  The order in which one step's inputs are summed is the only
+  difference, so a spike can differ only when a membrane lands within rounding (of that
+  precision) of the threshold.  Class scores are float64 and the readout trace is
+  returned as float64 in both precisions.
 
 Two ways in, one kernel: :func:`simulate` (a padded batch, samples in parallel over
 cores), and :class:`EventStream` (one sample fed step by step or chunk by chunk, for a
@@ -46,6 +51,7 @@ from .cells import RESET_CODE, get_cell
 from .model import DECISION_CODE, RECURRENCE_CODE, HiddenLayer, Model, _is_real
 from .data import MAX_STEPS, time_to_step, validate_events
 from .engine import SimResult, check_inputs
+from .precision import DEFAULT_PRECISION, check_precision, float_dtype
 from .structured import split_structured
 
 __all__ = ["simulate", "EventStream", "pack_model"]
@@ -90,11 +96,12 @@ class _DirectCall:
 _DIRECT: dict = {}
 
 
-def _direct(name: str) -> _DirectCall:
-    """The kernel ``name`` of :mod:`evsim.kernels.event` behind a :class:`_DirectCall`."""
-    call = _DIRECT.get(name)
+def _direct(name: str, precision: str) -> _DirectCall:
+    """The kernel ``name`` of :mod:`evsim.kernels.event` behind a :class:`_DirectCall`, one
+    per precision (its arguments' types differ: each precision has its compiled code)."""
+    call = _DIRECT.get((name, precision))
     if call is None:
-        call = _DIRECT[name] = _DirectCall(getattr(_kernels(), name))
+        call = _DIRECT[(name, precision)] = _DirectCall(getattr(_kernels(), name))
     return call
 
 
@@ -110,25 +117,30 @@ def _offsets(sizes) -> np.ndarray:
 
 # A Model is frozen and its arrays are read-only, so its packed form can be reused: this
 # keeps per-call overhead of small batches (batch 1, streaming) down to microseconds.
-_PACKED: "weakref.WeakKeyDictionary[Model, object]" = weakref.WeakKeyDictionary()
+# One packed form per precision used: {precision: (Params, plain tuple)}.
+_PACKED: "weakref.WeakKeyDictionary[Model, dict]" = weakref.WeakKeyDictionary()
 
 
-def pack_model(model: Model):
-    """Pack ``model`` into the flat arrays of :class:`evsim.kernels.event.Params`
-    (cached per model object)."""
-    return _packed(model)[0]
+def pack_model(model: Model, precision: str = DEFAULT_PRECISION):
+    """Pack ``model`` into the flat arrays of :class:`evsim.kernels.event.Params`, its
+    per-neuron arrays in ``precision`` (cached per model object and precision)."""
+    return _packed(model, precision)[0]
 
 
-def _packed(model: Model):
+def _packed(model: Model, precision: str = DEFAULT_PRECISION):
     """``(Params, tuple(Params))``: the kernels' entry points take the plain tuple."""
     if not isinstance(model, Model):
         raise EvsimError(f"expected an evsim.model.Model, got {type(model).__name__}; "
                          "load one with evsim.load_model(path)")
-    packed = _PACKED.get(model)
+    check_precision(precision)
+    by_precision = _PACKED.get(model)
+    if by_precision is None:
+        by_precision = _PACKED[model] = {}
+    packed = by_precision.get(precision)
     if packed is None:
-        params = _pack(model)
+        params = _pack(model, float_dtype(precision))    # raises for an unknown precision
         params = type(params)(*(_owned(group) for group in params))
-        packed = _PACKED[model] = (params, _kernels().as_plain(params))
+        packed = by_precision[precision] = (params, _kernels().as_plain(params))
     return packed
 
 
@@ -180,7 +192,8 @@ def _parallel_samples(model: Model, batch: int) -> int:
     return max(1, min(batch, _threads(), MAX_QUEUE_BYTES // need))
 
 
-def _pack(model: Model):
+def _pack(model: Model, real):
+    """The packed model, per-neuron arrays of dtype ``real`` (float64 or float32)."""
     k = _kernels()
     layers = model.layers
     _check_queue_memory(layers)
@@ -195,11 +208,11 @@ def _pack(model: Model):
     ro = model.readout
 
     def cat(attr):
-        return np.concatenate([np.asarray(getattr(l, attr), np.float64) for l in layers])
+        return np.concatenate([np.asarray(getattr(l, attr), real) for l in layers])
 
     cells = [get_cell(l.cell) for l in layers]
     n_off = _offsets(size[1:])
-    extra = np.zeros((max(len(c.params) for c in cells), int(n_off[-1])))
+    extra = np.zeros((max(len(c.params) for c in cells), int(n_off[-1])), real)
     for l, (layer, c) in enumerate(zip(layers, cells)):
         for row, name in enumerate(c.param_names):
             extra[row, n_off[l]:n_off[l + 1]] = layer.extra[name]
@@ -221,27 +234,33 @@ def _pack(model: Model):
             n_aux=np.array([max(len(c.state) for c in cells)], np.int64)),
         ro=k.ReadoutParams(
             w=np.ascontiguousarray(ro.weight.T, np.float32).ravel(),
-            bias=np.asarray(ro.bias, np.float64), beta=np.asarray(ro.beta, np.float64),
-            gain=np.asarray(ro.gain, np.float64),
+            bias=np.asarray(ro.bias, real), beta=np.asarray(ro.beta, real),
+            gain=np.asarray(ro.gain, real),
             decision=np.array([DECISION_CODE[ro.decision]], np.int64)),
     )
 
 
-def simulate(model: Model, x, lengths=None, record_spikes: bool = False) -> SimResult:
+def simulate(model: Model, x, lengths=None, record_spikes: bool = False,
+             precision: str = DEFAULT_PRECISION) -> SimResult:
     """Run ``model`` on binned inputs ``x``, (B, T, n_inputs) or one sample (T, n_inputs),
     event by event.  The samples of a batch run in parallel over the threads numba may
     use (``numba.set_num_threads``); a single sample runs on the calling thread.
+
+    ``precision``: ``"float64"`` (default) or ``"float32"``, the type of the membranes,
+    currents and their sums (:mod:`evsim.precision`); the reference takes the same.
 
     Same contract as :func:`evsim.reference.simulate`: ``lengths`` (B,) marks how many
     steps of each padded sample count (readout zero beyond), ``record_spikes`` returns one
     (B, T, n_l) uint8 raster per hidden layer.  ``stats`` holds ``synaptic_events`` (B,)
     and ``spikes_per_layer`` (B, L), both int64.
     """
+    check_precision(precision)
     if _has_stack_layers(model):              # CS-GRU layers: layer by layer (evsim.stack)
+        _float64_only(precision)
         from .stack import simulate_event
 
         return simulate_event(model, x, lengths, record_spikes=record_spikes)
-    params, params_t = _packed(model)
+    params, params_t = _packed(model, precision)
     x, lengths = check_inputs(model, x, lengths)
     x = _c_writable(x, np.float64)               # fixed argument types (see _DirectCall)
     lengths = _c_writable(lengths, np.int64)
@@ -265,13 +284,20 @@ def simulate(model: Model, x, lengths=None, record_spikes: bool = False) -> SimR
         finally:
             numba.set_num_threads(threads)
     else:
-        _direct("run_batch_serial")(*params_t, x, lengths, readout, scores, raster, bool(record_spikes), syn, spikes)
+        _direct("run_batch_serial", precision)(*params_t, x, lengths, readout, scores, raster, bool(record_spikes), syn, spikes)
     rasters = None
     if record_spikes:
         off = params.ff.nrn_off
         rasters = [np.ascontiguousarray(raster[:, :, off[l]:off[l + 1]]) for l in range(n_layers)]
     return SimResult(readout=readout, scores=scores, predictions=np.argmax(scores, axis=1),
                      spikes=rasters, stats={"synaptic_events": syn, "spikes_per_layer": spikes})
+
+
+def _float64_only(precision: str) -> None:
+    """Models with CS-GRU layers run in float64 only (:mod:`evsim.stack`)."""
+    if precision != "float64":
+        raise EvsimError(f"precision {precision!r} is not available for models with CS-GRU layers; "
+                         "they run in float64 (precision='float64')")
 
 
 #: rows :meth:`EventStream.push` gives its buffer of pending input counts when it grows it:
@@ -302,19 +328,22 @@ class EventStream:
     _row_shape = None
     _bin = None
 
-    def __new__(cls, model: Model):
+    def __new__(cls, model: Model, precision: str = DEFAULT_PRECISION):
         if cls is EventStream and _has_stack_layers(model):   # CS-GRU layers: evsim.stack.StackStream
+            check_precision(precision)
+            _float64_only(precision)
             from .stack import StackStream
 
             cls = StackStream
         return super().__new__(cls)
 
-    def __init__(self, model: Model):
+    def __init__(self, model: Model, precision: str = DEFAULT_PRECISION):
         self.model = model
-        self._params, self._params_t = _packed(model)
+        self.precision = check_precision(precision)
+        self._params, self._params_t = _packed(model, precision)
         self._k = _kernels()
-        self._chunk = _direct("stream_chunk")
-        self._bin = _direct("push_events")
+        self._chunk = _direct("stream_chunk", precision)
+        self._bin = _direct("push_events", "any")        # no floating-point state: one version
         meta = model.metadata
         # the per-call constants, with the types the kernels were compiled for (see _DirectCall)
         self._row_shape = (model.n_inputs,)

@@ -1,7 +1,9 @@
 """Dense, time-stepped NumPy reference simulator: the oracle for every faster engine.
 
-It follows the equations of :mod:`evsim.model` literally, one step at a time, in float64,
-for a whole batch at once.  Clarity beats speed here; the event engine
+It follows the equations of :mod:`evsim.model` literally, one step at a time, for a whole
+batch at once, in the precision asked for (:mod:`evsim.precision`): float64 (the default)
+or float32, every state, current and sum in that type (the model's float32 parameters
+widened once for float64), the class scores summed in float64.  Clarity beats speed here; the event engine
 (:mod:`evsim.event`) is the fast path and is tested against this module.
 
 Delays are realised with a full spike history: the recurrent input at step ``t`` reads
@@ -16,6 +18,7 @@ from .cells import get_cell
 from .engine import SimResult, check_inputs, softmax
 from .errors import EvsimError
 from .model import DECISIONS, RECURRENCES, HiddenLayer, Model
+from .precision import DEFAULT_PRECISION, float_dtype
 
 __all__ = ["SimResult", "simulate", "softmax", "check_inputs"]
 
@@ -35,7 +38,7 @@ def add_recurrent_input(current: np.ndarray, layer, rec: np.ndarray, s: np.ndarr
         raise EvsimError(f"{layer.name}: unknown recurrence {layer.recurrence!r}; expected one of {', '.join(RECURRENCES)}")
     b, _, n = s.shape
     src = t - 1 - delays                                  # (n,) source step per presynaptic neuron
-    z = np.zeros((b, n))
+    z = np.zeros((b, n), s.dtype)
     ok = src >= 0
     z[:, ok] = s[:, src[ok], np.nonzero(ok)[0]]
     if layer.recurrence == "dense":
@@ -52,12 +55,14 @@ def add_recurrent_input(current: np.ndarray, layer, rec: np.ndarray, s: np.ndarr
 
 def run_readout(ro, layer_in: np.ndarray, active: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The readout over the last layer's spikes ``layer_in`` (B, T, n): its trace u_t
-    (B, T, C), zero past each sample's steps (``active`` (B, T), 1.0 / 0.0), and the scores."""
+    (B, T, C), zero past each sample's steps (``active`` (B, T), 1.0 / 0.0), and the scores
+    (float64).  Computed in ``active``'s dtype (the precision)."""
     b, n_t = active.shape
-    w = ro.weight.astype(np.float64)
-    bias, beta, g = (ro.bias.astype(np.float64), ro.beta.astype(np.float64), ro.gain.astype(np.float64))
-    u = np.zeros((b, ro.n_classes))
-    trace = np.zeros((b, n_t, ro.n_classes))
+    real = active.dtype
+    w = ro.weight.astype(real)
+    bias, beta, g = (ro.bias.astype(real), ro.beta.astype(real), ro.gain.astype(real))
+    u = np.zeros((b, ro.n_classes), real)
+    trace = np.zeros((b, n_t, ro.n_classes), real)
     for t in range(n_t):
         u = beta * u + g * (layer_in[:, t] @ w.T + bias)
         trace[:, t] = u * active[:, t:t + 1]
@@ -67,25 +72,35 @@ def run_readout(ro, layer_in: np.ndarray, active: np.ndarray) -> tuple[np.ndarra
         per_step = trace
     else:
         raise EvsimError(f"unknown decision {ro.decision!r}; expected one of {', '.join(DECISIONS)}")
-    return trace, (per_step * active[:, :, None]).sum(axis=1)
+    scores = (per_step.astype(np.float64) * active[:, :, None]).sum(axis=1)   # float64 in both precisions
+    return trace, scores
 
 
 def simulate(model: Model, x, lengths=None, record_spikes: bool = False,
-             record_membrane: bool = False) -> SimResult:
+             record_membrane: bool = False, precision: str = DEFAULT_PRECISION) -> SimResult:
     """Run ``model`` on binned inputs ``x`` (B, T, n_inputs) step by step.
+
+    ``precision``: ``"float64"`` (default) or ``"float32"``, the type of every state,
+    current and sum (:mod:`evsim.precision`); the readout trace is returned as float64
+    (exactly widened) and the scores are summed in float64 in both.
 
     ``lengths`` (B,) lets samples of different lengths share a padded batch: a sample's
     readout and scores only count its own steps; its readout trace is zero beyond them.
     ``record_membrane`` puts each hidden layer's membrane v_t (before the reset of its
-    spikes), (B, T, n_l) float64, in ``stats["membrane"]``.
+    spikes), (B, T, n_l) in the precision's type, in ``stats["membrane"]``.
     """
+    real = float_dtype(precision)             # raises for an unknown precision
     if _has_stack_layers(model):              # CS-GRU layers: layer by layer (evsim.stack)
+        if precision != "float64":
+            raise EvsimError(f"precision {precision!r} is not available for models with CS-GRU layers; "
+                             "they run in float64 (precision='float64')")
         from .stack import simulate_reference
 
         return simulate_reference(model, x, lengths, record_spikes=record_spikes)
     x, lengths = check_inputs(model, x, lengths)
+    x = x.astype(real, copy=False)            # counts: exact in float32 below 2^24
     b, n_t, _ = x.shape
-    active = (np.arange(n_t)[None, :] < lengths[:, None]).astype(np.float64)  # (B, T)
+    active = (np.arange(n_t)[None, :] < lengths[:, None]).astype(real)  # (B, T)
 
     layer_in = x
     rasters = []
@@ -93,18 +108,18 @@ def simulate(model: Model, x, lengths=None, record_spikes: bool = False,
     for layer in model.layers:
         cell = get_cell(layer.cell)
         n = layer.n
-        w = layer.weight.astype(np.float64)
-        bias = layer.bias.astype(np.float64)
-        p = {"beta": layer.beta.astype(np.float64), "threshold": layer.threshold.astype(np.float64),
-             "gain": layer.gain.astype(np.float64)}
-        p.update({k: np.asarray(layer.extra[k], np.float64) for k in cell.param_names})
+        w = layer.weight.astype(real)
+        bias = layer.bias.astype(real)
+        p = {"beta": layer.beta.astype(real), "threshold": layer.threshold.astype(real),
+             "gain": layer.gain.astype(real)}
+        p.update({k: np.asarray(layer.extra[k], real) for k in cell.param_names})
         delays = layer.delays.astype(np.int64)
-        rec = layer.recurrent.astype(np.float64)
+        rec = layer.recurrent.astype(real)
 
-        s = np.zeros((b, n_t, n))
-        state = {"v": np.zeros((b, n)), "s": np.zeros((b, n))}
-        state.update({k: np.zeros((b, n)) for k in cell.state})
-        v_rec = np.zeros((b, n_t, n)) if record_membrane else None
+        s = np.zeros((b, n_t, n), real)
+        state = {"v": np.zeros((b, n), real), "s": np.zeros((b, n), real)}
+        state.update({k: np.zeros((b, n), real) for k in cell.state})
+        v_rec = np.zeros((b, n_t, n), real) if record_membrane else None
         for t in range(n_t):
             # inputs arriving now: feed-forward and delayed recurrent spikes
             current = layer_in[:, t] @ w.T + bias
@@ -118,6 +133,7 @@ def simulate(model: Model, x, lengths=None, record_spikes: bool = False,
         layer_in = s
 
     trace, scores = run_readout(model.readout, layer_in, active)
+    trace = trace.astype(np.float64, copy=False)
     preds = np.argmax(scores, axis=1)
     spikes = [r.astype(np.uint8) for r in rasters] if record_spikes else None
     stats = {"membrane": membranes} if record_membrane else None

@@ -16,6 +16,7 @@ from typing import Callable, Iterable, NamedTuple, Sequence
 import numpy as np
 
 from .errors import EvsimError
+from .precision import check_precision
 from .model import Model
 from .names import ENGINES, RUN_ENGINES
 
@@ -95,7 +96,7 @@ class PaddedBatch(NamedTuple):
 
 
 def classify_batches(model: Model, batches: Iterable[Sequence[np.ndarray] | PaddedBatch], engine: str = "event",
-                     progress: Callable[[int], None] | None = None):
+                     progress: Callable[[int], None] | None = None, precision: str = "float64"):
     """Run batches of samples (each sample (T_i, n_inputs) counts), padded per batch with
     every sample keeping its own length; a batch may also come padded already
     (:class:`PaddedBatch`).
@@ -103,7 +104,7 @@ def classify_batches(model: Model, batches: Iterable[Sequence[np.ndarray] | Padd
     Returns (predictions (n,), scores (n, C), stats) where stats sums the engine's
     counters: ``spikes_per_layer`` (L,) from either engine (the dense one from its spike
     rasters), ``synaptic_events`` from the event engine only (the dense engine does not
-    count them).
+    count them).  ``precision``: float64 or float32 (:mod:`evsim.precision`).
     """
     simulate = get_engine(engine)
     rasters = engine == "dense"
@@ -111,7 +112,7 @@ def classify_batches(model: Model, batches: Iterable[Sequence[np.ndarray] | Padd
     totals: dict = {}
     for chunk in batches:
         x, lengths = chunk if isinstance(chunk, PaddedBatch) else pad_batch(chunk)
-        res = simulate(model, x, lengths=lengths, record_spikes=rasters)
+        res = simulate(model, x, lengths=lengths, record_spikes=rasters, precision=precision)
         preds.append(res.predictions)
         scores.append(res.scores)
         counters = dict(res.stats or {})
@@ -167,7 +168,7 @@ def binned_batches(model, f, idx, batch_size: int, path, steps: list | None = No
 
 def classify_file(model: Model, path: str, sample: int | None = None, engine: str = "event",
                   batch_size: int = 64, progress: Callable[[int], None] | None = None,
-                  indices: Iterable[int] | None = None) -> Classification:
+                  indices: Iterable[int] | None = None, precision: str = "float64") -> Classification:
     """Classify every sample of ``path`` (or only ``sample``, or ``indices``) with ``model``.
 
     Samples are read and binned one batch at a time, so memory stays bounded by the batch.
@@ -180,6 +181,7 @@ def classify_file(model: Model, path: str, sample: int | None = None, engine: st
     meta = model.metadata
     if engine != "auto":
         get_engine(engine)  # an unknown engine fails before the file is opened
+    check_precision(precision)  # an unknown precision too
     with open_input(path, n_channels=meta.input_channels, class_names=model.class_names) as f:
         if sample is not None:
             idx = [f.index(sample)]
@@ -193,7 +195,7 @@ def classify_file(model: Model, path: str, sample: int | None = None, engine: st
             raise EvsimError(f"{path}: label {labels.max()} is out of range for a model with {model.n_classes} classes")
         steps: list[int] = []
         preds, scores, stats = classify_batches(model, binned_batches(model, f, idx, batch_size, path, steps, engine),
-                                                engine=engine, progress=progress)
+                                                engine=engine, progress=progress, precision=precision)
     names = model.class_names
     results = []
     for k, i in enumerate(idx):

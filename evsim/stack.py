@@ -193,8 +193,9 @@ class StackStream(EventStream):
     state (membranes, delay queues) between chunks; the readout last.  Same methods and
     properties; the outputs equal :func:`simulate_event` on the whole sample."""
 
-    def __init__(self, model: Model):
+    def __init__(self, model: Model, precision: str = "float64"):
         self.model = model
+        self.precision = precision        # float64 only: EventStream.__new__ refused any other
         self._segments = segments(model)
         self.reset()
 

@@ -210,11 +210,13 @@ def write_encoded(out: str, items: Sequence[AudioItem], params: CochleaParams | 
 
 
 def classify_recordings(model, path, sample: int | None = None, engine: str = "event", batch_size: int = 64,
-                        progress=None, seed=0, notes=None, max_seconds: float | None = DEFAULT_MAX_SECONDS):
+                        progress=None, seed=0, notes=None, max_seconds: float | None = DEFAULT_MAX_SECONDS,
+                        precision: str = "float64"):
     """:func:`evsim.run.classify_file` for recordings: encode each (in memory), bin it as
     the model's files are binned, and classify.  Returns the same ``Classification``."""
     from ..data import bin_spikes
     from ..engine_choice import resolve_engine
+    from ..precision import check_precision
     from ..run import Classification, SampleResult, classify_batches, get_engine
 
     meta = model.metadata
@@ -223,6 +225,7 @@ def classify_recordings(model, path, sample: int | None = None, engine: str = "e
                              f"{CochleaParams().channels}")
     if engine != "auto":
         get_engine(engine)    # an unknown engine fails before any recording is read
+    check_precision(precision)
     items = find_recordings([path])
     indices = list(range(len(items)))
     if sample is not None:
@@ -248,7 +251,7 @@ def classify_recordings(model, path, sample: int | None = None, engine: str = "e
         if chunk:
             yield chunk
 
-    preds, scores, stats = classify_batches(model, batches(), engine=engine, progress=progress)
+    preds, scores, stats = classify_batches(model, batches(), engine=engine, progress=progress, precision=precision)
     results = [SampleResult(index=indices[k], prediction=int(preds[k]), class_name=model.class_names[int(preds[k])],
                             score=float(scores[k, preds[k]]), label=int(labels[k]), n_steps=steps[k])
                for k in range(len(items))]

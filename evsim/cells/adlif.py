@@ -65,7 +65,7 @@ def reference_step(state, current, p, reset, active):
     v_prev, s_prev = state["v"], state["s"]
     w = p["beta_w"] * state["w"] + p["a"] * v_prev + p["b"] * s_prev
     v = p["beta"] * reset_reference(v_prev, s_prev, p["threshold"], reset) + p["gain"] * (current - w)
-    s = (v >= p["threshold"]).astype(np.float64) * active
+    s = (v >= p["threshold"]).astype(v.dtype) * active   # in the precision's type
     state["v"], state["s"], state["w"] = v, s, w
     return s
 
@@ -83,6 +83,8 @@ def event_update(v, aux, cur, bias, beta, theta, gain, extra, subtract, spk):
         # adaptation of the next step: w_{t+1} = beta_w w_t + a v_t + b s_t (the
         # reference's operations, in its order)
         spk[i] = v[i] >= theta[i]     # the spike flag, for spikes_from_flags
+        # (in float32, b * s_i is float64 and its one addition is rounded twice, to float64
+        # then to float32: the float32 sum exactly, as 53 >= 2 * 24 + 2 bits)
         s_i = 1.0 if v[i] >= theta[i] else 0.0
         w[i] = beta_w[i] * w[i] + a[i] * v[i] + b[i] * s_i
     # spikes, reset

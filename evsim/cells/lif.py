@@ -29,7 +29,7 @@ from ._common import membrane_grad, reset_value, spikes_from_flags
 def reference_step(state, current, p, reset, active):
     """One step of the dense NumPy reference (see :mod:`evsim.cells`)."""
     v = p["beta"] * reset_reference(state["v"], state["s"], p["threshold"], reset) + p["gain"] * current
-    s = (v >= p["threshold"]).astype(np.float64) * active
+    s = (v >= p["threshold"]).astype(v.dtype) * active   # in the precision's type
     state["v"], state["s"] = v, s
     return s
 

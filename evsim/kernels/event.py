@@ -79,9 +79,12 @@ DECISION_SOFTMAX, DECISION_MEMBRANE = DECISION_CODE["sum_softmax"], DECISION_COD
 
 
 # The packed model, one NamedTuple per concern.  Weight arrays (``ff_w``, ``rec_w``, ``w``
-# of the readout) keep the model's float32 values (half the memory traffic of float64) and
-# are converted to float64, exactly, where they are used; every sum and product is float64.
-# Per-neuron arrays are float64.
+# of the readout) keep the model's float32 values.  Per-neuron arrays and the state's
+# floating-point arrays have the precision's type (:mod:`evsim.precision`): float64 or
+# float32.  Every kernel is generic in it (numba compiles one version per precision):
+# in float64 a float32 weight is widened, exactly, where it is added (NumPy's and numba's
+# promotion of float32 with float64), in float32 it is added as it is (8 per AVX2
+# instruction instead of 4).  Class scores are float64 in both.
 
 class FeedForward(NamedTuple):
     """Feed-forward weights of every layer (the module docstring's layout)."""
@@ -109,11 +112,11 @@ class CellParams(NamedTuple):
 
     kind: np.ndarray       # (L,) int64: the layer's cell code (evsim.cells.CELL_CODE)
     reset: np.ndarray      # (L,) int64: 0 zero, 1 subtract
-    bias: np.ndarray       # (N,) b
+    bias: np.ndarray       # (N,) b, the precision's type (as every float array below)
     beta: np.ndarray       # (N,) per-step decay
     theta: np.ndarray      # (N,) threshold
     gain: np.ndarray       # (N,) input gain g
-    extra: np.ndarray      # (P, N) float64: the cells' extra per-neuron parameters, row by row
+    extra: np.ndarray      # (P, N): the cells' extra per-neuron parameters, row by row
     n_aux: np.ndarray      # (1,) int64: S, the rows of CellState.aux
 
 
@@ -135,22 +138,22 @@ class Params(NamedTuple):
 
 
 class CellState(NamedTuple):
-    v: np.ndarray          # (N,) float64 membranes, reset already applied
-    aux: np.ndarray        # (S, N) float64: the cells' extra state variables, row by row
+    v: np.ndarray          # (N,) membranes, reset already applied (the precision's type)
+    aux: np.ndarray        # (S, N): the cells' extra state variables, row by row
     spk: np.ndarray        # (N,) int64: spk[nrn_off[l]:][:nspk[l]] = layer l's spikes this step
     nspk: np.ndarray       # (L,) int64
 
 
 class ReadoutState(NamedTuple):
-    u: np.ndarray          # (C,) float64 readout membrane
-    acc: np.ndarray        # (C,) float64 workspace: readout synaptic input
-    scores: np.ndarray     # (C,) float64 running class scores
+    u: np.ndarray          # (C,) readout membrane (the precision's type)
+    acc: np.ndarray        # (C,) workspace: readout synaptic input, then softmax terms
+    scores: np.ndarray     # (C,) float64 running class scores (float64 in both precisions)
 
 
 class Workspace(NamedTuple):
-    cur: np.ndarray        # (max n,) float64: synaptic input of one layer
+    cur: np.ndarray        # (max n,): synaptic input of one layer (the precision's type)
     ev_idx: np.ndarray     # (size[0],) int64: nonzero inputs of one step
-    ev_cnt: np.ndarray     # (size[0],) float64: their counts
+    ev_cnt: np.ndarray     # (size[0],): their counts (the precision's type)
 
 
 class Counters(NamedTuple):
@@ -172,8 +175,10 @@ class State(NamedTuple):
 
 @numba.njit(**EXACT)
 def new_state(p):
-    """A zero state for the model packed in ``p``."""
+    """A zero state for the model packed in ``p``, in the precision of its per-neuron
+    arrays."""
     size, nrn_off = p.ff.size, p.ff.nrn_off
+    real = p.cells.beta.dtype
     n_layers = p.rec.kind.shape[0]
     n_total = nrn_off[n_layers]
     n_max = 1
@@ -181,17 +186,18 @@ def new_state(p):
         n_max = max(n_max, size[l + 1])
     c = p.ro.bias.shape[0]
     return State(
-        CellState(np.zeros(n_total), np.zeros((p.cells.n_aux[0], n_total)),
+        CellState(np.zeros(n_total, real), np.zeros((p.cells.n_aux[0], n_total), real),
                   np.zeros(n_total, np.int64), np.zeros(n_layers, np.int64)),
         np.zeros(p.rec.ring_off[n_layers], np.int32), np.zeros(p.rec.slot_off[n_layers], np.int64),
-        ReadoutState(np.zeros(c), np.zeros(c), np.zeros(c)),
-        Workspace(np.zeros(n_max), np.zeros(size[0], np.int64), np.zeros(size[0])),
+        ReadoutState(np.zeros(c, real), np.zeros(c, real), np.zeros(c)),
+        Workspace(np.zeros(n_max, real), np.zeros(size[0], np.int64), np.zeros(size[0], real)),
         Counters(np.zeros(1, np.int64), np.zeros(1, np.int64), np.zeros(n_layers, np.int64)))
 
 
 @numba.njit(**EXACT)
 def gather_inputs(x_t, idx, cnt):
-    """The nonzero input counts of one step as events (unit, count); returns how many."""
+    """The nonzero input counts of one step as events (unit, count); returns how many.
+    The counts (float64) are stored in ``cnt``'s type: exact for counts below 2^24."""
     m = 0
     for j in range(x_t.shape[0]):  # compacted without a branch, as in membrane
         idx[m] = j
@@ -213,15 +219,14 @@ def fan_out_counts(cur, w, n, idx, cnt, m):
         r0, r1, r2, r3 = idx[e] * n, idx[e + 1] * n, idx[e + 2] * n, idx[e + 3] * n
         w0, w1, w2, w3 = w[r0:r0 + n], w[r1:r1 + n], w[r2:r2 + n], w[r3:r3 + n]
         for i in range(n):
-            cur[i] = (cur[i] + c0 * np.float64(w0[i]) + c1 * np.float64(w1[i])
-                      + c2 * np.float64(w2[i]) + c3 * np.float64(w3[i]))
+            cur[i] = cur[i] + c0 * w0[i] + c1 * w1[i] + c2 * w2[i] + c3 * w3[i]
         e += 4
     while e < m:
         c = cnt[e]
         r = idx[e] * n
         wr = w[r:r + n]
         for i in range(n):
-            cur[i] += c * np.float64(wr[i])
+            cur[i] += c * wr[i]
         e += 1
     return m * n
 
@@ -235,14 +240,13 @@ def fan_out_spikes(cur, w, n, spk, m):
         r0, r1, r2, r3 = spk[e] * n, spk[e + 1] * n, spk[e + 2] * n, spk[e + 3] * n
         w0, w1, w2, w3 = w[r0:r0 + n], w[r1:r1 + n], w[r2:r2 + n], w[r3:r3 + n]
         for i in range(n):
-            cur[i] = (cur[i] + np.float64(w0[i]) + np.float64(w1[i])
-                      + np.float64(w2[i]) + np.float64(w3[i]))
+            cur[i] = cur[i] + w0[i] + w1[i] + w2[i] + w3[i]
         e += 4
     while e < m:
         r = spk[e] * n
         wr = w[r:r + n]
         for i in range(n):
-            cur[i] += np.float64(wr[i])
+            cur[i] += wr[i]
         e += 1
     return m * n
 
@@ -312,9 +316,9 @@ def add_taps(cur, kern, n, src, m):
     ``i = j - m + k//2`` (0 <= i < n) gets ``K[m]``."""
     k = kern.shape[0]
     half = k // 2
-    if k == 5 or k == 3:  # the common sizes, taps widened once (about 2x faster per spike)
-        k0, k1, k2 = np.float64(kern[0]), np.float64(kern[1]), np.float64(kern[2])
-        k3, k4 = (np.float64(kern[3]), np.float64(kern[4])) if k == 5 else (0.0, 0.0)
+    if k == 5 or k == 3:  # the common sizes, taps read once (about 2x faster per spike)
+        k0, k1, k2 = kern[0], kern[1], kern[2]
+        k3, k4 = (kern[3], kern[4]) if k == 5 else (kern[0], kern[0])   # (unused for k = 3)
     for e in range(m):
         top = src[e] + half            # the target of K[0]
         if top >= k - 1 and top < n:   # every tap inside the layer
@@ -330,10 +334,10 @@ def add_taps(cur, kern, n, src, m):
                 cur[top - 2] += k2
             else:
                 for mm in range(k):
-                    cur[top - mm] += np.float64(kern[mm])
+                    cur[top - mm] += kern[mm]
         else:
             for mm in range(max(0, top - n + 1), min(k, top + 1)):
-                cur[top - mm] += np.float64(kern[mm])
+                cur[top - mm] += kern[mm]
 
 
 @numba.njit(**EXACT)
@@ -370,7 +374,7 @@ def readout_step(w_t, bias, beta, gain, decision, u, acc, scores, spk, m):
     for e in range(m):
         row = w_t[spk[e] * c:(spk[e] + 1) * c]
         for i in range(c):
-            acc[i] += np.float64(row[i])
+            acc[i] += row[i]
     for i in range(c):
         u[i] = beta[i] * u[i] + gain[i] * (acc[i] + bias[i])
     if decision == DECISION_MEMBRANE:
@@ -381,12 +385,13 @@ def readout_step(w_t, bias, beta, gain, decision, u, acc, scores, spk, m):
         for i in range(1, c):  # u.max(), written out (see "Kernels without numba.np.arraymath")
             if u[i] > top or u[i] != u[i]:
                 top = u[i]
-        total = 0.0
         for i in range(c):
             acc[i] = np.exp(u[i] - top)
+        total = acc[0]    # the sum in u's type (0.0 + acc[0] would make it float64)
+        for i in range(1, c):
             total += acc[i]
         for i in range(c):
-            scores[i] += acc[i] / total
+            scores[i] += acc[i] / total   # the term in u's type, the score float64
     return m * c
 
 

@@ -1,16 +1,25 @@
 """The event-driven engine against the dense reference (the oracle).
 
-Equivalence means: identical spike rasters in every layer and readouts equal within
-1e-6 relative.  The one allowed difference is a floating-point tie: the two engines sum
-a step's synaptic inputs in different orders, so a membrane within rounding of the
-threshold may spike in one and not the other.  When rasters differ, the test finds the
-first (step, layer) where they do and checks *explicitly* that every differing neuron's
-dense membrane there is within 1e-9 x max(1, |theta|) of its threshold; after a tie the
-two runs may legitimately diverge, so nothing later is compared.
+Equivalence, in each precision both engines share (``precision="float64"`` and
+``"float32"``, :mod:`evsim.precision`; the reference in the same precision is the
+oracle), means: identical spike rasters in every layer and readouts equal within
+``READOUT_RTOL`` relative.  The one allowed difference is a floating-point tie: the two
+engines sum a step's synaptic inputs in different orders, so a membrane within rounding
+of the threshold may spike in one and not the other.  When rasters differ, the test finds
+the first (step, layer) where they do and checks *explicitly* that every differing
+neuron's dense membrane there is within ``TIE_ULPS * eps * max(1, |theta|)`` of its
+threshold, ``eps`` the precision's machine epsilon (float64: 9.1e-13, tighter than the
+1e-9 used before precisions existed; float32: 4.9e-4); after a tie the two runs may
+legitimately diverge, so nothing later is compared.  float32 cases draw cells from their
+training bounds (``stable=True`` in :mod:`tests.strategies`, which says why).
 
 Because a tie ends the comparison of its sample, ties must stay rare or the property
-would test little: a Hypothesis example fails when more than 5% of its samples tie, and
-``test_ties_are_rare_over_seeded_cases`` counts them over a fixed population of models.
+would test little: in float64 a Hypothesis example fails when more than 5% of its samples
+tie, and ``test_ties_are_rare_over_seeded_cases`` counts them over a fixed population of
+models (under 2% of the samples, each precision).  In float32 a single example may end at a
+tie (its rounding is 2^29 times float64's, and Hypothesis, searching hundreds of models,
+finds one whose membrane lands within it: a one-sample example then "ties" 100%); there the
+tie is still checked explicitly, and its rarity is the seeded population's bound.
 Delayed recurrent deliveries are checked to actually happen inside the samples
 (``recurrent_arrivals``), so the delay queues are exercised, not just built.
 """
@@ -27,9 +36,17 @@ from evsim.model import HiddenLayer, Model, ModelMetadata, Readout
 from tests.strategies import (RECURRENT_INPUT_KW, RECURRENT_MODEL_KW, inputs, model_and_inputs, models,
                               random_case, recurrent_cases, spike_times)
 
-TIE_TOL = 1e-9
+PRECISIONS = ("float64", "float32")
+#: a tie: the dense membrane within TIE_ULPS epsilons (of the precision) x max(1, |theta|)
+TIE_ULPS = 4096
+TIE_TOL = {p: TIE_ULPS * float(np.finfo(p).eps) for p in PRECISIONS}      # 9.1e-13, 4.9e-4
 MAX_TIE_FRACTION = 0.05     # of one example's samples (batches hold <= 3: no tie at all)
-READOUT_RTOL = 1e-6
+#: per Hypothesis example: float64 as above; float32 none (module docstring: its rate is
+#: bounded over the seeded population instead)
+EXAMPLE_TIE_FRACTION = {"float64": MAX_TIE_FRACTION, "float32": 1.0}
+#: readouts and scores before a tie, relative to max(1, |value|): float64 as before
+#: precisions existed; float32 the same TIE_ULPS epsilons (the readout membrane is float32)
+READOUT_RTOL = {"float64": 1e-6, "float32": TIE_ULPS * float(np.finfo(np.float32).eps)}
 HYP = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 
@@ -54,10 +71,17 @@ def expected_synaptic_events(model, x, lengths, rasters):
     return out
 
 
-def assert_equivalent(model, x, lengths=None):
-    """Event == dense up to a documented threshold tie; returns the number of ties."""
-    ev = event.simulate(model, x, lengths, record_spikes=True)
-    ref = reference.simulate(model, x, lengths, record_spikes=True, record_membrane=True)
+def case_kw(precision: str) -> dict:
+    """Model-drawing options of the property tests in ``precision`` (see the docstring)."""
+    return {} if precision == "float64" else {"stable": True}
+
+
+def assert_equivalent(model, x, lengths=None, precision="float64"):
+    """Event == dense, both in ``precision``, up to a documented threshold tie; returns
+    the number of ties."""
+    ev = event.simulate(model, x, lengths, record_spikes=True, precision=precision)
+    ref = reference.simulate(model, x, lengths, record_spikes=True, record_membrane=True, precision=precision)
+    rtol, tie_tol = READOUT_RTOL[precision], TIE_TOL[precision]
     _, lengths = reference.check_inputs(model, x, lengths)
     assert ev.readout.shape == ref.readout.shape and ev.readout.dtype == np.float64
     assert ev.scores.shape == ref.scores.shape and ev.scores.dtype == np.float64
@@ -77,23 +101,23 @@ def assert_equivalent(model, x, lengths=None):
                 first = (int(bad[0]), l)
         if first is None:
             scale = np.maximum(1.0, np.abs(ref.readout[b]))
-            assert np.all(np.abs(ev.readout[b] - ref.readout[b]) <= READOUT_RTOL * scale)
-            assert np.all(np.abs(ev.scores[b] - ref.scores[b]) <= READOUT_RTOL * np.maximum(1.0, np.abs(ref.scores[b])))
+            assert np.all(np.abs(ev.readout[b] - ref.readout[b]) <= rtol * scale)
+            assert np.all(np.abs(ev.scores[b] - ref.scores[b]) <= rtol * np.maximum(1.0, np.abs(ref.scores[b])))
             assert ev.stats["synaptic_events"][b] == syn_expected[b]
             got = ev.stats["spikes_per_layer"][b]
             assert list(got) == [int(r[b].sum()) for r in ref.spikes]
             continue
         t, l = first
         neurons = np.nonzero(ev.spikes[l][b, t] != ref.spikes[l][b, t])[0]
-        v = ref.stats["membrane"][l][b, t, neurons]
-        theta = model.layers[l].threshold[neurons].astype(np.float64)
+        v = ref.stats["membrane"][l][b, t, neurons].astype(np.float64)
+        theta = model.layers[l].threshold[neurons].astype(ref.stats["membrane"][l].dtype).astype(np.float64)
         gap = np.abs(v - theta)
-        assert np.all(gap <= TIE_TOL * np.maximum(1.0, np.abs(theta))), (
+        assert np.all(gap <= tie_tol * np.maximum(1.0, np.abs(theta))), (
             f"sample {b}: rasters differ at step {t}, layer {l}, neurons {neurons.tolist()}, "
             f"but the dense membrane {v.tolist()} is not at the threshold {theta.tolist()}")
         # before the tie, everything agrees
         scale = np.maximum(1.0, np.abs(ref.readout[b, :t]))
-        assert np.all(np.abs(ev.readout[b, :t] - ref.readout[b, :t]) <= READOUT_RTOL * scale)
+        assert np.all(np.abs(ev.readout[b, :t] - ref.readout[b, :t]) <= rtol * scale)
         ties += 1
     assert np.all(ev.readout[np.arange(n_t)[None, :] >= lengths[:, None]] == 0)
     return ties
@@ -126,59 +150,67 @@ def recurrent_arrivals(model, x, lengths=None) -> int:
 
 # -- hypothesis: event == dense --------------------------------------------------------
 
+@pytest.mark.parametrize("precision", PRECISIONS)
 @settings(max_examples=300, **HYP)
-@given(model_and_inputs())
-def test_event_equals_dense(case):
-    model, x, lengths = case
-    ties = assert_equivalent(model, x, lengths)
-    assert ties <= MAX_TIE_FRACTION * x.shape[0], f"{ties} of {x.shape[0]} samples ended at a tie"
+@given(data=st.data())
+def test_event_equals_dense(precision, data):
+    model, x, lengths = data.draw(model_and_inputs(**case_kw(precision)))
+    ties = assert_equivalent(model, x, lengths, precision)
+    assert ties <= EXAMPLE_TIE_FRACTION[precision] * x.shape[0], f"{ties} of {x.shape[0]} samples ended at a tie"
 
 
+@pytest.mark.parametrize("precision", PRECISIONS)
 @settings(max_examples=60, **HYP)
-@given(recurrent_cases())
-def test_event_equals_dense_with_recurrent_arrivals(case):
+@given(data=st.data())
+def test_event_equals_dense_with_recurrent_arrivals(precision, data):
     """Short delays against long, busy samples: recurrent spikes are delivered in the sample."""
-    model, x, lengths = case
+    model, x, lengths = data.draw(recurrent_cases(**case_kw(precision)))
     target(float(recurrent_arrivals(model, x, lengths)), label="recurrent arrivals")
-    ties = assert_equivalent(model, x, lengths)
-    assert ties <= MAX_TIE_FRACTION * x.shape[0]
+    ties = assert_equivalent(model, x, lengths, precision)
+    assert ties <= EXAMPLE_TIE_FRACTION[precision] * x.shape[0]
 
 
-def test_ties_are_rare_over_seeded_cases():
+@pytest.mark.parametrize("precision", PRECISIONS)
+def test_ties_are_rare_over_seeded_cases(precision):
     """A fixed population of 200 random cases (the Hypothesis distributions, seeded): ties
     end the comparison of under 2% of the samples, and delayed recurrent spikes do arrive
     within the samples, both in the general cases and in the short-delay ones."""
     samples = ties = with_arrivals = 0
+    kw = case_kw(precision)
     for seed in range(200):
-        model, x, lengths = random_case(seed)
+        model, x, lengths = random_case(seed, kw)
         samples += x.shape[0]
-        ties += assert_equivalent(model, x, lengths)
+        ties += assert_equivalent(model, x, lengths, precision)
         with_arrivals += recurrent_arrivals(model, x, lengths) > 0
     assert ties < 0.02 * samples, f"{ties} of {samples} samples tied"
     assert with_arrivals >= 80, f"only {with_arrivals} of 200 cases deliver a recurrent spike in the sample"
     short = 0
     for seed in range(40):
-        model, x, lengths = random_case(10_000 + seed, RECURRENT_MODEL_KW, RECURRENT_INPUT_KW)
-        assert assert_equivalent(model, x, lengths) <= MAX_TIE_FRACTION * x.shape[0]
+        model, x, lengths = random_case(10_000 + seed, {**RECURRENT_MODEL_KW, **kw}, RECURRENT_INPUT_KW)
+        assert assert_equivalent(model, x, lengths, precision) <= MAX_TIE_FRACTION * x.shape[0]
         short += recurrent_arrivals(model, x, lengths) > 0
     assert short >= 28, f"only {short} of 40 short-delay cases deliver a recurrent spike in the sample"
 
 
+@pytest.mark.parametrize("precision", PRECISIONS)
 @settings(max_examples=100, **HYP)
-@given(models(weights="dyadic", max_neurons=16), st.data())
-def test_event_equals_dense_exact_ties(model, data):
-    """Dyadic weights make membranes hit the threshold exactly: H(0) = 1 in both engines."""
+@given(data=st.data())
+def test_event_equals_dense_exact_ties(precision, data):
+    """Dyadic weights make membranes hit the threshold exactly: H(0) = 1 in both engines
+    (in float32 too: the dyadic sums are exact there)."""
+    model = data.draw(models(weights="dyadic", max_neurons=16, **case_kw(precision)))
     x, lengths = data.draw(inputs(model.n_inputs))
-    assert assert_equivalent(model, x, lengths) == 0
+    assert assert_equivalent(model, x, lengths, precision) == 0
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("precision", PRECISIONS)
 @settings(max_examples=3000, **HYP)
-@given(model_and_inputs())
-def test_event_equals_dense_many(case):
-    model, x, lengths = case
-    ties = assert_equivalent(model, x, lengths)
-    assert ties <= MAX_TIE_FRACTION * x.shape[0], f"{ties} of {x.shape[0]} samples ended at a tie"
+@given(data=st.data())
+def test_event_equals_dense_many(precision, data):
+    model, x, lengths = data.draw(model_and_inputs(**case_kw(precision)))
+    ties = assert_equivalent(model, x, lengths, precision)
+    assert ties <= EXAMPLE_TIE_FRACTION[precision] * x.shape[0], f"{ties} of {x.shape[0]} samples ended at a tie"
 
 
 @settings(max_examples=100, **HYP)
@@ -630,7 +662,8 @@ def test_stream_errors(tiny):
 
 # -- the checker itself ------------------------------------------------------------------
 
-def test_tie_checker_accepts_only_threshold_ties(monkeypatch):
+@pytest.mark.parametrize("precision", PRECISIONS)
+def test_tie_checker_accepts_only_threshold_ties(monkeypatch, precision):
     """assert_equivalent lets a raster differ only where the dense membrane sits on the
     threshold: flip a spike there (accepted, counted as a tie) and elsewhere (rejected)."""
     model = _model([_layer(np.array([[0.5], [0.25]]), threshold=0.5, beta=0.0)])
@@ -645,10 +678,59 @@ def test_tie_checker_accepts_only_threshold_ties(monkeypatch):
         return fake
 
     monkeypatch.setattr(event, "simulate", flipped(0))
-    assert assert_equivalent(model, x) == 1
+    assert assert_equivalent(model, x, precision=precision) == 1
     monkeypatch.setattr(event, "simulate", flipped(1))
     with pytest.raises(AssertionError, match="not at the threshold"):
-        assert_equivalent(model, x)
+        assert_equivalent(model, x, precision=precision)
+
+
+# -- the precision setting -----------------------------------------------------------------
+
+def test_float32_runs_in_float32_and_streams_equal_the_batch():
+    """precision="float32": the states are float32 in both engines (the reference's
+    membranes, the stream's), the outputs float64, and a stream equals the whole-sample
+    run bit for bit, as in float64."""
+    for seed in range(6):
+        model, x, lengths = random_case(seed, {"stable": True})
+        ref = reference.simulate(model, x, lengths, record_membrane=True, precision="float32")
+        assert all(m.dtype == np.float32 for m in ref.stats["membrane"]) and ref.readout.dtype == np.float64
+        ev = event.simulate(model, x, lengths, precision="float32")
+        assert ev.readout.dtype == np.float64 and ev.scores.dtype == np.float64
+        assert np.array_equal(ev.readout, ev.readout.astype(np.float32))   # float32 values, widened
+        stream = event.EventStream(model, precision="float32")
+        assert stream._state.cells.v.dtype == np.float32
+        for b in range(x.shape[0]):
+            stream.reset()
+            out = stream.run_chunk(x[b, :lengths[b]])
+            np.testing.assert_array_equal(out, ev.readout[b, :lengths[b]])
+            np.testing.assert_array_equal(stream.scores, ev.scores[b])
+
+
+def test_float32_and_float64_differ_only_by_rounding():
+    """The two precisions of the event engine on the same models: the same spikes where
+    no membrane comes within float32 rounding of a threshold (seeded cases), readouts
+    within float32 rounding (or the sample's spikes differ: a float32 tie, counted)."""
+    same = samples = 0
+    for seed in range(20):
+        model, x, lengths = random_case(seed, {"stable": True})
+        samples += x.shape[0]
+        e64 = event.simulate(model, x, lengths, record_spikes=True)
+        e32 = event.simulate(model, x, lengths, record_spikes=True, precision="float32")
+        for b in range(x.shape[0]):
+            if all(np.array_equal(a[b], c[b]) for a, c in zip(e64.spikes, e32.spikes)):
+                same += 1
+                scale = np.maximum(1.0, np.abs(e64.readout[b]))
+                assert np.all(np.abs(e32.readout[b] - e64.readout[b]) <= READOUT_RTOL["float32"] * scale)
+    assert same >= 0.9 * samples, f"only {same} of {samples} samples spike alike in float32 and float64"
+
+
+@pytest.mark.parametrize("bad", ["float16", "double", "", None, 32, "FLOAT32"])
+def test_unknown_precisions_are_refused(bad, tiny):
+    x = np.zeros((2, 4))
+    for call in (lambda: event.simulate(tiny, x, precision=bad), lambda: reference.simulate(tiny, x, precision=bad),
+                 lambda: event.EventStream(tiny, precision=bad), lambda: event.pack_model(tiny, bad)):
+        with pytest.raises(EvsimError, match="unknown precision .*; expected one of float64, float32"):
+            call()
 
 
 # -- the fast paths of live use (one kernel call per step or push) -------------------------
