@@ -51,7 +51,7 @@ from .cells import RESET_CODE, get_cell
 from .model import DECISION_CODE, RECURRENCE_CODE, HiddenLayer, Model, _is_real
 from .data import MAX_STEPS, time_to_step, validate_events
 from .engine import SimResult, check_inputs
-from .precision import DEFAULT_PRECISION, check_precision, float_dtype
+from .precision import DEFAULT_PRECISION, check_precision, float_dtype, require_float64
 from .structured import split_structured
 
 __all__ = ["simulate", "EventStream", "pack_model"]
@@ -256,7 +256,7 @@ def simulate(model: Model, x, lengths=None, record_spikes: bool = False,
     """
     check_precision(precision)
     if _has_stack_layers(model):              # CS-GRU layers: layer by layer (evsim.stack)
-        _float64_only(precision)
+        require_float64(precision)
         from .stack import simulate_event
 
         return simulate_event(model, x, lengths, record_spikes=record_spikes)
@@ -293,13 +293,6 @@ def simulate(model: Model, x, lengths=None, record_spikes: bool = False,
                      spikes=rasters, stats={"synaptic_events": syn, "spikes_per_layer": spikes})
 
 
-def _float64_only(precision: str) -> None:
-    """Models with CS-GRU layers run in float64 only (:mod:`evsim.stack`)."""
-    if precision != "float64":
-        raise EvsimError(f"precision {precision!r} is not available for models with CS-GRU layers; "
-                         "they run in float64 (precision='float64')")
-
-
 #: rows :meth:`EventStream.push` gives its buffer of pending input counts when it grows it:
 #: steps not yet run (zero counts are silence, as for steps past the buffer), so that the
 #: next pushes bin into it without growing it again
@@ -330,8 +323,7 @@ class EventStream:
 
     def __new__(cls, model: Model, precision: str = DEFAULT_PRECISION):
         if cls is EventStream and _has_stack_layers(model):   # CS-GRU layers: evsim.stack.StackStream
-            check_precision(precision)
-            _float64_only(precision)
+            require_float64(precision)
             from .stack import StackStream
 
             cls = StackStream

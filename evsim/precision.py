@@ -38,9 +38,12 @@ def float_dtype(precision):
     """The NumPy dtype of ``precision`` (raises for an unknown one)."""
     import numpy as np
 
-    check_precision(precision)
-    if precision == "float32":
-        return np.dtype(np.float32)
-    if precision == "float64":
-        return np.dtype(np.float64)
-    raise EvsimError(f"unknown precision {precision!r}")   # unreachable: checked above
+    return np.dtype(check_precision(precision))     # each name in PRECISIONS is a NumPy dtype's
+
+
+def require_float64(precision: str) -> None:
+    """Models with CS-GRU layers run in float64 only (:mod:`evsim.stack`): raise for any
+    other precision."""
+    if check_precision(precision) != "float64":
+        raise EvsimError(f"precision {precision!r} is not available for models with CS-GRU layers; "
+                         "they run in float64 (precision='float64')")

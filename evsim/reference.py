@@ -18,7 +18,7 @@ from .cells import get_cell
 from .engine import SimResult, check_inputs, softmax
 from .errors import EvsimError
 from .model import DECISIONS, RECURRENCES, HiddenLayer, Model
-from .precision import DEFAULT_PRECISION, float_dtype
+from .precision import DEFAULT_PRECISION, float_dtype, require_float64
 
 __all__ = ["SimResult", "simulate", "softmax", "check_inputs"]
 
@@ -91,9 +91,7 @@ def simulate(model: Model, x, lengths=None, record_spikes: bool = False,
     """
     real = float_dtype(precision)             # raises for an unknown precision
     if _has_stack_layers(model):              # CS-GRU layers: layer by layer (evsim.stack)
-        if precision != "float64":
-            raise EvsimError(f"precision {precision!r} is not available for models with CS-GRU layers; "
-                             "they run in float64 (precision='float64')")
+        require_float64(precision)
         from .stack import simulate_reference
 
         return simulate_reference(model, x, lengths, record_spikes=record_spikes)

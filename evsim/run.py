@@ -20,7 +20,7 @@ from .precision import check_precision
 from .model import Model
 from .names import ENGINES, RUN_ENGINES
 
-__all__ = ["ENGINES", "RUN_ENGINES", "MAX_BATCH_BYTES", "check_batch_memory", "SampleResult", "Classification", "get_engine", "classify_file",
+__all__ = ["ENGINES", "RUN_ENGINES", "MAX_BATCH_BYTES", "check_batch_memory", "SampleResult", "Classification", "get_engine", "check_run_options", "classify_file",
            "classify_input", "classify_batches", "binned_batches", "pad_batch", "PaddedBatch"]
 
 
@@ -75,6 +75,14 @@ def get_engine(name: str) -> Callable:
         raise EvsimError("engine 'auto' picks event or dense by the number of samples; resolve it first "
                          "(evsim.engine_choice.resolve_engine) or pass event or dense")
     raise EvsimError(f"unknown engine {name!r}; expected one of: {', '.join(RUN_ENGINES)}")
+
+
+def check_run_options(engine: str, precision: str) -> None:
+    """Raise for an unknown engine (``"auto"`` is known: it is resolved once the samples
+    are counted) or precision, so that a classification fails before reading any input."""
+    if engine != "auto":
+        get_engine(engine)
+    check_precision(precision)
 
 
 def pad_batch(samples: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -179,9 +187,7 @@ def classify_file(model: Model, path: str, sample: int | None = None, engine: st
     from .inputs import open_input
 
     meta = model.metadata
-    if engine != "auto":
-        get_engine(engine)  # an unknown engine fails before the file is opened
-    check_precision(precision)  # an unknown precision too
+    check_run_options(engine, precision)    # before the file is opened
     with open_input(path, n_channels=meta.input_channels, class_names=model.class_names) as f:
         if sample is not None:
             idx = [f.index(sample)]

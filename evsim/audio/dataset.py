@@ -216,16 +216,13 @@ def classify_recordings(model, path, sample: int | None = None, engine: str = "e
     the model's files are binned, and classify.  Returns the same ``Classification``."""
     from ..data import bin_spikes
     from ..engine_choice import resolve_engine
-    from ..precision import check_precision
-    from ..run import Classification, SampleResult, classify_batches, get_engine
+    from ..run import Classification, SampleResult, check_run_options, classify_batches
 
     meta = model.metadata
     if meta.input_channels != CochleaParams().channels:
         raise InputFileError(f"the model takes {meta.input_channels} input channels; the cochlea gives "
                              f"{CochleaParams().channels}")
-    if engine != "auto":
-        get_engine(engine)    # an unknown engine fails before any recording is read
-    check_precision(precision)
+    check_run_options(engine, precision)    # before any recording is read
     items = find_recordings([path])
     indices = list(range(len(items)))
     if sample is not None:
