@@ -43,6 +43,17 @@ the view is made::
     bins (nearest neighbour, about t = 0, where the samples start), so the spikes per step
     stay those of the original: a slower speaker is longer, not sparser.
 
+Frequency masks (off by default; ``freq_mask`` W and ``freq_masks`` M of :class:`Augment`),
+drawn per sample after the two transforms above, for every view::
+
+    w_bm ~ UniformInteger[0, W],  a_bm ~ UniformInteger[0, C - w_bm]     m = 1..M
+    y[b, t, c] = 0 where a_bm <= c < a_bm + w_bm for some m, else x[b, t, c]
+
+    SpecAugment's frequency masking (Park et al. 2019) on the spike counts.  Whole bands of
+    the cochlea go silent, so the network cannot lean on one band alone: a whispered voice,
+    for one, has no voicing and leaves the low-frequency channels (the high channel
+    numbers) almost empty (README, "The default recipe").
+
 The augmented epoch (:func:`evsim.training.data.iterate_batches` given an :class:`Augment`) holds
 every training sample three times: as it is, channel-shifted, and blended, mixed in one
 shuffled order.  This module imports nothing of ``training.data`` (no import loop).
@@ -61,6 +72,7 @@ __all__ = [
     "alignment_shift",
     "blend",
     "centre_of_mass",
+    "mask_frequency",
     "shift_channels",
     "shift_channels_by",
     "shift_frequency",
@@ -85,6 +97,8 @@ class Augment:
     keep: probability that a spike survives thinning in the blend (method: 0.5)
     freq_shift: F, the largest shift of a whole sample along the input channels (>= 0; 0: off)
     time_stretch: s, the largest relative stretch of a whole sample in time (>= 0; 0: off)
+    freq_mask: W, the widest band of inputs silenced per mask (>= 0; 0: off)
+    freq_masks: M, how many bands are drawn per sample when ``freq_mask`` > 0 (>= 1)
     """
 
     max_shift: int = 10
@@ -93,6 +107,8 @@ class Augment:
     keep: float = 0.5
     freq_shift: int = 0
     time_stretch: float = 0.0
+    freq_mask: int = 0
+    freq_masks: int = 2
 
     def __post_init__(self):
         if not (isinstance(self.max_shift, (int, np.integer)) and self.max_shift >= 0):
@@ -103,6 +119,10 @@ class Augment:
             raise EvsimError(f"augment freq_shift: {self.freq_shift!r}; expected an integer number of inputs >= 0")
         if not (np.isfinite(self.time_stretch) and 0.0 <= float(self.time_stretch) <= 1.0):
             raise EvsimError(f"augment time_stretch: {self.time_stretch!r}; expected a fraction in [0, 1]")
+        if not (isinstance(self.freq_mask, (int, np.integer)) and self.freq_mask >= 0):
+            raise EvsimError(f"augment freq_mask: {self.freq_mask!r}; expected an integer number of inputs >= 0")
+        if not (isinstance(self.freq_masks, (int, np.integer)) and self.freq_masks >= 1):
+            raise EvsimError(f"augment freq_masks: {self.freq_masks!r}; expected an integer number of bands >= 1")
 
     @property
     def views(self) -> tuple[int, ...]:
@@ -190,14 +210,38 @@ def stretch_time(x, factors) -> np.ndarray:
     return out[0] if single else out
 
 
-def voice_transform(x, freq_shift: int, time_stretch: float, rng: np.random.Generator) -> np.ndarray:
-    """The voice transforms of the module docstring, one draw per sample; x unchanged when
-    both are 0 (no random numbers drawn then)."""
+def mask_frequency(x, starts, widths) -> np.ndarray:
+    """Silence inputs ``starts[b, m] <= c < starts[b, m] + widths[b, m]`` of sample ``b``.
+
+    x: (T, C) or (B, T, C) counts; starts, widths: (B, M) integers >= 0 (a band may run past
+    the last input; the part inside is silenced).  Same dtype as x.
+    """
+    xb, single = _as_batch(x)
+    a = np.asarray(starts, dtype=np.int64).reshape(xb.shape[0], -1)
+    w = np.asarray(widths, dtype=np.int64).reshape(a.shape)
+    c = np.arange(xb.shape[2])[None, None, :]
+    silenced = ((c >= a[:, :, None]) & (c < (a + w)[:, :, None])).any(axis=1)      # (B, C)
+    out = np.where(silenced[:, None, :], np.zeros((), dtype=xb.dtype), xb)
+    return out[0] if single else out
+
+
+def _draw_masks(n_samples: int, n_inputs: int, widest: int, count: int, rng: np.random.Generator):
+    widths = rng.integers(0, min(int(widest), n_inputs) + 1, size=(n_samples, int(count)))
+    starts = rng.integers(0, n_inputs - widths + 1)
+    return starts, widths
+
+
+def voice_transform(x, freq_shift: int, time_stretch: float, rng: np.random.Generator,
+                    freq_mask: int = 0, freq_masks: int = 2) -> np.ndarray:
+    """The voice transforms and frequency masks of the module docstring, one draw per sample;
+    x unchanged when all are 0 (no random numbers drawn then)."""
     xb, single = _as_batch(x)
     if freq_shift:
         xb = shift_frequency(xb, rng.integers(-int(freq_shift), int(freq_shift) + 1, size=xb.shape[0]))
     if time_stretch:
         xb = stretch_time(xb, rng.uniform(1.0 / (1.0 + time_stretch), 1.0 + time_stretch, size=xb.shape[0]))
+    if freq_mask:
+        xb = mask_frequency(xb, *_draw_masks(xb.shape[0], xb.shape[2], freq_mask, freq_masks, rng))
     return xb[0] if single else xb
 
 

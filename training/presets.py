@@ -95,6 +95,9 @@ class TrainConfig:
         an integer in [-F, F] drawn per sample (one pooled input = 5 cochlea channels; 0: off)
     time_stretch: s, voice transform: every view resampled in time by a factor in
         [1 / (1 + s), 1 + s] drawn per sample (0: off); both in :mod:`evsim.training.augment`
+    freq_mask, freq_masks: frequency masks (SpecAugment): every view of a sample has
+        ``freq_masks`` bands of up to ``freq_mask`` inputs silenced, drawn per sample
+        (0: off), :mod:`evsim.training.augment`
     ema: decay of the exponential moving average of the weights that is validated and
         exported (e.g. 0.999; 0: off, the last weights), :mod:`evsim.training.average`
     val_fraction: share of training speakers held out for model selection
@@ -122,6 +125,8 @@ class TrainConfig:
     shift_max: int = 10
     freq_shift: int = 0
     time_stretch: float = 0.0
+    freq_mask: int = 0
+    freq_masks: int = 2
     ema: float = 0.0
     val_fraction: float = 0.1
     dt_ms: float = 10.0
@@ -142,10 +147,10 @@ class TrainConfig:
 
         if self.preset not in PRESET_NAMES:
             bad("preset", f"one of {', '.join(PRESET_NAMES)}")
-        for name in ("epochs", "batch_size", "pool", "input_channels"):
+        for name in ("epochs", "batch_size", "pool", "input_channels", "freq_masks"):
             if not (is_int(getattr(self, name)) and getattr(self, name) >= 1):
                 bad(name, "a positive integer")
-        for name in ("seed", "shift_max", "rate_warmup", "limit", "freq_shift"):
+        for name in ("seed", "shift_max", "rate_warmup", "limit", "freq_shift", "freq_mask"):
             if not (is_int(getattr(self, name)) and getattr(self, name) >= 0):
                 bad(name, "an integer >= 0")
         for name in ("lr", "delay_lr", "dt_ms"):

@@ -395,8 +395,12 @@ def _load_data(config: TrainConfig, train_path: str, test_path: str, valid_path:
     if config.augment and config.freq_shift >= train_ds.n_inputs:
         raise TrainingError(f"freq_shift: {config.freq_shift} inputs, not less than the model's {train_ds.n_inputs} "
                             f"inputs: every spike would leave the sample; expected 0..{train_ds.n_inputs - 1}")
+    if config.augment and config.freq_mask >= train_ds.n_inputs:
+        raise TrainingError(f"freq_mask: {config.freq_mask} inputs, not less than the model's {train_ds.n_inputs} "
+                            f"inputs: a mask could silence every input; expected 0..{train_ds.n_inputs - 1}")
     augment = Augment(max_shift=config.shift_max, freq_shift=config.freq_shift,
-                      time_stretch=config.time_stretch) if config.augment else None
+                      time_stretch=config.time_stretch, freq_mask=config.freq_mask,
+                      freq_masks=config.freq_masks) if config.augment else None
     steps_per_epoch = n_batches(len(train_idx), config.batch_size, augment)
     total_steps = steps_per_epoch * config.epochs
     one_cycle = config.lr_schedule == "one_cycle" or (config.learn_delays and config.delay_schedule == "one_cycle")
