@@ -140,3 +140,7 @@ def train(dataset, data_dir, train_file, test_file, preset, limit, config_file, 
     else:
         click.echo(f"test accuracy {100 * result['test_accuracy']:.2f} % (validation {100 * result['validation_accuracy']:.2f} %, "
                    f"epoch {result['best_epoch']}), {result['train_seconds'] / 60:.1f} min; model: {result['model']}")
+        by_speaker = result.get("validation_by_speaker")
+        if by_speaker:
+            click.echo("validation by speaker, worst first: " + ", ".join(
+                f"{s} {100 * v['accuracy']:.1f} % ({v['n']})" for s, v in by_speaker.items()))

@@ -89,3 +89,14 @@ def test_resume_alone_continues_with_the_runs_settings(tmp_path):
     res = run("train", "--train", tr, "--test", te, "--out", out, "--resume", "--json")
     assert res.exit_code == 0, res.output
     assert json.loads(res.output[res.output.index("{"):])["epochs_done"] == 2
+
+
+def test_train_prints_validation_accuracy_by_speaker(tmp_path):
+    tr, te = _toy(tmp_path / "tr.h5", 64, 1), _toy(tmp_path / "te.h5", 20, 2)
+    res = run("train", "--train", tr, "--test", te, "--out", tmp_path / "run", "--epochs", 1, *SMALL)
+    assert res.exit_code == 0, res.output
+    line = next(l for l in res.output.splitlines() if l.startswith("validation by speaker, worst first: "))
+    by_speaker = json.loads((tmp_path / "run" / "result.json").read_text())["validation_by_speaker"]
+    assert line.count("%") == len(by_speaker) >= 1
+    speaker, entry = next(iter(by_speaker.items()))
+    assert f"{speaker} {100 * entry['accuracy']:.1f} % ({entry['n']})" in line

@@ -314,6 +314,16 @@ def test_reported_validation_accuracy_is_the_engines(tmp_path, toy):
     val = split_by_speaker(ds, fraction=cfg.val_fraction, seed=cfg.seed).val
     model = load_model(result["model"])
     assert classify_file(model, str(toy[0]), indices=val, engine="event").accuracy == result["validation_accuracy"]
+    # ... and per held-out speaker, each speaker's own samples through `evsim run`, worst first
+    by_speaker = result["validation_by_speaker"]
+    assert sorted(map(int, by_speaker)) == sorted(np.unique(ds.speakers[val]).tolist())
+    for speaker, entry in by_speaker.items():
+        mine = val[ds.speakers[val] == int(speaker)]
+        assert entry["n"] == mine.size
+        assert classify_file(model, str(toy[0]), indices=mine, engine="event").accuracy == entry["accuracy"]
+    accuracies = [entry["accuracy"] for entry in by_speaker.values()]
+    assert accuracies == sorted(accuracies)
+    assert json.load(open(tmp_path / "run" / "result.json"))["validation_by_speaker"] == by_speaker
 
 
 def test_weight_average_by_hand():
