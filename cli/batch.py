@@ -10,6 +10,7 @@ import time
 import click
 
 from evsim.names import ENGINES
+from evsim.precision import DEFAULT_PRECISION, PRECISIONS
 
 from .common import model_path
 
@@ -39,11 +40,13 @@ def parallel_options(fn):
 @click.option("--batch-size", type=click.IntRange(1, 4096), default=64, show_default=True)
 @click.option("--chunk-size", type=click.IntRange(1), default=256, show_default=True,
               help="Samples per task (consecutive samples of one file).")
+@click.option("--precision", type=click.Choice(PRECISIONS), default=DEFAULT_PRECISION, show_default=True,
+              help="Arithmetic of both engines' states and sums, as in evsim run.")
 @parallel_options
 @click.option("--output", "-o", type=click.Path(dir_okay=False), default=None,
               help="Write the JSON lines to this file (it appears complete or not at all) instead of stdout.")
 @click.option("--quiet", "-q", is_flag=True, help="No summary line on stderr.")
-def batch(inputs, model_file, engine, batch_size, chunk_size, jobs, threads, scheduler, output, quiet):
+def batch(inputs, model_file, engine, batch_size, chunk_size, precision, jobs, threads, scheduler, output, quiet):
     """Classify every sample of INPUT files (or of the .h5 files in INPUT directories).
 
     \b
@@ -64,7 +67,7 @@ def batch(inputs, model_file, engine, batch_size, chunk_size, jobs, threads, sch
     model = load_model(model_file)
     files = input_files(inputs)
     chunks, n_total = plan_chunks(model, model_file, files, chunk_size=chunk_size, engine=engine,
-                                  batch_size=batch_size)
+                                  batch_size=batch_size, precision=precision)
     t0 = time.perf_counter()
     n = n_labelled = n_correct = 0
     with _sink(output) as out, Executor(jobs=jobs, scheduler=scheduler, threads=threads) as ex:

@@ -36,6 +36,7 @@ class Chunk(NamedTuple):
     stop: int
     engine: str
     batch_size: int
+    precision: str = "float64"
 
 
 def input_files(paths: Iterable[str]) -> list[str]:
@@ -59,10 +60,13 @@ def input_files(paths: Iterable[str]) -> list[str]:
 
 
 def plan_chunks(model, model_path: str, files: list[str], chunk_size: int = 256, engine: str = "event",
-                batch_size: int = 64) -> tuple[list[Chunk], int]:
+                batch_size: int = 64, precision: str = "float64") -> tuple[list[Chunk], int]:
     """Check every file's layout and labels against ``model`` (so a bad file fails before
     any work) and cut the samples into chunks.  Returns (chunks, number of samples)."""
     from .inputs import open_input
+    from .run import check_run_options
+
+    check_run_options(engine, precision)
 
     chunks, total = [], 0
     for path in files:
@@ -70,7 +74,7 @@ def plan_chunks(model, model_path: str, files: list[str], chunk_size: int = 256,
             n, labels = len(f), f.labels
         if labels is not None and labels.size and labels.max() >= model.n_classes:
             raise InputFileError(f"{path}: label {labels.max()} is out of range for a model with {model.n_classes} classes")
-        chunks.extend(Chunk(model_path, path, start, min(start + chunk_size, n), engine, batch_size)
+        chunks.extend(Chunk(model_path, path, start, min(start + chunk_size, n), engine, batch_size, precision)
                       for start in range(0, n, chunk_size))
         total += n
     return chunks, total
@@ -101,7 +105,7 @@ def classify_chunk(chunk: Chunk) -> dict:
     with open_input(chunk.path, n_channels=meta.input_channels, class_names=model.class_names) as f:
         idx = range(chunk.start, chunk.stop)
         batches = binned_batches(model, f, idx, chunk.batch_size, chunk.path, engine=chunk.engine)
-        preds, scores, _ = classify_batches(model, batches, engine=chunk.engine)
+        preds, scores, _ = classify_batches(model, batches, engine=chunk.engine, precision=chunk.precision)
         labels = f.labels[chunk.start:chunk.stop] if f.labels is not None else np.full(len(idx), -1)
     return {"predictions": preds, "scores": scores, "labels": labels}
 

@@ -125,3 +125,26 @@ def test_cli_batch_bad_input(model_file, files, tmp_path):
     assert not out.exists()
     res = CliRunner().invoke(evsim, ["batch", paths[0], "--model", str(model_file), "--scheduler", "nowhere"])
     assert res.exit_code == 1 and "Error: --scheduler 'nowhere'" in res.output
+
+
+def test_cli_batch_precision_is_evsim_runs(model_file, files, tmp_path):
+    """--precision float32 gives the records `evsim run --precision float32` gives; an
+    unknown precision, or float32 for a CS-GRU model, fails before any output."""
+    d, paths = files
+    res = CliRunner().invoke(evsim, ["batch", paths[0], "--model", str(model_file), "--precision", "float32", "-q"])
+    assert res.exit_code == 0, res.output
+    lines = [json.loads(line) for line in res.stdout.splitlines()]
+    run = CliRunner().invoke(evsim, ["run", "--model", str(model_file), "--input", paths[0], "--engine", "event",
+                                     "--precision", "float32", "--json"])
+    expected = json.loads(run.output)["samples"]
+    assert [r["prediction"] for r in lines] == [s["prediction"] for s in expected]
+    assert [r["score"] for r in lines] == pytest.approx([s["score"] for s in expected], rel=0, abs=0)
+    res = CliRunner().invoke(evsim, ["batch", paths[0], "--model", str(model_file), "--precision", "float16"])
+    assert res.exit_code == 2 and "float16" in res.output
+    from tests.cli.test_csgru_cli import _model as csgru_model
+
+    path, data = csgru_model(tmp_path)
+    out = tmp_path / "pred.jsonl"
+    res = CliRunner().invoke(evsim, ["batch", str(data), "--model", str(path), "--precision", "float32", "-o", str(out)])
+    assert res.exit_code == 1 and "Error: precision 'float32' is not available for models with CS-GRU layers" in res.output
+    assert not out.exists()
