@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import itertools
 import json
 import os
 import statistics
@@ -59,7 +60,7 @@ def worker(model_name: str, precision: str, passes: int) -> dict:
         step_of = time_to_step(s.times, meta.dt_ms)
         edges = np.searchsorted(step_of, np.arange(meta.n_steps + 1), side="left")
         pieces.append([(s.times[a:b], s.units[a:b], (k + 1) * meta.dt_ms / 1e3)
-                       for k, (a, b) in enumerate(zip(edges[:-1], edges[1:]))])
+                       for k, (a, b) in enumerate(itertools.pairwise(edges))])
 
     def by_step():
         for k, row in enumerate(rows):
@@ -145,10 +146,10 @@ def report(res) -> str:
     names = {"step_us": "`step`, per 10 ms step", "push_us": "`push` of one step's raw events",
              "chunk_us": "`run_chunk` of whole samples, per step (the model's own work)"}
     lines = [f"Command: `{res['command']}`  ",
-             f"{time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC, model `{res['model']}` at its n_steps, "
-             f"{res['precision']}, one thread, CPU time, best of the passes, median of {len(res['rounds'])} "
-             f"alternating rounds; load average per round {[round(x, 1) for x in res['loads']]}; other = "
-             f"`{res['against']}`.", "",
+             (f"{time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC, model `{res['model']}` at its n_steps, "
+              f"{res['precision']}, one thread, CPU time, best of the passes, median of {len(res['rounds'])} "
+              f"alternating rounds; load average per round {[round(x, 1) for x in res['loads']]}; other = "
+              f"`{res['against']}`."), "",
              "| figure | this (us) | other (us) | other / this |", "|---|---|---|---|"]
     for key, f in res["figures"].items():
         lines.append(f"| {names.get(key, key)} | {f['this']:.2f} | {f['other']:.2f} | {f['ratio']:.2f} |")

@@ -406,39 +406,32 @@ class EventStream:
                 if out is not None:
                     return out
             else:
-                ready = self._push_binned(times, units, until)
+                ready = self._push_binned(times, units)
                 if ready is not None:
                     return self._run_pending(ready)
         return self._push_checked(times, units, until)
 
-    def _push_binned(self, times, units, until) -> int | None:
-        """:meth:`push` in one kernel call (:func:`evsim.kernels.event.push_events`, the same
-        binning) for well-formed arrays: the step to run up to, or None (nothing changed)
-        when an event is invalid, for :meth:`_push_checked` to report."""
+    def _push_binned(self, times, units) -> int | None:
+        """:meth:`push` without ``until``: the events binned in one kernel call
+        (:func:`evsim.kernels.event.push_events`) for well-formed arrays; the step to run
+        up to (the latest event's), or None (nothing changed) when an event is invalid, for
+        :meth:`_push_checked` to report."""
         t, u = _c_writable(times, np.float64), _c_writable(units, np.int64)
-        first = self.n_steps
+        first = int(self._clock[0])
         status, last = self._bin(t, u, *self._bin_args, first, self._cap, MAX_STEPS, self._pending)
-        if status == 2:   # more steps ahead than buffered: room for them and a few more (zeros: silence)
-            grown = np.zeros((max(last - first + 1, _SPARE_STEPS), self.model.n_inputs))
-            grown[:self._pending.shape[0]] = self._pending
-            self._pending = grown
+        if status == 2:
+            self._grow_pending(last - first + 1)
             status, last = self._bin(t, u, *self._bin_args, first, self._cap, MAX_STEPS, self._pending)
         if status != 0:
             return None
         self._last_step = max(self._last_step, last)
-        if until is None:
-            return self._last_step
-        v = float(until) * 1000.0 / self._bin_args[1]         # time_to_step(until), in Python floats
-        ready = math.floor(v) if v < 2.0**62 else 2**62
-        if self._cap < 0 and ready - first > MAX_STEPS:
-            raise EvsimError(self._too_far("until", float(until), ready))
-        return ready
+        return self._last_step
 
     def _push_and_run(self, times, units, until) -> np.ndarray | None:
         """:meth:`push` with ``until`` in one kernel call (:func:`evsim.kernels.event.stream_push`:
-        :meth:`_push_binned`'s binning, then the steps up to ``until``) for well-formed
-        arrays: the readout rows, or None (nothing changed) when an event is invalid, for
-        :meth:`_push_checked` to report."""
+        the binning of :meth:`_push_binned`, then the steps complete by ``until``) for
+        well-formed arrays: their readout rows, or None (nothing changed) when an event is
+        invalid, for :meth:`_push_checked` to report."""
         t, u = _c_writable(times, np.float64), _c_writable(units, np.int64)
         first = int(self._clock[0])
         v = float(until) * 1000.0 / self._bin_args[1]         # time_to_step(until), in Python floats
@@ -447,20 +440,23 @@ class EventStream:
             raise EvsimError(self._too_far("until", float(until), ready))
         count = max((ready if self._cap < 0 else min(ready, self._cap)) - first, 0)
         out = np.zeros((count, self._n_out))
-        status, last = self._push_run(*self._buffers, t, u, *self._bin_args, first, self._cap, MAX_STEPS,
-                                      self._pending, count, out)
-        if status == 2:   # more steps ahead than buffered: room for them and a few more (zeros: silence)
-            grown = np.zeros((max(last - first + 1, _SPARE_STEPS), self.model.n_inputs))
-            grown[:self._pending.shape[0]] = self._pending
-            self._pending = grown
-            status, last = self._push_run(*self._buffers, t, u, *self._bin_args, first, self._cap, MAX_STEPS,
-                                          self._pending, count, out)
+        args = (*self._bin_args, first, self._cap, MAX_STEPS)
+        status, last = self._push_run(*self._buffers, t, u, *args, self._pending, count, out)
+        if status == 2:
+            self._grow_pending(last - first + 1)
+            status, last = self._push_run(*self._buffers, t, u, *args, self._pending, count, out)
         if status != 0:
             return None
-        if last > self._last_step:
-            self._last_step = last
+        self._last_step = max(self._last_step, last)
         self._pending = self._pending[count:]
         return out
+
+    def _grow_pending(self, rows: int) -> None:
+        """Room for ``rows`` pending steps and a few more (zeros: silence), the buffered
+        counts kept."""
+        grown = np.zeros((max(rows, _SPARE_STEPS), self.model.n_inputs))
+        grown[:self._pending.shape[0]] = self._pending
+        self._pending = grown
 
     def _push_checked(self, times, units, until) -> np.ndarray:
         """:meth:`push` for any input, checking everything in NumPy (raises the errors)."""

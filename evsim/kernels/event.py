@@ -524,7 +524,7 @@ def _params(pt):
 
 
 def as_plain(packed):
-    """Params or State as the nested plain tuples the entry points take."""
+    """Params as the nested plain tuples the batch entry points take."""
     return tuple(tuple(g) if isinstance(g, tuple) else g for g in packed)
 
 
@@ -674,8 +674,8 @@ def _generate_run_flat():
         args.append(f"{keyword}={expr[base]}{scalar}")
     source = "\n".join([
         "def run_flat(p_i, p_w, p_r, s_i, s_q, s_r, s_d, x, n_steps, readout):",
-        f"    check_codes({expr['p.rec.kind']}, {expr['p.cells.kind']}, {expr['p.cells.reset']}, "
-        f"{expr['p.ro.decision']}[0])",
+        (f"    check_codes({expr['p.rec.kind']}, {expr['p.cells.kind']}, {expr['p.cells.reset']}, "
+         f"{expr['p.ro.decision']}[0])"),
         "    step_loop(x, n_steps, readout, np.zeros((1, 0), np.uint8), False,",
         *(f"              {a}," for a in args),
         "              )", ""])

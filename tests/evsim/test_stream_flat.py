@@ -5,6 +5,7 @@ bit, as the whole-sample run, in both precisions."""
 from __future__ import annotations
 
 import dataclasses
+import itertools
 
 import numpy as np
 import pytest
@@ -59,7 +60,7 @@ def _pieces(times, units, dt_ms, n_steps):
     """A sample's raw events step by step: (times, units, until = the step's end)."""
     step_of = time_to_step(times, dt_ms)
     edges = np.searchsorted(step_of, np.arange(n_steps + 1), side="left")
-    return [(times[a:b], units[a:b], (s + 1) * dt_ms / 1e3) for s, (a, b) in enumerate(zip(edges[:-1], edges[1:]))]
+    return [(times[a:b], units[a:b], (s + 1) * dt_ms / 1e3) for s, (a, b) in enumerate(itertools.pairwise(edges))]
 
 
 @pytest.mark.parametrize("precision", PRECISIONS)
