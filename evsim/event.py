@@ -144,6 +144,19 @@ def _packed(model: Model, precision: str = DEFAULT_PRECISION):
     return packed
 
 
+def _flat_params(model: Model, precision: str):
+    """The packed model as the stream kernels' flat buffers
+    (:func:`evsim.kernels.event.flatten`), cached with the packed form."""
+    params, _ = _packed(model, precision)
+    by_precision = _PACKED[model]
+    flat = by_precision.get((precision, "flat"))
+    if flat is None:
+        k = _kernels()
+        flat = by_precision[(precision, "flat")] = k.flatten(params, k.PARAMS_SPEC, k.PARAMS_ROLES,
+                                                             params.cells.beta.dtype)[0]
+    return flat
+
+
 def _owned(group):
     """A Params group whose arrays are all C-ordered, writable and owned: the same numba
     types for every model (see _DirectCall), whatever views packing produced."""
@@ -320,6 +333,7 @@ class EventStream:
     #: checked paths)
     _row_shape = None
     _bin = None
+    _n_out = 0
 
     def __new__(cls, model: Model, precision: str = DEFAULT_PRECISION):
         if cls is EventStream and _has_stack_layers(model):   # CS-GRU layers: evsim.stack.StackStream
@@ -332,13 +346,22 @@ class EventStream:
     def __init__(self, model: Model, precision: str = DEFAULT_PRECISION):
         self.model = model
         self.precision = check_precision(precision)
-        self._params, self._params_t = _packed(model, precision)
+        self._params, _ = _packed(model, precision)
         self._k = _kernels()
+        # the model and the state as flat buffers (see "Flat buffers" in evsim.kernels.event);
+        # self._state's arrays are views into self._state_flat
+        self._state_flat, self._state = self._k.flatten(self._k.new_state(self._params), self._k.STATE_SPEC,
+                                                        self._k.STATE_ROLES, self._params.cells.beta.dtype)
+        self._buffers = _flat_params(model, precision) + self._state_flat
+        self._clock = self._state.count.clock
         self._chunk = _direct("stream_chunk", precision)
+        self._one_step = _direct("stream_step", precision)
+        self._push_run = _direct("stream_push", precision)
         self._bin = _direct("push_events", "any")        # no floating-point state: one version
         meta = model.metadata
         # the per-call constants, with the types the kernels were compiled for (see _DirectCall)
         self._row_shape = (model.n_inputs,)
+        self._n_out = model.n_classes
         self._bin_args = (int(meta.input_channels), float(meta.dt_ms), int(meta.pool))
         self._cap = -1 if meta.n_steps is None else int(meta.n_steps)
         self.reset()
@@ -346,8 +369,10 @@ class EventStream:
     def reset(self) -> None:
         """Forget the current sample: membranes, delay queues, scores, counters and any
         raw events buffered by :meth:`push`."""
-        self._state = self._k.new_state(self._params)
-        self._state_t = self._k.as_plain(self._state)        # the same arrays, for the kernel calls
+        ints, *floats = self._state_flat
+        ints[self._k.layout_size(self._k.STATE_SPEC):] = 0     # the same zeros new_state gives; the layout kept
+        for buffer in floats:
+            buffer[:] = 0
         self._pending = np.zeros((0, self.model.n_inputs))   # counts of steps n_steps, n_steps+1, ...
         self._last_step = -1                                  # step of the latest pushed event
 
@@ -376,33 +401,62 @@ class EventStream:
         if (self._bin is not None and type(times) is np.ndarray and type(units) is np.ndarray and times.ndim == 1 and times.shape == units.shape
                 and times.dtype.kind in "fiu" and units.dtype.kind in "iu"
                 and (until is None or (_is_real(until) and 0 <= until < math.inf))):
-            ready = self._push_binned(times, units, until)     # the fast path of live use
-            if ready is not None:
-                return self._run_pending(ready)
+            if until is not None:                                # the fast path of live use
+                out = self._push_and_run(times, units, until)
+                if out is not None:
+                    return out
+            else:
+                ready = self._push_binned(times, units)
+                if ready is not None:
+                    return self._run_pending(ready)
         return self._push_checked(times, units, until)
 
-    def _push_binned(self, times, units, until) -> int | None:
-        """:meth:`push` in one kernel call (:func:`evsim.kernels.event.push_events`, the same
-        binning) for well-formed arrays: the step to run up to, or None (nothing changed)
-        when an event is invalid, for :meth:`_push_checked` to report."""
+    def _push_binned(self, times, units) -> int | None:
+        """:meth:`push` without ``until``: the events binned in one kernel call
+        (:func:`evsim.kernels.event.push_events`) for well-formed arrays; the step to run
+        up to (the latest event's), or None (nothing changed) when an event is invalid, for
+        :meth:`_push_checked` to report."""
         t, u = _c_writable(times, np.float64), _c_writable(units, np.int64)
-        first = self.n_steps
+        first = int(self._clock[0])
         status, last = self._bin(t, u, *self._bin_args, first, self._cap, MAX_STEPS, self._pending)
-        if status == 2:   # more steps ahead than buffered: room for them and a few more (zeros: silence)
-            grown = np.zeros((max(last - first + 1, _SPARE_STEPS), self.model.n_inputs))
-            grown[:self._pending.shape[0]] = self._pending
-            self._pending = grown
+        if status == 2:
+            self._grow_pending(last - first + 1)
             status, last = self._bin(t, u, *self._bin_args, first, self._cap, MAX_STEPS, self._pending)
         if status != 0:
             return None
         self._last_step = max(self._last_step, last)
-        if until is None:
-            return self._last_step
+        return self._last_step
+
+    def _push_and_run(self, times, units, until) -> np.ndarray | None:
+        """:meth:`push` with ``until`` in one kernel call (:func:`evsim.kernels.event.stream_push`:
+        the binning of :meth:`_push_binned`, then the steps complete by ``until``) for
+        well-formed arrays: their readout rows, or None (nothing changed) when an event is
+        invalid, for :meth:`_push_checked` to report."""
+        t, u = _c_writable(times, np.float64), _c_writable(units, np.int64)
+        first = int(self._clock[0])
         v = float(until) * 1000.0 / self._bin_args[1]         # time_to_step(until), in Python floats
         ready = math.floor(v) if v < 2.0**62 else 2**62
         if self._cap < 0 and ready - first > MAX_STEPS:
             raise EvsimError(self._too_far("until", float(until), ready))
-        return ready
+        count = max((ready if self._cap < 0 else min(ready, self._cap)) - first, 0)
+        out = np.zeros((count, self._n_out))
+        args = (*self._bin_args, first, self._cap, MAX_STEPS)
+        status, last = self._push_run(*self._buffers, t, u, *args, self._pending, count, out)
+        if status == 2:
+            self._grow_pending(last - first + 1)
+            status, last = self._push_run(*self._buffers, t, u, *args, self._pending, count, out)
+        if status != 0:
+            return None
+        self._last_step = max(self._last_step, last)
+        self._pending = self._pending[count:]
+        return out
+
+    def _grow_pending(self, rows: int) -> None:
+        """Room for ``rows`` pending steps and a few more (zeros: silence), the buffered
+        counts kept."""
+        grown = np.zeros((max(rows, _SPARE_STEPS), self.model.n_inputs))
+        grown[:self._pending.shape[0]] = self._pending
+        self._pending = grown
 
     def _push_checked(self, times, units, until) -> np.ndarray:
         """:meth:`push` for any input, checking everything in NumPy (raises the errors)."""
@@ -478,7 +532,7 @@ class EventStream:
     def _advance(self, x: np.ndarray, count: int, out: np.ndarray) -> bool:
         """Run ``count`` steps of counts x (C-ordered, writable float64), readout rows into
         out; False, running nothing, when x holds a NaN or an infinity."""
-        return self._chunk(self._params_t, self._state_t, x, count, out) == 0
+        return self._chunk(*self._buffers, x, count, out) == 0
 
     def _check(self, counts, ndim: int, what: str) -> np.ndarray:
         arr = np.asarray(counts)
@@ -514,12 +568,14 @@ class EventStream:
         the step's input is everything that arrived for it, whichever call brought it.
         Buffered events of later steps stay buffered for later calls.
         """
-        out = np.zeros((1, self.model.n_classes))
         if (type(counts) is np.ndarray and counts.shape == self._row_shape and counts.dtype == np.float64
-                and not self._pending.shape[0] and counts.flags.c_contiguous and counts.flags.writeable):
-            # the fast path of live use: the kernel checks that the counts are finite
-            if self._advance(counts.reshape(1, -1), 1, out):
-                return out[0]
+                and counts.flags.carray and not self._pending.shape[0]):
+            # the fast path of live use (carray: C-ordered, aligned, writable, the types the
+            # kernel was compiled for); the kernel checks that the counts are finite
+            out = np.empty(self._n_out)
+            if self._one_step(*self._buffers, counts, out) == 0:
+                return out
+        out = np.zeros((1, self.model.n_classes))
         x = self._with_pending(self._check(counts, 1, "step"))    # raises for bad input
         if not self._advance(x, 1, out):
             raise EvsimError("step: the input holds NaN or infinity")

@@ -67,7 +67,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .._numba_config import EXACT, PARALLEL, import_numba
+from .._numba_config import EXACT, EXACT_CALLEE, PARALLEL, import_numba
 from ..cells import RESET_CODE, generate_dispatch, generate_known
 from ..model import DECISION_CODE, RECURRENCE_CODE
 
@@ -511,38 +511,228 @@ def run_one(p, st, x, n_steps, readout, scores, raster, record, syn, spikes):
         spikes[l] = st.count.spikes[l]
 
 
-# The entry points below take Params and State as *plain tuples* of plain tuples
+# The batch entry points below take Params as *plain tuples* of plain tuples
 # (:func:`as_plain`) and rebuild the NamedTuples inside: numba's dispatcher types a plain
 # tuple of arrays several microseconds faster than a NamedTuple, which matters per call at
-# batch 1 and per step when streaming.
+# batch 1.  The stream's entry points take the model and the state as a few flat buffers
+# instead (see "Flat buffers" below): once per 10 ms step, unboxing 39 arrays was about
+# half of a step's cost.
 
 @numba.njit(**EXACT)
 def _params(pt):
     return Params(FeedForward(*pt[0]), Delivery(*pt[1]), CellParams(*pt[2]), ReadoutParams(*pt[3]))
 
 
-@numba.njit(**EXACT)
-def _state(stt):
-    return State(CellState(*stt[0]), stt[1], stt[2], ReadoutState(*stt[3]), Workspace(*stt[4]), Counters(*stt[5]))
-
-
 def as_plain(packed):
-    """Params or State as the nested plain tuples the entry points take."""
+    """Params as the nested plain tuples the batch entry points take."""
     return tuple(tuple(g) if isinstance(g, tuple) else g for g in packed)
 
 
+# -- Flat buffers -------------------------------------------------------------------------
+# A stream calls the kernel once per step, and numba unboxes every array argument on every
+# call (an NRT allocation each: ~0.1 us per array).  So a stream keeps its Params and State
+# in a few flat buffers, one per *role* (below), and the NamedTuples it reads in Python are
+# views into them; the kernel receives the buffers and hands the step loop the same views
+# (slices, no copies) through :func:`run_flat`, generated from the spec below, so both
+# sides cannot disagree on where a field lives.  Roles, not dtypes, pick the buffer: in float64
+# the per-neuron arrays ("r") and the class scores ("d") have the same dtype but different
+# buffers, so a kernel compiled for one precision reads every field from the same place.
+#
+# The int64 buffer begins with the layout: for leaf k (the spec's order) at [3k, 3k + 3):
+# its start and stop in its buffer, and its number of columns for a 2-D leaf (0: 1-D).
+
+#: roles of the flat buffers: int64, int32 (the delay queues), float32 (weights), the
+#: precision's type (per-neuron parameters, membranes, currents), float64 (class scores)
+ROLE_DTYPE = {"i": np.int64, "q": np.int32, "w": np.float32, "d": np.float64}   # "r": the precision's
+
+#: the leaves of Params and of State, in field order: a group is ``(NamedTuple class, spec)``;
+#: a leaf is its buffer's role, ``2`` appended for a 2-D array
+PARAMS_SPEC = (Params, ((FeedForward, ("i", "i", "w", "i")),
+                        (Delivery, ("i", "w", "i", "i", "i", "i", "i")),
+                        (CellParams, ("i", "i", "r", "r", "r", "r", "r2", "i")),
+                        (ReadoutParams, ("w", "r", "r", "r", "i"))))
+STATE_SPEC = (State, ((CellState, ("r", "r2", "i", "i")), "q", "i", (ReadoutState, ("r", "r", "d")),
+                      (Workspace, ("r", "i", "r")), (Counters, ("i", "i", "i"))))
+#: the buffers of each, in the order the kernels take them
+PARAMS_ROLES = ("i", "w", "r")
+STATE_ROLES = ("i", "q", "r", "d")
+
+
+def _leaves(tree, part):
+    """(role, array) of each leaf of ``tree`` (a Params or State), walking ``part`` of its spec."""
+    if isinstance(part, str):
+        yield part, tree
+        return
+    cls, fields = part
+    if not isinstance(tree, cls) or len(tree) != len(fields):
+        raise TypeError(f"expected a {cls.__name__} of {len(fields)} fields, got {type(tree).__name__}")
+    for value, sub in zip(tree, fields):
+        yield from _leaves(value, sub)
+
+
+def layout_size(spec) -> int:
+    """Entries of the layout at the start of the int64 buffer of ``spec``'s flat form."""
+    if isinstance(spec, str):
+        return 3
+    return sum(layout_size(sub) for sub in spec[1])
+
+
+def _rebuild(part, arrays):
+    """The tree of ``part`` with its leaves taken in order from the iterator ``arrays``."""
+    if isinstance(part, str):
+        return next(arrays)
+    cls, fields = part
+    return cls(*(_rebuild(sub, arrays) for sub in fields))
+
+
+def flatten(tree, spec, roles, real):
+    """``(buffers, views)``: the arrays of ``tree`` (Params with :data:`PARAMS_SPEC` and
+    :data:`PARAMS_ROLES`, or State with :data:`STATE_SPEC` and :data:`STATE_ROLES`) copied
+    into one new buffer per role (``real``: the dtype of role "r"), the layout first in the
+    int64 one (see "Flat buffers"); ``views``: the same tree of NamedTuples whose arrays
+    are views into the buffers (what the kernel's reader rebuilds).  Raises TypeError when
+    a leaf's dtype or dimension is not its role's."""
+    dtypes = {**ROLE_DTYPE, "r": np.dtype(real)}
+    leaves = list(_leaves(tree, spec))
+    used = {r: 0 for r in roles}
+    used["i"] = 3 * len(leaves)
+    layout = []
+    for role, a in leaves:
+        ndim = 2 if role.endswith("2") else 1
+        if a.dtype != dtypes[role[0]] or a.ndim != ndim:
+            raise TypeError(f"a leaf of role {role!r} is {a.ndim}-D {a.dtype}, expected {ndim}-D "
+                            f"{np.dtype(dtypes[role[0]])}")
+        layout.append((used[role[0]], used[role[0]] + a.size, a.shape[1] if role.endswith("2") else 0))
+        used[role[0]] += a.size
+    buffers = {r: np.zeros(used[r], dtypes[r]) for r in roles}
+    buffers["i"][:3 * len(leaves)] = np.array(layout, np.int64).ravel()
+    views = []
+    for (role, a), (start, stop, cols) in zip(leaves, layout):
+        view = buffers[role[0]][start:stop]
+        view = view.reshape(-1, cols) if cols else view
+        view[...] = a
+        views.append(view)
+    return tuple(buffers[r] for r in roles), _rebuild(spec, iter(views))
+
+
+@numba.njit(**EXACT_CALLEE)
+def _leaf(head, k, buf):
+    """Leaf k of the flat layout ``head``: a 1-D view of ``buf``."""
+    return buf[head[3 * k]:head[3 * k + 1]]
+
+
+@numba.njit(**EXACT_CALLEE)
+def _leaf2(head, k, buf):
+    """Leaf k of the flat layout ``head``: a 2-D view of ``buf`` (head[3k + 2] columns)."""
+    a, b, cols = head[3 * k], head[3 * k + 1], head[3 * k + 2]
+    return buf[a:b].reshape(((b - a) // cols, cols))
+
+
+def leaf_paths(spec, prefix: str = "") -> list:
+    """``(path, role)`` of each leaf of ``spec`` in order, path as ``"cells.beta"``."""
+    if isinstance(spec, str):
+        return [(prefix, spec)]
+    cls, fields = spec
+    out = []
+    for name, sub in zip(cls._fields, fields):
+        out += leaf_paths(sub, f"{prefix}.{name}" if prefix else name)
+    return out
+
+
+#: step_loop's arguments after ``x, n_steps, readout, raster, record``: (keyword, leaf path
+#: of Params "p." or State "s.", with "[0]" for a scalar read from a (1,) array)
+STEP_LOOP_ARGS = (
+    ("size", "p.ff.size"), ("nrn_off", "p.ff.nrn_off"), ("ff_w", "p.ff.w"), ("ff_off", "p.ff.w_off"),
+    ("rec_kind", "p.rec.kind"), ("rec_w", "p.rec.w"), ("rec_off", "p.rec.w_off"), ("delay", "p.rec.delay"),
+    ("slots", "p.rec.slots"), ("ring_off", "p.rec.ring_off"), ("slot_off", "p.rec.slot_off"),
+    ("cell", "p.cells.kind"), ("reset", "p.cells.reset"), ("bias", "p.cells.bias"), ("beta", "p.cells.beta"),
+    ("theta", "p.cells.theta"), ("gain", "p.cells.gain"), ("extra", "p.cells.extra"),
+    ("ro_w", "p.ro.w"), ("ro_bias", "p.ro.bias"), ("ro_beta", "p.ro.beta"), ("ro_gain", "p.ro.gain"),
+    ("decision", "p.ro.decision[0]"),
+    ("v", "s.cells.v"), ("aux", "s.cells.aux"), ("spk", "s.cells.spk"), ("nspk", "s.cells.nspk"),
+    ("ring", "s.ring"), ("ring_len", "s.ring_len"), ("u", "s.ro.u"), ("acc", "s.ro.acc"),
+    ("scores", "s.ro.scores"), ("cur", "s.work.cur"), ("ev_idx", "s.work.ev_idx"), ("ev_cnt", "s.work.ev_cnt"),
+    ("clock", "s.count.clock"), ("syn", "s.count.syn"), ("spikes", "s.count.spikes"))
+
+
+def _generate_run_flat():
+    """``run_flat(p_i, p_w, p_r, s_i, s_q, s_r, s_d, x, n_steps, readout)``: :func:`advance`
+    (kind codes checked, then :func:`step_loop`, no raster) on a model and a state given
+    as flat buffers, each of step_loop's arrays a view of its buffer.  Generated from the
+    specs, so the layout it reads is the one :func:`flatten` writes; it hands step_loop
+    the views directly (no NamedTuples in between: each level of them cost about a
+    microsecond per call).  No source file, so not cached itself: the cached entry points
+    that call it hold its code (as for :func:`evsim.cells.generate_dispatch`'s)."""
+    expr = {}
+    for side, spec, roles in (("p", PARAMS_SPEC, PARAMS_ROLES), ("s", STATE_SPEC, STATE_ROLES)):
+        for k, (path, role) in enumerate(leaf_paths(spec)):
+            fn = "_leaf2" if role.endswith("2") else "_leaf"
+            expr[f"{side}.{path}"] = f"{fn}({side}_i, {k}, {side}_{role[0]})"
+    args = []
+    for keyword, path in STEP_LOOP_ARGS:
+        base, scalar = (path[:-3], "[0]") if path.endswith("[0]") else (path, "")
+        args.append(f"{keyword}={expr[base]}{scalar}")
+    source = "\n".join([
+        "def run_flat(p_i, p_w, p_r, s_i, s_q, s_r, s_d, x, n_steps, readout):",
+        (f"    check_codes({expr['p.rec.kind']}, {expr['p.cells.kind']}, {expr['p.cells.reset']}, "
+         f"{expr['p.ro.decision']}[0])"),
+        "    step_loop(x, n_steps, readout, np.zeros((1, 0), np.uint8), False,",
+        *(f"              {a}," for a in args),
+        "              )", ""])
+    namespace = {"_leaf": _leaf, "_leaf2": _leaf2, "check_codes": check_codes, "step_loop": step_loop, "np": np}
+    exec(compile(source, "<evsim.kernels.event._generate_run_flat>", "exec"), namespace)  # noqa: S102
+    function = namespace["run_flat"]
+    function.__doc__ = f"Generated by evsim.kernels.event._generate_run_flat:\n\n{source}"
+    return numba.njit(**EXACT_CALLEE)(function)
+
+
+run_flat = _generate_run_flat()
+
+
 @numba.njit(**EXACT)
-def stream_chunk(pt, stt, x, n_steps, readout):
-    """:func:`run_sample` for a stream (no raster), from plain tuples.  Returns 0, or -1
-    without running anything when ``x[:n_steps]`` holds a NaN or an infinity (the caller
-    then raises its error for the input): the check a live ``step`` needs, done here
-    because a NumPy check costs more than the loop."""
+def stream_chunk(pi, pw, pr, si, sq, sr, sd, x, n_steps, readout):
+    """:func:`run_sample` for a stream (no raster), the model ``(pi, pw, pr)`` and the
+    state ``(si, sq, sr, sd)`` as flat buffers.  Returns 0, or -1 without running anything
+    when ``x[:n_steps]`` holds a NaN or an infinity (the caller then raises its error for
+    the input): the check a live ``step`` needs, done here because a NumPy check costs more
+    than the loop."""
     for t in range(n_steps):
         for j in range(x.shape[1]):
             if not math.isfinite(x[t, j]):
                 return -1
-    run_sample(_params(pt), _state(stt), x, n_steps, readout, np.zeros((1, 0), np.uint8), False)
+    run_flat(pi, pw, pr, si, sq, sr, sd, x, n_steps, readout)
     return 0
+
+
+@numba.njit(**EXACT)
+def stream_step(pi, pw, pr, si, sq, sr, sd, x, readout):
+    """One step of a stream: :func:`stream_chunk` with the step's counts x (n_inputs,) and
+    its readout row (C,) as 1-D arrays (what a live ``step`` has at hand)."""
+    for j in range(x.shape[0]):
+        if not math.isfinite(x[j]):
+            return -1
+    run_flat(pi, pw, pr, si, sq, sr, sd, x.reshape((1, x.shape[0])), 1, readout.reshape((1, readout.shape[0])))
+    return 0
+
+
+@numba.njit(**EXACT)
+def stream_push(pi, pw, pr, si, sq, sr, sd, t, u, n_channels, dt_ms, pool, first, cap, max_ahead, pending,
+                count, readout):
+    """A stream's ``push`` with ``until`` in one call: bin the raw events into ``pending``
+    (:func:`push_events`, same checks and statuses), then, when they are binned, run
+    ``count`` steps (``first`` .. ``first + count - 1``) from the pending counts, silence
+    past its rows, readout rows into readout (count, C).  Returns ``(status, last)`` of
+    :func:`push_events`; nothing runs unless status is 0.  The caller drops the rows
+    run from ``pending``."""
+    status, last = push_events(t, u, n_channels, dt_ms, pool, first, cap, max_ahead, pending)
+    if status != 0 or count <= 0:
+        return status, last
+    have = min(count, pending.shape[0])
+    run_flat(pi, pw, pr, si, sq, sr, sd, pending, have, readout)
+    if count > have:
+        run_flat(pi, pw, pr, si, sq, sr, sd, np.zeros((count - have, pending.shape[1])), count - have,
+                 readout[have:])
+    return 0, last
 
 
 @numba.njit(**EXACT)

@@ -103,7 +103,9 @@ def test_the_event_kernel_refuses_unknown_codes(group, field):
         k.run_batch_serial(*bad, *args)
     stream = event.EventStream(model)
     with pytest.raises(ValueError, match="unknown"):
-        k.stream_chunk(bad, stream._state_t, np.ascontiguousarray(x[0]), 1, np.zeros((1, model.n_classes)))
+        bad_params = params._replace(**{group: getattr(params, group)._replace(**{field: codes})})
+        bad_flat = k.flatten(bad_params, k.PARAMS_SPEC, k.PARAMS_ROLES, np.float64)[0]
+        k.stream_chunk(*bad_flat, *stream._state_flat, np.ascontiguousarray(x[0]), 1, np.zeros((1, model.n_classes)))
 
 
 def test_event_packing_refuses_unknown_kinds():
