@@ -10,6 +10,12 @@ one thread, two cores gave a training step 1.11x).
   does not depend on the thread count (it differs from one ``a @ b`` call at rounding
   level).  Split only while NumPy's OpenBLAS runs one thread (as ``evsim`` sets it,
   ``cli/main.py``); with BLAS threads of its own it is one ``a @ b`` call.
+* sparse inputs: a product whose left factor (:func:`matmul`) or right factor
+  (:func:`matmul_tn`) is mostly zeros (a layer's output spikes through dropout, 3-9 % non-zero
+  in training) skips the zeros in numba kernels, rows in parallel (:func:`sparse_matmul`) or
+  fixed row blocks summed in block order (:func:`sparse_matmul_tn`), from
+  :data:`SPARSE_MAX_DENSITY` non-zeros down: at 7 % 2-3x faster than BLAS, at ~25 % as fast.
+  Float32 sums of float32 products as BLAS forms them, in another order (rounding level).
 * :func:`dropout_mask`: ``(rng.random(shape, float32) >= p) / (1 - p)``, bit for bit what
   that NumPy expression draws, and the generator left in the same state.  For NumPy's
   default bit generator (PCG64) the raw 64-bit words are drawn in one block per thread,
@@ -28,7 +34,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from evsim._blas import openblas_library
-from evsim._numba_config import TRAIN, import_numba
+from evsim._numba_config import PARALLEL_TRAIN, TRAIN, import_numba
 
 numba = import_numba()
 
@@ -36,6 +42,10 @@ numba = import_numba()
 #: :data:`MIN_BLOCK_ROWS` rows), whatever the thread count
 ROW_BLOCKS = 4
 MIN_BLOCK_ROWS = 256
+#: a factor with at most this share of non-zeros goes through the sparse kernels
+SPARSE_MAX_DENSITY = 0.15
+#: rows per parallel task of :func:`sparse_matmul`
+SPARSE_CHUNK = 64
 #: below this many 64-bit words a mask is drawn on one thread
 MIN_WORDS_PER_THREAD = 1 << 15
 
@@ -86,9 +96,19 @@ def run_blocks(fn, blocks, n_threads: int) -> None:
         f.result()
 
 
+def is_sparse(a: np.ndarray) -> bool:
+    """True when ``a`` is big enough and has at most :data:`SPARSE_MAX_DENSITY` non-zeros."""
+    return a.shape[0] >= MIN_BLOCK_ROWS and np.count_nonzero(a) <= SPARSE_MAX_DENSITY * a.size
+
+
 def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """``a @ b`` for 2-D arrays, as fixed row blocks of ``a`` over the threads (module
-    docstring); for the long sums of the weight gradients use :func:`matmul_tn`."""
+    docstring), or :func:`sparse_matmul` when ``a`` is sparse; for the long sums of the
+    weight gradients use :func:`matmul_tn`."""
+    if is_sparse(a):
+        out = np.empty((a.shape[0], b.shape[1]), np.result_type(a, b))
+        sparse_matmul(a, np.ascontiguousarray(b, dtype=out.dtype), out)
+        return out
     n_blocks = min(ROW_BLOCKS, a.shape[0] // MIN_BLOCK_ROWS)
     if n_blocks <= 1 or not blas_single_threaded():
         return a @ b
@@ -104,8 +124,15 @@ def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def matmul_tn(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """``a.T @ b`` for 2-D arrays with many rows (a weight gradient: a sum over the B T
     rows), as the sum of fixed row blocks' products, added in block order; splitting the
-    output instead would pack the whole of ``b`` once per block (measured 1.9x slower)."""
+    output instead would pack the whole of ``b`` once per block (measured 1.9x slower);
+    :func:`sparse_matmul_tn` when ``b`` is sparse."""
     n_blocks = min(ROW_BLOCKS, a.shape[0] // MIN_BLOCK_ROWS)
+    if n_blocks > 1 and is_sparse(b):
+        dtype = np.result_type(a, b)
+        parts = np.zeros((n_blocks, b.shape[1], a.shape[1]), dtype)
+        edges = np.array([lo for lo, _ in _blocks(a.shape[0], n_blocks)] + [a.shape[0]], np.int64)
+        sparse_matmul_tn(np.ascontiguousarray(a, dtype=dtype), np.ascontiguousarray(b, dtype=dtype), edges, parts)
+        return np.ascontiguousarray(parts[0].T)
     if n_blocks <= 1 or not blas_single_threaded():
         return a.T @ b
     blocks = _blocks(a.shape[0], n_blocks)
@@ -119,6 +146,56 @@ def matmul_tn(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     for part in parts[1:]:
         out += part
     return out
+
+
+@numba.njit(**PARALLEL_TRAIN)
+def sparse_matmul(a, bt, out):
+    """out = a @ bt for ``a`` (rows, n_in) with few non-zeros per row: each row of ``out``
+    is the sum, in column order, of a[r, j] bt[j] over the non-zero a[r, j] (float32 sums
+    of float32 products, as BLAS, in another order); rows in parallel."""
+    rows, n_in = a.shape
+    n_out = bt.shape[1]
+    for chunk in numba.prange((rows + SPARSE_CHUNK - 1) // SPARSE_CHUNK):
+        nonzero = np.empty(n_in, np.int64)
+        for r in range(chunk * SPARSE_CHUNK, min(rows, (chunk + 1) * SPARSE_CHUNK)):
+            a_r, out_r = a[r], out[r]
+            k = 0
+            for j in range(n_in):       # the non-zero columns, compacted without a branch
+                nonzero[k] = j
+                k += a_r[j] != 0.0
+            out_r[:] = 0.0
+            for e in range(k):
+                j = nonzero[e]
+                v, b_j = a_r[j], bt[j]
+                for i in range(n_out):
+                    out_r[i] += v * b_j[i]
+
+
+@numba.njit(**PARALLEL_TRAIN)
+def sparse_matmul_tn(a, b, edges, parts):
+    """``a.T @ b`` for ``b`` (rows, n_in) with few non-zeros per row, transposed: ``parts[0]``
+    (n_in, n_out) = b.T @ a.  Rows in the fixed blocks ``edges[k]:edges[k+1]`` (one per
+    entry of ``parts``, zeros on entry), each block's sum in its own ``parts[k]``, blocks in
+    parallel, then the blocks added in order (as :func:`matmul_tn`): the result does not
+    depend on the thread count."""
+    n_in = b.shape[1]
+    n_out = a.shape[1]
+    for k in numba.prange(parts.shape[0]):
+        part = parts[k]
+        nonzero = np.empty(n_in, np.int64)
+        for r in range(edges[k], edges[k + 1]):
+            a_r, b_r = a[r], b[r]
+            m = 0
+            for j in range(n_in):
+                nonzero[m] = j
+                m += b_r[j] != 0.0
+            for e in range(m):
+                j = nonzero[e]
+                v, part_j = b_r[j], part[j]
+                for i in range(n_out):
+                    part_j[i] += v * a_r[i]
+    for k in range(1, parts.shape[0]):
+        parts[0] += parts[k]
 
 
 @numba.njit(**TRAIN)

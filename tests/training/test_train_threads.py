@@ -61,6 +61,31 @@ def test_products_in_row_blocks(monkeypatch, threads, n_threads):
     np.testing.assert_allclose(T.matmul_tn(a, b), a.T @ b, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("n_threads", [1, 2])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sparse_products_skip_zeros(monkeypatch, threads, n_threads, dtype):
+    """A mostly-zero factor (spikes through dropout) goes through the sparse kernels; they
+    equal NumPy's product at rounding level and do not depend on the thread count."""
+    monkeypatch.setattr(T, "MIN_BLOCK_ROWS", 16)
+    threads(n_threads)
+    rng = np.random.default_rng(3)
+    spikes = ((rng.random((203, 17)) < 0.08) / 0.7).astype(dtype)       # 8 % non-zero, one value
+    counts = rng.poisson(0.2, (203, 17)).astype(dtype)                  # ~18 %: BLAS
+    a, w = rng.standard_normal((203, 11)).astype(dtype), rng.standard_normal((13, 17)).astype(dtype)
+    assert T.is_sparse(spikes) and not T.is_sparse(counts)
+    tol = dict(rtol=1e-5, atol=1e-5) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-12)
+    for x in (spikes, counts):
+        ref_fwd, ref_tn = x.astype(np.float64) @ w.T.astype(np.float64), a.T.astype(np.float64) @ x.astype(np.float64)
+        got_fwd, got_tn = T.matmul(x, w.T), T.matmul_tn(a, x)
+        assert got_fwd.dtype == got_tn.dtype == dtype
+        np.testing.assert_allclose(got_fwd, ref_fwd, **tol)
+        np.testing.assert_allclose(got_tn, ref_tn, **tol)
+    results = T.matmul(spikes, w.T), T.matmul_tn(a, spikes)
+    threads(1 if n_threads == 2 else 2)
+    for got, again in zip(results, (T.matmul(spikes, w.T), T.matmul_tn(a, spikes))):
+        np.testing.assert_array_equal(got, again)
+
+
 def _batchnorm_reference(a, bias, gamma, beta_bn, eps):
     a = a + bias
     mu, var = a.mean(axis=0), a.var(axis=0)
