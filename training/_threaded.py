@@ -16,13 +16,17 @@ one thread, two cores gave a training step 1.11x).
   fixed row blocks summed in block order (:func:`sparse_matmul_tn`), from
   :data:`SPARSE_MAX_DENSITY` non-zeros down: at 7 % 2-3x faster than BLAS, at ~25 % as fast.
   Float32 sums of float32 products as BLAS forms them, in another order (rounding level).
-* :func:`dropout_mask`: ``(rng.random(shape, float32) >= p) / (1 - p)``, bit for bit what
-  that NumPy expression draws, and the generator left in the same state.  For NumPy's
-  default bit generator (PCG64) the raw 64-bit words are drawn in one block per thread,
-  each block from a copy of the generator advanced to its start (``PCG64.advance``); a
-  float32 uniform is ``(next_uint32 >> 8) / 2^24`` and PCG64 hands out each 64-bit word as
-  its low, then its high 32 bits, which is the words' little-endian ``uint32`` view.  Any
-  other bit generator, a buffered half word, or an odd count takes NumPy's own path.
+* :func:`dropout_mask`: Bernoulli(1 - p) / (1 - p), each entry kept exactly when NumPy's
+  ``rng.random(float32) >= p`` would keep it for a uniform 24-bit integer u (u 2^-24 >= p,
+  i.e. u >= T = ceil(p_32 2^24), p_32 = float32(p)), with fewer random bits: each entry
+  reads one byte (the top 8 bits of its u) and decides unless that byte equals T's top 8
+  bits (1 time in 256); those ties take their low 16 bits from words drawn after the
+  mask's, in entry order.  For NumPy's default bit generator (PCG64) the mask's words
+  (one per 8 entries, a quarter of the words of ``rng.random(float32)``) are drawn in one
+  block per thread, each block from a copy of the generator advanced to its start
+  (``PCG64.advance``), and the generator ends as if every word had been drawn in turn:
+  the result does not depend on the thread count.  Another bit generator takes NumPy's
+  own ``rng.random(shape, float32) >= p`` (the same distribution, its own stream).
 """
 
 from __future__ import annotations
@@ -46,7 +50,7 @@ MIN_BLOCK_ROWS = 256
 SPARSE_MAX_DENSITY = 0.15
 #: rows per parallel task of :func:`sparse_matmul`
 SPARSE_CHUNK = 64
-#: below this many 64-bit words a mask is drawn on one thread
+#: below this many 64-bit words (8 mask entries each) a mask is drawn on one thread
 MIN_WORDS_PER_THREAD = 1 << 15
 
 
@@ -199,45 +203,72 @@ def sparse_matmul_tn(a, b, edges, parts):
 
 
 @numba.njit(**TRAIN)
-def _mask_from_words(words32, p32, scale, out):
-    """out[i] = scale where the float32 uniform of ``words32[i]`` is >= p32, else 0."""
+def _mask_from_bytes(top8, t_hi, scale, out):
+    """out[i] = scale where the byte ``top8[i]`` > t_hi, 0 where it is < t_hi, -1 (a tie,
+    decided by :func:`_resolve_ties`) where equal; returns the number of ties (one pass
+    without branches: it vectorises)."""
+    ties = 0
     for i in range(out.shape[0]):
-        u = np.float32(words32[i] >> np.uint32(8)) * np.float32(1.0 / 16777216.0)
-        out[i] = scale if u >= p32 else 0.0
+        b = np.int64(top8[i])
+        out[i] = scale if b > t_hi else (-1.0 if b == t_hi else 0.0)
+        ties += b == t_hi
+    return ties
+
+
+@numba.njit(**TRAIN)
+def _resolve_ties(out, low16, t_lo, scale):
+    """The ties of ``out`` (entries -1), in order: the k-th kept (scale) when its low 16
+    bits ``low16[k]`` >= t_lo, else 0."""
+    k = 0
+    for i in range(out.shape[0]):
+        if out[i] < 0.0:
+            out[i] = scale if np.int64(low16[k]) >= t_lo else 0.0
+            k += 1
 
 
 def dropout_mask(rng: np.random.Generator, p: float, shape: tuple, dtype) -> np.ndarray:
-    """Bernoulli(1 - p) / (1 - p) of ``shape`` in ``dtype``: exactly
-    ``(rng.random(shape, dtype=np.float32) >= p).astype(dtype) * (1 / (1 - p))``, drawn
-    over threads when ``rng`` is a PCG64 generator (module docstring)."""
+    """Bernoulli(1 - p) / (1 - p) of ``shape`` in ``dtype``, each entry kept when its
+    uniform 24-bit integer u >= ceil(float32(p) 2^24), as ``rng.random(float32) >= p``
+    decides, from 8 random bits per entry and 16 more on a tie (module docstring); over
+    threads when ``rng`` is a PCG64 generator, else NumPy's own draw."""
     dtype = np.dtype(dtype)
     size = int(np.prod(shape))
     bitgen = rng.bit_generator
-    n_words = size // 2
-    n_threads = min(threads(), n_words // MIN_WORDS_PER_THREAD)
-    if (type(bitgen) is not np.random.PCG64 or size % 2 or n_threads < 1 or sys.byteorder != "little"
-            or bitgen.state["has_uint32"]):
+    scale = dtype.type(1.0 / (1.0 - p))
+    if type(bitgen) is not np.random.PCG64 or sys.byteorder != "little":
         mask = (rng.random(shape, dtype=np.float32) >= p).astype(dtype)
         mask *= 1.0 / (1.0 - p)
         return mask
+    threshold = int(np.ceil(float(np.float32(p)) * 2.0**24))     # keep iff u >= threshold
+    t_hi, t_lo = threshold >> 16, threshold & 0xFFFF
+    n_words = (size + 7) // 8
     out = np.empty(size, dtype)
-    p32 = np.float32(p)
-    scale = dtype.type(1.0 / (1.0 - p))
     start = bitgen.state
-    last = np.empty(1, np.uint64)
+    blocks = _blocks(n_words, max(1, min(threads(), n_words // MIN_WORDS_PER_THREAD)))
+    ties = np.zeros(len(blocks) + 1, np.int64)        # per block, then their running sum
 
-    def block(lo, hi):
+    def entries(lo, hi):
+        return out[8 * lo:min(8 * hi, size)]
+
+    def draw(lo, hi):
         gen = np.random.PCG64()
         gen.state = start
         gen.advance(lo)
-        words = gen.random_raw(hi - lo)
-        _mask_from_words(words.view(np.uint32), p32, scale, out[2 * lo:2 * hi])
-        if hi == n_words:
-            last[0] = words[-1]
+        top8 = gen.random_raw(hi - lo).view(np.uint8)
+        ties[blocks.index((lo, hi)) + 1] = _mask_from_bytes(top8, t_hi, scale, entries(lo, hi))
 
-    run_blocks(block, _blocks(n_words, n_threads), n_threads)
-    bitgen.advance(n_words)
-    state = bitgen.state                    # as NumPy leaves it: the last word's high half kept
-    state["uinteger"] = int(last[0] >> np.uint64(32))
+    run_blocks(draw, blocks, len(blocks))
+    bitgen.advance(n_words)                 # as random_raw(n_words) would leave it: advance
+    state = bitgen.state                    # drops a buffered half word, random_raw keeps it
+    state["has_uint32"], state["uinteger"] = start["has_uint32"], start["uinteger"]
     bitgen.state = state
+    np.cumsum(ties, out=ties)
+    if ties[-1]:
+        low16 = bitgen.random_raw((int(ties[-1]) + 3) // 4).view(np.uint16)
+
+        def resolve(lo, hi):
+            k = blocks.index((lo, hi))
+            _resolve_ties(entries(lo, hi), low16[ties[k]:ties[k + 1]], t_lo, scale)
+
+        run_blocks(resolve, blocks, len(blocks))
     return out.reshape(shape)
