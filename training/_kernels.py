@@ -49,20 +49,62 @@ MASK_NONE, MASK_SPIKES, MASK_INPUT = 0, 1, 2
 
 
 @numba.njit(**TRAIN)
-def deliver_fwd(s_b, t, klo, mtab, mask_bt, mask_at, rec_kind, w_rec_t, kernel, z_bt, r):
-    """Delivery at step t of one sample: z_t into ``z_bt`` (n,) from the spikes so far
-    ``s_b`` (T, n), and R_t into ``r`` (n,), masked where ``mask_at`` says."""
+def shift_in(shifted_b, t, klo, s_bt):
+    """Record the spikes ``s_bt`` (n,) of step t where the delivery reads them:
+    ``shifted_b[t + klo[j], j] = s_t[j]`` (steps past the sample's end are dropped), so that
+    ``shifted_b[u, j] = s_{u - klo[j]}[j]`` (0 before the first spike can arrive)."""
+    n_t = shifted_b.shape[0]
+    for j in range(s_bt.shape[0]):
+        u = t + klo[j]
+        if u < n_t:
+            shifted_b[u, j] = s_bt[j]
+
+
+@numba.njit(**TRAIN)
+def shifted_spikes(s_b, klo, shifted_b):
+    """``shifted_b`` (T, n) = the spikes ``s_b`` (T, n) of every step put in by :func:`shift_in`."""
+    shifted_b[:] = 0.0
+    for t in range(s_b.shape[0]):
+        shift_in(shifted_b, t, klo, s_b[t])
+
+
+@numba.njit(**TRAIN)
+def spread(shifted_b, t, mtab_t, acc):
+    """acc (n,) float64 = sum_q mtab[j, q] s_{t-klo[j]-q}[j] = sum_q mtab_t[q, j] shifted_b[t-q, j]
+    over the window steps that exist (q <= t; a step before the first arrival holds 0), in q
+    order: each product and sum as the one-neuron-at-a-time loop formed them, but as
+    contiguous row passes that vectorise (``mtab_t``: the table transposed, (nq, n))."""
+    acc[:] = 0.0
+    for q in range(min(mtab_t.shape[0], t + 1)):
+        m_q = mtab_t[q]
+        row = shifted_b[t - q]
+        for j in range(acc.shape[0]):
+            acc[j] += m_q[j] * row[j]
+
+
+@numba.njit(**TRAIN)
+def deliver_fwd(shifted_b, t, mtab_t, mask_bt, mask_at, rec_kind, w_rec_t, kernel, z_bt, r, acc):
+    """Delivery at step t of one sample: z_t into ``z_bt`` (n,) from the spikes arrived so
+    far (``shifted_b``, :func:`shift_in`), and R_t into ``r`` (n,), masked where ``mask_at``
+    says; ``acc`` (n,) float64 workspace."""
     n = r.shape[0]
     # delayed, spread presynaptic spikes arriving now
-    spread(s_b, t, klo, mtab, mask_bt, mask_at == MASK_SPIKES, z_bt)
+    spread(shifted_b, t, mtab_t, acc)
+    if mask_at == MASK_SPIKES:
+        for j in range(n):
+            z_bt[j] = acc[j] * mask_bt[j]
+    else:
+        for j in range(n):
+            z_bt[j] = acc[j]
     # recurrent input
     if rec_kind == REC_DENSE:
         r[:] = 0.0
         for j in range(n):
             zj = z_bt[j]
             if zj != 0.0:
+                w_j = w_rec_t[j]
                 for i in range(n):
-                    r[i] += w_rec_t[j, i] * zj
+                    r[i] += w_j[i] * zj
     elif rec_kind == REC_CONV:
         conv_same(kernel, z_bt, r, False)
     else:
@@ -73,42 +115,52 @@ def deliver_fwd(s_b, t, klo, mtab, mask_bt, mask_at, rec_kind, w_rec_t, kernel, 
 
 
 @numba.njit(**TRAIN)
-def spread(s_b, t, klo, mtab, mask_bt, masked, z_bt):
-    """z_t[j] = (zm_t[j]) sum_q mtab[j, q] s_{t-klo[j]-q}[j] over the window steps k <= t
-    (summed in float64, in q order)."""
-    nq = mtab.shape[1]
-    for j in range(z_bt.shape[0]):
-        k0 = klo[j]
-        acc = 0.0
-        for q in range(min(nq, t - k0 + 1)):
-            acc += mtab[j, q] * s_b[t - k0 - q, j]
-        z_bt[j] = acc * mask_bt[j] if masked else acc
-
-
-@numba.njit(**TRAIN)
 def conv_same(kernel, x, out, flip):
     """out[i] = sum_m K[m] x[i + m - h] (``flip``: sum_m K[m] x[i - m + h]), zeros past the
     edges, h = k // 2: summed in ``out``'s dtype in m order, one shifted vector pass per tap
-    (these loops vectorise; one float64 sum per i with a bounds test per tap, as before,
-    ran 8 scalar steps per output)."""
+    over slices (an index ``i + off`` that may be negative makes numba test it for Python's
+    wrap-around in the loop, which kept LLVM from vectorising: 7x slower)."""
     n = x.shape[0]
     half = kernel.shape[0] // 2
     out[:] = 0.0
     for m in range(kernel.shape[0]):
         off = half - m if flip else m - half
         km = kernel[m]
-        for i in range(max(0, -off), min(n, n - off)):
-            out[i] += km * x[i + off]
+        lo, hi = max(0, -off), min(n, n - off)
+        dst = out[lo:hi]
+        src = x[lo + off:hi + off]
+        for i in range(hi - lo):
+            dst[i] += km * src[i]
 
 
 @numba.njit(**TRAIN)
-def deliver_bwd(g_cur_bt, s_b, t, z_bt, klo, mtab, dmtab, mask_bt, mask_at, rec_kind, w_rec_t, kernel,
-                gr, gz, gs_rec, g_delay_b, g_kernel_b):
-    """Backward of :func:`deliver_fwd` at step t: from dL/dI_t (``g_cur_bt``, (n,)) add
-    dL/ds of earlier steps to ``gs_rec`` (T, n), dL/dd to ``g_delay_b`` (n,) and dL/dK to
-    ``g_kernel_b`` (k,); ``gr``, ``gz`` (n,) workspace (dL/dR_t, dL/dz_t)."""
+def kernel_grad(gr, z_bt, g_kernel_b):
+    """dL/dK[m] += sum_i dL/dR_t[i] z_t[i + m - h] (each sum in float64, over slices as in
+    :func:`conv_same`)."""
     n = gr.shape[0]
-    half = kernel.shape[0] // 2
+    half = g_kernel_b.shape[0] // 2
+    for m in range(g_kernel_b.shape[0]):
+        off = m - half
+        lo, hi = max(0, -off), min(n, n - off)
+        g = gr[lo:hi]
+        zs = z_bt[lo + off:hi + off]
+        acc = 0.0
+        for i in range(hi - lo):
+            acc += g[i] * zs[i]
+        g_kernel_b[m] += acc
+
+
+@numba.njit(**TRAIN)
+def deliver_bwd(g_cur_bt, shifted_b, t, z_bt, mtab_t, dmtab_t, mask_bt, mask_at, rec_kind, w_rec_t, kernel,
+                gr, gz, back_b, g_delay_b, g_kernel_b, acc):
+    """Backward of :func:`deliver_fwd` at step t: from dL/dI_t (``g_cur_bt``, (n,)) add
+    dL/dz_t spread back over the window to ``back_b`` (T, n): ``back_b[u, j] += mtab[j, q]
+    dL/dz_{u+q}[j]``, so that dL/ds_{t'}[j] through the recurrence is ``back_b[t' + klo[j],
+    j]`` once every later step is done; add dL/dd to ``g_delay_b`` (n,) and dL/dK to
+    ``g_kernel_b`` (k,); ``gr``, ``gz`` (n,) workspace (dL/dR_t, dL/dz_t), ``acc`` (n,)
+    float64 workspace.  The sums are those of a loop over neurons and window steps, in the
+    same order (``back_b`` rows in decreasing t), as contiguous row passes."""
+    n = gr.shape[0]
     if mask_at == MASK_INPUT:
         for i in range(n):
             gr[i] = g_cur_bt[i] * mask_bt[i]
@@ -117,36 +169,29 @@ def deliver_bwd(g_cur_bt, s_b, t, z_bt, klo, mtab, dmtab, mask_bt, mask_at, rec_
     # recurrent input: dL/dz_t
     if rec_kind == REC_DENSE:
         for j in range(n):
-            acc = 0.0
+            w_j = w_rec_t[j]
+            acc_j = 0.0
             for i in range(n):
-                acc += w_rec_t[j, i] * gr[i]
-            gz[j] = acc
+                acc_j += w_j[i] * gr[i]
+            gz[j] = acc_j
     elif rec_kind != REC_CONV:
         raise ValueError("unknown recurrence code (expected 1 dense or 2 conv)")
     else:
         conv_same(kernel, gr, gz, True)
-        # conv kernel: dL/dK[m] += sum_i dL/dR_t[i] z_t[i + m - h]
-        for m in range(kernel.shape[0]):
-            off = m - half
-            acc = 0.0
-            for i in range(max(0, -off), min(n, n - off)):
-                acc += gr[i] * z_bt[i + off]
-            g_kernel_b[m] += acc
+        kernel_grad(gr, z_bt, g_kernel_b)
     if mask_at == MASK_SPIKES:
         for j in range(n):
             gz[j] *= mask_bt[j]
     # delayed spikes: to earlier spikes through M, to the delays through dM/dd
-    nq = mtab.shape[1]
+    nq = min(mtab_t.shape[0], t + 1)
+    for q in range(nq):
+        m_q = mtab_t[q]
+        row = back_b[t - q]
+        for j in range(n):
+            row[j] += m_q[j] * gz[j]
+    spread(shifted_b, t, dmtab_t, acc)      # sum_q dM[j, k]/dd_j s_{t-k}[j]
     for j in range(n):
-        gzj = gz[j]
-        if gzj == 0.0:
-            continue
-        k0 = klo[j]
-        gd = 0.0
-        for q in range(min(nq, t - k0 + 1)):
-            gs_rec[t - k0 - q, j] += mtab[j, q] * gzj
-            gd += s_b[t - k0 - q, j] * dmtab[j, q]
-        g_delay_b[j] += gzj * gd
+        g_delay_b[j] += gz[j] * acc[j]
 
 
 def layer_fwd(c, cell, beta, gain, theta, extra, reset_sub, rec_kind, w_rec_t, kernel, klo, mtab, dmask,
@@ -156,29 +201,36 @@ def layer_fwd(c, cell, beta, gain, theta, extra, reset_sub, rec_kind, w_rec_t, k
     layer's output s * fm (``fmask`` (B, T, n), or (B, 1, n) for one mask per sequence)
     into ``out``; each sample's spike count into ``counts`` (B,) float64."""
     n_b, n_t, n = c.shape
+    mtab_t = np.ascontiguousarray(mtab.T)
     for b in prange(n_b):
         r = np.zeros_like(beta)
         v_prev = np.zeros_like(beta)
         s_prev = np.zeros_like(beta)
         a_prev = np.zeros((a.shape[2], n), beta.dtype)
+        acc = np.zeros(n)
+        shifted_b = np.zeros((n_t if rec_kind != REC_NONE else 0, n), beta.dtype)
         count = 0.0
         for t in range(n_t):
             if rec_kind != REC_NONE:
-                deliver_fwd(s[b], t, klo, mtab, dmask[b, t] if mask_at != MASK_NONE else dmask[0, 0],
-                            mask_at, rec_kind, w_rec_t, kernel, z[b, t], r)
+                deliver_fwd(shifted_b, t, mtab_t, dmask[b, t] if mask_at != MASK_NONE else dmask[0, 0],
+                            mask_at, rec_kind, w_rec_t, kernel, z[b, t], r, acc)
             # membrane update with the reset of the previous step's spikes, then spikes
+            c_bt, cur_bt = c[b, t], cur[b, t]
             for i in range(n):
-                cur[b, t, i] = c[b, t, i] + r[i]
-            cell_fwd(cell, v_prev, s_prev, a_prev, cur[b, t], beta, gain, theta, extra, reset_sub, sur, alpha,
+                cur_bt[i] = c_bt[i] + r[i]
+            cell_fwd(cell, v_prev, s_prev, a_prev, cur_bt, beta, gain, theta, extra, reset_sub, sur, alpha,
                      smooth, v[b, t], s[b, t], a[b, t])
             v_prev[:] = v[b, t]
             s_prev[:] = s[b, t]
             a_prev[:] = a[b, t]
+            if rec_kind != REC_NONE:
+                shift_in(shifted_b, t, klo, s_prev)
             # the layer's output through the feed-forward dropout mask; spikes counted
             if has_fmask:
                 fm = fmask[b, t if fmask.shape[1] == n_t else 0]
+                out_bt = out[b, t]
                 for i in range(n):
-                    out[b, t, i] = s_prev[i] * fm[i]
+                    out_bt[i] = s_prev[i] * fm[i]
             for i in range(n):
                 count += s_prev[i]
         counts[b] = count
@@ -191,7 +243,7 @@ def layer_bwd(g_out, fmask, has_fmask, g_pen, v, s, a, z, cur, cell, n_carry, be
 
     g_out: dL/d(the layer's output) from the next layer or the readout, (B, T, n); the
         spikes get dL/ds_t = g_out fm (``has_fmask``) + g_pen (the rate penalty's constant
-        slope, in the arrays' dtype)
+        slope, in the arrays' dtype) + what the recurrence sends back (:func:`deliver_bwd`)
     g_cur:  out, dL/dI_t (= dL/dc_t), (B, T, n)
     g_delay: out, per-sample dL/dd_j, (B, n) (summed over the batch by the caller)
     g_kernel: out, per-sample dL/dK (conv), (B, k); dense dL/dW_rec is one BLAS product
@@ -199,29 +251,43 @@ def layer_bwd(g_out, fmask, has_fmask, g_pen, v, s, a, z, cur, cell, n_carry, be
     g_cell: out, per-sample cell parameter gradients (B, 2 + P, n) when ``learn``
     """
     n_b, n_t, n = v.shape
+    mtab_t = np.ascontiguousarray(mtab.T)
+    dmtab_t = np.ascontiguousarray(dmtab.T)
+    recurrent = rec_kind != REC_NONE
     for b in prange(n_b):
-        gs_rec = np.zeros_like(v[0])          # dL/ds_t arriving through later steps' z
+        rows = n_t if recurrent else 0
+        back_b = np.zeros((rows, n), v.dtype)        # dL/dz spread back, see deliver_bwd
+        shifted_b = np.empty((rows, n), v.dtype)
+        if recurrent:
+            shifted_spikes(s[b], klo, shifted_b)
         carry = np.zeros((n_carry, n), v.dtype)
         gs = np.zeros_like(beta)
         gr = np.zeros_like(beta)
         gz = np.zeros_like(beta)
+        acc = np.zeros(n)
         g_delay[b, :] = 0.0
         g_kernel[b, :] = 0.0
         g_cell[b, :, :] = 0.0
         for t in range(n_t - 1, -1, -1):
+            g_out_bt = g_out[b, t]
             if has_fmask:
                 fm = fmask[b, t if fmask.shape[1] == n_t else 0]
                 for i in range(n):
-                    gs[i] = (g_out[b, t, i] * fm[i] + g_pen) + gs_rec[t, i]
+                    gs[i] = g_out_bt[i] * fm[i] + g_pen
             else:
                 for i in range(n):
-                    gs[i] = (g_out[b, t, i] + g_pen) + gs_rec[t, i]
+                    gs[i] = g_out_bt[i] + g_pen
+            if recurrent:   # dL/ds_t arriving through later steps' z
+                for i in range(n):
+                    u = t + klo[i]
+                    if u < n_t:
+                        gs[i] += back_b[u, i]
             cell_bwd(cell, t, v[b], s[b], a[b], cur[b], beta, gain, theta, extra, reset_sub, detach, sur, alpha,
                      gs, carry, learn, g_cur[b, t], g_cell[b])
-            if rec_kind != REC_NONE:
-                deliver_bwd(g_cur[b, t], s[b], t, z[b, t], klo, mtab, dmtab,
+            if recurrent:
+                deliver_bwd(g_cur[b, t], shifted_b, t, z[b, t], mtab_t, dmtab_t,
                             dmask[b, t] if mask_at != MASK_NONE else dmask[0, 0], mask_at, rec_kind, w_rec_t,
-                            kernel, gr, gz, gs_rec, g_delay[b], g_kernel[b])
+                            kernel, gr, gz, back_b, g_delay[b], g_kernel[b], acc)
 
 
 # Each time-loop kernel in two builds: batch-parallel, and serial for small batches (the

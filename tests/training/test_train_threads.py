@@ -1,5 +1,6 @@
 """The threaded NumPy parts of a training step (``training/_threaded.py``) and the BatchNorm
-kernels: dropout masks bit for bit as NumPy draws them, products and BatchNorm against
+kernels: dropout masks bit for bit as their NumPy reference draws them (NumPy's float32 test
+with fewer random bits), products and BatchNorm against
 plain NumPy, and a whole training step identical on one thread and on two."""
 
 from __future__ import annotations
@@ -19,6 +20,30 @@ def _numpy_mask(rng, p, shape, dtype):
     return mask
 
 
+def _reference_mask(rng, p, shape, dtype):
+    """The mask of ``T.dropout_mask`` the slow, obvious way: a 24-bit uniform u per entry,
+    its top 8 bits the entry's byte of the words drawn first (8 entries per word), its low
+    16 bits, for the entries whose top byte ties with the threshold's, the 16-bit pieces of
+    the words drawn next, in entry order; kept when u 2^-24 >= float32(p), as
+    ``rng.random(float32) >= p`` decides."""
+    size = int(np.prod(shape))
+    top8 = rng.bit_generator.random_raw((size + 7) // 8).view(np.uint8)[:size].astype(np.int64)
+    threshold = int(np.ceil(float(np.float32(p)) * 2**24))
+    tie = top8 == threshold >> 16
+    low16 = np.zeros(size, np.int64)
+    n_ties = int(tie.sum())
+    if n_ties:
+        low16[tie] = rng.bit_generator.random_raw((n_ties + 3) // 4).view(np.uint16)[:n_ties]
+    u = ((top8 << 16) | low16).astype(np.float32) * np.float32(2.0**-24)     # exact in float32
+    return _numpy_mask_from_uniform(u, p, dtype).reshape(shape)
+
+
+def _numpy_mask_from_uniform(u, p, dtype):
+    mask = (u >= np.float32(p)).astype(dtype)
+    mask *= 1.0 / (1.0 - p)
+    return mask
+
+
 @pytest.fixture
 def threads():
     """Run with n numba threads, restored afterwards."""
@@ -29,18 +54,39 @@ def threads():
 
 @pytest.mark.parametrize("n_threads", [1, 2])
 @pytest.mark.parametrize("shape, p, dtype", [((8, 40, 32), 0.44, np.float32), ((8, 1, 32), 0.24, np.float32),
-                                             ((6, 50, 30), 0.3, np.float64), ((3, 5, 7), 0.5, np.float32)])
-def test_dropout_mask_is_numpys_draw(monkeypatch, threads, n_threads, shape, p, dtype):
-    monkeypatch.setattr(T, "MIN_WORDS_PER_THREAD", 16)       # several blocks even for small masks
+                                             ((6, 50, 30), 0.3, np.float64), ((3, 5, 7), 0.5, np.float32),
+                                             ((40, 50, 32), 0.5 + 2**-9, np.float32)])
+def test_dropout_mask_is_the_reference_draw(monkeypatch, threads, n_threads, shape, p, dtype):
+    """Bit for bit the reference, the generator left where the reference leaves it, on one
+    thread and on two (several blocks even for small masks); p = 0.5 + 2^-9 has a tie
+    byte (128) and a nonzero low threshold, so ties are decided both ways."""
+    monkeypatch.setattr(T, "MIN_WORDS_PER_THREAD", 16)
     threads(n_threads)
     ours, theirs = np.random.default_rng(5), np.random.default_rng(5)
-    ours.random(3, dtype=np.float32)                           # a buffered half word: NumPy's path
+    ours.random(3, dtype=np.float32)                           # a buffered half word: not used
     theirs.random(3, dtype=np.float32)
     for _ in range(3):
-        got, want = T.dropout_mask(ours, p, shape, dtype), _numpy_mask(theirs, p, shape, dtype)
+        got, want = T.dropout_mask(ours, p, shape, dtype), _reference_mask(theirs, p, shape, dtype)
         assert got.dtype == want.dtype and got.shape == want.shape
         np.testing.assert_array_equal(got, want)
         assert ours.bit_generator.state == theirs.bit_generator.state
+    assert set(np.unique(got)) <= {0.0, dtype(1 / (1 - p))}
+
+
+def test_dropout_mask_decides_as_numpys_float32_draw():
+    """Every 24-bit u the mask can meet, for several p: u >= ceil(float32(p) 2^24) (the
+    mask's test, byte then low 16 bits) exactly when u 2^-24 >= p in float32, NumPy's test;
+    and the keep rate of a large mask is 1 - p within 5 standard deviations."""
+    u = np.arange(2**24, dtype=np.int64)
+    for p in (0.0, 0.1, 0.24, 0.3, 0.44, 0.5, 0.5 + 2**-9, 0.9, 1 - 2**-20):
+        threshold = int(np.ceil(float(np.float32(p)) * 2**24))
+        t_hi, t_lo = threshold >> 16, threshold & 0xFFFF
+        ours = ((u >> 16) > t_hi) | (((u >> 16) == t_hi) & ((u & 0xFFFF) >= t_lo))
+        numpys = u.astype(np.float32) * np.float32(2.0**-24) >= np.float32(p)
+        np.testing.assert_array_equal(ours, numpys, err_msg=str(p))
+    n, p = 2_000_000, 0.44
+    kept = np.count_nonzero(T.dropout_mask(np.random.default_rng(11), p, (n,), np.float32))
+    assert abs(kept / n - (1 - p)) < 5 * np.sqrt(p * (1 - p) / n)
 
 
 def test_dropout_mask_of_another_bit_generator_is_numpys_draw():
@@ -59,6 +105,31 @@ def test_products_in_row_blocks(monkeypatch, threads, n_threads):
     a, b, w = rng.standard_normal((203, 17)), rng.standard_normal((203, 11)), rng.standard_normal((13, 17))
     np.testing.assert_allclose(T.matmul(a, w.T), a @ w.T, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(T.matmul_tn(a, b), a.T @ b, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sparse_products_skip_zeros(monkeypatch, threads, n_threads, dtype):
+    """A mostly-zero factor (spikes through dropout) goes through the sparse kernels; they
+    equal NumPy's product at rounding level and do not depend on the thread count."""
+    monkeypatch.setattr(T, "MIN_BLOCK_ROWS", 16)
+    threads(n_threads)
+    rng = np.random.default_rng(3)
+    spikes = ((rng.random((203, 17)) < 0.08) / 0.7).astype(dtype)       # 8 % non-zero, one value
+    counts = rng.poisson(0.2, (203, 17)).astype(dtype)                  # ~18 %: BLAS
+    a, w = rng.standard_normal((203, 11)).astype(dtype), rng.standard_normal((13, 17)).astype(dtype)
+    assert T.is_sparse(spikes) and not T.is_sparse(counts)
+    tol = dict(rtol=1e-5, atol=1e-5) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-12)
+    for x in (spikes, counts):
+        ref_fwd, ref_tn = x.astype(np.float64) @ w.T.astype(np.float64), a.T.astype(np.float64) @ x.astype(np.float64)
+        got_fwd, got_tn = T.matmul(x, w.T), T.matmul_tn(a, x)
+        assert got_fwd.dtype == got_tn.dtype == dtype
+        np.testing.assert_allclose(got_fwd, ref_fwd, **tol)
+        np.testing.assert_allclose(got_tn, ref_tn, **tol)
+    results = T.matmul(spikes, w.T), T.matmul_tn(a, spikes)
+    threads(1 if n_threads == 2 else 2)
+    for got, again in zip(results, (T.matmul(spikes, w.T), T.matmul_tn(a, spikes))):
+        np.testing.assert_array_equal(got, again)
 
 
 def _batchnorm_reference(a, bias, gamma, beta_bn, eps):
