@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from evsim.precision import DEFAULT_PRECISION, PRECISIONS
+
 from .common import model_path
 
 
@@ -21,7 +23,9 @@ from .common import model_path
 @click.option("--every-ms", type=click.FloatRange(1, 10000), default=100.0, show_default=True,
               help="Print the running prediction this often (audio time).")
 @click.option("--seed", type=int, default=0, show_default=True)
-def listen(audio, model_file, block_ms, gain, causal, realtime, every_ms, seed):
+@click.option("--precision", type=click.Choice(PRECISIONS), default=DEFAULT_PRECISION, show_default=True,
+              help="The network's arithmetic, as in evsim run.")
+def listen(audio, model_file, block_ms, gain, causal, realtime, every_ms, seed, precision):
     """Stream FILE.wav through the cochlea and the network, printing the running prediction."""
     from evsim.audio import listen as run_listen
     from evsim.errors import EvsimError
@@ -41,7 +45,7 @@ def listen(audio, model_file, block_ms, gain, causal, realtime, every_ms, seed):
             click.echo(f"{r.audio_s:6.2f} s heard, {r.decided_s:5.2f} s decided: {r.class_name} (score {r.score:.2f})")
 
     live, reports = run_listen(model, audio, block_ms=block_ms, gain=gain, seed=seed, causal=causal,
-                               realtime=realtime, on_block=show)
+                               realtime=realtime, on_block=show, precision=precision)
     compute = [r.compute_s for r in reports[:-1]] or [0.0]
     name = model.class_names[live.prediction]
     click.echo(f"final: {name} (score {float(live.scores[live.prediction]):.2f})")

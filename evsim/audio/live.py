@@ -52,6 +52,8 @@ class LiveClassifier:
     """A model listening to one recording at a time.
 
     gain: a number, or "running" (see the module docstring).
+    precision: the network's arithmetic, as :class:`evsim.event.EventStream` takes it
+        ("float64" or "float32"; CS-GRU models run in float64 only)
     warm_up: run a throwaway stream of silence through the cochlea and the network when
         constructed (loads the compiled kernels and the membrane's spectra: otherwise the
         first block of audio pays for them, ~0.1-0.3 s).  It uses its own random key, so
@@ -59,19 +61,20 @@ class LiveClassifier:
     """
 
     def __init__(self, model, params: CochleaParams | None = None, rng=0, gain="running",
-                 fft_size: int = 4096, causal: bool = False, warm_up: bool = True):
+                 fft_size: int = 4096, causal: bool = False, warm_up: bool = True,
+                 precision: str = "float64"):
         from ..event import EventStream
 
         self.model = model
         self.params = params or CochleaParams()
         if warm_up:
             warm = CochleaStream(self.params, rng=0, gain=1.0, fft_size=fft_size, causal=causal)
-            net = EventStream(model)
+            net = EventStream(model, precision=precision)
             times, units = warm.push(np.zeros(2 * fft_size))
             net.push(times, units, until=warm.time_done)
             warm.reset()                                 # its work arrays back to the pool
         self.cochlea = CochleaStream(self.params, rng=rng, gain=1.0, fft_size=fft_size, causal=causal)
-        self.network = EventStream(model)
+        self.network = EventStream(model, precision=precision)
         if gain != "running":
             try:
                 gain = float(gain)
@@ -123,7 +126,8 @@ class LiveClassifier:
 
 def listen(model, path: str, block_ms: float = 20.0, gain="file", seed=0, fft_size: int = 4096,
            causal: bool = False, realtime: bool = False,
-           on_block: Callable[[BlockReport], None] | None = None) -> tuple[LiveClassifier, list]:
+           on_block: Callable[[BlockReport], None] | None = None,
+           precision: str = "float64") -> tuple[LiveClassifier, list]:
     """Replay a recording as if live, ``block_ms`` of audio at a time; call ``on_block``
     after every block with the running prediction.  gain: "file" (the offline gain of
     the whole recording), "running", or a number.  Returns the classifier (its final
@@ -134,7 +138,7 @@ def listen(model, path: str, block_ms: float = 20.0, gain="file", seed=0, fft_si
     rec = read_audio(path, sample_rate=params.sample_rate)
     if gain == "file":
         gain = rms_gain(rec.samples, params.rms_level)
-    live = LiveClassifier(model, params, rng=seed, gain=gain, fft_size=fft_size, causal=causal)
+    live = LiveClassifier(model, params, rng=seed, gain=gain, fft_size=fft_size, causal=causal, precision=precision)
     block = max(1, int(round(block_ms / 1000 * params.sample_rate)))
     reports = []
     start_wall = time.perf_counter()

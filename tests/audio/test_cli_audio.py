@@ -115,5 +115,8 @@ def test_listen_prints_the_running_prediction(class_folder):
     assert lines[0].startswith("0.11 s heard,  0.00 s decided: ")     # 7 blocks of 15 ms; the cochlea's latency
     assert len(lines) == 3 + 2
     assert lines[-2].startswith("final: ") and "ms max compute" in lines[-1]
+    f32 = invoke("listen", class_folder / "one" / "0.wav", "--block-ms", 15, "--every-ms", 100, "--precision", "float32")
+    assert f32.exit_code == 0, f32.output
+    assert f32.output.strip().splitlines()[-2].split(" (")[0] == lines[-2].split(" (")[0]    # the same final class
     bad = CliRunner().invoke(evsim, ["listen", str(class_folder / "one" / "0.wav"), "--gain", "loud"])
     assert bad.exit_code == 1 and "Error: --gain 'loud'" in bad.output
