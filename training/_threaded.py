@@ -152,6 +152,17 @@ def matmul_tn(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return out
 
 
+@numba.njit(**TRAIN)
+def _nonzero_columns(row, nonzero) -> int:
+    """The columns of ``row``'s non-zeros into ``nonzero[:k]``, in order; returns k
+    (compacted without a branch)."""
+    k = 0
+    for j in range(row.shape[0]):
+        nonzero[k] = j
+        k += row[j] != 0.0
+    return k
+
+
 @numba.njit(**PARALLEL_TRAIN)
 def sparse_matmul(a, bt, out):
     """out = a @ bt for ``a`` (rows, n_in) with few non-zeros per row: each row of ``out``
@@ -163,10 +174,7 @@ def sparse_matmul(a, bt, out):
         nonzero = np.empty(n_in, np.int64)
         for r in range(chunk * SPARSE_CHUNK, min(rows, (chunk + 1) * SPARSE_CHUNK)):
             a_r, out_r = a[r], out[r]
-            k = 0
-            for j in range(n_in):       # the non-zero columns, compacted without a branch
-                nonzero[k] = j
-                k += a_r[j] != 0.0
+            k = _nonzero_columns(a_r, nonzero)
             out_r[:] = 0.0
             for e in range(k):
                 j = nonzero[e]
@@ -189,10 +197,7 @@ def sparse_matmul_tn(a, b, edges, parts):
         nonzero = np.empty(n_in, np.int64)
         for r in range(edges[k], edges[k + 1]):
             a_r, b_r = a[r], b[r]
-            m = 0
-            for j in range(n_in):
-                nonzero[m] = j
-                m += b_r[j] != 0.0
+            m = _nonzero_columns(b_r, nonzero)
             for e in range(m):
                 j = nonzero[e]
                 v, part_j = b_r[j], part[j]

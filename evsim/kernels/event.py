@@ -708,11 +708,8 @@ def stream_chunk(pi, pw, pr, si, sq, sr, sd, x, n_steps, readout):
 def stream_step(pi, pw, pr, si, sq, sr, sd, x, readout):
     """One step of a stream: :func:`stream_chunk` with the step's counts x (n_inputs,) and
     its readout row (C,) as 1-D arrays (what a live ``step`` has at hand)."""
-    for j in range(x.shape[0]):
-        if not math.isfinite(x[j]):
-            return -1
-    run_flat(pi, pw, pr, si, sq, sr, sd, x.reshape((1, x.shape[0])), 1, readout.reshape((1, readout.shape[0])))
-    return 0
+    return stream_chunk(pi, pw, pr, si, sq, sr, sd, x.reshape((1, x.shape[0])), 1,
+                        readout.reshape((1, readout.shape[0])))
 
 
 @numba.njit(**EXACT)
