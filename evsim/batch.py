@@ -19,6 +19,7 @@ from typing import Iterable, Iterator, NamedTuple
 import numpy as np
 
 from .errors import InputFileError
+from .precision import DEFAULT_PRECISION
 from .parallel import Executor
 
 __all__ = ["INPUT_SUFFIXES", "Chunk", "input_files", "plan_chunks", "classify_chunk", "classify_many"]
@@ -36,7 +37,7 @@ class Chunk(NamedTuple):
     stop: int
     engine: str
     batch_size: int
-    precision: str = "float64"
+    precision: str = DEFAULT_PRECISION
 
 
 def input_files(paths: Iterable[str]) -> list[str]:
@@ -60,7 +61,7 @@ def input_files(paths: Iterable[str]) -> list[str]:
 
 
 def plan_chunks(model, model_path: str, files: list[str], chunk_size: int = 256, engine: str = "event",
-                batch_size: int = 64, precision: str = "float64") -> tuple[list[Chunk], int]:
+                batch_size: int = 64, precision: str = DEFAULT_PRECISION) -> tuple[list[Chunk], int]:
     """Check every file's layout and labels against ``model`` (so a bad file fails before
     any work) and cut the samples into chunks.  Returns (chunks, number of samples)."""
     from .inputs import open_input

@@ -16,7 +16,7 @@ from typing import Callable, Iterable, NamedTuple, Sequence
 import numpy as np
 
 from .errors import EvsimError
-from .precision import check_precision
+from .precision import DEFAULT_PRECISION, check_precision
 from .model import Model
 from .names import ENGINES, RUN_ENGINES
 
@@ -104,7 +104,7 @@ class PaddedBatch(NamedTuple):
 
 
 def classify_batches(model: Model, batches: Iterable[Sequence[np.ndarray] | PaddedBatch], engine: str = "event",
-                     progress: Callable[[int], None] | None = None, precision: str = "float64"):
+                     progress: Callable[[int], None] | None = None, precision: str = DEFAULT_PRECISION):
     """Run batches of samples (each sample (T_i, n_inputs) counts), padded per batch with
     every sample keeping its own length; a batch may also come padded already
     (:class:`PaddedBatch`).
@@ -176,7 +176,7 @@ def binned_batches(model, f, idx, batch_size: int, path, steps: list | None = No
 
 def classify_file(model: Model, path: str, sample: int | None = None, engine: str = "event",
                   batch_size: int = 64, progress: Callable[[int], None] | None = None,
-                  indices: Iterable[int] | None = None, precision: str = "float64") -> Classification:
+                  indices: Iterable[int] | None = None, precision: str = DEFAULT_PRECISION) -> Classification:
     """Classify every sample of ``path`` (or only ``sample``, or ``indices``) with ``model``.
 
     Samples are read and binned one batch at a time, so memory stays bounded by the batch.

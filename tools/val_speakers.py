@@ -14,16 +14,16 @@ import json
 import os
 import sys
 
-import numpy as np
-
 from evsim.errors import EvsimError
 
 
 def training_file(folder: str, given: str | None) -> str:
+    from evsim.training.checkpoint import load_checkpoint
+    from evsim.training.trainer import RunFiles
+
     if given:
         return given
-    with np.load(os.path.join(folder, "checkpoint.npz"), allow_pickle=False) as ck:
-        return json.loads(str(ck["data"]))["train"]["path"]
+    return json.loads(str(load_checkpoint(RunFiles(folder).checkpoint, keys=("data",))["data"]))["train"]["path"]
 
 
 def run_row(folder: str, train_path: str | None) -> str:

@@ -115,12 +115,12 @@ class Augment:
             raise EvsimError(f"augment max_shift: {self.max_shift!r}; expected an integer number of steps >= 0")
         if not (0.0 <= float(self.keep) <= 1.0):
             raise EvsimError(f"augment keep: {self.keep!r}; expected a probability in [0, 1]")
-        if not (isinstance(self.freq_shift, (int, np.integer)) and self.freq_shift >= 0):
-            raise EvsimError(f"augment freq_shift: {self.freq_shift!r}; expected an integer number of inputs >= 0")
+        for name in ("freq_shift", "freq_mask"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, np.integer)) and value >= 0):
+                raise EvsimError(f"augment {name}: {value!r}; expected an integer number of inputs >= 0")
         if not (np.isfinite(self.time_stretch) and 0.0 <= float(self.time_stretch) <= 1.0):
             raise EvsimError(f"augment time_stretch: {self.time_stretch!r}; expected a fraction in [0, 1]")
-        if not (isinstance(self.freq_mask, (int, np.integer)) and self.freq_mask >= 0):
-            raise EvsimError(f"augment freq_mask: {self.freq_mask!r}; expected an integer number of inputs >= 0")
         if not (isinstance(self.freq_masks, (int, np.integer)) and self.freq_masks >= 1):
             raise EvsimError(f"augment freq_masks: {self.freq_masks!r}; expected an integer number of bands >= 1")
 

@@ -392,12 +392,11 @@ def _load_data(config: TrainConfig, train_path: str, test_path: str, valid_path:
         raise TrainingError(f"shift_max: {config.shift_max} steps, not less than the samples' {train_ds.n_steps} steps: "
                             "the shift augmentation would move every spike out of the sample; expected 0.."
                             f"{train_ds.n_steps - 1} (the default 10 steps is 100 ms at dt = 10 ms)")
-    if config.augment and config.freq_shift >= train_ds.n_inputs:
-        raise TrainingError(f"freq_shift: {config.freq_shift} inputs, not less than the model's {train_ds.n_inputs} "
-                            f"inputs: every spike would leave the sample; expected 0..{train_ds.n_inputs - 1}")
-    if config.augment and config.freq_mask >= train_ds.n_inputs:
-        raise TrainingError(f"freq_mask: {config.freq_mask} inputs, not less than the model's {train_ds.n_inputs} "
-                            f"inputs: a mask could silence every input; expected 0..{train_ds.n_inputs - 1}")
+    for name, why in (("freq_shift", "every spike would leave the sample"),
+                      ("freq_mask", "a mask could silence every input")):
+        if config.augment and getattr(config, name) >= train_ds.n_inputs:
+            raise TrainingError(f"{name}: {getattr(config, name)} inputs, not less than the model's {train_ds.n_inputs} "
+                                f"inputs: {why}; expected 0..{train_ds.n_inputs - 1}")
     augment = Augment(max_shift=config.shift_max, freq_shift=config.freq_shift,
                       time_stretch=config.time_stretch, freq_mask=config.freq_mask,
                       freq_masks=config.freq_masks) if config.augment else None
@@ -602,17 +601,15 @@ def validation_by_speaker(model, dataset, indices, batch_size: int = 256) -> dic
     first: ``{speaker id: {"n": samples, "accuracy": fraction}}``; None when the samples
     have no speaker ids.  One hard voice can move a 6-speaker validation set by 10 points
     or more; this says which."""
-    from evsim import event
+    from evsim.run import classify_batches
 
     indices = np.asarray(indices)
     if dataset.speakers is None or indices.size == 0:
         return None
-    correct = np.zeros(indices.size, bool)
-    for start in range(0, indices.size, batch_size):
-        idx = indices[start:start + batch_size]
-        x = np.ascontiguousarray(dataset.dense(idx, dtype=np.float64))
-        scores = event.simulate(model, x, np.full(idx.size, x.shape[1])).scores
-        correct[start:start + idx.size] = np.argmax(scores, axis=1) == dataset.labels[idx]
+    batches = (list(dataset.dense(indices[start:start + batch_size], dtype=np.float64))
+               for start in range(0, indices.size, batch_size))
+    predictions, _, _ = classify_batches(model, batches, engine="event")
+    correct = predictions == dataset.labels[indices]
     speakers = dataset.speakers[indices]
     table = {str(int(s)): {"n": int(np.sum(speakers == s)), "accuracy": float(np.mean(correct[speakers == s]))}
              for s in np.unique(speakers)}

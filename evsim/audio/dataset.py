@@ -24,6 +24,7 @@ from typing import Callable, NamedTuple, Sequence
 import numpy as np
 
 from ..errors import InputFileError
+from ..precision import DEFAULT_PRECISION
 from .io import AudioFileError, DEFAULT_MAX_SECONDS, is_audio_input, is_audio_path, read_audio
 from .params import CochleaParams
 
@@ -211,7 +212,7 @@ def write_encoded(out: str, items: Sequence[AudioItem], params: CochleaParams | 
 
 def classify_recordings(model, path, sample: int | None = None, engine: str = "event", batch_size: int = 64,
                         progress=None, seed=0, notes=None, max_seconds: float | None = DEFAULT_MAX_SECONDS,
-                        precision: str = "float64"):
+                        precision: str = DEFAULT_PRECISION):
     """:func:`evsim.run.classify_file` for recordings: encode each (in memory), bin it as
     the model's files are binned, and classify.  Returns the same ``Classification``."""
     from ..data import bin_spikes

@@ -33,6 +33,7 @@ from typing import Callable, NamedTuple
 import numpy as np
 
 from ..errors import EvsimError
+from ..precision import DEFAULT_PRECISION
 from .cochlea import CochleaStream, rms_gain
 from .params import CochleaParams
 
@@ -62,7 +63,7 @@ class LiveClassifier:
 
     def __init__(self, model, params: CochleaParams | None = None, rng=0, gain="running",
                  fft_size: int = 4096, causal: bool = False, warm_up: bool = True,
-                 precision: str = "float64"):
+                 precision: str = DEFAULT_PRECISION):
         from ..event import EventStream
 
         self.model = model
@@ -127,7 +128,7 @@ class LiveClassifier:
 def listen(model, path: str, block_ms: float = 20.0, gain="file", seed=0, fft_size: int = 4096,
            causal: bool = False, realtime: bool = False,
            on_block: Callable[[BlockReport], None] | None = None,
-           precision: str = "float64") -> tuple[LiveClassifier, list]:
+           precision: str = DEFAULT_PRECISION) -> tuple[LiveClassifier, list]:
     """Replay a recording as if live, ``block_ms`` of audio at a time; call ``on_block``
     after every block with the running prediction.  gain: "file" (the offline gain of
     the whole recording), "running", or a number.  Returns the classifier (its final
