@@ -311,7 +311,8 @@ def iterate_batches(dataset: SpikeDataset, indices, batch_size: int, rng: np.ran
             if rows.size:
                 partners = _partners(b_items[rows], dataset.labels, members, rng)
                 x[rows] = blend(x[rows], dataset.dense(partners), rng, augment.keep)
-            x = voice_transform(x, augment.freq_shift, augment.time_stretch, rng, augment.freq_mask, augment.freq_masks)
+            x = voice_transform(x, augment.freq_shift, augment.time_stretch, rng, augment.freq_mask, augment.freq_masks,
+                                augment.spike_drop)
         yield x, dataset.labels[b_items].astype(np.int64)
 
 

@@ -98,6 +98,8 @@ class TrainConfig:
     freq_mask, freq_masks: frequency masks (SpecAugment): every view of a sample has
         ``freq_masks`` bands of up to ``freq_mask`` inputs silenced, drawn per sample
         (0: off), :mod:`evsim.training.augment`
+    spike_drop: D, spike drop: every view of a sample keeps each spike with probability
+        1 - u, u drawn uniformly in [0, D] per sample (0: off), :mod:`evsim.training.augment`
     ema: decay of the exponential moving average of the weights that is validated and
         exported (e.g. 0.999; 0: off, the last weights), :mod:`evsim.training.average`
     val_fraction: share of training speakers held out for model selection
@@ -127,6 +129,7 @@ class TrainConfig:
     time_stretch: float = 0.0
     freq_mask: int = 0
     freq_masks: int = 2
+    spike_drop: float = 0.0
     ema: float = 0.0
     val_fraction: float = 0.1
     dt_ms: float = 10.0
@@ -161,6 +164,8 @@ class TrainConfig:
                 bad(name, "a finite number >= 0")
         if not (is_real(self.ema) and 0 <= self.ema < 1):
             bad("ema", "a decay in [0, 1) (0: off; e.g. 0.999)")
+        if not (is_real(self.spike_drop) and 0 <= self.spike_drop < 1):
+            bad("spike_drop", "a fraction in [0, 1) (0: off)")
         if not (is_real(self.time_stretch) and 0 <= self.time_stretch <= 1):
             bad("time_stretch", "a fraction in [0, 1] (0: off)")
         for name in ("learn_delays", "augment"):

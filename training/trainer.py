@@ -399,7 +399,7 @@ def _load_data(config: TrainConfig, train_path: str, test_path: str, valid_path:
                                 f"inputs: {why}; expected 0..{train_ds.n_inputs - 1}")
     augment = Augment(max_shift=config.shift_max, freq_shift=config.freq_shift,
                       time_stretch=config.time_stretch, freq_mask=config.freq_mask,
-                      freq_masks=config.freq_masks) if config.augment else None
+                      freq_masks=config.freq_masks, spike_drop=config.spike_drop) if config.augment else None
     steps_per_epoch = n_batches(len(train_idx), config.batch_size, augment)
     total_steps = steps_per_epoch * config.epochs
     one_cycle = config.lr_schedule == "one_cycle" or (config.learn_delays and config.delay_schedule == "one_cycle")

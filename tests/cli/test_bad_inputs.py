@@ -327,6 +327,7 @@ def test_case15_sigterm_exports_the_best_model_like_ctrl_c(tmp_path, toy, monkey
     (["--set", "time_stretch=2"], "time_stretch: 2; expected a fraction in [0, 1] (0: off)"),
     (["--set", "freq_mask=30"], "freq_mask: 30 inputs, not less than the model's 30 inputs"),
     (["--set", "freq_masks=0"], "freq_masks: 0; expected a positive integer"),
+    (["--set", "spike_drop=1"], "spike_drop: 1; expected a fraction in [0, 1) (0: off)"),
     (["--set", "network.label_smoothing=1"], "label_smoothing: 1; expected a number in [0, 1) (0: off)"),
     (["--set", "pool=7"], "pool: 7; expected a divisor of input_channels = 60 (e.g. 1, 2, 3, 4, 5, 6, 10, 12, 15, 20)"),
 ])

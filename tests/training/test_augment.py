@@ -6,7 +6,7 @@ from hypothesis import given, settings, strategies as st
 from hypothesis.extra import numpy as hnp
 
 from evsim.errors import EvsimError
-from evsim.training.augment import (Augment, alignment_shift, blend, centre_of_mass, shift_channels,
+from evsim.training.augment import (Augment, alignment_shift, blend, centre_of_mass, shift_channels, thin_samples,
                                     shift_channels_by, shift_frequency, shift_time, stretch_time, thin,
                                     voice_transform)
 
@@ -353,3 +353,52 @@ def test_iterate_batches_masks_every_view():
     silent = (masked == 0).all(axis=1)
     assert np.array_equal(masked, np.where(silent[:, None, :], 0, plain))
     assert (plain.sum(axis=(1, 2)) > masked.sum(axis=(1, 2))).any()          # some spikes were masked out
+
+
+def test_thin_samples_keeps_each_samples_share():
+    """Per-sample thinning: keep 1 leaves a sample as it is, keep 0 empties it, and in between
+    the kept share of many spikes is close to that sample's keep; never more than there was."""
+    x = np.full((4, 50, 40), 3, np.float32)
+    keeps = np.array([1.0, 0.0, 0.25, 0.75])
+    y = thin_samples(x, keeps, np.random.default_rng(0))
+    assert y.dtype == x.dtype and (y <= x).all() and (y >= 0).all()
+    assert np.array_equal(y[0], x[0]) and not y[1].any()
+    share = y.sum(axis=(1, 2)) / x.sum(axis=(1, 2))
+    assert abs(share[2] - 0.25) < 0.02 and abs(share[3] - 0.75) < 0.02      # 6000 spikes each: sd 0.006
+
+
+def test_voice_transform_spike_drop_per_sample():
+    """spike_drop D: each sample keeps a share of its spikes drawn in [1 - D, 1]; off draws nothing."""
+    x = np.full((300, 20, 30), 2, np.float32)
+    y = voice_transform(x, 0, 0.0, np.random.default_rng(3), spike_drop=0.5)
+    share = y.sum(axis=(1, 2)) / x.sum(axis=(1, 2))
+    assert share.min() > 0.45 and share.max() <= 1.0 and share.min() < 0.55 and share.max() > 0.95
+    assert np.array_equal(y, voice_transform(x, 0, 0.0, np.random.default_rng(3), spike_drop=0.5))
+    rng = np.random.default_rng(4)
+    assert np.array_equal(voice_transform(x, 0, 0.0, rng), x)
+    assert rng.integers(1 << 30) == np.random.default_rng(4).integers(1 << 30)   # no draw when off
+
+
+def test_spike_drop_config_checks():
+    assert Augment().spike_drop == 0.0
+    for bad in (-0.1, 1.0, float("nan")):
+        with pytest.raises(EvsimError, match="spike_drop"):
+            Augment(spike_drop=bad)
+    from evsim.training.presets import ConfigFileError, TrainConfig
+
+    for bad in (-0.1, 1.0, True, "x"):
+        with pytest.raises(ConfigFileError, match="spike_drop"):
+            TrainConfig(spike_drop=bad)
+
+
+def test_iterate_batches_drops_spikes_in_every_view():
+    """With spike_drop on, each view is a thinning of its plain self (never a spike more)."""
+    from evsim.training.data import iterate_batches
+
+    ds = tiny_dataset()
+    idx = np.arange(len(ds))
+    plain = list(iterate_batches(ds, idx, 64, np.random.default_rng(2), shuffle=False,
+                                 augment=Augment(shift=False, blend=False)))[0][0]
+    thinned = list(iterate_batches(ds, idx, 64, np.random.default_rng(2), shuffle=False,
+                                   augment=Augment(shift=False, blend=False, spike_drop=0.9)))[0][0]
+    assert (thinned <= plain).all() and thinned.sum() < plain.sum()
