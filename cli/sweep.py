@@ -28,6 +28,10 @@ from .common import dumps, training_files
               help="A setting; several comma-separated values make it an axis of the grid, e.g. "
                    "--set lr=1e-3,2e-3 --set network.hidden=[64,64],[128,128]. Repeatable.")
 @click.option("--seeds", default=None, help="Seeds of every setting: 0-4, 0,3,7 or 5. Default: 0 (or the sweep file's).")
+@click.option("--folds", type=int, default=None,
+              help="Speaker folds: run every setting and seed K times, run i validating on fold i of the training "
+                   "file's speakers (--set val_folds=K val_fold=i), so that together they hold every speaker out "
+                   "once; the summary pools them. Default: none (or the sweep file's).")
 @click.option("--epochs", type=click.IntRange(1), help="Shorthand for --set epochs=N.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True,
               help="Sweep directory: one run directory per setting and seed, summary.json, summary.csv.")
@@ -36,7 +40,7 @@ from .common import dumps, training_files
 @parallel_options
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.option("--quiet", "-q", is_flag=True, help="No line per finished run.")
-def sweep(dataset, data_dir, train_file, test_file, sweep_file, preset, config_file, axes, seeds, epochs, out_dir,
+def sweep(dataset, data_dir, train_file, test_file, sweep_file, preset, config_file, axes, seeds, folds, epochs, out_dir,
           resume, summary_only, jobs, threads, scheduler, as_json, quiet):
     """Train every setting x seed, in parallel, and summarise (mean +- std per setting).
 
@@ -50,8 +54,8 @@ def sweep(dataset, data_dir, train_file, test_file, sweep_file, preset, config_f
     from evsim.parallel import Executor
     from evsim.training.sweep import prepare_sweep, run_jobs, summary_text
 
-    given = any((dataset, train_file, test_file, sweep_file, preset, config_file, axes, seeds, epochs))
-    spec = _spec(dataset, data_dir, train_file, test_file, sweep_file, preset, config_file, axes, seeds, epochs) \
+    given = any((dataset, train_file, test_file, sweep_file, preset, config_file, axes, seeds, epochs)) or folds is not None
+    spec = _spec(dataset, data_dir, train_file, test_file, sweep_file, preset, config_file, axes, seeds, folds, epochs) \
         if given or not (resume or summary_only) else None
     if summary_only:
         summary = _existing_summary(out_dir)
@@ -61,7 +65,8 @@ def sweep(dataset, data_dir, train_file, test_file, sweep_file, preset, config_f
                 return
             what = (f"test {100 * result['test_accuracy']:.2f} % (validation {100 * result['validation_accuracy']:.2f} %), "
                     f"{result['train_seconds'] / 60:.1f} min" if error is None else f"FAILED: {error}")
-            click.echo(f"[{n}/{total}] {job.label} seed {job.seed}: {what}; {job.run_dir}", err=True)
+            fold = "" if job.fold is None else f" fold {job.fold}"
+            click.echo(f"[{n}/{total}] {job.label} seed {job.seed}{fold}: {what}; {job.run_dir}", err=True)
 
         out_dir, runs = prepare_sweep(spec, out_dir, resume)   # everything checked before any worker starts
         with Executor(jobs=jobs, scheduler=scheduler, threads=threads) as ex:
@@ -74,7 +79,7 @@ def sweep(dataset, data_dir, train_file, test_file, sweep_file, preset, config_f
                          f"{os.path.join(out_dir, 'status.json')}); retry them with evsim sweep --resume --out {out_dir}")
 
 
-def _spec(dataset, data_dir, train_file, test_file, sweep_file, preset, config_file, axes, seeds, epochs):
+def _spec(dataset, data_dir, train_file, test_file, sweep_file, preset, config_file, axes, seeds, folds, epochs):
     from evsim.training.sweep import SweepSpec, load_sweep_file, parse_axis, parse_seeds
 
     train_file, test_file, valid = training_files(dataset, data_dir, train_file, test_file)
@@ -93,7 +98,8 @@ def _spec(dataset, data_dir, train_file, test_file, sweep_file, preset, config_f
                      valid=os.path.abspath(valid) if valid else None, preset=preset or fields.get("preset", "default"),
                      config=os.path.abspath(config_file) if config_file else fields.get("config"), base=base,
                      grid=grid, runs=fields.get("runs", [{}]),
-                     seeds=parse_seeds(seeds) if seeds is not None else fields.get("seeds", [0]))
+                     seeds=parse_seeds(seeds) if seeds is not None else fields.get("seeds", [0]),
+                     folds=folds if folds is not None else fields.get("folds", 0))
 
 
 def _existing_summary(out_dir):

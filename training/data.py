@@ -39,7 +39,8 @@ from evsim.model import pooled_inputs
 
 from .augment import Augment, blend, shift_channels, voice_transform
 
-__all__ = ["SpikeDataset", "Split", "load_dataset", "split_by_speaker", "iterate_batches", "n_batches"]
+__all__ = ["SpikeDataset", "Split", "load_dataset", "split_by_speaker", "split_speaker_fold", "speaker_folds",
+           "iterate_batches", "n_batches", "FOLD_SEED"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -270,6 +271,44 @@ def split_by_speaker(dataset: SpikeDataset, fraction: float = 0.1, seed: int = 0
         best = dist[j]
     val_mask = chosen[inverse]
     return Split(np.flatnonzero(~val_mask), np.flatnonzero(val_mask), True, None, speakers[chosen])
+
+
+# The speakers' order behind the folds is drawn with this seed, not the run's, so that fold i
+# holds the same speakers in every run (recipes and seeds compared on the same voices).
+FOLD_SEED = 20261126
+
+
+def speaker_folds(speakers, folds: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(ids, fold_of)``: the distinct speaker ids, sorted, and the fold of each: the ids in an
+    order drawn with :data:`FOLD_SEED`, dealt round-robin into ``folds`` folds (fold sizes
+    differ by at most one speaker)."""
+    ids = np.unique(np.asarray(speakers))
+    order = np.random.default_rng(FOLD_SEED).permutation(ids.size)
+    fold_of = np.empty(ids.size, np.int64)
+    fold_of[order] = np.arange(ids.size) % int(folds)
+    return ids, fold_of
+
+
+def split_speaker_fold(dataset: SpikeDataset, folds: int, fold: int) -> Split:
+    """Hold out the speakers of fold ``fold`` of ``folds`` (:func:`speaker_folds`) as validation.
+
+    Over ``fold = 0 .. folds - 1`` every speaker of the file is held out exactly once
+    (k-fold cross-validation by speaker), whatever the run's seed.  Needs speaker ids and at
+    least ``folds`` speakers.
+    """
+    if not (isinstance(folds, (int, np.integer)) and folds >= 2):
+        raise EvsimError(f"val_folds: {folds!r}; expected an integer >= 2 (0: no folds, val_fraction)")
+    if not (isinstance(fold, (int, np.integer)) and 0 <= fold < folds):
+        raise EvsimError(f"val_fold: {fold!r}; expected an integer in 0..{folds - 1} (one of val_folds = {folds})")
+    spk = dataset.speakers
+    n_speakers = 0 if spk is None else np.unique(spk).size
+    if n_speakers < folds:
+        what = "no speaker ids (extra/speaker)" if spk is None else f"{n_speakers} speaker(s)"
+        raise EvsimError(f"val_folds: {folds} folds of speakers, but {dataset.path or 'the data'} has {what}; "
+                         f"expected at least {folds} speakers (or use val_fraction)")
+    ids, fold_of = speaker_folds(spk, folds)
+    held = (fold_of == fold)[np.searchsorted(ids, spk)]
+    return Split(np.flatnonzero(~held), np.flatnonzero(held), True, None, ids[fold_of == fold])
 
 
 def n_batches(n_samples: int, batch_size: int, augment: Augment | None = None, drop_last: bool = False) -> int:

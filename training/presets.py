@@ -103,6 +103,10 @@ class TrainConfig:
     ema: decay of the exponential moving average of the weights that is validated and
         exported (e.g. 0.999; 0: off, the last weights), :mod:`evsim.training.average`
     val_fraction: share of training speakers held out for model selection
+    val_folds, val_fold: speaker folds instead of ``val_fraction`` (0: off): the training
+        file's speakers dealt into ``val_folds`` folds, the same ones in every run, and fold
+        ``val_fold`` (0-based) held out; running every fold holds every speaker out once
+        (:func:`evsim.training.data.split_speaker_fold`)
     dt_ms, pool, input_channels: binning of the input files
     seed: one seed for initialisation, split, shuffling, augmentation and dropout
     limit: train on this many training samples drawn at random (and test on as many test
@@ -132,6 +136,8 @@ class TrainConfig:
     spike_drop: float = 0.0
     ema: float = 0.0
     val_fraction: float = 0.1
+    val_folds: int = 0
+    val_fold: int = 0
     dt_ms: float = 10.0
     pool: int = 5
     input_channels: int = 700
@@ -182,6 +188,10 @@ class TrainConfig:
             bad("shift_max", "at most 10000 steps (the default 10 steps is 100 ms at dt = 10 ms)")
         if not (is_real(self.val_fraction) and 0.0 < self.val_fraction < 1.0):
             bad("val_fraction", "a fraction strictly between 0 and 1")
+        if not (is_int(self.val_folds) and (self.val_folds == 0 or self.val_folds >= 2)):
+            bad("val_folds", "0 (off) or an integer >= 2")
+        if not (is_int(self.val_fold) and 0 <= self.val_fold < max(self.val_folds, 1)):
+            bad("val_fold", f"an integer in 0..{max(self.val_folds, 1) - 1} (a fold of val_folds = {self.val_folds})")
         if self.rate_warmup and is_int(self.epochs) and self.rate_warmup >= self.epochs:
             bad("rate_warmup", f"fewer epochs than epochs ({self.epochs}), so that the penalty reaches full weight")
         if not isinstance(self.init_from, str):

@@ -10,6 +10,7 @@ ordinary :func:`evsim.training.trainer.train` run with its own directory::
     OUT/sweep.json                  what the sweep is (data files, preset, settings, seeds)
     OUT/status.json                 runs that failed, with their error
     OUT/<setting>/seed<k>/          config.json, checkpoint.npz, log.jsonl, model.npz, result.json
+                                    (``seed<k>_fold<i>/`` with speaker folds)
     OUT/summary.json, summary.csv   mean +- std per setting and metric, with the run directories
 
 ``<setting>`` is ``key=value`` joined by ``_`` (``default`` for the base settings alone).
@@ -19,6 +20,12 @@ Resuming (the same sweep again, ``resume=True``) skips runs that have their
 ``result.json``, continues runs that have a checkpoint from their last finished epoch
 (the trainer's own resume, which ends with exactly the uninterrupted result) and starts
 the others.
+
+Speaker folds (``folds`` K >= 2, ``evsim sweep --folds K``): every setting and seed is run
+K times, run i holding out fold i of the training file's speakers (``val_folds`` K,
+``val_fold`` i of :class:`~evsim.training.presets.TrainConfig`), so the runs of a setting
+together hold every training speaker out once: k-fold cross-validation by voice.  A
+setting's summary then pools its seeds and folds.
 
 Summary: per setting and metric, the mean and the sample standard deviation (n - 1 in
 the denominator, as papers report over seeds; none for a single run) over the runs that
@@ -38,6 +45,8 @@ import signal
 import threading
 from dataclasses import asdict, dataclass, field, replace
 from typing import Callable, NamedTuple
+
+import numpy as np
 
 from evsim.errors import EvsimError
 
@@ -72,6 +81,7 @@ class SweepSpec:
     grid: list = field(default_factory=list)
     runs: list = field(default_factory=lambda: [{}])
     seeds: list = field(default_factory=lambda: [0])
+    folds: int = 0
 
     def to_dict(self) -> dict:
         return json.loads(json.dumps(asdict(self)))  # tuples -> lists, as read back from JSON
@@ -94,6 +104,7 @@ class SweepJob(NamedTuple):
     train: str
     test: str
     valid: str | None
+    fold: int | None = None   # the speaker fold held out (``folds`` > 0), else None
 
 
 # -- parsing ----------------------------------------------------------------------------
@@ -147,7 +158,7 @@ def load_sweep_file(path: str) -> dict:
         raw = _load_file(path)
     except ConfigFileError as exc:
         raise SweepError(str(exc).replace("config file", "sweep file")) from None
-    known = {"preset", "config", "seeds", "base", "grid", "runs"}
+    known = {"preset", "config", "seeds", "folds", "base", "grid", "runs"}
     unknown = sorted(set(raw) - known)
     if unknown:
         raise SweepError(f"sweep file {path}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
@@ -157,6 +168,8 @@ def load_sweep_file(path: str) -> dict:
     if "seeds" in raw:
         seeds = raw["seeds"]
         out["seeds"] = parse_seeds(seeds) if isinstance(seeds, str) else _seed_list(seeds, path)
+    if "folds" in raw:
+        out["folds"] = raw["folds"]                            # checked with the rest of the spec
     if "base" in raw:
         out["base"] = _flat(_table(raw["base"], "base", path))
     if "grid" in raw:
@@ -224,6 +237,8 @@ def plan_jobs(spec: SweepSpec, out_dir: str) -> list[SweepJob]:
     for path in filter(None, (spec.train, spec.test, spec.valid)):
         if not os.path.isfile(path):
             raise SweepError(f"data file not found: {path}")
+    _check_folds(spec)
+    folds = list(range(spec.folds)) if spec.folds else [None]
     jobs, labels = [], {}
     for setting in spec.settings():
         if "seed" in setting or "seed" in spec.base:
@@ -231,13 +246,37 @@ def plan_jobs(spec: SweepSpec, out_dir: str) -> list[SweepJob]:
         label = _label(setting)
         if labels.setdefault(label, setting) != setting:
             raise SweepError(f"two settings give the same run directory {label!r}: {labels[label]} and {setting}")
-        for seed in spec.seeds:
-            config = make_config(spec.preset, spec.config, _nest({**spec.base, **setting, "seed": seed}))
+        for seed, fold in itertools.product(spec.seeds, folds):
+            fold_sets = {} if fold is None else {"val_folds": spec.folds, "val_fold": fold}
+            config = make_config(spec.preset, spec.config, _nest({**spec.base, **setting, "seed": seed, **fold_sets}))
             if config.init_from:  # read by a worker, whose working directory may differ
                 config = replace(config, init_from=os.path.abspath(config.init_from))
-            jobs.append(SweepJob(label, setting, seed, os.path.join(out_dir, label, f"seed{seed}"), config.to_json(),
-                                 spec.train, spec.test, spec.valid))
+            name = f"seed{seed}" if fold is None else f"seed{seed}_fold{fold}"
+            jobs.append(SweepJob(label, setting, seed, os.path.join(out_dir, label, name), config.to_json(),
+                                 spec.train, spec.test, spec.valid, fold))
     return jobs
+
+
+def _check_folds(spec: SweepSpec) -> None:
+    """``folds``: 0 (none) or K >= 2 speaker folds, each run once per fold; then the folds are
+    the sweep's, not settings, and need the training file's speakers (no validation file)."""
+    if not (isinstance(spec.folds, int) and not isinstance(spec.folds, bool) and (spec.folds == 0 or spec.folds >= 2)):
+        raise SweepError(f"--folds {spec.folds!r}: expected 0 (none) or a number of speaker folds >= 2")
+    if not spec.folds:
+        return
+    if spec.valid:
+        raise SweepError("--folds holds out speakers of the training file, but this dataset has its own validation "
+                         "file; folds are for data without one (e.g. SHD, or --train/--test)")
+    keys = set(spec.base) | {k for setting in spec.settings() for k in setting}
+    if keys & {"val_fold", "val_folds"}:
+        raise SweepError("val_fold and val_folds are set by --folds, not as settings")
+    from evsim.data import SpikeFile
+
+    with SpikeFile(spec.train) as fh:
+        n_speakers = 0 if fh.speakers is None else np.unique(fh.speakers).size
+    if n_speakers < spec.folds:
+        what = "no speaker ids (extra/speaker)" if fh.speakers is None else f"{n_speakers} speaker(s)"
+        raise SweepError(f"--folds {spec.folds}: {spec.train} has {what}; expected at least {spec.folds} speakers")
 
 
 def _result_path(job: SweepJob) -> str:
@@ -382,7 +421,7 @@ def summarize(jobs: list[SweepJob], errors: dict | None = None) -> dict:
     settings: dict[str, dict] = {}
     for job in jobs:
         entry = settings.setdefault(job.label, {"label": job.label, "setting": job.setting, "runs": []})
-        run = {"run_dir": job.run_dir, "seed": job.seed}
+        run = {"run_dir": job.run_dir, "seed": job.seed, **({} if job.fold is None else {"fold": job.fold})}
         if os.path.exists(_result_path(job)):
             with open(_result_path(job)) as fh:
                 result = json.load(fh)

@@ -352,7 +352,7 @@ def _load_data(config: TrainConfig, train_path: str, test_path: str, valid_path:
     the epochs can run; on --resume (``saved``: the checkpoint), check the files are the
     ones the run started on."""
     from .augment import Augment
-    from .data import load_dataset, n_batches, split_by_speaker
+    from .data import load_dataset, n_batches, split_by_speaker, split_speaker_fold
 
     data_kw = dict(dt_ms=config.dt_ms, pool=config.pool, input_channels=config.input_channels)
     data_record = {"train": _file_record(train_path), "test": _file_record(test_path)}
@@ -377,6 +377,13 @@ def _load_data(config: TrainConfig, train_path: str, test_path: str, valid_path:
         val_ds = load_dataset(valid_path, n_steps=train_ds.n_steps, n_classes=n_classes, **data_kw)
         train_idx = np.arange(len(train_ds.labels))
         val_idx = np.arange(len(val_ds.labels))
+    elif config.val_folds:
+        try:
+            split = split_speaker_fold(train_ds, config.val_folds, config.val_fold)
+        except EvsimError as err:
+            raise TrainingError(str(err)) from None
+        train_idx, val_idx = np.asarray(split.train), np.asarray(split.val)
+        val_ds = train_ds
     else:
         split = split_by_speaker(train_ds, fraction=config.val_fraction, seed=config.seed)
         if split.warning:

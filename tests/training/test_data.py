@@ -13,7 +13,7 @@ from evsim.errors import EvsimError, InputFileError
 from tests.strategies import dt_and_spike_times
 from evsim.model import ModelMetadata
 from evsim.training.augment import Augment
-from evsim.training.data import iterate_batches, load_dataset, n_batches, split_by_speaker
+from evsim.training.data import iterate_batches, load_dataset, n_batches, split_by_speaker, split_speaker_fold
 
 
 def _samples(rng, n, t_max=0.5, spikes=(0, 60)):
@@ -252,3 +252,58 @@ def test_string_speakers_split_by_speaker(tmp_path):
     split = split_by_speaker(ds, fraction=0.25, seed=0)
     assert split.by_speaker and split.warning is None
     assert not set(names[split.train]) & set(names[split.val])
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(2, 80), n_speakers=st.integers(2, 12), folds=st.integers(2, 6), data=st.data())
+def test_speaker_folds_hold_every_speaker_out_once(n, n_speakers, folds, data):
+    """Folds 0..K-1 partition the samples by speaker: each sample is validation in exactly one
+    fold, no speaker is on both sides, fold sizes differ by at most one speaker, and the folds
+    do not depend on anything but the speaker ids."""
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**16)))
+    speakers = rng.integers(0, n_speakers, n) * 7 + 3            # ids need not be 0..S-1
+
+    class Fake:                                                   # the split reads only these
+        pass
+
+    ds = Fake()
+    ds.labels, ds.speakers, ds.n_classes, ds.path = rng.integers(0, 3, n), speakers, 3, "fake"
+    distinct = np.unique(speakers).size
+    if distinct < folds:
+        with pytest.raises(EvsimError, match=f"{distinct} speaker"):
+            split_speaker_fold(ds, folds, 0)
+        return
+    times_held = np.zeros(n, int)
+    per_fold = []
+    for fold in range(folds):
+        split = split_speaker_fold(ds, folds, fold)
+        assert np.array_equal(np.sort(np.concatenate(split)), np.arange(n))
+        assert not set(speakers[split.train]) & set(speakers[split.val])
+        assert set(speakers[split.val]) == set(split.val_speakers.tolist())
+        times_held[split.val] += 1
+        per_fold.append(split.val_speakers.size)
+        assert np.array_equal(split_speaker_fold(ds, folds, fold).val, split.val)
+    assert (times_held == 1).all()
+    assert max(per_fold) - min(per_fold) <= 1
+
+
+def test_speaker_fold_errors(tmp_path, shd_file):
+    ds = load_dataset(shd_file)                                   # 6 speakers
+    for folds, fold, match in ((1, 0, "val_folds: 1"), (3, 3, "val_fold: 3; expected an integer in 0..2"),
+                               (7, 0, "6 speaker")):
+        with pytest.raises(EvsimError, match=match):
+            split_speaker_fold(ds, folds, fold)
+    rng = np.random.default_rng(2)
+    path = tmp_path / "nospk.h5"
+    write_spike_file(path, _samples(rng, 10, spikes=(1, 5)), labels=np.repeat([0, 1], 5))
+    with pytest.raises(EvsimError, match="no speaker ids"):
+        split_speaker_fold(load_dataset(path), 2, 0)
+
+
+def test_string_speakers_fold(tmp_path):
+    names = np.array([f"spk{i % 4}".encode() for i in range(16)])
+    path = _float64_file(tmp_path / "s.h5", [([0.01 * (i + 1)], [i]) for i in range(16)],
+                         labels=np.arange(16) % 2, speakers=names)
+    ds = load_dataset(path)
+    held = [set(names[split_speaker_fold(ds, 2, f).val]) for f in range(2)]
+    assert len(held[0]) == len(held[1]) == 2 and not held[0] & held[1]

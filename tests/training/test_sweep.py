@@ -185,3 +185,37 @@ def test_cli_sweep_reports_failed_runs_and_exits_1(toy, tmp_path):
     assert "init_from=  " in res.stdout and "1/1" in res.stdout and "0/1" in res.stdout
     assert "failed: " in res.stdout and "no checkpoint at /nowhere" in res.stdout
     assert res.stderr.strip().splitlines()[-1].startswith("Error: 1 of 2 runs failed")
+
+
+def test_folds_plan_one_run_per_seed_and_fold_and_pool_in_the_summary(toy, tmp_path):
+    """--folds K: each setting x seed runs K times, fold i holding out fold i's speakers; the
+    summary pools a setting's folds; folds cannot also be settings."""
+    from evsim.training.data import load_dataset, split_speaker_fold
+
+    jobs = plan_jobs(spec(toy, folds=3), str(tmp_path))
+    assert len(jobs) == 2 * 2 * 3
+    assert jobs[1].run_dir == os.path.join(str(tmp_path), "lr=0.001", "seed0_fold1") and jobs[1].fold == 1
+    assert [(json.loads(j.config)["val_folds"], json.loads(j.config)["val_fold"]) for j in jobs[:3]] == [(3, 0), (3, 1), (3, 2)]
+    for bad, match in (({"folds": 1}, "--folds 1: expected 0"), ({"base": {**SMALL, "val_fold": 1}}, "set by --folds")):
+        with pytest.raises(SweepError, match=match):
+            plan_jobs(spec(toy, **{"folds": 2, **bad}), str(tmp_path))
+    with Executor(jobs=1) as ex:
+        summary = run_sweep(spec(toy, grid=[], seeds=[0], folds=2, base={**SMALL, "epochs": 1}), str(tmp_path / "cv"), ex)
+    (setting,) = summary["settings"]
+    assert setting["n_done"] == 2 and [r["fold"] for r in setting["runs"]] == [0, 1]
+    ds = load_dataset(toy[0], dt_ms=10.0, pool=2, input_channels=60)
+    for run in setting["runs"]:
+        result = json.load(open(os.path.join(run["run_dir"], "result.json")))
+        held = split_speaker_fold(ds, 2, run["fold"]).val_speakers.tolist()
+        assert sorted(map(int, result["validation_by_speaker"])) == held
+    vals = [r["validation_accuracy"] for r in setting["runs"]]
+    assert setting["metrics"]["validation_accuracy"]["mean"] == pytest.approx(np.mean(vals))
+
+
+def test_cli_sweep_folds_bad_input(toy, tmp_path):
+    res = CliRunner().invoke(evsim, ["sweep", "--train", toy[0], "--test", toy[1], "--folds", "1", "--out", str(tmp_path / "s")])
+    assert res.exit_code == 1 and res.output.startswith("Error: --folds 1: expected 0 (none) or a number of speaker folds >= 2")
+    res = CliRunner().invoke(evsim, ["sweep", "--train", toy[0], "--test", toy[1], "--folds", "9", "--out", str(tmp_path / "t")]
+                             + [f"--set={k}={json.dumps(v)}" for k, v in SMALL.items()])
+    assert res.exit_code == 1 and res.output.startswith(f"Error: --folds 9: {toy[0]} has 8 speaker(s); expected at least 9")
+    assert not (tmp_path / "t").exists()                                  # refused before any run

@@ -172,6 +172,9 @@ def test_refuses_to_overwrite_a_run_and_resume_needs_a_checkpoint(tmp_path, toy)
     ({"rate_warmup": 1.5}, "rate_warmup: 1.5; expected an integer >= 0"),
     ({"rate_warmup": 5, "epochs": 5}, "rate_warmup: 5; expected fewer epochs than epochs (5)"),
     ({"network": {"rate_cost": "energy"}}, "rate_cost: 'energy'; expected one of uniform, synops"),
+    ({"val_folds": 1}, "val_folds: 1; expected 0 (off) or an integer >= 2"),
+    ({"val_folds": 4, "val_fold": 4}, "val_fold: 4; expected an integer in 0..3 (a fold of val_folds = 4)"),
+    ({"val_fold": 1}, "val_fold: 1; expected an integer in 0..0 (a fold of val_folds = 0)"),
 ])
 def test_bad_configuration_fails_before_any_work(sets, message):
     with pytest.raises(EvsimError) as info:
@@ -368,3 +371,21 @@ def test_ema_run_exports_the_average_and_resumes_exactly(tmp_path, toy):
     assert all(np.array_equal(a[k], b[k]) for k in a if k != "metadata")
     with pytest.raises(EvsimError, match="ema"):
         small_config(ema=1.0)
+
+
+def test_speaker_folds_hold_out_each_fold_in_turn(tmp_path, toy):
+    """--set val_folds=K --set val_fold=i validates on fold i's speakers, whatever the seed;
+    two folds' runs hold out disjoint speakers, and too many folds is refused before any work."""
+    from evsim.training.data import load_dataset, split_speaker_fold
+
+    ds = load_dataset(toy[0], dt_ms=10.0, pool=2, input_channels=60)
+    held = []
+    for fold, seed in ((0, 0), (1, 5)):
+        result = train(small_config(epochs=1, val_folds=2, val_fold=fold, seed=seed), *toy, tmp_path / f"f{fold}")
+        speakers = sorted(map(int, result["validation_by_speaker"]))
+        assert speakers == split_speaker_fold(ds, 2, fold).val_speakers.tolist()
+        held.append(set(speakers))
+    assert not held[0] & held[1] and len(held[0] | held[1]) == np.unique(ds.speakers).size
+    with pytest.raises(TrainingError, match="val_folds: 9 folds of speakers, but .* has 8 speaker"):
+        train(small_config(val_folds=9), *toy, tmp_path / "f9")
+    assert not (tmp_path / "f9").exists()
