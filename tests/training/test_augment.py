@@ -340,19 +340,28 @@ def test_freq_mask_config_checks():
             TrainConfig(**bad)
 
 
-def test_iterate_batches_masks_every_view():
-    """With frequency masks on, each view is its unmasked self with whole inputs silenced."""
+def _plain_and_augmented(**voice):
     from evsim.training.data import iterate_batches
 
     ds = tiny_dataset()
     idx = np.arange(len(ds))
-    plain = list(iterate_batches(ds, idx, 64, np.random.default_rng(2), shuffle=False,
-                                 augment=Augment(shift=False, blend=False)))[0][0]
-    masked = list(iterate_batches(ds, idx, 64, np.random.default_rng(2), shuffle=False,
-                                  augment=Augment(shift=False, blend=False, freq_mask=3, freq_masks=1)))[0][0]
+    return [list(iterate_batches(ds, idx, 64, np.random.default_rng(2), shuffle=False,
+                                 augment=Augment(shift=False, blend=False, **voice)))[0][0] for voice in ({}, voice)]
+
+
+def test_iterate_batches_masks_every_view():
+    """With frequency masks on, each view is its unmasked self with whole inputs silenced."""
+    plain, masked = _plain_and_augmented(freq_mask=3, freq_masks=1)
     silent = (masked == 0).all(axis=1)
     assert np.array_equal(masked, np.where(silent[:, None, :], 0, plain))
     assert (plain.sum(axis=(1, 2)) > masked.sum(axis=(1, 2))).any()          # some spikes were masked out
+
+
+def test_iterate_batches_drops_spikes_in_every_view():
+    """With spike_drop on, each view is a thinning of its plain self (never a spike more)."""
+    plain, thinned = _plain_and_augmented(spike_drop=0.9)
+    assert (thinned <= plain).all() and thinned.sum() < plain.sum()
+
 
 
 def test_thin_samples_keeps_each_samples_share():
@@ -389,16 +398,3 @@ def test_spike_drop_config_checks():
     for bad in (-0.1, 1.0, True, "x"):
         with pytest.raises(ConfigFileError, match="spike_drop"):
             TrainConfig(spike_drop=bad)
-
-
-def test_iterate_batches_drops_spikes_in_every_view():
-    """With spike_drop on, each view is a thinning of its plain self (never a spike more)."""
-    from evsim.training.data import iterate_batches
-
-    ds = tiny_dataset()
-    idx = np.arange(len(ds))
-    plain = list(iterate_batches(ds, idx, 64, np.random.default_rng(2), shuffle=False,
-                                 augment=Augment(shift=False, blend=False)))[0][0]
-    thinned = list(iterate_batches(ds, idx, 64, np.random.default_rng(2), shuffle=False,
-                                   augment=Augment(shift=False, blend=False, spike_drop=0.9)))[0][0]
-    assert (thinned <= plain).all() and thinned.sum() < plain.sum()
