@@ -511,6 +511,7 @@ def step_loop(x, n_steps, readout, raster, record, rest,
         t = clock[0]
         m_in = gather_inputs(x[step], ev_idx, ev_cnt)
         events = 0
+        fired = 0
         for l in range(n_layers):
             n, o = size[l + 1], nrn_off[l]
             c, s_l = cur[:n], spk[o:o + n]
@@ -529,6 +530,7 @@ def step_loop(x, n_steps, readout, raster, record, rest,
                             theta[o:o + n], gain[o:o + n], extra, reset[l] == RESET_SUBTRACT, s_l)
             nspk[l] = k
             spikes[l] += k
+            fired += k
             # schedule deliveries of the new spikes through the recurrence
             if rec_kind[l] != REC_NONE:
                 schedule(q, q_len, slots[l], n, now, delay[o:o + n], s_l, k)
@@ -547,8 +549,9 @@ def step_loop(x, n_steps, readout, raster, record, rest,
         syn[0] += events
         clock[0] = t + 1
         # coming to rest: the quiet steps left change only the readout
-        if rest and step + 1 < n_steps and at_rest(x, step, n_steps, nspk, rec_kind, ring_len, slot_off, size,
-                                                    nrn_off, cell, v, aux, bias, beta, theta, gain, extra, cur):
+        if rest and fired == 0 and step + 1 < n_steps and at_rest(
+                x, step, n_steps, nspk, rec_kind, ring_len, slot_off, size, nrn_off, cell, v, aux, bias, beta, theta,
+                gain, extra, cur):
             readout_alone(ro_w, ro_bias, ro_beta, ro_gain, decision, u, acc, scores, spk, step + 1, n_steps, readout)
             clock[0] = t + n_steps - step
             return step + 1
