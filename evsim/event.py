@@ -42,6 +42,7 @@ outputs equal the whole-sample run exactly.
 from __future__ import annotations
 
 import math
+import threading
 import weakref
 
 import numpy as np
@@ -142,6 +143,25 @@ def _packed(model: Model, precision: str = DEFAULT_PRECISION):
         params = type(params)(*(_owned(group) for group in params))
         packed = by_precision[precision] = (params, _kernels().as_plain(params))
     return packed
+
+
+#: per thread, {Model: {precision: state}}: the state run_batch_serial runs every sample
+#: in (it clears it first), allocated once per model, precision and thread
+_SERIAL_STATES = threading.local()
+
+
+def _serial_state(model: Model, params, precision: str) -> tuple:
+    """This thread's state for ``model`` in ``precision``, as run_batch_serial takes it
+    (:func:`evsim.kernels.event.zero_state`: allocated in NumPy, not in the kernel)."""
+    by_model = getattr(_SERIAL_STATES, "by_model", None)
+    if by_model is None:
+        by_model = _SERIAL_STATES.by_model = weakref.WeakKeyDictionary()
+    states = by_model.setdefault(model, {})
+    state = states.get(precision)
+    if state is None:
+        k = _kernels()
+        state = states[precision] = k.as_plain_state(k.zero_state(params))
+    return state
 
 
 def _flat_params(model: Model, precision: str):
@@ -305,8 +325,9 @@ def simulate(model: Model, x, lengths=None, record_spikes: bool = False,
         finally:
             numba.set_num_threads(threads)
     else:
-        _direct("run_batch_serial", precision)(*params_t, x, lengths, readout, scores, raster, bool(record_spikes), syn,
-                                               spikes, hidden_steps, bool(rest))
+        _direct("run_batch_serial", precision)(*params_t, _serial_state(model, params, precision), x, lengths, readout,
+                                               scores, raster, bool(record_spikes), syn, spikes, hidden_steps,
+                                               bool(rest))
     rasters = None
     if record_spikes:
         off = params.ff.nrn_off

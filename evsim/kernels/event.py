@@ -212,6 +212,33 @@ def new_state(p):
         Counters(np.zeros(1, np.int64), np.zeros(1, np.int64), np.zeros(n_layers, np.int64)))
 
 
+def zero_state(p) -> State:
+    """:func:`new_state` in NumPy, outside any kernel: a kernel that allocates makes numba
+    import ``numba.np.arrayobj`` (with its string and character modules, 40-80 ms) when
+    it loads the cached kernel, which :func:`run_batch_serial` (``evsim run`` on one
+    thread) thus avoids by taking its state from here.  The same arrays (dtypes, shapes,
+    zeros) as new_state; ``tests/evsim/test_event.py`` checks it."""
+    size, nrn_off = p.ff.size, p.ff.nrn_off
+    real = p.cells.beta.dtype
+    n_layers = p.rec.kind.shape[0]
+    n_total = int(nrn_off[n_layers])
+    n_max = max([1] + [int(size[l + 1]) for l in range(n_layers)])
+    c = p.ro.bias.shape[0]
+    return State(
+        CellState(np.zeros(n_total, real), np.zeros((int(p.cells.n_aux[0]), n_total), real),
+                  np.zeros(n_total, np.int64), np.zeros(n_layers, np.int64)),
+        np.zeros(int(p.rec.ring_off[n_layers]), np.int32), np.zeros(int(p.rec.slot_off[n_layers]), np.int64),
+        ReadoutState(np.zeros(c, real), np.zeros(c, real), np.zeros(c)),
+        Workspace(np.zeros(n_max, real), np.zeros(int(size[0]), np.int64), np.zeros(int(size[0]), real)),
+        Counters(np.zeros(1, np.int64), np.zeros(1, np.int64), np.zeros(n_layers, np.int64)))
+
+
+def as_plain_state(st: State) -> tuple:
+    """A State as the nested plain tuples :func:`run_batch_serial` takes (see
+    :func:`as_plain`)."""
+    return (tuple(st.cells), st.ring, st.ring_len, tuple(st.ro), tuple(st.work), tuple(st.count))
+
+
 @numba.njit(**EXACT)
 def gather_inputs(x_t, idx, cnt):
     """The nonzero input counts of one step as events (unit, count); returns how many.
@@ -619,6 +646,12 @@ def _params(pt):
     return Params(FeedForward(*pt[0]), Delivery(*pt[1]), CellParams(*pt[2]), ReadoutParams(*pt[3]))
 
 
+@numba.njit(**EXACT)
+def _state(st_t):
+    return State(CellState(*st_t[0]), st_t[1], st_t[2], ReadoutState(*st_t[3]), Workspace(*st_t[4]),
+                 Counters(*st_t[5]))
+
+
 def as_plain(packed):
     """Params as the nested plain tuples the batch entry points take."""
     return tuple(tuple(g) if isinstance(g, tuple) else g for g in packed)
@@ -908,12 +941,14 @@ def run_share(ff, rec, cells, ro, first, stride, x, lengths, readout, scores, ra
 
 
 @numba.njit(**EXACT)
-def run_batch_serial(ff_t, rec_t, cells_t, ro_t, x, lengths, readout, scores, raster, record, syn, spikes, quiet,
-                     rest):
+def run_batch_serial(ff_t, rec_t, cells_t, ro_t, st_t, x, lengths, readout, scores, raster, record, syn, spikes,
+                     quiet, rest):
     """:func:`run_batch` on the calling thread only (no thread-pool start-up: the right
-    choice for one sample, or when other processes already occupy the cores)."""
+    choice for one sample, or when other processes already occupy the cores), with the
+    state ``st_t`` (:func:`as_plain_state` of :func:`zero_state`: no allocation here, see
+    zero_state; any state of the model will do, each sample clears it first)."""
     p = _params((ff_t, rec_t, cells_t, ro_t))
-    st = new_state(p)
+    st = _state(st_t)
     for b in range(x.shape[0]):
         run_one(p, st, x[b], lengths[b], readout[b], scores[b], raster[b], record,
                 syn[b:b + 1], spikes[b], quiet[b:b + 1], rest)
