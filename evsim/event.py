@@ -42,6 +42,7 @@ outputs equal the whole-sample run exactly.
 from __future__ import annotations
 
 import math
+import threading
 import weakref
 
 import numpy as np
@@ -142,6 +143,25 @@ def _packed(model: Model, precision: str = DEFAULT_PRECISION):
         params = type(params)(*(_owned(group) for group in params))
         packed = by_precision[precision] = (params, _kernels().as_plain(params))
     return packed
+
+
+#: per thread, {Model: {precision: state}}: the state run_batch_serial runs every sample
+#: in (it clears it first), allocated once per model, precision and thread
+_SERIAL_STATES = threading.local()
+
+
+def _serial_state(model: Model, params, precision: str) -> tuple:
+    """This thread's state for ``model`` in ``precision``, as run_batch_serial takes it
+    (:func:`evsim.kernels.event.zero_state`: allocated in NumPy, not in the kernel)."""
+    by_model = getattr(_SERIAL_STATES, "by_model", None)
+    if by_model is None:
+        by_model = _SERIAL_STATES.by_model = weakref.WeakKeyDictionary()
+    states = by_model.setdefault(model, {})
+    state = states.get(precision)
+    if state is None:
+        k = _kernels()
+        state = states[precision] = k.as_plain_state(k.zero_state(params))
+    return state
 
 
 def _flat_params(model: Model, precision: str):
@@ -254,7 +274,7 @@ def _pack(model: Model, real):
 
 
 def simulate(model: Model, x, lengths=None, record_spikes: bool = False,
-             precision: str = DEFAULT_PRECISION) -> SimResult:
+             precision: str = DEFAULT_PRECISION, *, rest: bool = True) -> SimResult:
     """Run ``model`` on binned inputs ``x``, (B, T, n_inputs) or one sample (T, n_inputs),
     event by event.  The samples of a batch run in parallel over the threads numba may
     use (``numba.set_num_threads``); a single sample runs on the calling thread.
@@ -265,7 +285,14 @@ def simulate(model: Model, x, lengths=None, record_spikes: bool = False,
     Same contract as :func:`evsim.reference.simulate`: ``lengths`` (B,) marks how many
     steps of each padded sample count (readout zero beyond), ``record_spikes`` returns one
     (B, T, n_l) uint8 raster per hidden layer.  ``stats`` holds ``synaptic_events`` (B,)
-    and ``spikes_per_layer`` (B, L), both int64.
+    and ``spikes_per_layer`` (B, L), both int64, and ``hidden_steps`` (B,) int64: the
+    steps each sample's hidden layers ran.
+
+    ``rest``: once a sample's hidden layers are provably quiet for all its remaining
+    steps, run only the readout there (exact: the same outputs bit for bit;
+    :mod:`evsim.kernels.event`, "Coming to rest"); False runs every step (``hidden_steps``
+    is then each sample's length).  For a model with CS-GRU layers (:mod:`evsim.stack`)
+    only its runs of cell layers may rest, and ``hidden_steps`` is not reported.
     """
     check_precision(precision)
     if _has_stack_layers(model):              # CS-GRU layers: layer by layer (evsim.stack)
@@ -285,6 +312,7 @@ def simulate(model: Model, x, lengths=None, record_spikes: bool = False,
     raster = np.zeros((b, n_t if record_spikes else 0, n_total), np.uint8)
     syn = np.zeros(b, np.int64)
     spikes = np.zeros((b, n_layers), np.int64)
+    hidden_steps = np.zeros(b, np.int64)
     at_once = _parallel_samples(model, b)
     if at_once > 1:
         import numba
@@ -293,17 +321,20 @@ def simulate(model: Model, x, lengths=None, record_spikes: bool = False,
         numba.set_num_threads(at_once)        # the queue-memory cap is a total over threads
         try:
             _kernels().run_batch(*params_t, x, lengths, readout, scores, raster, bool(record_spikes), syn, spikes,
-                                 at_once)
+                                 hidden_steps, bool(rest), at_once)
         finally:
             numba.set_num_threads(threads)
     else:
-        _direct("run_batch_serial", precision)(*params_t, x, lengths, readout, scores, raster, bool(record_spikes), syn, spikes)
+        _direct("run_batch_serial", precision)(*params_t, _serial_state(model, params, precision), x, lengths, readout,
+                                               scores, raster, bool(record_spikes), syn, spikes, hidden_steps,
+                                               bool(rest))
     rasters = None
     if record_spikes:
         off = params.ff.nrn_off
         rasters = [np.ascontiguousarray(raster[:, :, off[l]:off[l + 1]]) for l in range(n_layers)]
     return SimResult(readout=readout, scores=scores, predictions=np.argmax(scores, axis=1),
-                     spikes=rasters, stats={"synaptic_events": syn, "spikes_per_layer": spikes})
+                     spikes=rasters, stats={"synaptic_events": syn, "spikes_per_layer": spikes,
+                                            "hidden_steps": hidden_steps})
 
 
 #: rows :meth:`EventStream.push` gives its buffer of pending input counts when it grows it:

@@ -40,6 +40,14 @@ What a cell module ``evsim/cells/<name>.py`` holds (the contract; ``lif.py`` is 
 * ``fwd_step`` / ``bwd_step`` (``@njit(**TRAIN_CALLEE)``): one step of the training forward,
   recording what the backward needs, and of its backward pass through time; signatures
   in :mod:`evsim.training.cells`;
+* optionally ``event_rests(v, aux, bias, beta, theta, gain, extra, bound) -> bool``
+  (``@njit(**EXACT_CALLEE)``): True only when the cell *proves* that none of the layer's
+  neurons can spike again while its input stays zero, from the stored state (reset
+  applied) and the parameters, with ``event_update``'s own floating-point operations
+  (``bound`` (n,) is a workspace of the precision's type); the event engine then runs
+  only the readout for the remaining steps of a sample once every layer rests and
+  nothing is queued (:mod:`evsim.kernels.event`, "Coming to rest").  Without it
+  (``KIND.event_rests`` None, as ``adlif``) every step runs.  ``lif.py`` has the proof;
 * ``KIND = CellKind(...)``, at the end: the name (as written in model files and
   configurations), a unique integer ``code``, the display name, the extra per-neuron
   parameters (:class:`Param`: name, the range a file may hold, the bounds training keeps
@@ -116,6 +124,8 @@ class CellKind(NamedTuple):
     reference_step, event_update, fwd_step, bwd_step: the cell's steps
     n_carry: rows of the training backward's carry; None: 1 + len(state) (one gradient
         per state variable)
+    event_rests: the event engine's rest test (see the module docstring), or None: the
+        cell proves nothing and the engine runs every step of its layers
     """
 
     name: str
@@ -129,6 +139,7 @@ class CellKind(NamedTuple):
     fwd_step: Callable
     bwd_step: Callable
     n_carry: int | None = None
+    event_rests: Callable | None = None
 
     @property
     def param_names(self) -> tuple:

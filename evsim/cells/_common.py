@@ -46,6 +46,20 @@ def spikes_from_flags(v, theta, subtract, spk):
     return k
 
 
+#: M = theta * REST_BOUND (rounded to the precision's type): the bound below threshold a
+#: resting neuron's membrane must stay under (:func:`evsim.cells.lif.event_rests`); 1 - 2^-20
+#: is exact in float32 and puts M 2^-20 theta below theta, far more than a rounding in
+#: either precision, so M < theta
+REST_BOUND = 1.0 - 2.0**-20
+
+
+@njit(**EXACT_CALLEE)
+def never_rests(v, aux, bias, beta, theta, gain, extra, bound):
+    """The rest test of a cell that proves nothing (``CellKind.event_rests`` None): False,
+    so the event engine runs every step of a layer of it."""
+    return False
+
+
 @njit(**TRAIN_CALLEE)
 def reset_value(v, s, theta, reset_sub):
     """reset(v, s): ``v - theta s`` (subtract) or ``v (1 - s)`` (zero)."""

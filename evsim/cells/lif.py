@@ -23,7 +23,7 @@ import numpy as np
 from .._numba_config import EXACT_CALLEE, TRAIN_CALLEE, njit
 from ..surrogates import spike_fn, step_fn, surrogate_grad_row
 from . import CellKind, TrainingDefaults, reset_reference
-from ._common import membrane_grad, reset_value, spikes_from_flags
+from ._common import REST_BOUND, membrane_grad, reset_value, spikes_from_flags
 
 
 def reference_step(state, current, p, reset, active):
@@ -46,6 +46,29 @@ def event_update(v, aux, cur, bias, beta, theta, gain, extra, subtract, spk):
         spk[i] = v_i >= theta[i]
     # spikes, reset
     return spikes_from_flags(v, theta, subtract, spk)
+
+
+@njit(**EXACT_CALLEE)
+def event_rests(v, aux, bias, beta, theta, gain, extra, bound):
+    """True when no neuron of the layer can spike again while its input stays zero.
+
+    With no input :func:`event_update` computes ``v' = f(v) = fl(fl(beta v) + fl(g b))``
+    (the current ``0 + b`` is ``b``; for b = -0 a zero's sign, which no comparison sees).
+    For beta >= 0, f is non-decreasing (a product by beta >= 0, the addition of a constant
+    and each rounding are), so if the stored membrane (reset applied) is ``v <= M`` and
+    ``f(M) <= M`` for some ``M < theta``, then ``f(v) <= f(M) <= M`` and by induction the
+    membrane stays at or below M: no spike, ever, and so no reset.  M is ``theta * (1 -
+    2^-20)`` rounded to the precision's type (``bound``, (n,) workspace: the rounding), and
+    f(M) is computed with the update's own operations in that type.  A neuron whose
+    membrane settles within 2^-20 theta of its threshold is not proven (conservative:
+    the run goes on).  Beyond the docstring's proof, nothing is assumed: a beta < 0, a
+    NaN or a threshold <= 0 fails a test below and the layer does not rest."""
+    for i in range(v.shape[0]):
+        bound[i] = theta[i] * REST_BOUND         # M, in the precision's type
+        m = bound[i]
+        if not (beta[i] >= 0.0 and m < theta[i] and v[i] <= m and beta[i] * m + gain[i] * bias[i] <= m):
+            return False
+    return True
 
 
 @njit(**TRAIN_CALLEE)
@@ -98,4 +121,5 @@ def bwd_step(t, v, s, a, cur, beta, gain, theta, extra, reset_sub, detach, sur, 
 KIND = CellKind(
     name="lif", code=0, display="LIF", params=(), state=(),
     training=TrainingDefaults(learn_beta=False, beta_range=(0.0, 0.96), beta_init=False, gain=None),
-    reference_step=reference_step, event_update=event_update, fwd_step=fwd_step, bwd_step=bwd_step)
+    reference_step=reference_step, event_update=event_update, fwd_step=fwd_step, bwd_step=bwd_step,
+    event_rests=event_rests)

@@ -58,6 +58,23 @@ stored membrane becomes ``0`` or ``v - theta``); the next update then multiplies
 ``beta``.  Those are the very floating-point operations of the equations, in the same
 order, so the only differences from the dense reference come from the order in which
 the synaptic inputs of one step are summed.
+
+Coming to rest
+--------------
+A model with a fixed ``n_steps`` runs every sample to that length, long after its input
+ends.  When, after a step, (1) no hidden neuron spiked in it, (2) every delay queue is
+empty, (3) the sample has no input count in its remaining steps and (4) each layer's cell
+proves that none of its neurons can reach threshold on its bias alone (``event_rests``
+of :mod:`evsim.cells`; LIF: the membrane and ``f(M) <= M`` below a bound ``M < theta``,
+see :func:`evsim.cells.lif.event_rests`; a cell without that proof, adlif, never rests),
+then by induction over the steps no layer receives any input again, so no neuron spikes
+and nothing is queued: the remaining steps change only the hidden membranes, which
+nothing reads any more, and the readout, which evolves from its own state and bias.
+:func:`run_one` (whole samples, ``simulate``) then runs :func:`readout_step` alone for
+those steps, with no spike -- the very operations a full step does there -- so the
+readout trace, scores, predictions, spike rasters and counters are bit for bit those of
+the full run.  Streams (:func:`run_sample`, :func:`run_flat`) run every step: their state
+must stay exact for whatever call comes next.
 """
 
 from __future__ import annotations
@@ -69,6 +86,7 @@ import numpy as np
 
 from .._numba_config import EXACT, EXACT_CALLEE, PARALLEL, import_numba
 from ..cells import RESET_CODE, generate_dispatch, generate_known
+from ..cells._common import never_rests
 from ..model import DECISION_CODE, RECURRENCE_CODE
 
 numba = import_numba()   # before any kernel is defined: installs evsim's cache locator
@@ -194,6 +212,33 @@ def new_state(p):
         Counters(np.zeros(1, np.int64), np.zeros(1, np.int64), np.zeros(n_layers, np.int64)))
 
 
+def zero_state(p) -> State:
+    """:func:`new_state` in NumPy, outside any kernel: a kernel that allocates makes numba
+    import ``numba.np.arrayobj`` (with its string and character modules, 40-80 ms) when
+    it loads the cached kernel, which :func:`run_batch_serial` (``evsim run`` on one
+    thread) thus avoids by taking its state from here.  The same arrays (dtypes, shapes,
+    zeros) as new_state; ``tests/evsim/test_event.py`` checks it."""
+    size, nrn_off = p.ff.size, p.ff.nrn_off
+    real = p.cells.beta.dtype
+    n_layers = p.rec.kind.shape[0]
+    n_total = int(nrn_off[n_layers])
+    n_max = max([1] + [int(size[l + 1]) for l in range(n_layers)])
+    c = p.ro.bias.shape[0]
+    return State(
+        CellState(np.zeros(n_total, real), np.zeros((int(p.cells.n_aux[0]), n_total), real),
+                  np.zeros(n_total, np.int64), np.zeros(n_layers, np.int64)),
+        np.zeros(int(p.rec.ring_off[n_layers]), np.int32), np.zeros(int(p.rec.slot_off[n_layers]), np.int64),
+        ReadoutState(np.zeros(c, real), np.zeros(c, real), np.zeros(c)),
+        Workspace(np.zeros(n_max, real), np.zeros(int(size[0]), np.int64), np.zeros(int(size[0]), real)),
+        Counters(np.zeros(1, np.int64), np.zeros(1, np.int64), np.zeros(n_layers, np.int64)))
+
+
+def as_plain_state(st: State) -> tuple:
+    """A State as the nested plain tuples :func:`run_batch_serial` takes (see
+    :func:`as_plain`)."""
+    return (tuple(st.cells), st.ring, st.ring_len, tuple(st.ro), tuple(st.work), tuple(st.count))
+
+
 @numba.njit(**EXACT)
 def gather_inputs(x_t, idx, cnt):
     """The nonzero input counts of one step as events (unit, count); returns how many.
@@ -288,6 +333,25 @@ known_cell = generate_known(EXACT)
 #: written to spk.  Generated from the registry; raises for an unknown code.
 cell_update = generate_dispatch(
     "cell_update", "o, v, aux, cur, bias, beta, theta, gain, extra, subtract, spk", _event_call, EXACT,
+    prologue=("n = v.shape[0]",))
+
+
+def _rest_call(cell):
+    """The call of ``cell``'s rest test in :func:`cell_rests`: its ``event_rests``, or
+    :func:`~evsim.cells._common.never_rests` for a cell that proves nothing (it then
+    keeps every step running)."""
+    function = cell.event_rests if cell.event_rests is not None else never_rests
+    if cell.params or cell.state:
+        return function, "v, aux[:, o:o + n], bias, beta, theta, gain, extra[:, o:o + n], bound"
+    return function, "v, aux, bias, beta, theta, gain, extra, bound"
+
+
+#: cell_rests(kind, o, v, aux, bias, beta, theta, gain, extra, bound) -> bool: True when
+#: the cell proves that none of the layer's neurons can spike again while its input stays
+#: zero (``event_rests`` of :mod:`evsim.cells`; False for a cell without one).  Generated
+#: from the registry; raises for an unknown code.
+cell_rests = generate_dispatch(
+    "cell_rests", "o, v, aux, bias, beta, theta, gain, extra, bound", _rest_call, EXACT,
     prologue=("n = v.shape[0]",))
 
 
@@ -396,13 +460,55 @@ def readout_step(w_t, bias, beta, gain, decision, u, acc, scores, spk, m):
 
 
 @numba.njit(**EXACT)
-def advance(x, n_steps, readout, raster, record, ff, rec, cells, ro, cst, ring, ring_len, rst, work, count):
-    """Advance one sample over steps x[:n_steps]: the body of :func:`run_sample`.  Checks
-    the kind codes once, then hands the groups' fields to :func:`step_loop` by keyword (so
-    no two can be swapped): numba optimises loops over arrays received as arguments better
-    than over the same arrays taken out of NamedTuples."""
+def at_rest(x, step, n_steps, nspk, rec_kind, ring_len, slot_off, size, nrn_off, cell, v, aux, bias, beta, theta,
+            gain, extra, scratch):
+    """True when, after step ``step``, no hidden neuron can spike in steps step + 1 ..
+    n_steps - 1 (module docstring, "Coming to rest"): no spike at this step, no delayed
+    spike queued, no input count in those steps, and every layer's cell proves its
+    neurons stay below threshold without input (:func:`cell_rests`).  The cheap tests
+    come first: a network that is firing fails at the first.  ``scratch``: (>= max n,)
+    workspace of the precision's type (the step's ``cur``, rewritten next step)."""
+    n_layers = nspk.shape[0]
+    for l in range(n_layers):
+        if nspk[l] != 0:
+            return False
+    for l in range(n_layers):
+        if rec_kind[l] != REC_NONE:
+            for r in range(slot_off[l], slot_off[l + 1]):
+                if ring_len[r] != 0:
+                    return False
+    for s in range(step + 1, n_steps):
+        for j in range(x.shape[1]):
+            if x[s, j] != 0.0:
+                return False
+    for l in range(n_layers):
+        n, o = size[l + 1], nrn_off[l]
+        if not cell_rests(cell[l], o, v[o:o + n], aux, bias[o:o + n], beta[o:o + n], theta[o:o + n],
+                          gain[o:o + n], extra, scratch[:n]):
+            return False
+    return True
+
+
+@numba.njit(**EXACT)
+def readout_alone(w_t, bias, beta, gain, decision, u, acc, scores, spk, first, n_steps, readout):
+    """Steps first .. n_steps - 1 of the readout without input spikes (the hidden layers
+    at rest): :func:`readout_step` with no spike, the same operations a full step does
+    on it, and readout[step] = u."""
+    for step in range(first, n_steps):
+        readout_step(w_t, bias, beta, gain, decision, u, acc, scores, spk, 0)
+        for i in range(u.shape[0]):
+            readout[step, i] = u[i]
+
+
+@numba.njit(**EXACT)
+def advance(x, n_steps, readout, raster, record, rest, ff, rec, cells, ro, cst, ring, ring_len, rst, work, count):
+    """Advance one sample over steps x[:n_steps]: the body of :func:`run_sample` and
+    :func:`run_one`.  Checks the kind codes once, then hands the groups' fields to
+    :func:`step_loop` by keyword (so no two can be swapped): numba optimises loops over
+    arrays received as arguments better than over the same arrays taken out of
+    NamedTuples.  Returns step_loop's steps run by the hidden layers."""
     check_codes(rec.kind, cells.kind, cells.reset, ro.decision[0])
-    step_loop(x, n_steps, readout, raster, record,
+    return step_loop(x, n_steps, readout, raster, record, rest,
               size=ff.size, nrn_off=ff.nrn_off, ff_w=ff.w, ff_off=ff.w_off,
               rec_kind=rec.kind, rec_w=rec.w, rec_off=rec.w_off, delay=rec.delay, slots=rec.slots,
               ring_off=rec.ring_off, slot_off=rec.slot_off,
@@ -416,19 +522,23 @@ def advance(x, n_steps, readout, raster, record, ff, rec, cells, ro, cst, ring, 
 
 
 @numba.njit(**EXACT)
-def step_loop(x, n_steps, readout, raster, record,
+def step_loop(x, n_steps, readout, raster, record, rest,
               size, nrn_off, ff_w, ff_off,
               rec_kind, rec_w, rec_off, delay, slots, ring_off, slot_off,
               cell, reset, bias, beta, theta, gain, extra,
               ro_w, ro_bias, ro_beta, ro_gain, decision,
               v, aux, spk, nspk, ring, ring_len, u, acc, scores, cur, ev_idx, ev_cnt, clock, syn, spikes):
     """The time loop of :func:`advance`, called only from there, by keyword: the fields of
-    the Params and State groups, in the groups' order."""
+    the Params and State groups, in the groups' order.  With ``rest``, once the hidden
+    layers are provably quiet for every remaining step (:func:`at_rest`, "Coming to
+    rest" in the module docstring) only the readout runs the remaining steps.  Returns
+    the steps the hidden layers ran (n_steps unless they came to rest)."""
     n_layers = rec_kind.shape[0]
     for step in range(n_steps):
         t = clock[0]
         m_in = gather_inputs(x[step], ev_idx, ev_cnt)
         events = 0
+        fired = 0
         for l in range(n_layers):
             n, o = size[l + 1], nrn_off[l]
             c, s_l = cur[:n], spk[o:o + n]
@@ -447,6 +557,7 @@ def step_loop(x, n_steps, readout, raster, record,
                             theta[o:o + n], gain[o:o + n], extra, reset[l] == RESET_SUBTRACT, s_l)
             nspk[l] = k
             spikes[l] += k
+            fired += k
             # schedule deliveries of the new spikes through the recurrence
             if rec_kind[l] != REC_NONE:
                 schedule(q, q_len, slots[l], n, now, delay[o:o + n], s_l, k)
@@ -464,15 +575,25 @@ def step_loop(x, n_steps, readout, raster, record,
                     raster[step, o + spk[o + e]] = 1
         syn[0] += events
         clock[0] = t + 1
+        # coming to rest: the quiet steps left change only the readout
+        if rest and fired == 0 and step + 1 < n_steps and at_rest(
+                x, step, n_steps, nspk, rec_kind, ring_len, slot_off, size, nrn_off, cell, v, aux, bias, beta, theta,
+                gain, extra, cur):
+            readout_alone(ro_w, ro_bias, ro_beta, ro_gain, decision, u, acc, scores, spk, step + 1, n_steps, readout)
+            clock[0] = t + n_steps - step
+            return step + 1
+    return n_steps
 
 
 @numba.njit(**EXACT)
 def run_sample(p, st, x, n_steps, readout, raster, record):
     """Advance one sample's state ``st`` in place over steps x[:n_steps] (input counts,
     (>= n_steps, n_inputs) float64).  Writes readout[step] = u of each step, (>= n_steps,
-    C), and, when ``record``, raster[step, nrn_off[l] + j] = 1 for every spike.  Whole
-    samples, batches and streams all go through here, so they agree by construction."""
-    advance(x, n_steps, readout, raster, record, p.ff, p.rec, p.cells, p.ro,
+    C), and, when ``record``, raster[step, nrn_off[l] + j] = 1 for every spike.  Streams
+    go through here; whole samples through :func:`run_one`, the same step loop, which may
+    also stop the hidden layers once they are at rest (exact: see "Coming to rest").
+    Every step runs here, so the state stays exact for the calls that follow."""
+    advance(x, n_steps, readout, raster, record, False, p.ff, p.rec, p.cells, p.ro,
             st.cells, st.ring, st.ring_len, st.ro, st.work, st.count)
 
 
@@ -498,12 +619,14 @@ def clear_state(st):
 
 
 @numba.njit(**EXACT)
-def run_one(p, st, x, n_steps, readout, scores, raster, record, syn, spikes):
+def run_one(p, st, x, n_steps, readout, scores, raster, record, syn, spikes, quiet, rest):
     """Simulate one sample from a zero state (``st`` is cleared first, so one state serves
-    every sample of a batch); write its scores (C,), synaptic events syn[0] and spikes per
-    layer (L,)."""
+    every sample of a batch); write its scores (C,), synaptic events syn[0], spikes per
+    layer (L,) and quiet[0], the steps its hidden layers ran (n_steps, or fewer when
+    ``rest`` let them stop once at rest: "Coming to rest")."""
     clear_state(st)
-    run_sample(p, st, x, n_steps, readout, raster, record)
+    quiet[0] = advance(x, n_steps, readout, raster, record, rest, p.ff, p.rec, p.cells, p.ro,
+                       st.cells, st.ring, st.ring_len, st.ro, st.work, st.count)
     for i in range(scores.shape[0]):
         scores[i] = st.ro.scores[i]
     syn[0] = st.count.syn[0]
@@ -521,6 +644,12 @@ def run_one(p, st, x, n_steps, readout, scores, raster, record, syn, spikes):
 @numba.njit(**EXACT)
 def _params(pt):
     return Params(FeedForward(*pt[0]), Delivery(*pt[1]), CellParams(*pt[2]), ReadoutParams(*pt[3]))
+
+
+@numba.njit(**EXACT)
+def _state(st_t):
+    return State(CellState(*st_t[0]), st_t[1], st_t[2], ReadoutState(*st_t[3]), Workspace(*st_t[4]),
+                 Counters(*st_t[5]))
 
 
 def as_plain(packed):
@@ -676,7 +805,7 @@ def _generate_run_flat():
         "def run_flat(p_i, p_w, p_r, s_i, s_q, s_r, s_d, x, n_steps, readout):",
         (f"    check_codes({expr['p.rec.kind']}, {expr['p.cells.kind']}, {expr['p.cells.reset']}, "
          f"{expr['p.ro.decision']}[0])"),
-        "    step_loop(x, n_steps, readout, np.zeros((1, 0), np.uint8), False,",
+        "    step_loop(x, n_steps, readout, np.zeros((1, 0), np.uint8), False, False,",
         *(f"              {a}," for a in args),
         "              )", ""])
     namespace = {"_leaf": _leaf, "_leaf2": _leaf2, "check_codes": check_codes, "step_loop": step_loop, "np": np}
@@ -781,11 +910,12 @@ def push_events(t, u, n_channels, dt_ms, pool, first, cap, max_ahead, pending):
 
 
 @numba.njit(**PARALLEL)
-def run_batch(ff_t, rec_t, cells_t, ro_t, x, lengths, readout, scores, raster, record, syn, spikes, workers):
+def run_batch(ff_t, rec_t, cells_t, ro_t, x, lengths, readout, scores, raster, record, syn, spikes, quiet, rest,
+              workers):
     """Simulate every sample of a batch, in parallel over ``workers`` shares of the samples
     (share w: samples w, w + workers, ...; each share one state, reused sample after sample,
     and each sample writes only its own rows of readout (B, T, C), scores (B, C), raster
-    (B, T or 0, N), syn (B,) and spikes (B, L)).  ``ff_t, rec_t, cells_t, ro_t``:
+    (B, T or 0, N), syn (B,), spikes (B, L) and quiet (B,): :func:`run_one`, with ``rest``).  ``ff_t, rec_t, cells_t, ro_t``:
     ``as_plain(Params)``, one group per argument (numba's parfor lowering cannot pass a
     nested tuple into the loop, and finds a NamedTuple's type only from a plain
     assignment)."""
@@ -794,25 +924,31 @@ def run_batch(ff_t, rec_t, cells_t, ro_t, x, lengths, readout, scores, raster, r
     cells = CellParams(*cells_t)
     ro = ReadoutParams(*ro_t)
     for w in numba.prange(workers):
-        run_share(ff, rec, cells, ro, w, workers, x, lengths, readout, scores, raster, record, syn, spikes)
+        run_share(ff, rec, cells, ro, w, workers, x, lengths, readout, scores, raster, record, syn, spikes, quiet,
+                  rest)
 
 
 @numba.njit(**EXACT)
-def run_share(ff, rec, cells, ro, first, stride, x, lengths, readout, scores, raster, record, syn, spikes):
+def run_share(ff, rec, cells, ro, first, stride, x, lengths, readout, scores, raster, record, syn, spikes, quiet,
+              rest):
     """:func:`run_one` on samples first, first + stride, ... of a batch, with one state,
     the groups of Params as arguments."""
     p = Params(ff, rec, cells, ro)
     st = new_state(p)
     for b in range(first, x.shape[0], stride):
-        run_one(p, st, x[b], lengths[b], readout[b], scores[b], raster[b], record, syn[b:b + 1], spikes[b])
+        run_one(p, st, x[b], lengths[b], readout[b], scores[b], raster[b], record, syn[b:b + 1], spikes[b],
+                quiet[b:b + 1], rest)
 
 
 @numba.njit(**EXACT)
-def run_batch_serial(ff_t, rec_t, cells_t, ro_t, x, lengths, readout, scores, raster, record, syn, spikes):
+def run_batch_serial(ff_t, rec_t, cells_t, ro_t, st_t, x, lengths, readout, scores, raster, record, syn, spikes,
+                     quiet, rest):
     """:func:`run_batch` on the calling thread only (no thread-pool start-up: the right
-    choice for one sample, or when other processes already occupy the cores)."""
+    choice for one sample, or when other processes already occupy the cores), with the
+    state ``st_t`` (:func:`as_plain_state` of :func:`zero_state`: no allocation here, see
+    zero_state; any state of the model will do, each sample clears it first)."""
     p = _params((ff_t, rec_t, cells_t, ro_t))
-    st = new_state(p)
+    st = _state(st_t)
     for b in range(x.shape[0]):
         run_one(p, st, x[b], lengths[b], readout[b], scores[b], raster[b], record,
-                syn[b:b + 1], spikes[b])
+                syn[b:b + 1], spikes[b], quiet[b:b + 1], rest)

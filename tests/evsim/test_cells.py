@@ -96,9 +96,10 @@ def test_the_event_kernel_refuses_unknown_codes(group, field):
     codes[0] = BAD
     bad = k.as_plain(params._replace(**{group: getattr(params, group)._replace(**{field: codes})}))
     b, n_t, _ = x.shape
-    args = (np.ascontiguousarray(x), lengths, np.zeros((b, n_t, model.n_classes)),
+    args = (k.as_plain_state(k.zero_state(params)), np.ascontiguousarray(x), lengths,
+            np.zeros((b, n_t, model.n_classes)),
             np.zeros((b, model.n_classes)), np.zeros((b, 0, int(params.ff.nrn_off[-1])), np.uint8), False,
-            np.zeros(b, np.int64), np.zeros((b, len(model.layers)), np.int64))
+            np.zeros(b, np.int64), np.zeros((b, len(model.layers)), np.int64), np.zeros(b, np.int64), True)
     with pytest.raises(ValueError, match="unknown"):
         k.run_batch_serial(*bad, *args)
     stream = event.EventStream(model)

@@ -328,6 +328,30 @@ def test_batch_equals_single_samples(model, data):
             assert not batch.spikes[l][b, lengths[b]:].any()
 
 
+@pytest.mark.parametrize("precision", PRECISIONS)
+def test_the_numpy_state_equals_the_kernels(precision):
+    """zero_state (NumPy, what run_batch_serial runs in) is new_state (the kernel's, what
+    the parallel shares and stack segments run in): the same arrays, dtypes and zeros."""
+    from evsim.kernels import event as k
+
+    for seed in range(6):
+        model, _, _ = random_case(seed)
+        params = event.pack_model(model, precision)
+        numpy_leaves = k.flatten(k.zero_state(params), k.STATE_SPEC, k.STATE_ROLES, params.cells.beta.dtype)[0]
+        kernel_leaves = k.flatten(k.new_state(params), k.STATE_SPEC, k.STATE_ROLES, params.cells.beta.dtype)[0]
+        for a, b in zip(numpy_leaves, kernel_leaves):
+            assert a.dtype == b.dtype and np.array_equal(a, b)
+        for a, b in zip(state_leaves(k.zero_state(params)), state_leaves(k.new_state(params))):
+            assert a.dtype == b.dtype and a.shape == b.shape and not a.any()
+
+
+def state_leaves(tree):
+    """The arrays of a nested NamedTuple, in order."""
+    if isinstance(tree, np.ndarray):
+        return [tree]
+    return [leaf for part in tree for leaf in state_leaves(part)]
+
+
 # -- hand-made cases: exact delivery steps ---------------------------------------------
 
 def _layer(w, *, threshold=1.0, beta=0.0, gain=1.0, bias=0.0, reset="zero", recurrence="none",

@@ -53,7 +53,9 @@ def test_a_lazy_kernel_refuses_a_cache():
 
 def test_cached_kernels_load_without_numbas_registry_refresh():
     """A fresh process loads the (cached) event engine without numba's registry refresh
-    and gets the same results as the process that compiled or loaded it normally."""
+    and without the modules of numba's array allocation (the kernel allocates nothing:
+    evsim.kernels.event.zero_state) or array math, and gets the same results as the
+    process that compiled or loaded it normally."""
     import numpy as np
 
     from evsim import event
@@ -68,10 +70,12 @@ def test_cached_kernels_load_without_numbas_registry_refresh():
             "m = load_model(builtin_path(BUILTIN_MODELS['default']))\n"
             "x = np.random.default_rng(3).poisson(0.3, (20, m.n_inputs)).astype(np.float64)\n"
             "r = event.simulate(m, x)\n"
-            "print(len(cpu_target.target_context._registries), 'numba.typed.typedset' in sys.modules)\n"
+            "print(len(cpu_target.target_context._registries), 'numba.typed.typedset' in sys.modules,\n"
+            "      'numba.np.arrayobj' in sys.modules, 'numba.np.arraymath' in sys.modules)\n"
             "print(' '.join(repr(float(v)) for v in r.scores.ravel()))")
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout.split("\n")
-    assert out[0] == "0 False"                       # nothing registered, numba.typed never imported
+    # nothing registered; numba.typed, numba's array allocation and array math never imported
+    assert out[0] == "0 False False False"
     assert np.array_equal(np.array([float(v) for v in out[1].split()]), here.scores.ravel())
 
 
