@@ -263,6 +263,12 @@ BAND_FRACTION = 0.25
 MAX_DECIMATION = 8
 INTERP_TAPS = 8
 
+#: the last block of a recording (:meth:`FilterBank.finish`) may be shorter: its hop is the
+#: smallest ``hop * k / FINAL_PARTS`` (k < FINAL_PARTS, a multiple of 16 input samples, FFT
+#: length 7-smooth) whose outputs cover what is left; with the defaults FFT lengths 3072,
+#: 4096, 5120, 6144 or 7168 instead of 8192
+FINAL_PARTS = 6
+
 #: rows per piece of :meth:`FilterBank.stream` (256 x 700 float32 = 0.7 MB: the rows are
 #: still in the cache when the cells read them)
 SLAB_ROWS = 256
@@ -410,7 +416,7 @@ def _kernel_spectra(params: CochleaParams, fft_size: int, causal: bool, groups: 
                 out.append((_pairs(0.5 * spectra[lo:hi, fwd]), _pairs(0.5 * spectra[lo:hi, rev])))
             else:            # every 2D-th sample of the band-limited product: 1 / (2 D)
                 out.append(_pairs(spectra[lo:hi, :bins] / (2 * d)))
-        if len(_SPECTRA) >= 4:                                           # bounded: ~23 MB each
+        if len(_SPECTRA) >= 10:             # bounded: ~23 MB each at 8192, less for the last blocks
             _SPECTRA.pop(next(iter(_SPECTRA)))
         _SPECTRA[key] = out
     return _SPECTRA[key]
@@ -440,6 +446,14 @@ def membrane_groups(params: CochleaParams, fft_size: int, hop: int, causal: bool
 
 _SPECTRA: dict = {}
 _GROUPS: dict = {}
+
+
+def _smooth(n: int) -> bool:
+    """n has no prime factor above 7 (pocketfft's own radices: no slow Bluestein path)."""
+    for p in (2, 3, 5, 7):
+        while n % p == 0:
+            n //= p
+    return n == 1
 
 
 class FilterBank:
@@ -473,7 +487,7 @@ class FilterBank:
             look = 0
         self.params, self.taps, self.lookahead, self.fft_size = params, taps, look, fft_size
         self.hop = fft_size - taps
-        self.exact = exact
+        self.exact, self._causal = exact, causal
         quarter = fft_size // 4
         self._fwd = slice(0, quarter + 1)
         self._rev = slice(2 * quarter, quarter - 1, -1)
@@ -482,8 +496,11 @@ class FilterBank:
         interp = 1 if exact else INTERP_TAPS
         most = max(d for _, _, d, _ in layout)
         self.delay = 0 if most == 1 else most * (interp - 1 - (interp - 1) // 2)
-        self._groups = [_Group(lo, hi, d, bins, spec, fft_size, self.hop, self.delay, interp)
-                        for (lo, hi, d, bins), spec in zip(layout, spectra)]
+        self._layout, self._interp = layout, interp
+        self._main = [_Group(lo, hi, d, bins, spec, fft_size, self.hop, self.delay, interp)
+                      for (lo, hi, d, bins), spec in zip(layout, spectra)]
+        self._groups = self._main
+        self._size, self._block_hop = fft_size, self.hop            # the current block's
         # the grid's offset: the lookahead less the interpolator's reach back (the same
         # for the exact bank, so that its full-rate outputs are those of the fast one)
         reach = MAX_DECIMATION * (INTERP_TAPS - 1 - (INTERP_TAPS - 1) // 2)
@@ -499,6 +516,10 @@ class FilterBank:
     def reset(self) -> None:
         release(self._slab)
         self._slab = None
+        if self._groups is not self._main:          # the last block was a shorter one
+            for g in self._groups:
+                g.release()
+        self._use(self._main, self.fft_size)
         for g in self._groups:
             g.reset()
         # the block grid starts `skip` input samples late, so that the lookahead rows
@@ -537,7 +558,45 @@ class FilterBank:
 
     def _need(self) -> int:
         """Input samples the next block takes (the first one also its lookahead)."""
-        return self.fft_size - self._buffer.size
+        return self._size - self._buffer.size
+
+    def _use(self, groups: list, size: int) -> None:
+        """Make ``groups`` (FFT length ``size``) the ones the next blocks run."""
+        quarter = size // 4
+        self._groups, self._size, self._block_hop = groups, size, size - self.taps
+        self._fwd, self._rev = slice(0, quarter + 1), slice(2 * quarter, quarter - 1, -1)
+
+    def _final_size(self, rows: int) -> int:
+        """FFT length of a last block that must add ``rows`` even outputs: the smallest
+        ``taps + hop k / FINAL_PARTS`` that does (see :data:`FINAL_PARTS`), else fft_size."""
+        step = 2 * MAX_DECIMATION
+        for k in range(1, FINAL_PARTS):
+            hop = self.hop * k // FINAL_PARTS
+            size = self.taps + hop
+            if (self.hop * k) % (FINAL_PARTS * step) == 0 and hop // 2 >= rows and size % 4 == 0 and _smooth(size):
+                return size
+        return self.fft_size
+
+    def _shorten(self, size: int) -> None:
+        """Switch to blocks of FFT length ``size`` < fft_size for the end of the recording:
+        the same groups (channels, decimations; a decimated group's band the same
+        frequency, its bins rounded up), their state carried over from the last block."""
+        hop = size - self.taps
+        layout = tuple((lo, hi, d, size // 2 + 1 if d == 1 else min(-(-bins * size // self.fft_size) + 1, size // (4 * d) + 1))
+                       for lo, hi, d, bins in self._layout)
+        quarter = size // 4
+        spectra = _kernel_spectra(self.params, size, self._causal,
+                                  layout, slice(0, quarter + 1), slice(2 * quarter, quarter - 1, -1))
+        short = [_Group(lo, hi, d, bins, spec, size, hop, self.delay, self._interp)
+                 for (lo, hi, d, bins), spec in zip(layout, spectra)]
+        for old, new in zip(self._groups, short):
+            old.advance()                  # the last full block's rows are all out by now
+            if old.decimation == 1:
+                new.tail[:] = old.tail
+            else:
+                new.history[:new.keep] = old.history[:old.keep]
+            old.release()
+        self._use(short, size)
 
     def _blocks(self, samples, reuse: bool):
         samples = np.asarray(samples, np.float32).ravel()
@@ -550,6 +609,10 @@ class FilterBank:
 
     def _flush(self, reuse: bool):
         while self._even_done - self.delay < self._n_input // 2 + self.lookahead // 2 + 1:
+            rows = self._n_input // 2 + self.lookahead // 2 + 1 + self.delay - self._even_done
+            size = self._final_size(rows)
+            if size < self._size:
+                self._shorten(size)
             block = np.zeros(self._need(), np.float32)
             take = min(block.size, self._pending.size)
             block[:take], self._pending = self._pending[:take], self._pending[take:]
@@ -586,7 +649,7 @@ class FilterBank:
                 g.low[:] = scipy.fft.irfft(g.product, n=g.n_fft, axis=1, workers=1)
             g.load()
         start = self._even_done - self.delay
-        self._even_done += self.hop // 2
+        self._even_done += self._block_hop // 2
         return start
 
     def _emit(self, start: int, final: bool, reuse: bool):
@@ -599,7 +662,7 @@ class FilterBank:
         if final:
             end = min(end, self._n_input // 2 + 1)
         lo = self._rows_out + self.lookahead // 2 - start
-        hi = min(self.hop // 2, end + self.lookahead // 2 - start)
+        hi = min(self._block_hop // 2, end + self.lookahead // 2 - start)
         if hi <= lo:
             return
         step = SLAB_ROWS if reuse else hi - lo
