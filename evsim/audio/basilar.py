@@ -66,7 +66,18 @@ into the recording (the first block takes that much more input), so that its fir
 outputs are the first samples of the recording: the outputs before them (the
 lookahead, 992 rows at 22.05 kHz) are not computed, except the 32 the interpolator
 reaches back to.  On the test words (0.5 s on average) that is 13 % fewer inverse-FFT
-points than a grid from sample 0.  Each block's inverse FFTs stay channel-major; the
+points than a grid from sample 0.  The last block of a recording (:meth:`FilterBank.finish`,
+zeros after the end) is shorter when that covers the rows left: its hop is the smallest
+``hop k / FINAL_PARTS`` (k = 1 .. 5; a multiple of 16 input samples so that every group's
+decimation divides it, an FFT length with no prime factor above 7) with enough outputs,
+i.e. FFT lengths 3072, 4096, 5120, 6144 or 7168 instead of 8192 with the defaults; the
+groups are the same (a decimated group keeps its band's frequency, its bins rounded up
+at the shorter length) and their state (the full-rate group's last ``delay`` outputs, a
+decimated group's low-rate history) is carried over, so the output is the same linear
+convolution (the exact bank to rounding; tested against the direct convolution).  On the
+1000 test words that is 1.49 full-rate inverse-FFT points per useful output instead of
+1.71.  Live streams never call finish, so they run only full blocks.
+Each block's inverse FFTs stay channel-major; the
 time-major rows the hair cells read are written (transposed, interpolated) into one
 reused buffer of ``SLAB_ROWS`` rows just before they are handed out
 (:meth:`FilterBank.stream`), so they are read from the cache: writing each block's
@@ -263,6 +274,12 @@ BAND_FRACTION = 0.25
 MAX_DECIMATION = 8
 INTERP_TAPS = 8
 
+#: the last block of a recording (:meth:`FilterBank.finish`) may be shorter: its hop is the
+#: smallest ``hop * k / FINAL_PARTS`` (k < FINAL_PARTS, a multiple of 16 input samples, FFT
+#: length 7-smooth) whose outputs cover what is left; with the defaults FFT lengths 3072,
+#: 4096, 5120, 6144 or 7168 instead of 8192
+FINAL_PARTS = 6
+
 #: rows per piece of :meth:`FilterBank.stream` (256 x 700 float32 = 0.7 MB: the rows are
 #: still in the cache when the cells read them)
 SLAB_ROWS = 256
@@ -403,17 +420,46 @@ def _kernel_spectra(params: CochleaParams, fft_size: int, causal: bool, groups: 
         kernels = membrane_kernels(params)
         if causal:
             kernels = kernels[:, ::-1]
-        spectra = np.fft.rfft(kernels, n=fft_size, axis=1)
-        out = []
-        for lo, hi, d, bins in groups:
-            if d == 1:       # folded onto the even samples: the fold's 1/2
-                out.append((_pairs(0.5 * spectra[lo:hi, fwd]), _pairs(0.5 * spectra[lo:hi, rev])))
-            else:            # every 2D-th sample of the band-limited product: 1 / (2 D)
-                out.append(_pairs(spectra[lo:hi, :bins] / (2 * d)))
+        out = _group_spectra(np.fft.rfft(kernels, n=fft_size, axis=1), groups, fwd, rev)
         if len(_SPECTRA) >= 4:                                           # bounded: ~23 MB each
             _SPECTRA.pop(next(iter(_SPECTRA)))
         _SPECTRA[key] = out
     return _SPECTRA[key]
+
+
+def _group_spectra(spectra: np.ndarray, groups: tuple, fwd: slice, rev: slice) -> list:
+    """The multiply kernels' operands from the kernels' rfft ``spectra`` (channels, bins)."""
+    out = []
+    for lo, hi, d, bins in groups:
+        if d == 1:       # folded onto the even samples: the fold's 1/2
+            out.append((_pairs(0.5 * spectra[lo:hi, fwd]), _pairs(0.5 * spectra[lo:hi, rev])))
+        else:            # every 2D-th sample of the band-limited product: 1 / (2 D)
+            out.append(_pairs(spectra[lo:hi, :bins] / (2 * d)))
+    return out
+
+
+def _final_spectra(params: CochleaParams, fft_size: int, causal: bool, layouts: dict) -> dict:
+    """The kernel spectra of every shorter last block at once ({size: per-group spectra}
+    for ``layouts`` = {size: groups}), kept in memory like :func:`_kernel_spectra`: computing
+    them (~0.2 CPU s for the five sizes, 700 channels) is a one-off cost per process, paid
+    by the first recording that ends (so a warm-up encoding pays it, not every length).
+    Memory: 3.1 times the main spectra (44 MB for the default fast bank)."""
+    key = (params.membrane_key(), fft_size, causal, tuple(sorted(layouts.items())))
+    if key not in _FINAL:
+        import scipy.fft
+
+        kernels = membrane_kernels(params)
+        if causal:
+            kernels = kernels[:, ::-1]
+        out = {}
+        for size, groups in layouts.items():
+            quarter = size // 4
+            spectra = scipy.fft.rfft(kernels, n=size, axis=1, workers=1)
+            out[size] = _group_spectra(spectra, groups, slice(0, quarter + 1), slice(2 * quarter, quarter - 1, -1))
+        if len(_FINAL) >= 4:             # bounded: 44 MB each for the fast bank, 72 MB for the exact
+            _FINAL.pop(next(iter(_FINAL)))
+        _FINAL[key] = out
+    return _FINAL[key]
 
 
 def membrane_groups(params: CochleaParams, fft_size: int, hop: int, causal: bool, exact: bool) -> tuple:
@@ -440,6 +486,15 @@ def membrane_groups(params: CochleaParams, fft_size: int, hop: int, causal: bool
 
 _SPECTRA: dict = {}
 _GROUPS: dict = {}
+_FINAL: dict = {}
+
+
+def _smooth(n: int) -> bool:
+    """n has no prime factor above 7 (pocketfft's own radices: no slow Bluestein path)."""
+    for p in (2, 3, 5, 7):
+        while n % p == 0:
+            n //= p
+    return n == 1
 
 
 class FilterBank:
@@ -473,7 +528,7 @@ class FilterBank:
             look = 0
         self.params, self.taps, self.lookahead, self.fft_size = params, taps, look, fft_size
         self.hop = fft_size - taps
-        self.exact = exact
+        self.exact, self._causal = exact, causal
         quarter = fft_size // 4
         self._fwd = slice(0, quarter + 1)
         self._rev = slice(2 * quarter, quarter - 1, -1)
@@ -482,8 +537,11 @@ class FilterBank:
         interp = 1 if exact else INTERP_TAPS
         most = max(d for _, _, d, _ in layout)
         self.delay = 0 if most == 1 else most * (interp - 1 - (interp - 1) // 2)
-        self._groups = [_Group(lo, hi, d, bins, spec, fft_size, self.hop, self.delay, interp)
-                        for (lo, hi, d, bins), spec in zip(layout, spectra)]
+        self._layout, self._interp = layout, interp
+        self._main = [_Group(lo, hi, d, bins, spec, fft_size, self.hop, self.delay, interp)
+                      for (lo, hi, d, bins), spec in zip(layout, spectra)]
+        self._groups = self._main
+        self._size, self._block_hop = fft_size, self.hop            # the current block's
         # the grid's offset: the lookahead less the interpolator's reach back (the same
         # for the exact bank, so that its full-rate outputs are those of the fast one)
         reach = MAX_DECIMATION * (INTERP_TAPS - 1 - (INTERP_TAPS - 1) // 2)
@@ -499,6 +557,10 @@ class FilterBank:
     def reset(self) -> None:
         release(self._slab)
         self._slab = None
+        if self._groups is not self._main:          # the last block was a shorter one
+            for g in self._groups:
+                g.release()
+        self._use(self._main, self.fft_size)
         for g in self._groups:
             g.reset()
         # the block grid starts `skip` input samples late, so that the lookahead rows
@@ -520,7 +582,8 @@ class FilterBank:
 
     def finish(self) -> list:
         """Flush with zeros after the last sample: every row up to ``n_input // 2``
-        (lauscher's ``N // 2 + 1`` rows).  The bank must be :meth:`reset` before reuse."""
+        (lauscher's ``N // 2 + 1`` rows), in a shorter last block when that covers them
+        (module docstring).  The bank must be :meth:`reset` before reuse."""
         return list(self._flush(reuse=False))
 
     def stream(self, samples: np.ndarray):
@@ -537,7 +600,53 @@ class FilterBank:
 
     def _need(self) -> int:
         """Input samples the next block takes (the first one also its lookahead)."""
-        return self.fft_size - self._buffer.size
+        return self._size - self._buffer.size
+
+    def _use(self, groups: list, size: int) -> None:
+        """Make ``groups`` (FFT length ``size``) the ones the next blocks run."""
+        quarter = size // 4
+        self._groups, self._size, self._block_hop = groups, size, size - self.taps
+        self._fwd, self._rev = slice(0, quarter + 1), slice(2 * quarter, quarter - 1, -1)
+
+    def _final_sizes(self) -> list:
+        """The FFT lengths a last block may have, shortest first: ``taps + hop k /
+        FINAL_PARTS`` (see :data:`FINAL_PARTS`)."""
+        step = 2 * MAX_DECIMATION
+        sizes = [self.taps + self.hop * k // FINAL_PARTS for k in range(1, FINAL_PARTS)
+                 if (self.hop * k) % (FINAL_PARTS * step) == 0]
+        return [n for n in sizes if n % 4 == 0 and _smooth(n)]
+
+    def _final_size(self, rows: int) -> int:
+        """FFT length of a last block that must add ``rows`` even outputs: the shortest
+        of :meth:`_final_sizes` that does, else fft_size."""
+        for size in self._final_sizes():
+            if (size - self.taps) // 2 >= rows:
+                return size
+        return self.fft_size
+
+    def _final_layout(self, size: int) -> tuple:
+        """The groups at FFT length ``size``: the same channels and decimations; a
+        decimated group's band the same frequency, its bins rounded up (one more)."""
+        return tuple((lo, hi, d, size // 2 + 1 if d == 1 else min(-(-bins * size // self.fft_size) + 1, size // (4 * d) + 1))
+                     for lo, hi, d, bins in self._layout)
+
+    def _shorten(self, size: int) -> None:
+        """Switch to blocks of FFT length ``size`` < fft_size for the end of the recording:
+        the same groups (channels, decimations; a decimated group's band the same
+        frequency, its bins rounded up), their state carried over from the last block."""
+        hop = size - self.taps
+        layouts = {n: self._final_layout(n) for n in self._final_sizes()}
+        layout, spectra = layouts[size], _final_spectra(self.params, self.fft_size, self._causal, layouts)[size]
+        short = [_Group(lo, hi, d, bins, spec, size, hop, self.delay, self._interp)
+                 for (lo, hi, d, bins), spec in zip(layout, spectra)]
+        for old, new in zip(self._groups, short):
+            old.advance()                  # the last full block's rows are all out by now
+            if old.decimation == 1:
+                new.tail[:] = old.tail
+            else:
+                new.history[:new.keep] = old.history[:old.keep]
+            old.release()
+        self._use(short, size)
 
     def _blocks(self, samples, reuse: bool):
         samples = np.asarray(samples, np.float32).ravel()
@@ -550,6 +659,10 @@ class FilterBank:
 
     def _flush(self, reuse: bool):
         while self._even_done - self.delay < self._n_input // 2 + self.lookahead // 2 + 1:
+            rows = self._n_input // 2 + self.lookahead // 2 + 1 + self.delay - self._even_done
+            size = self._final_size(rows)
+            if size < self._size:
+                self._shorten(size)
             block = np.zeros(self._need(), np.float32)
             take = min(block.size, self._pending.size)
             block[:take], self._pending = self._pending[:take], self._pending[take:]
@@ -586,7 +699,7 @@ class FilterBank:
                 g.low[:] = scipy.fft.irfft(g.product, n=g.n_fft, axis=1, workers=1)
             g.load()
         start = self._even_done - self.delay
-        self._even_done += self.hop // 2
+        self._even_done += self._block_hop // 2
         return start
 
     def _emit(self, start: int, final: bool, reuse: bool):
@@ -599,7 +712,7 @@ class FilterBank:
         if final:
             end = min(end, self._n_input // 2 + 1)
         lo = self._rows_out + self.lookahead // 2 - start
-        hi = min(self.hop // 2, end + self.lookahead // 2 - start)
+        hi = min(self._block_hop // 2, end + self.lookahead // 2 - start)
         if hi <= lo:
             return
         step = SLAB_ROWS if reuse else hi - lo
