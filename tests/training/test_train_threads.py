@@ -132,6 +132,32 @@ def test_sparse_products_skip_zeros(monkeypatch, threads, n_threads, dtype):
         np.testing.assert_array_equal(got, again)
 
 
+@pytest.mark.parametrize("n_threads", [1, 2])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_count_nonzero_is_numpys(threads, n_threads, dtype):
+    """The threaded count that decides the sparse path equals ``np.count_nonzero`` (row
+    counts that are not a multiple of the chunk, -0.0, NaN, all-zero), and strided or
+    integer arrays fall back to NumPy."""
+    threads(n_threads)
+    rng = np.random.default_rng(5)
+    for rows in (0, 1, 63, 64, 65, 203):
+        a = np.where(rng.random((rows, 17)) < 0.1, rng.standard_normal((rows, 17)), 0.0).astype(dtype)
+        if rows > 2:
+            a[0, 0], a[1, 1], a[2, 2] = -0.0, np.nan, np.inf
+        assert T.count_nonzero(a) == np.count_nonzero(a)
+        assert T.count_nonzero(a[:, ::2]) == np.count_nonzero(a[:, ::2])
+        assert T.count_nonzero(a.astype(np.int64)) == np.count_nonzero(a.astype(np.int64))
+    assert T.count_nonzero(np.zeros((300, 4), dtype)) == 0
+
+
+def test_blocks_are_cached_and_cover_the_range():
+    for total, parts in ((203, 4), (3200, 4), (5, 8), (0, 3)):
+        blocks = T._blocks(total, parts)
+        assert blocks is T._blocks(total, parts)
+        edges = np.linspace(0, total, parts + 1).astype(np.int64)
+        assert list(blocks) == [(int(lo), int(hi)) for lo, hi in zip(edges[:-1], edges[1:]) if hi > lo]
+
+
 def _batchnorm_reference(a, bias, gamma, beta_bn, eps):
     a = a + bias
     mu, var = a.mean(axis=0), a.var(axis=0)
