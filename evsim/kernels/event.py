@@ -619,14 +619,14 @@ def clear_state(st):
 
 
 @numba.njit(**EXACT)
-def run_one(p, st, x, n_steps, readout, scores, raster, record, syn, spikes, quiet, rest):
+def run_one(p, st, x, n_steps, readout, scores, raster, record, syn, spikes, hidden_steps, rest):
     """Simulate one sample from a zero state (``st`` is cleared first, so one state serves
     every sample of a batch); write its scores (C,), synaptic events syn[0], spikes per
-    layer (L,) and quiet[0], the steps its hidden layers ran (n_steps, or fewer when
-    ``rest`` let them stop once at rest: "Coming to rest")."""
+    layer (L,) and hidden_steps[0], the steps its hidden layers ran (n_steps, or fewer
+    when ``rest`` let them stop once at rest: "Coming to rest")."""
     clear_state(st)
-    quiet[0] = advance(x, n_steps, readout, raster, record, rest, p.ff, p.rec, p.cells, p.ro,
-                       st.cells, st.ring, st.ring_len, st.ro, st.work, st.count)
+    hidden_steps[0] = advance(x, n_steps, readout, raster, record, rest, p.ff, p.rec, p.cells, p.ro,
+                              st.cells, st.ring, st.ring_len, st.ro, st.work, st.count)
     for i in range(scores.shape[0]):
         scores[i] = st.ro.scores[i]
     syn[0] = st.count.syn[0]
@@ -910,12 +910,13 @@ def push_events(t, u, n_channels, dt_ms, pool, first, cap, max_ahead, pending):
 
 
 @numba.njit(**PARALLEL)
-def run_batch(ff_t, rec_t, cells_t, ro_t, x, lengths, readout, scores, raster, record, syn, spikes, quiet, rest,
+def run_batch(ff_t, rec_t, cells_t, ro_t, x, lengths, readout, scores, raster, record, syn, spikes, hidden_steps, rest,
               workers):
     """Simulate every sample of a batch, in parallel over ``workers`` shares of the samples
     (share w: samples w, w + workers, ...; each share one state, reused sample after sample,
     and each sample writes only its own rows of readout (B, T, C), scores (B, C), raster
-    (B, T or 0, N), syn (B,), spikes (B, L) and quiet (B,): :func:`run_one`, with ``rest``).  ``ff_t, rec_t, cells_t, ro_t``:
+    (B, T or 0, N), syn (B,), spikes (B, L) and hidden_steps (B,): :func:`run_one`, with
+    ``rest``).  ``ff_t, rec_t, cells_t, ro_t``:
     ``as_plain(Params)``, one group per argument (numba's parfor lowering cannot pass a
     nested tuple into the loop, and finds a NamedTuple's type only from a plain
     assignment)."""
@@ -924,25 +925,25 @@ def run_batch(ff_t, rec_t, cells_t, ro_t, x, lengths, readout, scores, raster, r
     cells = CellParams(*cells_t)
     ro = ReadoutParams(*ro_t)
     for w in numba.prange(workers):
-        run_share(ff, rec, cells, ro, w, workers, x, lengths, readout, scores, raster, record, syn, spikes, quiet,
-                  rest)
+        run_share(ff, rec, cells, ro, w, workers, x, lengths, readout, scores, raster, record, syn, spikes,
+                  hidden_steps, rest)
 
 
 @numba.njit(**EXACT)
-def run_share(ff, rec, cells, ro, first, stride, x, lengths, readout, scores, raster, record, syn, spikes, quiet,
-              rest):
+def run_share(ff, rec, cells, ro, first, stride, x, lengths, readout, scores, raster, record, syn, spikes,
+              hidden_steps, rest):
     """:func:`run_one` on samples first, first + stride, ... of a batch, with one state,
     the groups of Params as arguments."""
     p = Params(ff, rec, cells, ro)
     st = new_state(p)
     for b in range(first, x.shape[0], stride):
         run_one(p, st, x[b], lengths[b], readout[b], scores[b], raster[b], record, syn[b:b + 1], spikes[b],
-                quiet[b:b + 1], rest)
+                hidden_steps[b:b + 1], rest)
 
 
 @numba.njit(**EXACT)
 def run_batch_serial(ff_t, rec_t, cells_t, ro_t, st_t, x, lengths, readout, scores, raster, record, syn, spikes,
-                     quiet, rest):
+                     hidden_steps, rest):
     """:func:`run_batch` on the calling thread only (no thread-pool start-up: the right
     choice for one sample, or when other processes already occupy the cores), with the
     state ``st_t`` (:func:`as_plain_state` of :func:`zero_state`: no allocation here, see
@@ -951,4 +952,4 @@ def run_batch_serial(ff_t, rec_t, cells_t, ro_t, st_t, x, lengths, readout, scor
     st = _state(st_t)
     for b in range(x.shape[0]):
         run_one(p, st, x[b], lengths[b], readout[b], scores[b], raster[b], record,
-                syn[b:b + 1], spikes[b], quiet[b:b + 1], rest)
+                syn[b:b + 1], spikes[b], hidden_steps[b:b + 1], rest)
