@@ -410,25 +410,37 @@ class _Group:
             transpose_into(self.low[:, first + r0:first + r1], dst, drow, self.lo)
 
 
-def _kernel_spectra(params: CochleaParams, fft_size: int, causal: bool, groups: tuple, fwd: slice, rev: slice):
+def _kernel_spectra(params: CochleaParams, fft_size: int, causal: bool, groups: tuple):
     """Each group's kernel spectra as the multiply kernels read them, kept in memory per
     (membrane parameters, fft_size, causal, groups): computing them (700 FFTs) cost
     ~0.1 CPU s, which every recording paid before (a third of the encoding time of a
     0.5 s word).  groups: ((lo, hi, decimation, bins), ...)."""
     key = (params.membrane_key(), fft_size, causal, groups)
     if key not in _SPECTRA:
-        kernels = membrane_kernels(params)
-        if causal:
-            kernels = kernels[:, ::-1]
-        out = _group_spectra(np.fft.rfft(kernels, n=fft_size, axis=1), groups, fwd, rev)
+        out = _group_spectra(np.fft.rfft(_bank_kernels(params, causal), n=fft_size, axis=1), groups, fft_size)
         if len(_SPECTRA) >= 4:                                           # bounded: ~23 MB each
             _SPECTRA.pop(next(iter(_SPECTRA)))
         _SPECTRA[key] = out
     return _SPECTRA[key]
 
 
-def _group_spectra(spectra: np.ndarray, groups: tuple, fwd: slice, rev: slice) -> list:
-    """The multiply kernels' operands from the kernels' rfft ``spectra`` (channels, bins)."""
+def _bank_kernels(params: CochleaParams, causal: bool) -> np.ndarray:
+    """The membrane kernels the bank convolves with: mirrored in time when ``causal``."""
+    kernels = membrane_kernels(params)
+    return kernels[:, ::-1] if causal else kernels
+
+
+def fold_slices(size: int) -> tuple[slice, slice]:
+    """``(fwd, rev)``: the bins of a ``size``-point spectrum that the fold onto the even
+    samples adds (bins 0 .. size/4, and size/2 down to size/4)."""
+    quarter = size // 4
+    return slice(0, quarter + 1), slice(2 * quarter, quarter - 1, -1)
+
+
+def _group_spectra(spectra: np.ndarray, groups: tuple, size: int) -> list:
+    """The multiply kernels' operands from the kernels' ``size``-point rfft ``spectra``
+    (channels, bins)."""
+    fwd, rev = fold_slices(size)
     out = []
     for lo, hi, d, bins in groups:
         if d == 1:       # folded onto the even samples: the fold's 1/2
@@ -448,14 +460,10 @@ def _final_spectra(params: CochleaParams, fft_size: int, causal: bool, layouts: 
     if key not in _FINAL:
         import scipy.fft
 
-        kernels = membrane_kernels(params)
-        if causal:
-            kernels = kernels[:, ::-1]
+        kernels = _bank_kernels(params, causal)
         out = {}
         for size, groups in layouts.items():
-            quarter = size // 4
-            spectra = scipy.fft.rfft(kernels, n=size, axis=1, workers=1)
-            out[size] = _group_spectra(spectra, groups, slice(0, quarter + 1), slice(2 * quarter, quarter - 1, -1))
+            out[size] = _group_spectra(scipy.fft.rfft(kernels, n=size, axis=1, workers=1), groups, size)
         if len(_FINAL) >= 4:             # bounded: 44 MB each for the fast bank, 72 MB for the exact
             _FINAL.pop(next(iter(_FINAL)))
         _FINAL[key] = out
@@ -529,19 +537,15 @@ class FilterBank:
         self.params, self.taps, self.lookahead, self.fft_size = params, taps, look, fft_size
         self.hop = fft_size - taps
         self.exact, self._causal = exact, causal
-        quarter = fft_size // 4
-        self._fwd = slice(0, quarter + 1)
-        self._rev = slice(2 * quarter, quarter - 1, -1)
         layout = membrane_groups(params, fft_size, self.hop, causal, exact)
-        spectra = _kernel_spectra(params, fft_size, causal, layout, self._fwd, self._rev)
+        spectra = _kernel_spectra(params, fft_size, causal, layout)
         interp = 1 if exact else INTERP_TAPS
         most = max(d for _, _, d, _ in layout)
         self.delay = 0 if most == 1 else most * (interp - 1 - (interp - 1) // 2)
         self._layout, self._interp = layout, interp
         self._main = [_Group(lo, hi, d, bins, spec, fft_size, self.hop, self.delay, interp)
                       for (lo, hi, d, bins), spec in zip(layout, spectra)]
-        self._groups = self._main
-        self._size, self._block_hop = fft_size, self.hop            # the current block's
+        self._groups = self._main       # the current block's groups, FFT length and hop: reset's _use
         # the grid's offset: the lookahead less the interpolator's reach back (the same
         # for the exact bank, so that its full-rate outputs are those of the fast one)
         reach = MAX_DECIMATION * (INTERP_TAPS - 1 - (INTERP_TAPS - 1) // 2)
@@ -604,9 +608,8 @@ class FilterBank:
 
     def _use(self, groups: list, size: int) -> None:
         """Make ``groups`` (FFT length ``size``) the ones the next blocks run."""
-        quarter = size // 4
         self._groups, self._size, self._block_hop = groups, size, size - self.taps
-        self._fwd, self._rev = slice(0, quarter + 1), slice(2 * quarter, quarter - 1, -1)
+        self._fwd, self._rev = fold_slices(size)
 
     def _final_sizes(self) -> list:
         """The FFT lengths a last block may have, shortest first: ``taps + hop k /
