@@ -40,7 +40,7 @@ from evsim.model import pooled_inputs
 from .augment import Augment, blend, shift_channels, voice_transform
 
 __all__ = ["SpikeDataset", "Split", "load_dataset", "split_by_speaker", "split_speaker_fold", "speaker_folds",
-           "iterate_batches", "n_batches", "FOLD_SEED"]
+           "too_few_speakers", "iterate_batches", "n_batches", "FOLD_SEED"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -289,6 +289,15 @@ def speaker_folds(speakers, folds: int) -> tuple[np.ndarray, np.ndarray]:
     return ids, fold_of
 
 
+def too_few_speakers(speakers, folds: int) -> str | None:
+    """None when ``speakers`` (ids per sample, or None) hold at least ``folds`` distinct
+    speakers; else what they hold, for an error message ("no speaker ids ..." / "3 speaker(s)")."""
+    if speakers is None:
+        return "no speaker ids (extra/speaker)"
+    n_speakers = np.unique(speakers).size
+    return None if n_speakers >= folds else f"{n_speakers} speaker(s)"
+
+
 def split_speaker_fold(dataset: SpikeDataset, folds: int, fold: int) -> Split:
     """Hold out the speakers of fold ``fold`` of ``folds`` (:func:`speaker_folds`) as validation.
 
@@ -301,9 +310,8 @@ def split_speaker_fold(dataset: SpikeDataset, folds: int, fold: int) -> Split:
     if not (isinstance(fold, (int, np.integer)) and 0 <= fold < folds):
         raise EvsimError(f"val_fold: {fold!r}; expected an integer in 0..{folds - 1} (one of val_folds = {folds})")
     spk = dataset.speakers
-    n_speakers = 0 if spk is None else np.unique(spk).size
-    if n_speakers < folds:
-        what = "no speaker ids (extra/speaker)" if spk is None else f"{n_speakers} speaker(s)"
+    what = too_few_speakers(spk, folds)
+    if what:
         raise EvsimError(f"val_folds: {folds} folds of speakers, but {dataset.path or 'the data'} has {what}; "
                          f"expected at least {folds} speakers (or use val_fraction)")
     ids, fold_of = speaker_folds(spk, folds)

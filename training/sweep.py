@@ -46,8 +46,6 @@ import threading
 from dataclasses import asdict, dataclass, field, replace
 from typing import Callable, NamedTuple
 
-import numpy as np
-
 from evsim.errors import EvsimError
 
 from .presets import ConfigFileError, TrainConfig, _load_file, _parse_value, make_config
@@ -272,10 +270,11 @@ def _check_folds(spec: SweepSpec) -> None:
         raise SweepError("val_fold and val_folds are set by --folds, not as settings")
     from evsim.data import SpikeFile
 
+    from .data import too_few_speakers
+
     with SpikeFile(spec.train) as fh:
-        n_speakers = 0 if fh.speakers is None else np.unique(fh.speakers).size
-    if n_speakers < spec.folds:
-        what = "no speaker ids (extra/speaker)" if fh.speakers is None else f"{n_speakers} speaker(s)"
+        what = too_few_speakers(fh.speakers, spec.folds)
+    if what:
         raise SweepError(f"--folds {spec.folds}: {spec.train} has {what}; expected at least {spec.folds} speakers")
 
 
