@@ -99,7 +99,8 @@ import numpy as np
 from ..errors import EvsimError
 from .params import CochleaParams
 
-__all__ = ["transfer_function", "membrane_kernels", "FilterBank", "KERNEL_TAPS", "LOOKAHEAD"]
+__all__ = ["transfer_function", "membrane_kernels", "FilterBank", "KERNEL_TAPS", "LOOKAHEAD", "MEMBRANES",
+           "membrane_kind"]
 
 #: kernel length and the number of its taps that lie in the future, at 22.05 kHz
 #: (scaled with the sample rate; both even)
@@ -497,6 +498,72 @@ _GROUPS: dict = {}
 _FINAL: dict = {}
 
 
+#: the membrane banks: every channel's FIR at the full rate; band-limited channels at a
+#: reduced rate (the default for streams); and the fast bank with its full-rate (basal)
+#: group run as the recursive filters of :mod:`.recursive` (offline only)
+MEMBRANES = ("fast", "exact", "recursive")
+
+
+def membrane_kind(membrane: str | None, exact: bool = False, causal: bool = False) -> str:
+    """The bank to run: ``membrane`` if given (one of :data:`MEMBRANES`), else "exact" or
+    "fast" by ``exact``.  Raises on an unknown kind, on ``exact`` with another kind, and on
+    the recursive bank with ``causal`` (its recursion runs from the recording's end)."""
+    if membrane is None:
+        return "exact" if exact else "fast"
+    if membrane not in MEMBRANES:
+        raise EvsimError(f"unknown membrane bank {membrane!r}; expected one of {', '.join(MEMBRANES)}")
+    if exact and membrane != "exact":
+        raise EvsimError(f"exact=True contradicts membrane={membrane!r}")
+    if causal and membrane == "recursive":
+        raise EvsimError("the recursive membrane runs backwards from the recording's end: it cannot be causal "
+                         "(use membrane='fast' for a causal stream)")
+    return membrane
+
+
+class _RecursiveGroup:
+    """The full-rate channels ``lo .. hi - 1`` computed by the recursive filters
+    (:func:`.recursive.basal_rows`) over the whole recording before its blocks
+    (:meth:`FilterBank.prepare`): ``rows`` holds every membrane sample of the recording,
+    time-major; :meth:`render` copies the ones a block hands out.  Same interface as
+    :class:`_Group` (its block methods do nothing)."""
+
+    decimation = 1
+
+    def __init__(self, lo, hi, operands):
+        self.lo, self.hi, self.operands = lo, hi, operands
+        self.rows = None          # (samples, hi - lo) float32, from the pool; None until prepared
+        self._store = None
+        self.first = 0            # sample of the current block's row 0
+
+    def prepare(self, x: np.ndarray) -> None:
+        from .recursive import basal_rows
+
+        self.release()
+        n_rows = x.size // 2 + 1
+        # the pool keeps arrays per shape: rounded up, so recordings of similar length share one
+        self._store = scratch((-(-n_rows // 4096) * 4096, self.hi - self.lo), np.float32)
+        self.rows = basal_rows(x, self.operands, self._store[:n_rows])
+
+    def reset(self):
+        self.release()
+
+    def release(self):
+        release(self._store)
+        self._store = self.rows = None
+
+    def acquire(self):
+        pass
+
+    def advance(self):
+        pass
+
+    def load(self):
+        pass
+
+    def render(self, r0: int, r1: int, dst: np.ndarray, drow: int) -> None:
+        dst[drow:drow + r1 - r0, self.lo:self.hi] = self.rows[self.first + r0:self.first + r1]
+
+
 def _smooth(n: int) -> bool:
     """n has no prime factor above 7 (pocketfft's own radices: no slow Bluestein path)."""
     for p in (2, 3, 5, 7):
@@ -518,6 +585,11 @@ class FilterBank:
     recording pushed at once, bit for bit.
 
     fft_size: FFT length per block (power of two > taps); the hop is ``fft_size - taps``.
+    membrane: one of :data:`MEMBRANES` (None: "exact" if ``exact`` else "fast").
+        "recursive" (offline only): the fast bank with its full-rate group computed by
+        the recursive filters of :mod:`.recursive` (relative error ~1e-3 per channel)
+        over the whole recording, which :meth:`prepare` must be given before its first
+        sample is pushed.
     exact: every channel at the full output rate (the FIR filters as they are).  The
         default (fast) computes each channel whose kernel is band-limited at a rate
         reduced by D = 2, 4 or 8 (its spectrum cut where less than ``BAND_TOL`` of the
@@ -526,8 +598,12 @@ class FilterBank:
         22.05 kHz: 2.9 ms more latency).  See the module docstring for its error.
     """
 
-    def __init__(self, params: CochleaParams, fft_size: int = 8192, causal: bool = False, exact: bool = False):
+    def __init__(self, params: CochleaParams, fft_size: int = 8192, causal: bool = False, exact: bool = False,
+                 membrane: str | None = None):
         import scipy.fft  # noqa: F401  (imported here: the heavy part of the stage)
+
+        membrane = membrane_kind(membrane, exact, causal)
+        exact = membrane == "exact"
 
         taps, look = kernel_geometry(params)
         if fft_size <= taps or fft_size % 4:
@@ -536,15 +612,16 @@ class FilterBank:
             look = 0
         self.params, self.taps, self.lookahead, self.fft_size = params, taps, look, fft_size
         self.hop = fft_size - taps
-        self.exact, self._causal = exact, causal
+        self.exact, self._causal, self.membrane = exact, causal, membrane
         layout = membrane_groups(params, fft_size, self.hop, causal, exact)
         spectra = _kernel_spectra(params, fft_size, causal, layout)
         interp = 1 if exact else INTERP_TAPS
         most = max(d for _, _, d, _ in layout)
         self.delay = 0 if most == 1 else most * (interp - 1 - (interp - 1) // 2)
         self._layout, self._interp = layout, interp
-        self._main = [_Group(lo, hi, d, bins, spec, fft_size, self.hop, self.delay, interp)
+        self._main = [self._make_group(lo, hi, d, bins, spec, fft_size)
                       for (lo, hi, d, bins), spec in zip(layout, spectra)]
+        self._prepared = None             # recursive: samples of the recording given to prepare()
         self._groups = self._main       # the current block's groups, FFT length and hop: reset's _use
         # the grid's offset: the lookahead less the interpolator's reach back (the same
         # for the exact bank, so that its full-rate outputs are those of the fast one)
@@ -552,6 +629,29 @@ class FilterBank:
         self._skip = max(0, look - 2 * reach)
         self._slab = None                               # the rows stream() hands out
         self.reset()
+
+    def _make_group(self, lo, hi, d, bins, spec, size):
+        if self.membrane == "recursive" and d == 1:
+            from .recursive import kernel_operands
+
+            if lo != 0:
+                raise EvsimError(f"the recursive membrane fits channels from 0; the full-rate group starts at {lo}")
+            return _RecursiveGroup(lo, hi, kernel_operands(self.params, hi))
+        return _Group(lo, hi, d, bins, spec, size, size - self.taps, self.delay, self._interp)
+
+    def prepare(self, samples: np.ndarray) -> None:
+        """Recursive bank only: the whole recording (the very samples that will be pushed,
+        as the bank receives them), before its first push; its full-rate group is computed
+        here, from the end backwards.  Any other bank ignores it."""
+        if self.membrane != "recursive":
+            return
+        if self._n_input:
+            raise EvsimError("prepare() comes before the recording's first samples are pushed (reset() first)")
+        x = np.asarray(samples, np.float32).ravel()
+        for g in self._main:
+            if isinstance(g, _RecursiveGroup):
+                g.prepare(x)
+        self._prepared = x.size
 
     @property
     def decimations(self) -> list:
@@ -567,6 +667,7 @@ class FilterBank:
         self._use(self._main, self.fft_size)
         for g in self._groups:
             g.reset()
+        self._prepared = None
         # the block grid starts `skip` input samples late, so that the lookahead rows
         # before the recording (sample n is convolution output 2 n + lookahead) are not
         # computed, except the few the interpolator reaches back to
@@ -640,9 +741,11 @@ class FilterBank:
         hop = size - self.taps
         layouts = {n: self._final_layout(n) for n in self._final_sizes()}
         layout, spectra = layouts[size], _final_spectra(self.params, self.fft_size, self._causal, layouts)[size]
-        short = [_Group(lo, hi, d, bins, spec, size, hop, self.delay, self._interp)
-                 for (lo, hi, d, bins), spec in zip(layout, spectra)]
+        short = [old if isinstance(old, _RecursiveGroup) else self._make_group(lo, hi, d, bins, spec, size)
+                 for old, (lo, hi, d, bins), spec in zip(self._groups, layout, spectra)]
         for old, new in zip(self._groups, short):
+            if new is old:                 # the recursive group: its rows are the recording's
+                continue
             old.advance()                  # the last full block's rows are all out by now
             if old.decimation == 1:
                 new.tail[:] = old.tail
@@ -654,6 +757,10 @@ class FilterBank:
     def _blocks(self, samples, reuse: bool):
         samples = np.asarray(samples, np.float32).ravel()
         self._n_input += samples.size
+        if self.membrane == "recursive" and (self._prepared is None or self._n_input > self._prepared):
+            raise EvsimError("the recursive membrane needs the whole recording first: prepare(samples) before "
+                             f"pushing them ({self._n_input} samples pushed, "
+                             f"{'none' if self._prepared is None else self._prepared} prepared)")
         self._pending = np.concatenate([self._pending, samples])
         while self._pending.size >= self._need():
             need = self._need()
@@ -661,6 +768,9 @@ class FilterBank:
             yield from self._emit(self._run_block(block), final=False, reuse=reuse)
 
     def _flush(self, reuse: bool):
+        if self.membrane == "recursive" and self._prepared != self._n_input:
+            raise EvsimError(f"the recursive membrane was prepared with {self._prepared} samples, "
+                             f"{self._n_input} were pushed")
         while self._even_done - self.delay < self._n_input // 2 + self.lookahead // 2 + 1:
             rows = self._n_input // 2 + self.lookahead // 2 + 1 + self.delay - self._even_done
             size = self._final_size(rows)
@@ -687,7 +797,11 @@ class FilterBank:
         buf = np.concatenate([self._buffer, block])
         self._buffer = buf[-self.taps:]
         spectrum = scipy.fft.rfft(buf, workers=1)
+        start = self._even_done - self.delay
         for g in self._groups:
+            if isinstance(g, _RecursiveGroup):        # rows computed by prepare(): sample of row 0
+                g.first = start - self.lookahead // 2
+                continue
             g.advance()                      # the last block's rows are all out by now
             g.acquire()
             pairs = g.product.view(np.float32).reshape(g.product.shape + (2,))
@@ -701,7 +815,6 @@ class FilterBank:
             else:
                 g.low[:] = scipy.fft.irfft(g.product, n=g.n_fft, axis=1, workers=1)
             g.load()
-        start = self._even_done - self.delay
         self._even_done += self._block_hop // 2
         return start
 

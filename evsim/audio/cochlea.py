@@ -32,7 +32,10 @@ import numpy as np
 
 from .params import CochleaParams
 
-__all__ = ["CochleaStream", "encode_waveform", "rms_gain", "hann_ramps"]
+__all__ = ["CochleaStream", "encode_waveform", "rms_gain", "hann_ramps", "OFFLINE_MEMBRANE"]
+
+#: the membrane bank of :func:`encode_waveform` by default (streams: "fast")
+OFFLINE_MEMBRANE = "fast"
 
 
 def _as_generator(rng) -> np.random.Generator:
@@ -82,16 +85,19 @@ class CochleaStream:
     exact: the membrane's FIR filters at the full rate for every channel (the reference);
         the default computes band-limited channels at a reduced rate and interpolates them
         (:class:`~evsim.audio.basilar.FilterBank`; relative error below 1e-3).
+    membrane: the bank by name (:data:`~evsim.audio.basilar.MEMBRANES`; None: by
+        ``exact``).  "recursive" is offline only: :meth:`prepare` takes the whole
+        recording before it is pushed.
     """
 
     def __init__(self, params: CochleaParams | None = None, rng=None, gain: float = 1.0,
-                 fft_size: int = 8192, causal: bool = False, exact: bool = False):
+                 fft_size: int = 8192, causal: bool = False, exact: bool = False, membrane: str | None = None):
         from .basilar import FilterBank
 
         self.params = params or CochleaParams()
         self.gain = float(gain)
         self.rng = _as_generator(rng)
-        self.bank = FilterBank(self.params, fft_size=fft_size, causal=causal, exact=exact)
+        self.bank = FilterBank(self.params, fft_size=fft_size, causal=causal, exact=exact, membrane=membrane)
         p = self.params
         dt = 1.0 / p.out_rate
         f32 = lambda *values: tuple(np.float32(v) for v in values)  # noqa: E731  (the kernel runs in float32)
@@ -128,6 +134,11 @@ class CochleaStream:
     def latency_s(self) -> float:
         """Worst-case delay between a sample arriving and its spikes coming out."""
         return self.bank.latency_samples / self.params.sample_rate
+
+    def prepare(self, samples) -> None:
+        """The whole recording, before it is pushed (the recursive membrane; other banks
+        ignore it): the same samples :meth:`push` will receive."""
+        self.bank.prepare(np.asarray(samples, np.float64).ravel() * self.gain)
 
     def push(self, samples) -> tuple[np.ndarray, np.ndarray]:
         """Feed samples (at ``params.sample_rate``); return (times s float64, units int64)."""
@@ -173,12 +184,14 @@ class CochleaStream:
 
 def encode_waveform(x: np.ndarray, params: CochleaParams | None = None, rng=None, gain: float | None = None,
                     window: bool = True, fft_size: int = 8192, causal: bool = False,
-                    piece_s: float = 1.0, exact: bool = False) -> tuple[np.ndarray, np.ndarray]:
+                    piece_s: float = 1.0, exact: bool = False,
+                    membrane: str | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Spikes of one recording (mono, at ``params.sample_rate``): (times s, units).
 
     gain: None = RMS normalisation to ``params.rms_level`` (offline); a number = that
     fixed factor (what a live stream uses).  window: apply the onset/offset window.
-    exact: the full-rate membrane for every channel (see :class:`CochleaStream`).
+    membrane: the bank (:data:`~evsim.audio.basilar.MEMBRANES`); None: "exact" if
+    ``exact``, else :data:`OFFLINE_MEMBRANE` ("fast" when ``causal``).
     """
     params = params or CochleaParams()
     x = np.asarray(x, np.float64)
@@ -187,7 +200,11 @@ def encode_waveform(x: np.ndarray, params: CochleaParams | None = None, rng=None
     if window:
         ramp = None if params.window_ramp_s is None else int(round(params.window_ramp_s * params.sample_rate))
         x = x * hann_ramps(x.size, ramp)
-    stream = CochleaStream(params, rng=rng, gain=gain, fft_size=fft_size, causal=causal, exact=exact)
+    if membrane is None and not exact:
+        membrane = "fast" if causal else OFFLINE_MEMBRANE
+    stream = CochleaStream(params, rng=rng, gain=gain, fft_size=fft_size, causal=causal, exact=exact,
+                           membrane=membrane)
+    stream.prepare(x)
     piece = max(1, int(piece_s * params.sample_rate))
     times, units = [], []
     for start in range(0, x.size, piece):

@@ -1,8 +1,20 @@
 """A recursive (IIR) approximation of the membrane kernels of the basal channels.
 
-Not yet wired into :class:`~evsim.audio.basilar.FilterBank` (see benchmarks/README.md,
-"sixth pass"): this module holds the fit and a NumPy/SciPy reference of the filter it
-defines, tested against the exact FIR bank.
+Used by :class:`~evsim.audio.basilar.FilterBank` with ``membrane="recursive"`` (offline
+only: the recursion runs from the recording's end) for its full-rate group, channels
+0-405 with the defaults.  This module holds the fit, a NumPy/SciPy reference of the filter
+it defines (:func:`apply_reference`), the coefficients' store
+(:func:`basal_coefficients`) and :func:`basal_rows`, which runs the Numba kernel
+(:mod:`evsim.kernels.recursive`) over a whole recording.
+
+Coefficients.  Fitting takes ~0.6 CPU s per channel (~4 CPU minutes for 406 channels),
+so the coefficients of the default membrane (``CochleaParams()``: both presets share it;
+406 channels, 190 kB) ship with evsim (``evsim/_builtin/membrane-iir-*.npz``, written by
+``tools/fit_recursive_membrane.py``: float64 arrays, no pickle); for other parameters they
+are fitted on first use (a note on stderr says so) and kept in ``$EVSIM_CACHE_DIR`` like
+the kernels.  Shipped rather than fitted once per machine because the fit is slow and
+its result depends on the LAPACK build at the rounding level: the shipped file makes
+every machine run the same filter.
 
 Model.  Channel i's kernel ``kappa_i(lag)`` (lags ``-lookahead .. 63``; negative = the
 future, see :mod:`.basilar`) is split at lag 0::
@@ -42,9 +54,13 @@ word: the tail and the low-frequency flank are what it missed.
 
 from __future__ import annotations
 
+import os
+import sys
+
 import numpy as np
 
-__all__ = ["fit_channel", "tail_basis", "apply_reference", "N_PAIRS", "TAIL_RANK"]
+__all__ = ["fit_channel", "tail_basis", "apply_reference", "state_space", "basal_coefficients", "basal_rows",
+           "N_PAIRS", "TAIL_RANK"]
 
 N_PAIRS = 8
 TAIL_RANK = 8
@@ -127,8 +143,11 @@ def fit_channel(kernel: np.ndarray, lookahead: int, n_pairs: int = N_PAIRS, floo
     ``(d, sections)``: direct term and (P, 4) rows ``(b1, b2, a1, a2)`` (see the module
     docstring), to be run over the reversed signal."""
     g = np.asarray(kernel, np.float64)[:lookahead + 1][::-1]          # g(m) = kappa(-m), m >= 0
-    w = _frequencies()
-    response = np.exp(-1j * np.outer(w, np.arange(g.size))) @ g
+    m = np.arange(g.size)
+    if g.size <= 2 * _GRID:     # at w_k = pi (k + 1/2) / GRID: an FFT of g modulated by half a bin
+        response = np.fft.fft(g * np.exp(-1j * np.pi * m / (2 * _GRID)), n=2 * _GRID)[:_GRID]
+    else:
+        response = np.exp(-1j * np.outer(_frequencies(), m)) @ g
     mag = np.abs(response)
     weight = 1.0 / np.maximum(mag, floor * mag.max()) ** 2
     poles, sol = _vector_fit(response, n_pairs, weight)
@@ -166,3 +185,156 @@ def apply_reference(x: np.ndarray, d: float, sections: np.ndarray, tail: np.ndar
     y = yr[::-1].copy()
     y += np.convolve(x, np.r_[0.0, tail])[:x.size]
     return y
+
+
+def state_space(sections: np.ndarray) -> np.ndarray:
+    """The sections of :func:`fit_channel` as the units the kernel runs
+    (:mod:`evsim.kernels.recursive`): (U, 6) float64 rows ``(a11, a12, a21, a22, c1, c2)``,
+    U = pole pairs + ceil(real poles / 2).
+
+    A complex pair (pole p = -a1 / 2 + i sqrt(a2 - a1^2 / 4), residue r with
+    ``b1 = 2 Re r``, ``b2 = -2 Re(r conj p)``) becomes the coupled form of the complex
+    one-pole ``V[t] = p V[t+1] + x[t]`` on ``(Re V, Im V)``, output ``2 Re(r V)``:
+    ``A = [[Re p, -Im p], [Im p, Re p]]``, ``c = (2 Re r, -2 Im r)``.  Two real poles
+    (sections ``(r, 0, -p, 0)``) share a unit: states ``(V1, V2 - V1)``,
+    ``A = [[p1, 0], [p2 - p1, p2]]``, ``c = (r1 + r2, r2)`` (both take the input in the
+    first state only); an odd one out is paired with a pole at 0 and residue 0.  Why this
+    form and not the sections' direct form: in float32 the direct form's rounding at
+    ``|p| = 0.999`` near z = +-1 is amplified by ~1 / (1 - |p|)^2, the coupled form's by
+    ~1 / sqrt(1 - |p|^2) (measured in ``benchmarks/README.md``, seventh pass)."""
+    units, reals = [], []
+    for b1, b2, a1, a2 in np.asarray(sections, np.float64):
+        if a2 == 0.0 and b2 == 0.0:                       # one real pole p = -a1, residue b1
+            reals.append((-a1, b1))
+            continue
+        pr, pi = -a1 / 2, np.sqrt(max(a2 - a1 * a1 / 4, 0.0))
+        rr = b1 / 2
+        ri = (-b2 / 2 - rr * pr) / pi if pi > 0 else 0.0
+        units.append((pr, -pi, pi, pr, 2 * rr, -2 * ri))
+    if len(reals) % 2:
+        reals.append((0.0, 0.0))
+    for (p1, r1), (p2, r2) in zip(reals[0::2], reals[1::2]):
+        units.append((p1, 0.0, p2 - p1, p2, r1 + r2, r2))
+    return np.array(units, np.float64).reshape(-1, 6)
+
+
+#: bump when the fit or the stored layout changes (part of the coefficients' file name)
+FIT_VERSION = 1
+
+
+def _file_name(params, channels: int) -> str:
+    return f"membrane-iir-{params.membrane_key()}-{channels}-v{FIT_VERSION}.npz"
+
+
+def fit_basal(params, channels: int, note=None) -> dict:
+    """Fit channels ``0 .. channels - 1`` of ``params``' membrane: a dict of float64 arrays
+    ``d`` (C,), ``sections`` (C, S, 4) (rows past a channel's own sections are zeros: a pole
+    at 0 with residue 0), ``coef`` (C, R), ``basis`` (R, L)."""
+    from .basilar import kernel_geometry, membrane_kernels
+
+    kernels = membrane_kernels(params)[:channels]
+    look = kernel_geometry(params)[1]
+    fits = []
+    for i in range(channels):
+        fits.append(fit_channel(kernels[i], look))
+        if note is not None and i % 50 == 49:
+            note(f"{i + 1} of {channels} channels fitted")
+    width = max(sec.shape[0] for _, sec in fits)
+    sections = np.zeros((channels, width, 4))
+    for i, (_, sec) in enumerate(fits):
+        sections[i, :sec.shape[0]] = sec
+    coef, basis = tail_basis(kernels, look)
+    return {"d": np.array([d for d, _ in fits]), "sections": sections, "coef": coef, "basis": basis}
+
+
+def _load(path: str, channels: int):
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            out = {k: f[k] for k in ("d", "sections", "coef", "basis")}
+    except (OSError, ValueError, KeyError):
+        return None
+    return out if out["d"].shape == (channels,) else None
+
+
+def basal_coefficients(params, channels: int, cache: bool = True) -> dict:
+    """The fit of channels ``0 .. channels - 1`` (see :func:`fit_basal`): from memory, the
+    file shipped with evsim, ``$EVSIM_CACHE_DIR``, or fitted now (with a note on stderr,
+    then cached on disk, written atomically)."""
+    from .basilar import _cache_dir
+
+    name = _file_name(params, channels)
+    if name in _MEMORY:
+        return _MEMORY[name]
+    shipped = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "_builtin", name)
+    cached = os.path.join(_cache_dir(), name)
+    out = _load(shipped, channels) if os.path.exists(shipped) else None
+    if out is None and cache and os.path.exists(cached):
+        out = _load(cached, channels)
+    if out is None:
+        def note(msg):
+            sys.stderr.write(f"evsim: recursive membrane: {msg}\n")
+
+        note(f"fitting {channels} channels for these cochlea parameters (about {0.6 * channels:.0f} CPU s, "
+             f"once; cached in {_cache_dir()})")
+        out = fit_basal(params, channels, note)
+        if cache:
+            write_coefficients(cached, out)
+    _MEMORY[name] = out
+    return out
+
+
+def write_coefficients(path: str, fit: dict) -> None:
+    """Write a fit (:func:`fit_basal`) as an .npz of float64 arrays, atomically (a
+    read-only folder is skipped silently: fitted again next time)."""
+    from .._io import atomic_write
+
+    try:
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        with atomic_write(path) as fh:
+            np.savez_compressed(fh, **fit)
+    except OSError:
+        pass
+
+
+_MEMORY: dict = {}
+_OPERANDS: dict = {}
+
+
+def kernel_operands(params, channels: int) -> tuple:
+    """(units (U, 6, C), direct (C,), mix (R, C), basis (R, L)) float32, contiguous: the fit
+    of channels ``0 .. channels - 1`` as :func:`evsim.kernels.recursive.recursive_rows`
+    reads it (cached in memory)."""
+    key = _file_name(params, channels)
+    if key not in _OPERANDS:
+        fit = basal_coefficients(params, channels)
+        per_channel = [state_space(sec) for sec in fit["sections"]]
+        n_units = max(u.shape[0] for u in per_channel)
+        units = np.zeros((n_units, 6, channels), np.float32)      # missing units: A = 0, c = 0
+        for c, u in enumerate(per_channel):
+            units[:u.shape[0], :, c] = u
+        _OPERANDS[key] = (units, fit["d"].astype(np.float32), np.ascontiguousarray(fit["coef"].T, np.float32),
+                          np.ascontiguousarray(fit["basis"], np.float32))
+    return _OPERANDS[key]
+
+
+def basal_rows(x: np.ndarray, operands: tuple, out: np.ndarray) -> np.ndarray:
+    """The recursive channels' membrane rows of the whole recording ``x`` (float32, already
+    scaled): ``out[n, c]`` = channel c at input sample 2 n, n = 0 .. len(out) - 1 (zeros
+    after the end of x), time-major.  Returns out."""
+    from ..kernels.recursive import recursive_rows, tail_filters
+    from .basilar import release, scratch
+
+    units, direct, mix, basis = operands
+    x = np.ascontiguousarray(x, np.float32)
+    rows, taps = out.shape[0], basis.shape[1]
+    padded = np.zeros(taps + max(x.size, 2 * rows), np.float32)
+    padded[taps:taps + x.size] = x
+    tails = scratch((rows, basis.shape[0]), np.float32)
+    state = scratch((units.shape[0], 2, units.shape[2]), np.float32)
+    acc = scratch((units.shape[2],), np.float32)
+    try:
+        tail_filters(padded, basis, tails)
+        recursive_rows(x, units, direct, mix, tails, state, acc, out)
+    finally:
+        release(tails, state, acc)
+    return out
