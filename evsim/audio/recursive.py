@@ -198,12 +198,15 @@ def state_space(sections: np.ndarray) -> np.ndarray:
     ``A = [[Re p, -Im p], [Im p, Re p]]``, ``c = (2 Re r, -2 Im r)``.  Two real poles
     (sections ``(r, 0, -p, 0)``) share a unit: states ``(V1, V2 - V1)``,
     ``A = [[p1, 0], [p2 - p1, p2]]``, ``c = (r1 + r2, r2)`` (both take the input in the
-    first state only); an odd one out is paired with a pole at 0 and residue 0.  Why this
+    first state only); an odd one out is paired with a pole at 0 and residue 0; all-zero rows (the padding
+    of a stored fit) are skipped.  Why this
     form and not the sections' direct form: in float32 the direct form's rounding at
     ``|p| = 0.999`` near z = +-1 is amplified by ~1 / (1 - |p|)^2, the coupled form's by
     ~1 / sqrt(1 - |p|^2) (measured in ``benchmarks/README.md``, seventh pass)."""
     units, reals = [], []
     for b1, b2, a1, a2 in np.asarray(sections, np.float64):
+        if b1 == b2 == a1 == a2 == 0.0:                   # padding (a stored fit's rows past its sections)
+            continue
         if a2 == 0.0 and b2 == 0.0:                       # one real pole p = -a1, residue b1
             reals.append((-a1, b1))
             continue
@@ -325,11 +328,15 @@ def basal_rows(x: np.ndarray, operands: tuple, out: np.ndarray) -> np.ndarray:
     from .basilar import release, scratch
 
     units, direct, mix, basis = operands
+    if mix.shape[0] % 4:                        # the kernel mixes the tails four at a time
+        pad = 4 - mix.shape[0] % 4
+        mix = np.concatenate([mix, np.zeros((pad, mix.shape[1]), mix.dtype)])
+        basis = np.concatenate([basis, np.zeros((pad, basis.shape[1]), basis.dtype)])
     x = np.ascontiguousarray(x, np.float32)
     rows, taps = out.shape[0], basis.shape[1]
     padded = np.zeros(taps + max(x.size, 2 * rows), np.float32)
     padded[taps:taps + x.size] = x
-    tails = scratch((rows, basis.shape[0]), np.float32)
+    tails = scratch((basis.shape[0], rows), np.float32)
     state = scratch((units.shape[0], 2, units.shape[2]), np.float32)
     acc = scratch((units.shape[2],), np.float32)
     try:

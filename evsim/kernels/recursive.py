@@ -40,29 +40,32 @@ A11, A12, A21, A22, C1, C2 = range(6)
 
 @numba.njit(**_VEC)
 def tail_filters(padded, basis, out):
-    """``out[n, r] = sum_{lag=1}^{L} basis[r, lag - 1] x[2 n - lag]`` for the rows n of
-    ``out`` (M, R): the shared causal FIRs at the output rate.  padded: x with L zeros
-    before it and at least 2 M - len(x) after it (float32)."""
-    n_rows, rank = out.shape
+    """``out[r, n] = sum_{lag=1}^{L} basis[r, lag - 1] x[2 n - lag]`` for the columns n of
+    ``out`` (R, M): the shared causal FIRs at the output rate.  padded: x with L zeros
+    before it and at least 2 M - len(x) after it (float32).  One pass per (r, lag) over
+    the outputs (vectorised; 3x faster than a dot product per output)."""
+    rank, n_rows = out.shape
     taps = basis.shape[1]
-    for n in range(n_rows):
-        t = taps + 2 * n                       # x[2 n] in padded
-        for r in range(rank):
-            acc = np.float32(0.0)
-            for lag in range(1, taps + 1):
-                acc += basis[r, lag - 1] * padded[t - lag]
-            out[n, r] = acc
+    out[:] = 0.0
+    for r in range(rank):
+        row = out[r]
+        for lag in range(1, taps + 1):
+            b = basis[r, lag - 1]
+            src = padded[taps - lag:taps - lag + 2 * n_rows]
+            for n in range(n_rows):
+                row[n] += b * src[2 * n]
 
 
 @numba.njit(**_VEC)
-def _tail_row(direct, mix, f, x_even, acc):
-    """acc = direct x[t] + sum_r mix[r] f[r] (the direct term and the tail mix of one row)."""
+def _tail_row(direct, mix, tails, n, x_even, acc):
+    """acc = direct x[t] + sum_r mix[r] tails[r, n] (the direct term and the tail mix of
+    row n), four tail filters per pass over the channels (R a multiple of 4)."""
     for c in range(acc.size):
         acc[c] = direct[c] * x_even
-    for r in range(mix.shape[0]):
-        w = f[r]
+    for r in range(0, mix.shape[0], 4):
+        f0, f1, f2, f3 = tails[r, n], tails[r + 1, n], tails[r + 2, n], tails[r + 3, n]
         for c in range(acc.size):
-            acc[c] += mix[r, c] * w
+            acc[c] += mix[r, c] * f0 + mix[r + 1, c] * f1 + mix[r + 2, c] * f2 + mix[r + 3, c] * f3
 
 
 @numba.njit(**_VEC)
@@ -84,8 +87,8 @@ def recursive_rows(x, units, direct, mix, tails, state, acc, out):
     """Rows ``out[n, c] = y_c[2 n]`` for n = 0 .. M - 1 (module docstring).
 
     x: (N,) float32, the recording (zeros after its end are implied); units: (U, 6, C)
-    float32 (rows :data:`A11` .. :data:`C2`); direct: (C,); mix: (R, C); tails: (M, R),
-    :func:`tail_filters` of x; state: (U, 2, C) float32 work array (zeroed here); acc:
+    float32 (rows :data:`A11` .. :data:`C2`); direct: (C,); mix: (R, C), R a multiple of
+    4 (zero rows pad it); tails: (R, M), :func:`tail_filters` of x; state: (U, 2, C) float32 work array (zeroed here); acc:
     (C,) float32 work array; out: (M, C) float32."""
     n_rows = out.shape[0]
     state[:] = 0.0
@@ -93,7 +96,7 @@ def recursive_rows(x, units, direct, mix, tails, state, acc, out):
         t = 2 * n
         x_odd = x[t + 1] if t + 1 < x.size else np.float32(0.0)
         x_even = x[t] if t < x.size else np.float32(0.0)
-        _tail_row(direct, mix, tails[n], x_even, acc)
+        _tail_row(direct, mix, tails, n, x_even, acc)
         for u in range(units.shape[0]):
             _unit_step(units[u], state[u], acc, x_odd, x_even)
         out[n, :] = acc

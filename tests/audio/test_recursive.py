@@ -70,9 +70,10 @@ def _run_kernel(x, channels, dtype):
     # float64: the same kernels (basal_rows casts to float32)
     padded = np.zeros(tails.shape[1] + max(x.size, 2 * out.shape[0]))
     padded[tails.shape[1]:tails.shape[1] + x.size] = x
-    f = np.zeros((out.shape[0], len(channels)))
-    tail_filters(padded, operands[3], f)
-    recursive_rows(np.asarray(x, np.float64), operands[0], operands[1], operands[2], f,
+    mix, basis = (np.concatenate([a, np.zeros((4 - len(channels), a.shape[1]))]) for a in operands[2:])
+    f = np.zeros((4, out.shape[0]))
+    tail_filters(padded, basis, f)
+    recursive_rows(np.asarray(x, np.float64), operands[0], operands[1], mix, f,
                    np.zeros((units.shape[0], 2, len(channels))), np.zeros(len(channels)), out)
     return out
 
