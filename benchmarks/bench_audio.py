@@ -146,25 +146,27 @@ def fidelity_proxy(n: int) -> dict:
 
 
 def speed(n: int, repeats: int = 3) -> dict:
-    """CPU and wall seconds of the offline encoder on n recordings, the fast membrane (the
-    default) and the exact one alternating, ``repeats`` passes each; the minimum pass."""
+    """CPU and wall seconds of the offline encoder on n recordings, the default membrane, the
+    exact one and the recursive one alternating, ``repeats`` passes each; the minimum pass."""
     from evsim.audio import encode_waveform, read_audio
 
     recs = [read_audio(path).samples for path, _, _ in speed_set(n)]
     audio = sum(x.size for x in recs) / 22050
-    for exact in (False, True):
-        encode_waveform(recs[0], rng=0, exact=exact)          # compile, kernels
-    cpu, wall = {False: [], True: []}, {False: [], True: []}
+    banks = ({}, {"membrane": "exact"}, {"membrane": "recursive"})
+    for bank in banks:
+        encode_waveform(recs[0], rng=0, **bank)                # compile, kernels
+    cpu, wall = [[], [], []], [[], [], []]
     for _ in range(repeats):
-        for exact in (False, True):
+        for k, bank in enumerate(banks):
             c, w = time.process_time(), time.perf_counter()
             for i, x in enumerate(recs):
-                encode_waveform(x, rng=i, exact=exact)
-            cpu[exact].append(time.process_time() - c)
-            wall[exact].append(time.perf_counter() - w)
-    return {"n": n, "audio_s": audio, "cpu_s": min(cpu[False]), "wall_s": min(wall[False]),
-            "x_real_time_cpu": audio / min(cpu[False]), "x_real_time_wall": audio / min(wall[False]),
-            "x_real_time_cpu_exact": audio / min(cpu[True]), "passes_cpu_s": cpu[False], "passes_cpu_s_exact": cpu[True],
+                encode_waveform(x, rng=i, **bank)
+            cpu[k].append(time.process_time() - c)
+            wall[k].append(time.perf_counter() - w)
+    return {"n": n, "audio_s": audio, "cpu_s": min(cpu[0]), "wall_s": min(wall[0]),
+            "x_real_time_cpu": audio / min(cpu[0]), "x_real_time_wall": audio / min(wall[0]),
+            "x_real_time_cpu_exact": audio / min(cpu[1]), "x_real_time_cpu_recursive": audio / min(cpu[2]),
+            "passes_cpu_s": cpu[0], "passes_cpu_s_exact": cpu[1], "passes_cpu_s_recursive": cpu[2],
             "stages_cpu_per_audio_s": stages()}
 
 
@@ -342,13 +344,13 @@ def stages(seconds: float = 1.0, repeats: int = 5) -> dict:
     rec = read_audio(sorted(recordings(), key=lambda r: -os.path.getsize(r[0]))[0][0]).samples
     x = np.resize(rec, int(seconds * 22050))
     x = x * hann_ramps(x.size, None) * rms_gain(x, 0.3)
-    best = {"membrane": 1e9, "membrane_exact": 1e9, "cells": 1e9}
+    best = {"membrane": 1e9, "membrane_exact": 1e9, "membrane_recursive": 1e9, "cells": 1e9}
     for _ in range(repeats):
-        for exact in (False, True):
-            stream = CochleaStream(rng=0, exact=exact)
+        for key in ("membrane_recursive", "membrane_exact", "membrane"):
+            stream = CochleaStream(rng=0, membrane=key[9:] or "fast")
             start = time.process_time()
+            stream.bank.prepare(x)
             pieces = stream.bank.push(x) + stream.bank.finish()
-            key = "membrane_exact" if exact else "membrane"
             best[key] = min(best[key], time.process_time() - start)
         start = time.process_time()
         stream._spikes(pieces)
@@ -446,11 +448,14 @@ def render(r: dict) -> str:
         s = r["speed"]
         st = s["stages_cpu_per_audio_s"]
         exact = f", exact membrane {s['x_real_time_cpu_exact']:.1f}x" if "x_real_time_cpu_exact" in s else ""
+        if "x_real_time_cpu_recursive" in s:
+            exact += f", recursive membrane {s['x_real_time_cpu_recursive']:.1f}x"
         lines += [f"Speed {when('speed')} ({s['n']} recordings, {s['audio_s']:.1f} s of audio, one thread, best of "
                   f"{len(s.get('passes_cpu_s', [0]))} passes): {s['x_real_time_cpu']:.1f}x real time in CPU time "
                   f"({s['x_real_time_wall']:.1f}x wall){exact}. "
                   f"CPU s per second of a word (minimum of 5): membrane {st['membrane']:.3f} (exact bank "
-                  f"{st.get('membrane_exact', float('nan')):.3f}), hair and bushy cells {st['cells']:.3f}.", ""]
+                  f"{st.get('membrane_exact', float('nan')):.3f}, recursive bank "
+                  f"{st.get('membrane_recursive', float('nan')):.3f}), hair and bushy cells {st['cells']:.3f}.", ""]
     if "against" in r:
         g = r["against"]
         rows = [[i + 1, f"{p['other']['cpu_per_s']:.3f}", f"{p['this']['cpu_per_s']:.3f}", f"{p['cpu_ratio']:.2f}",

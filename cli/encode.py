@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from evsim.names import COCHLEA_PRESETS
+from evsim.names import COCHLEA_PRESETS, MEMBRANES
 
 from .common import NoBar
 
@@ -24,8 +24,12 @@ from .common import NoBar
               help="Compute every membrane channel at the full rate (the reference FIR bank) instead of the "
                    "fast bank, which computes the band-limited apical channels at a reduced rate and "
                    "interpolates them (relative error below 2e-3; ~20 % less CPU for the membrane).")
+@click.option("--membrane", type=click.Choice(MEMBRANES), default=None,
+              help="Membrane bank: 'fast' (FFT blocks, band-limited channels at a reduced rate; the default), "
+                   "'exact' (as --exact-membrane) or 'recursive' (the basal channels as fitted IIR filters "
+                   "run over the whole recording; relative error ~1e-3 per channel).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar or notes.")
-def encode(audio, out, seed, preset, max_seconds, exact_membrane, quiet):
+def encode(audio, out, seed, preset, max_seconds, exact_membrane, membrane, quiet):
     """Encode recordings (WAV files, folders of them, or a labels.csv) into spikes.
 
     \b
@@ -39,7 +43,7 @@ def encode(audio, out, seed, preset, max_seconds, exact_membrane, quiet):
     notes = None if quiet else (lambda msg: click.echo(f"note: {msg}", err=True))
     with click.progressbar(length=len(items), label="encoding", file=sys.stderr) if show_bar else NoBar() as bar:
         info = write_encoded(out, items, get_preset(preset), seed=seed, max_seconds=max_seconds,
-                             progress=bar.update, notes=notes, exact=exact_membrane)
+                             progress=bar.update, notes=notes, exact=exact_membrane, membrane=membrane)
     labels = "with labels" if info["labelled"] else "no labels"
     classes = f", {len(info['class_names'])} classes" if info["class_names"] else ""
     click.echo(f"wrote {out}: {info['samples']} samples, {info['spikes']} spikes, {labels}{classes}")

@@ -10,7 +10,8 @@ line cannot drift from the library:
 * :data:`DATASETS` -- the keys of ``evsim.datasets.FILES`` (what ``evsim data`` fetches);
 * :data:`BUILTIN_MODELS` / :data:`BUILTIN_SAMPLES` -- the files in ``evsim/_builtin/``;
 * :data:`TRAINING_PRESETS` -- the keys of ``training.presets.PRESETS``;
-* :data:`COCHLEA_PRESETS` -- the keys of ``evsim.audio.PRESETS``.
+* :data:`COCHLEA_PRESETS` -- the keys of ``evsim.audio.PRESETS``;
+* :data:`MEMBRANES` -- ``evsim.audio.basilar.MEMBRANES`` (the membrane banks).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from __future__ import annotations
 import os
 
 __all__ = ["ENGINES", "RUN_ENGINES", "DATASETS", "BUILTIN_MODELS", "BUILTIN_SAMPLES", "TRAINING_PRESETS", "COCHLEA_PRESETS",
-           "builtin_path"]
+           "MEMBRANES", "builtin_path"]
 
 ENGINES = ("event", "dense")
 #: what ``evsim run --engine`` takes: ``auto`` picks one of ENGINES by the size of the job
@@ -30,6 +31,8 @@ BUILTIN_MODELS = {"default": "default_model.npz", "sparse": "sparse_model.npz"}
 BUILTIN_SAMPLES = "samples.h5"
 TRAINING_PRESETS = ("default", "crsnn", "delrec", "adlif", "tiny", "csgru", "csgru-lif")
 COCHLEA_PRESETS = ("lauscher-1.0.1", "shd-paper")
+#: the cochlea's membrane banks (``evsim encode --membrane``; see evsim.audio.basilar)
+MEMBRANES = ("fast", "exact", "recursive")
 
 
 def builtin_path(name: str) -> str:

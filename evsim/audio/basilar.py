@@ -96,6 +96,7 @@ import threading
 
 import numpy as np
 
+from .. import names as _names
 from ..errors import EvsimError
 from .params import CochleaParams
 
@@ -501,7 +502,7 @@ _FINAL: dict = {}
 #: the membrane banks: every channel's FIR at the full rate; band-limited channels at a
 #: reduced rate (the default for streams); and the fast bank with its full-rate (basal)
 #: group run as the recursive filters of :mod:`.recursive` (offline only)
-MEMBRANES = ("fast", "exact", "recursive")
+MEMBRANES = _names.MEMBRANES
 
 
 def membrane_kind(membrane: str | None, exact: bool = False, causal: bool = False) -> str:

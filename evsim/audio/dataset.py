@@ -137,10 +137,11 @@ def resolve_labels(items: Sequence[AudioItem], class_names: Sequence[str] | None
 def encode_recordings(items: Sequence[AudioItem], params: CochleaParams | None = None, seed=0,
                       max_seconds: float | None = DEFAULT_MAX_SECONDS,
                       progress: Callable[[int], None] | None = None,
-                      notes: Callable[[str], None] | None = None, exact: bool = False):
+                      notes: Callable[[str], None] | None = None, exact: bool = False,
+                      membrane: str | None = None):
     """Yield (times, units) per recording, in order (one Generator from ``seed`` for all).
-    exact: the full-rate membrane bank for every channel (see
-    :class:`~evsim.audio.basilar.FilterBank`)."""
+    exact: the full-rate membrane bank for every channel; membrane: the bank by name
+    (:data:`~evsim.audio.basilar.MEMBRANES`; None: by ``exact``, else the offline default)."""
     from .cochlea import encode_waveform
 
     params = params or CochleaParams()
@@ -150,21 +151,21 @@ def encode_recordings(items: Sequence[AudioItem], params: CochleaParams | None =
         if notes is not None:
             for note in rec.notes:
                 notes(f"{it.path}: {note}")
-        yield encode_waveform(rec.samples, params, rng=rng, exact=exact)
+        yield encode_waveform(rec.samples, params, rng=rng, exact=exact, membrane=membrane)
         if progress is not None:
             progress(1)
 
 
 def write_encoded(out: str, items: Sequence[AudioItem], params: CochleaParams | None = None, seed=0,
                   max_seconds: float | None = DEFAULT_MAX_SECONDS, progress=None, notes=None,
-                  exact: bool = False) -> dict:
+                  exact: bool = False, membrane: str | None = None) -> dict:
     """Encode ``items`` into one SHD-layout HDF5 file at ``out`` (written to a temporary
     name and renamed: nothing half-written).  Times are stored as float32 seconds (SHD
     uses float16; float32 keeps the 0.09 ms sample grid), units uint16, labels uint16 when
     every recording has one, ``extra/keys`` when the class names are known,
     ``extra/speaker`` when every row names one, ``extra/files`` (the sources), and the
-    cochlea parameters, the seed and the membrane bank (``"fast"`` or ``"exact"``) as JSON in
-    the root attribute ``cochlea``."""
+    cochlea parameters, the seed and the membrane bank (``"fast"``, ``"exact"`` or
+    ``"recursive"``) as JSON in the root attribute ``cochlea``."""
     import dataclasses
     import json
     import tempfile
@@ -173,7 +174,11 @@ def write_encoded(out: str, items: Sequence[AudioItem], params: CochleaParams | 
 
     from .._io import publish
 
+    from .basilar import membrane_kind
+    from .cochlea import OFFLINE_MEMBRANE
+
     params = params or CochleaParams()
+    bank = membrane_kind(membrane, exact) if (membrane or exact) else OFFLINE_MEMBRANE
     labels, names = resolve_labels(items)
     directory = os.path.dirname(os.path.abspath(out))
     fd, tmp = tempfile.mkstemp(prefix=".evsim-", suffix=".h5.tmp", dir=directory)
@@ -184,7 +189,8 @@ def write_encoded(out: str, items: Sequence[AudioItem], params: CochleaParams | 
             g = h5.create_group("spikes")
             dt = g.create_dataset("times", (len(items),), dtype=h5py.vlen_dtype(np.dtype("float32")))
             du = g.create_dataset("units", (len(items),), dtype=h5py.vlen_dtype(np.dtype("uint16")))
-            for i, (t, u) in enumerate(encode_recordings(items, params, seed, max_seconds, progress, notes, exact)):
+            for i, (t, u) in enumerate(encode_recordings(items, params, seed, max_seconds, progress, notes,
+                                                         membrane=bank)):
                 dt[i] = t.astype(np.float32)
                 du[i] = u.astype(np.uint16)
                 n_spikes += t.size
@@ -200,7 +206,7 @@ def write_encoded(out: str, items: Sequence[AudioItem], params: CochleaParams | 
                                      else np.array([str(s).encode() for s in sp]))
             extra.create_dataset("files", data=np.array([os.path.basename(it.path).encode() for it in items]))
             h5.attrs["cochlea"] = json.dumps({**dataclasses.asdict(params), "seed": seed,
-                                              "membrane": "exact" if exact else "fast"})
+                                              "membrane": bank})
         publish(tmp, out)
     except BaseException:
         if os.path.exists(tmp):

@@ -263,12 +263,13 @@ def basal_coefficients(params, channels: int, cache: bool = True) -> dict:
     """The fit of channels ``0 .. channels - 1`` (see :func:`fit_basal`): from memory, the
     file shipped with evsim, ``$EVSIM_CACHE_DIR``, or fitted now (with a note on stderr,
     then cached on disk, written atomically)."""
+    from ..names import builtin_path
     from .basilar import _cache_dir
 
     name = _file_name(params, channels)
     if name in _MEMORY:
         return _MEMORY[name]
-    shipped = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "_builtin", name)
+    shipped = builtin_path(name)
     cached = os.path.join(_cache_dir(), name)
     out = _load(shipped, channels) if os.path.exists(shipped) else None
     if out is None and cache and os.path.exists(cached):

@@ -59,6 +59,22 @@ def test_encode_with_the_exact_membrane(class_folder, tmp_path):
         assert np.array_equal(h5["spikes/units"][0], u) and np.allclose(h5["spikes/times"][0], t, atol=1e-6)
 
 
+def test_encode_with_the_recursive_membrane(class_folder, tmp_path):
+    """--membrane recursive: the shipped coefficients (no fit), recorded in the file; an
+    unknown bank is refused by click before anything is read."""
+    out = tmp_path / "rec.h5"
+    res = invoke("encode", class_folder / "one", "-o", out, "--seed", 3, "--membrane", "recursive")
+    assert res.exit_code == 0, res.output
+    assert "fitting" not in res.output
+    rec = read_audio(class_folder / "one" / "0.wav")
+    t, u = encode_waveform(rec.samples, rng=np.random.default_rng(3), membrane="recursive")
+    with h5py.File(out) as h5:
+        assert json.loads(h5.attrs["cochlea"])["membrane"] == "recursive"
+        assert np.array_equal(h5["spikes/units"][0], u) and np.allclose(h5["spikes/times"][0], t, atol=1e-6)
+    bad = invoke("encode", class_folder / "one", "-o", tmp_path / "bad.h5", "--membrane", "iir")
+    assert bad.exit_code != 0 and "'iir' is not one of" in bad.output and not (tmp_path / "bad.h5").exists()
+
+
 def test_run_on_a_recording_equals_run_on_its_encoding(class_folder, tmp_path):
     out = tmp_path / "enc.h5"
     invoke("encode", class_folder, "-o", out)

@@ -58,6 +58,7 @@ def test_cli_choices_come_from_the_names():
     for command, param in ((data_download, "name"), (data_check, "name"), (sweep, "dataset"), (train, "dataset")):
         assert _choices(command, param) == names.DATASETS, command.name
     assert _choices(encode, "preset") == names.COCHLEA_PRESETS
+    assert _choices(encode, "membrane") == names.MEMBRANES
 
 
 def test_preset_help_names_every_training_preset():
