@@ -53,8 +53,11 @@ def _random_sections(rng, n_pairs=5, n_real=3):
 
 
 def _run_kernel(x, channels, dtype):
-    """The Numba kernel on channels [(d, sections, tail)]: rows y[2 n], (M, C)."""
+    """The Numba kernel on channels [(d, sections, tail)]: rows y[2 n], (M, C); float32
+    through :func:`basal_rows` (as the bank runs it), float64 by the same kernels called
+    directly (basal_rows works in float32)."""
     from evsim.audio.recursive import basal_rows, state_space
+    from evsim.kernels.recursive import recursive_rows, tail_filters
 
     per = [state_space(sec) for _, sec, _ in channels]
     units = np.zeros((max(u.shape[0] for u in per), 6, len(channels)))
@@ -64,10 +67,8 @@ def _run_kernel(x, channels, dtype):
     operands = (units, np.array([d for d, _, _ in channels]), np.eye(len(channels)), tails)
     operands = tuple(np.ascontiguousarray(a, dtype) for a in operands)
     out = np.zeros((x.size // 2 + 1, len(channels)), dtype)
-    from evsim.kernels.recursive import recursive_rows, tail_filters
     if dtype == np.float32:
         return basal_rows(x, operands, out)
-    # float64: the same kernels (basal_rows casts to float32)
     padded = np.zeros(tails.shape[1] + max(x.size, 2 * out.shape[0]))
     padded[tails.shape[1]:tails.shape[1] + x.size] = x
     mix, basis = (np.concatenate([a, np.zeros((4 - len(channels), a.shape[1]))]) for a in operands[2:])
@@ -98,8 +99,6 @@ def test_recursive_kernel_is_the_reference(n):
 
 
 def test_silence_gives_zero_rows():
-    from evsim.kernels.recursive import recursive_rows  # noqa: F401  (compiled by the call below)
-
     rng = np.random.default_rng(0)
     channels = [(0.3, _random_sections(rng), rng.normal(size=63))]
     assert not _run_kernel(np.zeros(999), channels, np.float32).any()
