@@ -77,6 +77,7 @@ def event_update(v, aux, cur, bias, beta, theta, gain, extra, subtract, spk):
     here, from v_t before its reset, so the stored v can be reset as for LIF."""
     w = aux[0]
     beta_w, a, b = extra[0], extra[1], extra[2]
+    fired = 0
     for i in range(v.shape[0]):
         # membrane update (v holds reset(v_{t-1}, s_{t-1}), w holds w_t)
         v[i] = beta[i] * v[i] + gain[i] * ((cur[i] + bias[i]) - w[i])
@@ -86,9 +87,10 @@ def event_update(v, aux, cur, bias, beta, theta, gain, extra, subtract, spk):
         # (in float32, b * s_i is float64 and its one addition is rounded twice, to float64
         # then to float32: the float32 sum exactly, as 53 >= 2 * 24 + 2 bits)
         s_i = 1.0 if v[i] >= theta[i] else 0.0
+        fired += spk[i]
         w[i] = beta_w[i] * w[i] + a[i] * v[i] + b[i] * s_i
     # spikes, reset
-    return spikes_from_flags(v, theta, subtract, spk)
+    return spikes_from_flags(v, theta, subtract, spk, fired)
 
 
 @njit(**TRAIN_CALLEE)

@@ -39,13 +39,16 @@ def event_update(v, aux, cur, bias, beta, theta, gain, extra, subtract, spk):
     """v = beta * v + g * (input + b); spike where v >= theta, then reset (``aux`` and
     ``extra`` are stand-ins: LIF has no extra state or parameters)."""
     # membrane update (v already holds reset(v_{t-1}, s_{t-1})) and spike flags;
-    # branch-free, vectorised
+    # branch-free, vectorised; the flags counted for spikes_from_flags
+    fired = 0
     for i in range(v.shape[0]):
         v_i = beta[i] * v[i] + gain[i] * (cur[i] + bias[i])
         v[i] = v_i
-        spk[i] = v_i >= theta[i]
+        f = v_i >= theta[i]
+        spk[i] = f
+        fired += f
     # spikes, reset
-    return spikes_from_flags(v, theta, subtract, spk)
+    return spikes_from_flags(v, theta, subtract, spk, fired)
 
 
 @njit(**EXACT_CALLEE)

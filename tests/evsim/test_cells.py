@@ -227,3 +227,29 @@ def test_a_generated_dispatcher_follows_the_registry_it_is_given():
         update(6, *_event_args())
     known = generate_known({}, cells=extra)
     assert known(5) and known(0) and not known(6)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("n", [1, 5, 16, 17, 256])
+@pytest.mark.parametrize("rate", [0.0, 0.02, 0.0625, 0.3, 1.0])
+def test_spikes_and_reset_against_numpy(dtype, n, rate):
+    """spikes_and_reset (the flag count picks the compaction loop: none, quiet groups
+    skipped, every flag) against NumPy: the spiking neurons' indices in order, and their
+    membranes reset, with both resets and firing rates on either side of 1 in 16."""
+    from evsim.cells._common import spikes_and_reset
+
+    rng = np.random.default_rng(int(rate * 1000) + n)
+    theta = rng.uniform(0.5, 1.5, n).astype(dtype)
+    fire = rng.random(n) < rate
+    v0 = np.where(fire, theta + rng.uniform(0, 1, n), theta - rng.uniform(1e-3, 1, n)).astype(dtype)
+    v0[fire & (rng.random(n) < 0.2)] = 0   # some firing flags turned off again below threshold
+    v0[:1] = theta[:1] if rate > 0 else v0[:1]   # a membrane exactly at threshold spikes
+    for subtract in (True, False):
+        v = v0.copy()
+        spk = np.full(n, -7, np.int64)
+        k = spikes_and_reset(v, theta, subtract, spk)
+        want = np.flatnonzero(v0 >= theta)
+        assert k == want.size and np.array_equal(spk[:k], want)
+        expect = v0.copy()
+        expect[want] = v0[want] - theta[want] if subtract else v0[want] * dtype(0)
+        assert np.array_equal(v, expect)
