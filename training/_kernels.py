@@ -49,6 +49,14 @@ MASK_NONE, MASK_SPIKES, MASK_INPUT = 0, 1, 2
 
 
 @numba.njit(**TRAIN)
+def copy_row(src, dst):
+    """dst[:] = src for rows (n,), as a plain loop: numba's ``dst[:] = src`` checks the two
+    for overlap and copies through a temporary (~0.5 us for 256 floats, 30x the loop)."""
+    for i in range(dst.shape[0]):
+        dst[i] = src[i]
+
+
+@numba.njit(**TRAIN)
 def shift_in(shifted_b, t, klo, s_bt):
     """Record the spikes ``s_bt`` (n,) of step t where the delivery reads them:
     ``shifted_b[t + klo[j], j] = s_t[j]`` (steps past the sample's end are dropped), so that
@@ -165,7 +173,7 @@ def deliver_bwd(g_cur_bt, shifted_b, t, z_bt, mtab_t, dmtab_t, mask_bt, mask_at,
         for i in range(n):
             gr[i] = g_cur_bt[i] * mask_bt[i]
     else:
-        gr[:] = g_cur_bt
+        copy_row(g_cur_bt, gr)
     # recurrent input: dL/dz_t
     if rec_kind == REC_DENSE:
         for j in range(n):
@@ -199,7 +207,10 @@ def layer_fwd(c, cell, beta, gain, theta, extra, reset_sub, rec_kind, w_rec_t, k
     """Run one hidden layer over time: fill I_t into ``cur``, v, s (B, T, n), the cell's
     extra state a (B, T, S, n) and, if recurrent, z (B, T, n); with ``has_fmask`` the
     layer's output s * fm (``fmask`` (B, T, n), or (B, 1, n) for one mask per sequence)
-    into ``out``; each sample's spike count into ``counts`` (B,) float64."""
+    into ``out`` (without: ``out`` is ``s``); each sample's spike count (the sum of s) into
+    ``counts[b, 0]`` and the non-zeros of its output into ``counts[b, 1]`` ((B, 2) float64:
+    what routes the next layer's products, :func:`evsim.training._threaded.matmul`, without
+    counting them again)."""
     n_b, n_t, n = c.shape
     mtab_t = np.ascontiguousarray(mtab.T)
     for b in prange(n_b):
@@ -210,6 +221,7 @@ def layer_fwd(c, cell, beta, gain, theta, extra, reset_sub, rec_kind, w_rec_t, k
         acc = np.zeros(n)
         shifted_b = np.zeros((n_t if rec_kind != REC_NONE else 0, n), beta.dtype)
         count = 0.0
+        nonzero = 0
         for t in range(n_t):
             if rec_kind != REC_NONE:
                 deliver_fwd(shifted_b, t, mtab_t, dmask[b, t] if mask_at != MASK_NONE else dmask[0, 0],
@@ -220,20 +232,23 @@ def layer_fwd(c, cell, beta, gain, theta, extra, reset_sub, rec_kind, w_rec_t, k
                 cur_bt[i] = c_bt[i] + r[i]
             cell_fwd(cell, v_prev, s_prev, a_prev, cur_bt, beta, gain, theta, extra, reset_sub, sur, alpha,
                      smooth, v[b, t], s[b, t], a[b, t])
-            v_prev[:] = v[b, t]
-            s_prev[:] = s[b, t]
-            a_prev[:] = a[b, t]
+            copy_row(v[b, t], v_prev)
+            copy_row(s[b, t], s_prev)
+            for k in range(a_prev.shape[0]):
+                copy_row(a[b, t, k], a_prev[k])
             if rec_kind != REC_NONE:
                 shift_in(shifted_b, t, klo, s_prev)
             # the layer's output through the feed-forward dropout mask; spikes counted
+            out_bt = out[b, t]
             if has_fmask:
                 fm = fmask[b, t if fmask.shape[1] == n_t else 0]
-                out_bt = out[b, t]
                 for i in range(n):
                     out_bt[i] = s_prev[i] * fm[i]
             for i in range(n):
                 count += s_prev[i]
-        counts[b] = count
+                nonzero += out_bt[i] != 0.0
+        counts[b, 0] = count
+        counts[b, 1] = nonzero
 
 
 def layer_bwd(g_out, fmask, has_fmask, g_pen, v, s, a, z, cur, cell, n_carry, beta, gain, theta, extra,

@@ -103,9 +103,13 @@ def run_blocks(fn, blocks, n_threads: int) -> None:
         f.result()
 
 
-def is_sparse(a: np.ndarray) -> bool:
-    """True when ``a`` is big enough and has at most :data:`SPARSE_MAX_DENSITY` non-zeros."""
-    return a.shape[0] >= MIN_BLOCK_ROWS and count_nonzero(a) <= SPARSE_MAX_DENSITY * a.size
+def is_sparse(a: np.ndarray, nonzero: int | None = None) -> bool:
+    """True when ``a`` is big enough and has at most :data:`SPARSE_MAX_DENSITY` non-zeros;
+    ``nonzero``: their number when the caller knows it (e.g. from the kernel that wrote
+    ``a``), else they are counted."""
+    if a.shape[0] < MIN_BLOCK_ROWS:
+        return False
+    return (count_nonzero(a) if nonzero is None else nonzero) <= SPARSE_MAX_DENSITY * a.size
 
 
 def count_nonzero(a: np.ndarray) -> int:
@@ -132,11 +136,12 @@ def _count_nonzero_rows(a) -> int:
     return counts.sum()
 
 
-def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def matmul(a: np.ndarray, b: np.ndarray, sparse: bool | None = None) -> np.ndarray:
     """``a @ b`` for 2-D arrays, as fixed row blocks of ``a`` over the threads (module
-    docstring), or :func:`sparse_matmul` when ``a`` is sparse; for the long sums of the
+    docstring), or :func:`sparse_matmul` when ``a`` is sparse (``sparse``: that decision,
+    :func:`is_sparse`, when the caller has it; None: count); for the long sums of the
     weight gradients use :func:`matmul_tn`."""
-    if is_sparse(a):
+    if is_sparse(a) if sparse is None else sparse:
         out = np.empty((a.shape[0], b.shape[1]), np.result_type(a, b))
         sparse_matmul(a, np.ascontiguousarray(b, dtype=out.dtype), out)
         return out
@@ -152,13 +157,13 @@ def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return out
 
 
-def matmul_tn(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def matmul_tn(a: np.ndarray, b: np.ndarray, sparse: bool | None = None) -> np.ndarray:
     """``a.T @ b`` for 2-D arrays with many rows (a weight gradient: a sum over the B T
     rows), as the sum of fixed row blocks' products, added in block order; splitting the
     output instead would pack the whole of ``b`` once per block (measured 1.9x slower);
-    :func:`sparse_matmul_tn` when ``b`` is sparse."""
+    :func:`sparse_matmul_tn` when ``b`` is sparse (``sparse``: as in :func:`matmul`)."""
     n_blocks = min(ROW_BLOCKS, a.shape[0] // MIN_BLOCK_ROWS)
-    if n_blocks > 1 and is_sparse(b):
+    if n_blocks > 1 and (is_sparse(b) if sparse is None else sparse):
         dtype = np.result_type(a, b)
         parts = np.zeros((n_blocks, b.shape[1], a.shape[1]), dtype)
         edges = np.array([lo for lo, _ in _blocks(a.shape[0], n_blocks)] + [a.shape[0]], np.int64)

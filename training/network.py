@@ -177,6 +177,7 @@ class _LayerCache(NamedTuple):
     fmask: np.ndarray      # feed-forward dropout mask on the output, broadcastable, or None
     tables: tuple          # (klo, mtab, dmtab) of the delay spread
     n_spikes: float = 0.0  # spikes of the layer over the batch
+    x_sparse: bool = False # x went through the sparse products (_threaded.is_sparse)
 
 
 #: the kernels' stand-in for "no feed-forward dropout mask", per dtype
@@ -427,12 +428,14 @@ class Network(ParameterFacts):
                 raise EvsimError("training with dropout needs randomness: pass rng (a numpy Generator or an int seed)")
             rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
         h = x.reshape(n_b * n_t, -1)
+        h_nonzero = None           # non-zeros of h when known (a layer's kernel counts its output's)
         caches = []
         for l, n in enumerate(cfg.hidden):
             p = f"layer{l}."
             xhat = inv_std = None
+            h_sparse = _threaded.is_sparse(h, h_nonzero)
             if train:
-                a = _threaded.matmul(h, self.params[p + "weight"].T)
+                a = _threaded.matmul(h, self.params[p + "weight"].T, h_sparse)
                 if cfg.batchnorm:   # one kernel: bias, statistics, normalise, scale and shift
                     xhat, c = np.empty_like(a), np.empty_like(a)
                     bn = kernels.build(kernels, "batchnorm_fwd", a.size)
@@ -450,7 +453,7 @@ class Network(ParameterFacts):
                     a += self.params[p + "bias"]
             else:
                 w, b = self._folded(l)
-                a = _threaded.matmul(h, w.T)
+                a = _threaded.matmul(h, w.T, h_sparse)
                 a += b
             c = np.ascontiguousarray(a.reshape(n_b, n_t, n), dtype=dtype)
             rec = cfg.recurrence[l]
@@ -475,7 +478,7 @@ class Network(ParameterFacts):
             a = np.empty((n_b, n_t, len(cell.state), n), dtype)
             fmask = self._mask(rng, cfg.dropout, (n_b, n_t), n) if train and cfg.dropout > 0 else None
             out = s if fmask is None else np.empty((n_b, n_t, n), dtype)
-            counts = np.empty(n_b)
+            counts = np.empty((n_b, 2))
             fwd = kernels.build(kernels, "layer_fwd", c.size)
             beta, gain, theta = self._neuron(l)
             fwd(c, cell.code, beta, gain, theta,
@@ -483,8 +486,9 @@ class Network(ParameterFacts):
                 tables[1], zmask, mask_at, sur.code, cfg.surrogate_alpha, cfg.smooth_forward,
                 _NO_MASK[dtype] if fmask is None else fmask, fmask is not None, cur, v, s, a, z, out, counts)
             caches.append(_LayerCache(h, xhat, inv_std, v, s, z, zmask, mask_at, cur, a, fmask, tables,
-                                      float(counts.sum())))
+                                      float(counts[:, 0].sum()), h_sparse))
             h = out.reshape(n_b * n_t, n)
+            h_nonzero = int(counts[:, 1].sum())
         return caches, h
 
     # -- training ----------------------------------------------------------------------
@@ -584,9 +588,9 @@ class Network(ParameterFacts):
             else:
                 ga = gc
                 grads[p + "bias"] = ga.sum(axis=0)
-            grads[p + "weight"] = _threaded.matmul_tn(ga, cache.x)
-            if l > 0 or input_grad:
-                g_h = _threaded.matmul(ga, self.params[p + "weight"])
+            grads[p + "weight"] = _threaded.matmul_tn(ga, cache.x, cache.x_sparse)
+            if l > 0 or input_grad:     # BatchNorm's dL/da is dense: not counted
+                g_h = _threaded.matmul(ga, self.params[p + "weight"], False if cfg.batchnorm else None)
         return grads, (g_h if input_grad else None)
 
     # -- evaluation --------------------------------------------------------------------

@@ -25,7 +25,7 @@ def _layer_args(rec_kind, cell=0, n_b=2, n_t=4, n=3):
     a = np.empty((n_b, n_t, 0, n), f)
     return (c, cell, one * 0.5, one, one, np.zeros((0, n), f), False, rec_kind, np.zeros((n, n)), np.ones(3),
             np.ones(n, np.int64), np.ones((n, 1), f), np.ones((1, 1, 1)), 0, 0, 5.0, False,
-            np.ones((1, 1, 1), f), False, cur, v, s, a, z, np.empty_like(c), np.empty(n_b))
+            np.ones((1, 1, 1), f), False, cur, v, s, a, z, np.empty_like(c), np.empty((n_b, 2)))
 
 
 @pytest.mark.parametrize("fwd", [K.layer_fwd_serial, K.layer_fwd_parallel])
