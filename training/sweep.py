@@ -229,7 +229,9 @@ def _label(setting: dict) -> str:
 
 def plan_jobs(spec: SweepSpec, out_dir: str) -> list[SweepJob]:
     """Every run of the sweep, its configuration built and validated now (a bad setting
-    fails before any run starts)."""
+    fails before any run starts).  In order setting by setting, seed by seed; with speaker
+    folds fold by fold instead (every setting and seed of fold 0 first), so that the runs
+    finished when a sweep is stopped pair the settings on the same held-out voices."""
     if not spec.seeds:
         raise SweepError("no seeds: give --seeds, e.g. --seeds 0-2")
     for path in filter(None, (spec.train, spec.test, spec.valid)):
@@ -252,6 +254,8 @@ def plan_jobs(spec: SweepSpec, out_dir: str) -> list[SweepJob]:
             name = f"seed{seed}" if fold is None else f"seed{seed}_fold{fold}"
             jobs.append(SweepJob(label, setting, seed, os.path.join(out_dir, label, name), config.to_json(),
                                  spec.train, spec.test, spec.valid, fold))
+    if spec.folds:  # fold-major: a sweep stopped early has compared its settings on the same voices
+        jobs.sort(key=lambda job: (job.fold, spec.seeds.index(job.seed)))
     return jobs
 
 

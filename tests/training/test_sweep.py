@@ -194,8 +194,12 @@ def test_folds_plan_one_run_per_seed_and_fold_and_pool_in_the_summary(toy, tmp_p
 
     jobs = plan_jobs(spec(toy, folds=3), str(tmp_path))
     assert len(jobs) == 2 * 2 * 3
-    assert jobs[1].run_dir == os.path.join(str(tmp_path), "lr=0.001", "seed0_fold1") and jobs[1].fold == 1
-    assert [(json.loads(j.config)["val_folds"], json.loads(j.config)["val_fold"]) for j in jobs[:3]] == [(3, 0), (3, 1), (3, 2)]
+    assert jobs[4].run_dir == os.path.join(str(tmp_path), "lr=0.001", "seed0_fold1") and jobs[4].fold == 1
+    # fold-major: every setting and seed of fold 0 first, the settings paired within a seed
+    assert [(j.fold, j.seed) for j in jobs] == [(f, s) for f in range(3) for s in (0, 1) for _ in range(2)]
+    assert [j.label for j in jobs[:2]] == ["lr=0.001", "lr=0.003"]
+    assert [(json.loads(j.config)["val_folds"], json.loads(j.config)["val_fold"]) for j in jobs[::4]] == [(3, 0), (3, 1), (3, 2)]
+    assert sorted(j.run_dir for j in jobs) == sorted({j.run_dir for j in jobs})
     for bad, match in (({"folds": 1}, "--folds 1: expected 0"), ({"base": {**SMALL, "val_fold": 1}}, "set by --folds")):
         with pytest.raises(SweepError, match=match):
             plan_jobs(spec(toy, **{"folds": 2, **bad}), str(tmp_path))
