@@ -35,13 +35,8 @@ def spikes_from_flags(v, theta, subtract, spk, fired):
     if fired == 0:
         return 0
     k = 0
-    if fired * 16 > n:
-        for i in range(n):
-            f = spk[i]
-            spk[k] = i
-            k += f
-    else:
-        g = 0
+    g = 0                          # flags before g are compacted
+    if fired * 16 <= n:
         while g + 4 <= n:
             if spk[g] | spk[g + 1] | spk[g + 2] | spk[g + 3]:
                 for i in range(g, g + 4):
@@ -49,10 +44,10 @@ def spikes_from_flags(v, theta, subtract, spk, fired):
                     spk[k] = i
                     k += f
             g += 4
-        for i in range(g, n):
-            f = spk[i]
-            spk[k] = i
-            k += f
+    for i in range(g, n):          # the rest: every flag when many fired, else the last < 4
+        f = spk[i]
+        spk[k] = i
+        k += f
     # reset
     for e in range(k):
         i = spk[e]
