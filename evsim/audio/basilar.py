@@ -513,12 +513,13 @@ _FINAL: dict = {}
 MEMBRANES = _names.MEMBRANES
 
 
-def membrane_kind(membrane: str | None, exact: bool = False, causal: bool = False) -> str:
-    """The bank to run: ``membrane`` if given (one of :data:`MEMBRANES`), else "exact" or
-    "fast" by ``exact``.  Raises on an unknown kind, on ``exact`` with another kind, and on
-    the recursive bank with ``causal`` (its recursion runs from the recording's end)."""
+def membrane_kind(membrane: str | None, exact: bool = False, causal: bool = False, default: str = "fast") -> str:
+    """The bank to run: ``membrane`` if given (one of :data:`MEMBRANES`), else "exact" if
+    ``exact``, else ``default`` ("fast" when ``causal``).  Raises on an unknown kind, on
+    ``exact`` with another kind, and on the recursive bank with ``causal`` (its recursion
+    runs from the recording's end)."""
     if membrane is None:
-        return "exact" if exact else "fast"
+        membrane = "exact" if exact else "fast" if causal else default
     if membrane not in MEMBRANES:
         raise EvsimError(f"unknown membrane bank {membrane!r}; expected one of {', '.join(MEMBRANES)}")
     if exact and membrane != "exact":

@@ -193,6 +193,8 @@ def encode_waveform(x: np.ndarray, params: CochleaParams | None = None, rng=None
     membrane: the bank (:data:`~evsim.audio.basilar.MEMBRANES`); None: "exact" if
     ``exact``, else :data:`OFFLINE_MEMBRANE` ("fast" when ``causal``).
     """
+    from .basilar import membrane_kind
+
     params = params or CochleaParams()
     x = np.asarray(x, np.float64)
     if gain is None:
@@ -200,8 +202,7 @@ def encode_waveform(x: np.ndarray, params: CochleaParams | None = None, rng=None
     if window:
         ramp = None if params.window_ramp_s is None else int(round(params.window_ramp_s * params.sample_rate))
         x = x * hann_ramps(x.size, ramp)
-    if membrane is None and not exact:
-        membrane = "fast" if causal else OFFLINE_MEMBRANE
+    membrane = membrane_kind(membrane, exact, causal, default=OFFLINE_MEMBRANE)
     stream = CochleaStream(params, rng=rng, gain=gain, fft_size=fft_size, causal=causal, exact=exact,
                            membrane=membrane)
     stream.prepare(x)

@@ -178,7 +178,7 @@ def write_encoded(out: str, items: Sequence[AudioItem], params: CochleaParams | 
     from .cochlea import OFFLINE_MEMBRANE
 
     params = params or CochleaParams()
-    bank = membrane_kind(membrane, exact) if (membrane or exact) else OFFLINE_MEMBRANE
+    bank = membrane_kind(membrane, exact, default=OFFLINE_MEMBRANE)
     labels, names = resolve_labels(items)
     directory = os.path.dirname(os.path.abspath(out))
     fd, tmp = tempfile.mkstemp(prefix=".evsim-", suffix=".h5.tmp", dir=directory)
