@@ -7,9 +7,9 @@ it defines (:func:`apply_reference`), the coefficients' store
 (:func:`basal_coefficients`) and :func:`basal_rows`, which runs the Numba kernel
 (:mod:`evsim.kernels.recursive`) over a whole recording.
 
-Coefficients.  Fitting takes ~0.6 CPU s per channel (~4 CPU minutes for 406 channels),
+Coefficients.  Fitting takes ~0.2 CPU s per channel (~36 CPU s for 406 channels),
 so the coefficients of the default membrane (``CochleaParams()``: both presets share it;
-406 channels, 190 kB) ship with evsim (``evsim/_builtin/membrane-iir-*.npz``, written by
+406 channels, 137 kB) ship with evsim (``evsim/_builtin/membrane-iir-*.npz``, written by
 ``tools/fit_recursive_membrane.py``: float64 arrays, no pickle); for other parameters they
 are fitted on first use (a note on stderr says so) and kept in ``$EVSIM_CACHE_DIR`` like
 the kernels.  Shipped rather than fitted once per machine because the fit is slow and
@@ -278,7 +278,7 @@ def basal_coefficients(params, channels: int, cache: bool = True) -> dict:
         def note(msg):
             sys.stderr.write(f"evsim: recursive membrane: {msg}\n")
 
-        note(f"fitting {channels} channels for these cochlea parameters (about {0.6 * channels:.0f} CPU s, "
+        note(f"fitting {channels} channels for these cochlea parameters (about {0.2 * channels:.0f} CPU s, "
              f"once; cached in {_cache_dir()})")
         out = fit_basal(params, channels, note)
         if cache:
