@@ -100,3 +100,9 @@ def _in_data_dir(path: str, data_dir: str) -> str:
         return path
     candidate = os.path.join(data_dir, path)
     return candidate if os.path.exists(candidate) else path
+
+
+def percent(fraction: float | None) -> str:
+    """An accuracy for text output: ``85.20 %``, or ``none`` for a run without validation
+    (``val_fraction = 0``)."""
+    return "none" if fraction is None else f"{100 * fraction:.2f} %"

@@ -10,7 +10,7 @@ from evsim.errors import EvsimError
 from evsim.names import DATASETS, TRAINING_PRESETS
 
 from .batch import parallel_options
-from .common import dumps, training_files
+from .common import dumps, percent, training_files
 
 
 @click.command()
@@ -63,7 +63,7 @@ def sweep(dataset, data_dir, train_file, test_file, sweep_file, preset, config_f
         def report(job, result, error, n, total):
             if quiet:
                 return
-            what = (f"test {100 * result['test_accuracy']:.2f} % (validation {100 * result['validation_accuracy']:.2f} %), "
+            what = (f"test {100 * result['test_accuracy']:.2f} % (validation {percent(result['validation_accuracy'])}), "
                     f"{result['train_seconds'] / 60:.1f} min" if error is None else f"FAILED: {error}")
             fold = "" if job.fold is None else f" fold {job.fold}"
             click.echo(f"[{n}/{total}] {job.label} seed {job.seed}{fold}: {what}; {job.run_dir}", err=True)

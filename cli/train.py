@@ -9,7 +9,7 @@ import click
 
 from evsim.names import DATASETS
 
-from .common import dumps, training_files
+from .common import dumps, percent, training_files
 
 
 class _TrainReporter:
@@ -73,7 +73,7 @@ class _TrainReporter:
             self.bar = None
         if not self.quiet:
             click.echo(f"epoch {r['epoch']}/{self.epochs}: loss {r['train_loss']:.4f}, train {100 * r['train_accuracy']:.2f} %, "
-                       f"validation {100 * r['val_accuracy']:.2f} %, sigma {r['sigma']:.3f}, {r['seconds']:.0f} s", err=True)
+                       f"validation {percent(r['val_accuracy'])}, sigma {r['sigma']:.3f}, {r['seconds']:.0f} s", err=True)
 
     def message(self, text):
         click.echo(text, err=True)
@@ -138,7 +138,7 @@ def train(dataset, data_dir, train_file, test_file, preset, limit, config_file, 
     if as_json:
         click.echo(dumps(result))
     else:
-        click.echo(f"test accuracy {100 * result['test_accuracy']:.2f} % (validation {100 * result['validation_accuracy']:.2f} %, "
+        click.echo(f"test accuracy {100 * result['test_accuracy']:.2f} % (validation {percent(result['validation_accuracy'])}, "
                    f"epoch {result['best_epoch']}), {result['train_seconds'] / 60:.1f} min; model: {result['model']}")
         by_speaker = result.get("validation_by_speaker")
         if by_speaker:

@@ -94,6 +94,8 @@ def _shown(key: str, value) -> str:
     decimals."""
     if key.endswith("accuracy") and isinstance(value, (int, float)) and not isinstance(value, bool):
         return f"{100 * value:.2f} %"
+    if key == "validation_accuracy" and value is None:
+        return "none (trained on every training speaker)"
     return str(value)
 
 

@@ -195,10 +195,14 @@ def training_figure(records: list[dict], title: str = ""):
     a.set_title("loss", fontsize=9, loc="left")
     a.legend(fontsize=8)
     b.plot(ep, [100 * r["train_accuracy"] for r in records], "o-", label="train")
-    b.plot(ep, [100 * r["val_accuracy"] for r in records], "s-", label="validation")
-    best = max(records, key=lambda r: r["val_accuracy"])
-    b.set_title(f"accuracy (%): best validation {100 * best['val_accuracy']:.1f} % at epoch {best['epoch']}",
-                fontsize=9, loc="left")
+    validated = [r for r in records if r["val_accuracy"] is not None]
+    if validated:
+        b.plot([r["epoch"] for r in validated], [100 * r["val_accuracy"] for r in validated], "s-", label="validation")
+        best = max(validated, key=lambda r: r["val_accuracy"])
+        title = f"accuracy (%): best validation {100 * best['val_accuracy']:.1f} % at epoch {best['epoch']}"
+    else:
+        title = "accuracy (%): no validation (trained on every speaker)"
+    b.set_title(title, fontsize=9, loc="left")
     b.legend(fontsize=8)
     c.plot(ep, [r["sigma"] for r in records], "o-", color="tab:purple")
     c.set_title("delay spread sigma (steps)", fontsize=9, loc="left")

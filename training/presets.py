@@ -102,7 +102,9 @@ class TrainConfig:
         1 - u, u drawn uniformly in [0, D] per sample (0: off), :mod:`evsim.training.augment`
     ema: decay of the exponential moving average of the weights that is validated and
         exported (e.g. 0.999; 0: off, the last weights), :mod:`evsim.training.average`
-    val_fraction: share of training speakers held out for model selection
+    val_fraction: share of training speakers held out for model selection; 0: none, every
+        training speaker is trained on, nothing is validated and the last epoch's network
+        (its weight average, with ``ema``) is exported (choose the epochs on speaker folds)
     val_folds, val_fold: speaker folds instead of ``val_fraction`` (0: off): the training
         file's speakers dealt into ``val_folds`` folds, the same ones in every run, and fold
         ``val_fold`` (0-based) held out; running every fold holds every speaker out once
@@ -186,8 +188,9 @@ class TrainConfig:
                         "otherwise the last pooled input would sum fewer channels than the others")
         if is_int(self.shift_max) and self.shift_max > 10_000:
             bad("shift_max", "at most 10000 steps (the default 10 steps is 100 ms at dt = 10 ms)")
-        if not (is_real(self.val_fraction) and 0.0 < self.val_fraction < 1.0):
-            bad("val_fraction", "a fraction strictly between 0 and 1")
+        if not (is_real(self.val_fraction) and 0.0 <= self.val_fraction < 1.0):
+            bad("val_fraction", "a fraction in [0, 1): 0 trains on every training speaker (no validation; the last "
+                                "epoch is exported)")
         if not (is_int(self.val_folds) and (self.val_folds == 0 or self.val_folds >= 2)):
             bad("val_folds", "0 (off) or an integer >= 2")
         if not (is_int(self.val_fold) and 0 <= self.val_fold < max(self.val_folds, 1)):

@@ -384,13 +384,16 @@ def _load_data(config: TrainConfig, train_path: str, test_path: str, valid_path:
             raise TrainingError(str(err)) from None
         train_idx, val_idx = np.asarray(split.train), np.asarray(split.val)
         val_ds = train_ds
+    elif config.val_fraction == 0:      # every training speaker trained on, nothing validated
+        train_idx, val_idx = np.arange(len(train_ds.labels)), np.arange(0)
+        val_ds = train_ds
     else:
         split = split_by_speaker(train_ds, fraction=config.val_fraction, seed=config.seed)
         if split.warning:
             rep.message(f"warning: {split.warning}")
         train_idx, val_idx = np.asarray(split.train), np.asarray(split.val)
         val_ds = train_ds
-    if len(val_idx) == 0:
+    if len(val_idx) == 0 and (valid_path or config.val_folds or config.val_fraction):
         raise TrainingError("the validation split is empty; raise val_fraction or give a validation file")
     if len(train_idx) == 0:
         raise TrainingError("the training split is empty (every speaker went to validation); give more samples "
@@ -524,7 +527,7 @@ def _run_epoch(config: TrainConfig, epoch: int, run: _RunState, data: _Data, fil
         stats["sigma"] = sigma
         rep.batch(stats)
     judged = net if run.average is None else type(net).from_state_dict(run.average.network_state(net.state_dict()))
-    val = _evaluate(judged, data.val_ds, data.val_idx)
+    val = _evaluate(judged, data.val_ds, data.val_idx) if len(data.val_idx) else {"accuracy": None, "loss": None}
     record = {"epoch": epoch + 1, "train_loss": loss_sum / seen, "train_accuracy": correct / seen,
               "val_loss": val["loss"], "val_accuracy": val["accuracy"], "sigma": sigma,
               "spike_rate": (rates / data.steps_per_epoch).tolist(), "lr": opt.lr("weights"),
@@ -533,10 +536,16 @@ def _run_epoch(config: TrainConfig, epoch: int, run: _RunState, data: _Data, fil
     run.history.append(record)
     # during the penalty's warm-up a network is not yet trained to be sparse: only
     # epochs at full penalty weight are candidates for the exported model
-    if rate_scale == 1.0 and val["accuracy"] > run.best["val_accuracy"]:
+    if rate_scale == 1.0 and _better(val["accuracy"], run.best["val_accuracy"]):
         run.best = {"epoch": epoch + 1, "val_accuracy": val["accuracy"]}
         run.best_state = {k: np.array(v) for k, v in judged.state_dict().items()}
     return record
+
+
+def _better(accuracy: float | None, best: float | None) -> bool:
+    """Whether an epoch of ``accuracy`` replaces the best so far; without validation
+    (accuracy None: ``val_fraction = 0``) every epoch does, so the last one is exported."""
+    return accuracy is None or best is None or accuracy > best
 
 
 def _save_epoch(config: TrainConfig, epoch: int, record: dict, run: _RunState, data: _Data, files: RunFiles) -> None:

@@ -165,7 +165,8 @@ def test_refuses_to_overwrite_a_run_and_resume_needs_a_checkpoint(tmp_path, toy)
     ({"epochs": True}, "epochs: True; expected a positive integer"),
     ({"seed": -1}, "seed: -1; expected an integer >= 0"),
     ({"seed": "abc"}, "seed: 'abc'; expected an integer >= 0"),
-    ({"val_fraction": 0}, "val_fraction: 0; expected a fraction strictly between 0 and 1"),
+    ({"val_fraction": 1}, "val_fraction: 1; expected a fraction in [0, 1): 0 trains on every training speaker"),
+    ({"val_fraction": -0.1}, "val_fraction: -0.1; expected a fraction in [0, 1)"),
     ({"lr": float("inf")}, "lr: inf; expected a finite positive number"),
     ({"preset": "other"}, "preset: 'other'; expected one of default, crsnn, delrec"),
     ({"rate_warmup": -1}, "rate_warmup: -1; expected an integer >= 0"),
@@ -389,3 +390,29 @@ def test_speaker_folds_hold_out_each_fold_in_turn(tmp_path, toy):
     with pytest.raises(TrainingError, match="val_folds: 9 folds of speakers, but .* has 8 speaker"):
         train(small_config(val_folds=9), *toy, tmp_path / "f9")
     assert not (tmp_path / "f9").exists()
+
+
+def test_val_fraction_zero_trains_on_every_speaker_and_exports_the_last_epoch(tmp_path, toy):
+    from evsim.training.trainer import Reporter
+
+    class Counts(Reporter):
+        def start(self, info):
+            self.info = info
+
+    counts = Counts()
+    cfg = small_config(val_fraction=0, epochs=2, ema=0.9)
+    result = train(cfg, *toy, tmp_path / "all", reporter=counts)
+    assert (counts.info["train"], counts.info["val"]) == (96, 0)     # every sample of the training file
+    assert result["validation_accuracy"] is None and result["validation_by_speaker"] is None
+    assert result["best_epoch"] == 2                    # the last epoch, not a chosen one
+    log = [json.loads(l) for l in open(tmp_path / "all" / "log.jsonl")]
+    assert [r["val_accuracy"] for r in log] == [None, None]
+    exported = load_model(tmp_path / "all" / "model.npz")
+    assert exported.metadata.provenance["validation_accuracy"] is None
+    assert exported.metadata.provenance["epoch"] == 2
+    # the exported model is the last epoch's weight average: resuming a one-epoch run ends the same
+    train(cfg, *toy, tmp_path / "part", stop_after_epochs=1)
+    resumed = train(cfg, *toy, tmp_path / "part", resume=True)
+    assert resumed["test_accuracy"] == result["test_accuracy"]
+    a, b = exported.to_arrays(), load_model(tmp_path / "part" / "model.npz").to_arrays()
+    assert all(np.array_equal(a[k], b[k]) for k in a if k != "metadata")
