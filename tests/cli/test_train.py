@@ -30,6 +30,18 @@ def test_train_then_run_gives_the_same_accuracy(tmp_path):
     assert dense["accuracy"] == result["test_accuracy"]
 
 
+def test_train_on_every_speaker_says_there_is_no_validation(tmp_path):
+    tr, te = _toy(tmp_path / "tr.h5", 64, 1), _toy(tmp_path / "te.h5", 20, 2)
+    out = tmp_path / "run"
+    res = run("train", "--train", tr, "--test", te, "--out", out, "--epochs", 2,
+              *[a if a != "val_fraction=0.25" else "val_fraction=0" for a in SMALL])
+    assert res.exit_code == 0, res.output
+    assert "epoch 2/2: loss" in res.output and "validation none, sigma" in res.output
+    assert "(validation none, epoch 2)" in res.output
+    info = run("info", out / "model.npz")
+    assert "validation accuracy: none (trained on every training speaker)" in info.output
+
+
 def test_train_needs_data():
     res = run("train")
     assert res.exit_code == 1
