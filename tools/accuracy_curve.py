@@ -17,6 +17,9 @@ import sys
 
 
 def mean_std(values: list[float]) -> str:
+    """``mean +- std`` of the values; ``-`` for none (runs without validation)."""
+    if not values:
+        return "-"
     if len(values) < 2:
         return f"{values[0]:.1f}"
     return f"{statistics.mean(values):.1f} +- {statistics.stdev(values):.1f}"
@@ -35,8 +38,9 @@ def seed_table(runs: dict[str, tuple[dict, list[dict]]]) -> list[str]:
     tests, vals = [], []
     for name, (result, _) in runs.items():
         tests.append(100 * result["test_accuracy"])
-        vals.append(100 * result["validation_accuracy"])
-        lines.append(f"| {name} | {tests[-1]:.1f} | {vals[-1]:.1f} | {result['best_epoch']} of "
+        val = result["validation_accuracy"]
+        vals += [] if val is None else [100 * val]
+        lines.append(f"| {name} | {tests[-1]:.1f} | {'-' if val is None else f'{100 * val:.1f}'} | {result['best_epoch']} of "
                      f"{result['epochs_done']} | {result['train_seconds'] / 60:.0f} |")
     lines.append(f"| mean +- std ({len(tests)}) | {mean_std(tests)} | {mean_std(vals)} | | |")
     return lines
@@ -47,7 +51,8 @@ def time_curve(runs: dict[str, tuple[dict, list[dict]]], every: int) -> list[str
     n_epochs = min(len(log) for _, log in runs.values())
     for epoch in range(every, n_epochs + 1, every):
         minutes = [sum(row["seconds"] for row in log[:epoch]) / 60 for _, log in runs.values()]
-        vals = [100 * log[epoch - 1]["val_accuracy"] for _, log in runs.values()]
+        vals = [100 * log[epoch - 1]["val_accuracy"] for _, log in runs.values()
+                if log[epoch - 1]["val_accuracy"] is not None]
         lines.append(f"| {epoch} | {statistics.mean(minutes):.0f} | {mean_std(vals)} |")
     return lines
 
