@@ -6,7 +6,9 @@ Every figure uses the built-in models at their own ``n_steps`` (106 steps: the s
 that gives their accuracy) and is a ratio or a time measured in this one run:
 
 * **batch 1, one thread**: ``evsim.run.classify_file`` (reading, binning and the engine:
-  what ``evsim run --batch-size 1`` does) with the event and the dense engine, alternating
+  what ``evsim run --batch-size 1`` does) with the event engine in ``--precision`` (default
+  ``auto``, as ``evsim run``: float32 for the built-in models) and the dense engine in
+  float64 (the baseline of the issue's ratios), alternating
   over ``--rounds`` rounds; median ms per sample, the ratio, and the accuracy on those
   samples (both engines must agree);
 * **batching**: the event engine's per-sample throughput at batch 64 on one and on two
@@ -52,12 +54,19 @@ def builtin(name: str):
     return load_model(builtin_path(BUILTIN_MODELS[name]))
 
 
+#: the event engine's precision (set by --precision; "auto" resolves as `evsim run` resolves it)
+#: and the dense engine's: the float64 reference of the issue's baseline
+RUN = {"precision": "float32", "dense_precision": "float64"}
+
+
 def classify_ms(model, path, n, engine, batch) -> tuple[float, float]:
-    """(ms per sample, accuracy) of classify_file on the first ``n`` samples."""
+    """(ms per sample, accuracy) of classify_file on the first ``n`` samples, the event
+    engine in ``RUN["precision"]``, the dense one in ``RUN["dense_precision"]``."""
     from evsim.run import classify_file
 
+    precision = RUN["precision"] if engine == "event" else RUN["dense_precision"]
     start = time.perf_counter()
-    res = classify_file(model, path, indices=range(n), engine=engine, batch_size=batch)
+    res = classify_file(model, path, indices=range(n), engine=engine, batch_size=batch, precision=precision)
     return (time.perf_counter() - start) / n * 1e3, res.accuracy
 
 
@@ -140,7 +149,7 @@ def stream_latency(path, n) -> dict:
         raw = [f.read(i) for i in range(n)]
         binned = [f.binned(i, dt_ms=meta.dt_ms, pool=meta.pool, n_steps=meta.n_steps, dtype=np.float64)
                   for i in range(n)]
-    stream = EventStream(model)
+    stream = EventStream(model, precision=RUN["precision"])
     steps = np.concatenate(binned)
 
     def by_step():
@@ -191,8 +200,9 @@ def floor(path, n) -> dict:
 
     with SpikeFile(path) as f:
         xs = [f.binned(i, dt_ms=meta.dt_ms, pool=meta.pool, n_steps=meta.n_steps, dtype=np.float64) for i in range(n)]
-    syn = sum(int(event.simulate(model, x).stats["synaptic_events"][0]) for x in xs)
-    t_engine = median_time(lambda: [event.simulate(model, x) for x in xs], repeats=5)["median"]
+    p = RUN["precision"]
+    syn = sum(int(event.simulate(model, x, precision=p).stats["synaptic_events"][0]) for x in xs)
+    t_engine = median_time(lambda: [event.simulate(model, x, precision=p) for x in xs], repeats=5)["median"]
     rows, width = 16, 256                                       # 16 KB of float32 rows: L1
     w = np.random.default_rng(0).normal(size=rows * width).astype(np.float32)
     cur = np.zeros(width)
@@ -221,7 +231,8 @@ def report(res) -> str:
     env, t = res["environment"], res["targets"]
     lines = [f"Command: `{res['command']}`  ",
              f"{env['date_utc']} UTC, {env['cpu']}, {env['cores']} cores, numba {env['numba']}, "
-             f"load {np.round(env['load_average'], 2).tolist()}; built-in models at their n_steps (106).", ""]
+             f"load {np.round(env['load_average'], 2).tolist()}; built-in models at their n_steps (106); event engine "
+             f"in {res.get('precision', 'float64')}, dense engine in {res.get('dense_precision', 'float64')}.", ""]
     lines += [markdown_table(
         ["model", "event ms/sample", "dense ms/sample", "event / dense", "target", "accuracy (event = dense)"],
         [[r["model"], r["event_ms"], r["dense_ms"], r["ratio"], f">= {TARGETS[r['model'] + '_batch1_vs_dense']:g}",
@@ -258,10 +269,18 @@ def main(argv=None) -> dict:
     ap.add_argument("--samples", type=int, default=200, help="test samples per timing (default 200)")
     ap.add_argument("--rounds", type=int, default=3, help="alternating rounds (default 3)")
     ap.add_argument("--data", default=DIGITS, help="SHD-layout test file (default: %(default)s)")
+    ap.add_argument("--precision", default="auto", choices=("auto", "float32", "float64"),
+                    help="the event engine's precision (default auto, as evsim run: float32 for the built-in "
+                         "models); the dense engine runs in float64, the issue's baseline")
     ap.add_argument("--no-write", action="store_true", help="print only")
     args = ap.parse_args(argv)
-    print("batch 1, one thread", flush=True)
-    res = {"command": f"python benchmarks/bench_builtin.py --samples {args.samples} --rounds {args.rounds}",
+    from evsim.precision import resolve_precision
+
+    RUN["precision"] = resolve_precision(args.precision, builtin("default"))
+    print(f"batch 1, one thread (event engine in {RUN['precision']})", flush=True)
+    res = {"command": f"python benchmarks/bench_builtin.py --samples {args.samples} --rounds {args.rounds}"
+                      + (f" --precision {args.precision}" if args.precision != "auto" else ""),
+           **RUN,
            "batch1": [batch1(name, args.data, args.samples, args.rounds) for name in ("default", "sparse")]}
     print("batching", flush=True)
     res["batching"] = batching(args.data, max(args.samples, 128), args.rounds)

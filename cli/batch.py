@@ -10,7 +10,7 @@ import time
 import click
 
 from evsim.names import ENGINES
-from evsim.precision import DEFAULT_PRECISION, PRECISIONS
+from evsim.precision import CLI_DEFAULT_PRECISION, CLI_PRECISIONS, resolve_precision
 
 from .common import model_path
 
@@ -40,7 +40,7 @@ def parallel_options(fn):
 @click.option("--batch-size", type=click.IntRange(1, 4096), default=64, show_default=True)
 @click.option("--chunk-size", type=click.IntRange(1), default=256, show_default=True,
               help="Samples per task (consecutive samples of one file).")
-@click.option("--precision", type=click.Choice(PRECISIONS), default=DEFAULT_PRECISION, show_default=True,
+@click.option("--precision", type=click.Choice(CLI_PRECISIONS), default=CLI_DEFAULT_PRECISION, show_default=True,
               help="Arithmetic of both engines' states and sums, as in evsim run.")
 @parallel_options
 @click.option("--output", "-o", type=click.Path(dir_okay=False), default=None,
@@ -65,6 +65,7 @@ def batch(inputs, model_file, engine, batch_size, chunk_size, precision, jobs, t
 
     model_file = os.path.abspath(model_path(model_file))
     model = load_model(model_file)
+    precision = resolve_precision(precision, model)
     files = input_files(inputs)
     chunks, n_total = plan_chunks(model, model_file, files, chunk_size=chunk_size, engine=engine,
                                   batch_size=batch_size, precision=precision)

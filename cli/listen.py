@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from evsim.precision import DEFAULT_PRECISION, PRECISIONS
+from evsim.precision import CLI_DEFAULT_PRECISION, CLI_PRECISIONS, resolve_precision
 
 from .common import model_path
 
@@ -23,7 +23,7 @@ from .common import model_path
 @click.option("--every-ms", type=click.FloatRange(1, 10000), default=100.0, show_default=True,
               help="Print the running prediction this often (audio time).")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--precision", type=click.Choice(PRECISIONS), default=DEFAULT_PRECISION, show_default=True,
+@click.option("--precision", type=click.Choice(CLI_PRECISIONS), default=CLI_DEFAULT_PRECISION, show_default=True,
               help="The network's arithmetic, as in evsim run.")
 def listen(audio, model_file, block_ms, gain, causal, realtime, every_ms, seed, precision):
     """Stream FILE.wav through the cochlea and the network, printing the running prediction."""
@@ -37,6 +37,7 @@ def listen(audio, model_file, block_ms, gain, causal, realtime, every_ms, seed, 
         except ValueError:
             raise EvsimError(f"--gain {gain!r}; expected file, running or a number") from None
     model = load_model(model_path(model_file))
+    precision = resolve_precision(precision, model)
     state = {"next": every_ms / 1000}
 
     def show(r):

@@ -7,7 +7,7 @@ import sys
 import click
 
 from evsim.names import BUILTIN_MODELS, BUILTIN_SAMPLES, ENGINES, RUN_ENGINES  # noqa: F401 (ENGINES: tests)
-from evsim.precision import DEFAULT_PRECISION, PRECISIONS
+from evsim.precision import CLI_DEFAULT_PRECISION, CLI_PRECISIONS, resolve_precision
 
 from .common import NoBar, default_path, display_name, dumps, model_path, note_compilation
 
@@ -26,8 +26,10 @@ from .common import NoBar, default_path, display_name, dumps, model_path, note_c
                    "Same results; the output says which ran.")
 @click.option("--batch-size", type=click.IntRange(1, 4096), default=64, show_default=True,
               help="Samples simulated together (in parallel over cores on the event engine); results do not depend on it.")
-@click.option("--precision", type=click.Choice(PRECISIONS), default=DEFAULT_PRECISION, show_default=True,
-              help="Arithmetic of both engines' states and sums; float32 is faster on the event engine.")
+@click.option("--precision", type=click.Choice(CLI_PRECISIONS), default=CLI_DEFAULT_PRECISION, show_default=True,
+              help="Arithmetic of both engines' states and sums: auto is float32 (faster on the event engine; the "
+                   "same predictions as float64 for the built-in models) unless the model has CS-GRU layers "
+                   "(float64 only); float64 gives the reference outputs bit for bit.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
 @click.option("--quiet", "-q", is_flag=True, help="Only the summary line (text output).")
 def run(model_file, input_path, sample, engine, batch_size, precision, as_json, quiet):
@@ -45,6 +47,7 @@ def run(model_file, input_path, sample, engine, batch_size, precision, as_json, 
     model_file = model_path(model_file)
     input_path = default_path(input_path, BUILTIN_SAMPLES, "input")
     model = load_model(model_file)
+    precision_option, precision = precision, resolve_precision(precision, model)
     show_bar = not as_json and sample is None and sys.stderr.isatty()
     n_total = 0
     if show_bar or engine == "auto":
@@ -61,7 +64,7 @@ def run(model_file, input_path, sample, engine, batch_size, precision, as_json, 
     if as_json:
         click.echo(dumps({
             "model": model_file, "input": input_path, "engine": result.engine, "engine_option": engine,
-            "precision": precision, **activity,
+            "precision": precision, "precision_option": precision_option, **activity,
             "n_samples": len(result.samples), "accuracy": result.accuracy,
             "samples": [{"index": r.index, "prediction": r.prediction, "class": r.class_name,
                          "score": r.score, "label": r.label if r.label >= 0 else None,
@@ -72,7 +75,7 @@ def run(model_file, input_path, sample, engine, batch_size, precision, as_json, 
         return
     if not quiet:
         notes = [f"auto, for {n_total} sample{'s' * (n_total != 1)}"] if engine == "auto" else []
-        notes += [precision] if precision != DEFAULT_PRECISION else []
+        notes += [precision] if precision != "float64" else []
         shown = result.engine + (f" ({', '.join(notes)})" if notes else "")
         _echo_details(model, model_file, input_path, shown, result, activity)
     _echo_summary(result)

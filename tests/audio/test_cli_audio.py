@@ -86,7 +86,7 @@ def test_run_on_a_recording_equals_run_on_its_encoding(class_folder, tmp_path):
     assert direct["accuracy"] is not None and [s["label"] for s in direct["samples"]] == [1, 1, 0, 0]
     one = invoke("run", "--input", class_folder / "zero" / "0.wav")
     lines = one.output.splitlines()
-    assert one.exit_code == 0 and lines[0].startswith("model: default (built-in); input: ") and lines[0].endswith("0.wav; engine: dense (auto, for 1 sample)")
+    assert one.exit_code == 0 and lines[0].startswith("model: default (built-in); input: ") and lines[0].endswith("0.wav; engine: dense (auto, for 1 sample, float32)")
     assert lines[2].startswith("sample 0: ")
 
 

@@ -1,5 +1,6 @@
 """`evsim run --precision`: both engines in float32 give the predictions of the float32
-reference, the choice is shown (text and JSON), and an unknown precision is a usage error."""
+reference, the choice is shown (text and JSON), the default `auto` runs float32 for a
+neuron-cell model (float64 for a CS-GRU one), and an unknown precision is a usage error."""
 
 import json
 
@@ -30,19 +31,50 @@ def test_run_in_float32_gives_the_float32_reference_predictions(model_file, spik
     assert out["precision"] == "float32" and out["engine"] == engine
 
 
-def test_run_names_the_precision_unless_it_is_the_default(model_file, spike_file):
+def test_run_names_the_precision_unless_it_is_float64(model_file, spike_file):
     first = invoke("run", "--model", model_file, "--input", spike_file, "--engine", "event",
                    "--precision", "float32").output.splitlines()[0]
     assert first == f"model: {model_file}; input: {spike_file}; engine: event (float32)"
     auto = invoke("run", "--model", model_file, "--input", spike_file, "--precision", "float32").output.splitlines()[0]
     assert auto.startswith(f"model: {model_file}; input: {spike_file}; engine: ") and auto.endswith(", float32)")
     assert "(auto, for " in auto
-    default = json.loads(invoke("run", "--model", model_file, "--input", spike_file, "--json").output)
-    assert default["precision"] == "float64"
+    f64 = invoke("run", "--model", model_file, "--input", spike_file, "--engine", "event",
+                 "--precision", "float64").output.splitlines()[0]
+    assert f64 == f"model: {model_file}; input: {spike_file}; engine: event"
+
+
+@pytest.mark.parametrize("engine", ["event", "dense"])
+def test_default_precision_is_auto_float32_for_a_cell_model(model_file, spike_file, engine):
+    default = json.loads(invoke("run", "--model", model_file, "--input", spike_file, "--engine", engine, "--json").output)
+    f32 = json.loads(invoke("run", "--model", model_file, "--input", spike_file, "--engine", engine, "--json",
+                            "--precision", "float32").output)
+    assert (default["precision"], default["precision_option"]) == ("float32", "auto")
+    assert default["samples"] == f32["samples"] and default["stats"] == f32["stats"]
+    f64 = json.loads(invoke("run", "--model", model_file, "--input", spike_file, "--engine", engine, "--json",
+                            "--precision", "float64").output)
+    assert (f64["precision"], f64["precision_option"]) == ("float64", "float64")
+
+
+def test_auto_resolves_by_the_models_layers(model_file):
+    from evsim.errors import EvsimError
+    from evsim.precision import resolve_precision
+
+    assert resolve_precision("auto", load_model(model_file)) == "float32"
+    assert resolve_precision("float64", load_model(model_file)) == "float64"
+
+    class CsgruLayer:                     # any layer that is not a neuron-cell layer
+        pass
+
+    class StackModel:
+        layers = (load_model(model_file).layers[0], CsgruLayer())
+
+    assert resolve_precision("auto", StackModel()) == "float64"
+    with pytest.raises(EvsimError, match="unknown precision 'float16'; expected one of float64, float32"):
+        resolve_precision("float16", StackModel())
 
 
 def test_unknown_precision_is_a_usage_error(model_file, spike_file):
     res = CliRunner().invoke(evsim, ["run", "--model", str(model_file), "--input", str(spike_file),
                                      "--precision", "float16"])
     assert res.exit_code == 2
-    assert "Invalid value for '--precision': 'float16' is not one of 'float64', 'float32'" in res.output
+    assert "Invalid value for '--precision': 'float16' is not one of 'auto', 'float64', 'float32'" in res.output

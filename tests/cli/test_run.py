@@ -25,7 +25,7 @@ def test_run_prints_each_sample_and_accuracy(model_file, spike_file, engine):
     lines = res.output.strip().splitlines()
     assert len(lines) == 10
     # which model and input were used, and what the score means
-    assert lines[0] == f"model: {model_file}; input: {spike_file}; engine: {engine}"
+    assert lines[0] == f"model: {model_file}; input: {spike_file}; engine: {engine} (float32)"
     assert lines[1].startswith("score = sum over the sample's steps of the class's softmax probability")
     assert lines[2].startswith("sample 0: class") and " steps)  label class" in lines[2]
     assert lines[-1].startswith("accuracy: ")
@@ -76,7 +76,7 @@ def test_run_auto_says_which_engine_ran_and_matches_it(model_file, spike_file, m
         monkeypatch.setattr(choice, "choose_engine", lambda *a, picked=picked, **k: picked)
         auto = invoke("run", "--model", model_file, "--input", spike_file)
         lines = auto.output.strip().splitlines()
-        assert lines[0] == f"model: {model_file}; input: {spike_file}; engine: {picked} (auto, for 6 samples)"
+        assert lines[0] == f"model: {model_file}; input: {spike_file}; engine: {picked} (auto, for 6 samples, float32)"
         explicit = invoke("run", "--model", model_file, "--input", spike_file, "--engine", picked)
         assert lines[1:] == explicit.output.strip().splitlines()[1:]
         out = json.loads(invoke("run", "--model", model_file, "--input", spike_file, "--json").output)
