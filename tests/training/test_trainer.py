@@ -209,13 +209,15 @@ def test_presets_make_the_documented_choices():
 
 
 def test_default_recipe_is_crsnn_with_the_measured_levers():
-    """The README's "default recipe": crsnn's network and optimisation, plus 32 epochs, the
-    voice transforms, label smoothing and the weight average; nothing else differs."""
+    """The README's "default recipe": crsnn's network and optimisation, plus 64 epochs, the
+    voice transforms, label smoothing, the weight average and every training speaker
+    trained on; nothing else differs."""
     default, crsnn = make_config(), make_config("crsnn")
     assert default.preset == "default"
-    levers = {"epochs": 32, "freq_shift": 4, "time_stretch": 0.1, "ema": 0.999}
+    levers = {"epochs": 64, "freq_shift": 4, "time_stretch": 0.1, "ema": 0.999, "val_fraction": 0.0}
     assert {k: getattr(default, k) for k in levers} == levers
-    assert {k: getattr(crsnn, k) for k in levers} == {"epochs": 24, "freq_shift": 0, "time_stretch": 0.0, "ema": 0.0}
+    assert {k: getattr(crsnn, k) for k in levers} == {"epochs": 24, "freq_shift": 0, "time_stretch": 0.0, "ema": 0.0,
+                                                      "val_fraction": 0.1}
     assert replace(default, preset="crsnn", network=crsnn.network, **{k: getattr(crsnn, k) for k in levers}) == crsnn
     assert default.network == {**crsnn.network, "label_smoothing": 0.1}
 
