@@ -38,5 +38,17 @@ def builtin_outputs() -> dict[str, np.ndarray]:
     return out
 
 
+def numpy_exp_is_avx512() -> bool:
+    """Whether NumPy's float64 ``exp`` takes its AVX-512F path on this machine: that path
+    rounds some results differently in the last bit from the AVX2 / scalar one, so the
+    dense engine's scores (NumPy's softmax of the readout trace) depend on it.  Recorded
+    with the golden outputs (``numpy_exp_avx512``) so a test knows which path made them."""
+    try:
+        from numpy._core._multiarray_umath import __cpu_features__
+    except ImportError:
+        return False
+    return bool(__cpu_features__.get("AVX512F"))
+
+
 if __name__ == "__main__":
-    np.savez_compressed(sys.argv[1], **builtin_outputs())
+    np.savez_compressed(sys.argv[1], **builtin_outputs(), numpy_exp_avx512=np.array(numpy_exp_is_avx512()))
