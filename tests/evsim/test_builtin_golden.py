@@ -1,6 +1,7 @@
 """The built-in models give bit-identical outputs to those recorded before the cell
 registry and the grouped kernel arguments (tools/make_builtin_golden.py, at 7df0697):
-scores exactly, readout traces and spike rasters by SHA-256 of their bytes.  One
+scores exactly, readout traces and spike rasters by SHA-256 of their bytes; in float32
+(what `evsim run` runs them in by default) those recorded when it became the default.  One
 exception, by platform: where NumPy's float64 exp runs its AVX-512 code, the dense
 engine's scores (NumPy's softmax of the bit-checked trace) are checked to 4 ulp."""
 
@@ -8,9 +9,12 @@ import os
 
 import numpy as np
 
-from tools.make_builtin_golden import builtin_outputs
+from tools.make_builtin_golden import builtin_outputs, golden_keys
 
 GOLDEN = os.path.join(os.path.dirname(__file__), "data", "builtin_golden.npz")
+#: float32, the precision `evsim run` runs the built-in models in (precision "auto"):
+#: the event engine's scores, trace and spikes, the dense engine's spikes (golden_keys)
+GOLDEN_FLOAT32 = os.path.join(os.path.dirname(__file__), "data", "builtin_golden_float32.npz")
 
 
 def _numpy_exp_is_avx512() -> bool:
@@ -36,6 +40,19 @@ def test_builtin_models_are_bit_identical():
             # the dense engine's scores are NumPy's softmax of the (bit-checked) readout
             # trace summed over steps: its exp's last-bit rounding depends on the CPU
             np.testing.assert_array_max_ulp(got[key], want[key], maxulp=4)
+        else:
+            assert np.array_equal(got[key], want[key]), key
+
+
+def test_builtin_models_are_bit_identical_in_float32():
+    """The outputs ``evsim run`` gives by default (float32) are pinned bit for bit too:
+    recorded at the commit that added the file (tools/make_builtin_golden.py)."""
+    want = np.load(GOLDEN_FLOAT32)
+    got = golden_keys(builtin_outputs("float32"), "float32")
+    assert set(got) == set(want.files) and any(k.startswith("default.event.") for k in got)
+    for key in want.files:
+        if key.endswith("sha256"):
+            assert str(got[key]) == str(want[key]), key
         else:
             assert np.array_equal(got[key], want[key]), key
 
