@@ -7,10 +7,10 @@ that gives their accuracy) and is a ratio or a time measured in this one run:
 
 * **batch 1, one thread**: ``evsim.run.classify_file`` (reading, binning and the engine:
   what ``evsim run --batch-size 1`` does) with the event engine in ``--precision`` (default
-  ``auto``, as ``evsim run``: float32 for the built-in models) and the dense engine in
-  float64 (the baseline of the issue's ratios), alternating
-  over ``--rounds`` rounds; median ms per sample, the ratio, and the accuracy on those
-  samples (both engines must agree);
+  ``auto``, as ``evsim run``: float32 for the built-in models), the dense engine in
+  float64 (the baseline of the issue's ratios) and the dense engine in the event engine's
+  precision, alternating over ``--rounds`` rounds; median ms per sample, both ratios, and
+  the accuracy on those samples (both engines must agree);
 * **batching**: the event engine's per-sample throughput at batch 64 on one and on two
   threads, relative to batch 1 on one thread;
 * **``evsim run`` wall time** in a fresh process (compiled kernels cached, default engine
@@ -59,32 +59,43 @@ def builtin(name: str):
 RUN = {"precision": "float32", "dense_precision": "float64"}
 
 
-def classify_ms(model, path, n, engine, batch) -> tuple[float, float]:
-    """(ms per sample, accuracy) of classify_file on the first ``n`` samples, the event
-    engine in ``RUN["precision"]``, the dense one in ``RUN["dense_precision"]``."""
+def classify_ms(model, path, n, engine, batch, precision=None) -> tuple[float, float]:
+    """(ms per sample, accuracy) of classify_file on the first ``n`` samples in
+    ``precision`` (default: ``RUN["precision"]`` for the event engine,
+    ``RUN["dense_precision"]`` for the dense one)."""
     from evsim.run import classify_file
 
-    precision = RUN["precision"] if engine == "event" else RUN["dense_precision"]
+    if precision is None:
+        precision = RUN["precision"] if engine == "event" else RUN["dense_precision"]
     start = time.perf_counter()
     res = classify_file(model, path, indices=range(n), engine=engine, batch_size=batch, precision=precision)
     return (time.perf_counter() - start) / n * 1e3, res.accuracy
 
 
 def batch1(name, path, n, rounds) -> dict:
-    """Event vs dense at batch 1 on one thread, alternating engines each round."""
+    """Event (in ``RUN["precision"]``) vs dense in float64 and dense in the event engine's
+    precision, at batch 1 on one thread, rotating the order each round."""
     model = builtin(name)
     classify_ms(model, path, 2, "event", 1)                      # load the compiled kernels
-    ev, de, acc = [], [], {}
+    runs = {"event": ("event", RUN["precision"]), "dense": ("dense", RUN["dense_precision"]),
+            "dense_same": ("dense", RUN["precision"])}
+    classify_ms(model, path, 2, "dense", 1, RUN["precision"])
+    times, acc = {key: [] for key in runs}, {}
     with blas_threads(1):
         for r in range(rounds):
-            for engine in (("event", "dense") if r % 2 == 0 else ("dense", "event")):
-                ms, acc[engine] = classify_ms(model, path, n, engine, 1)
-                (ev if engine == "event" else de).append(ms)
-    row = {"model": name, "event_ms": statistics.median(ev), "dense_ms": statistics.median(de),
-           "accuracy_event": acc["event"], "accuracy_dense": acc["dense"], "samples": n}
+            order = list(runs)[r % 3:] + list(runs)[:r % 3]
+            for key in order:
+                ms, acc[key] = classify_ms(model, path, n, runs[key][0], 1, runs[key][1])
+                times[key].append(ms)
+    row = {"model": name, "event_ms": statistics.median(times["event"]), "dense_ms": statistics.median(times["dense"]),
+           "dense_same_ms": statistics.median(times["dense_same"]),
+           "accuracy_event": acc["event"], "accuracy_dense": acc["dense"], "accuracy_dense_same": acc["dense_same"],
+           "samples": n}
     row["ratio"] = row["dense_ms"] / row["event_ms"]
-    print(f"  {name}: event {row['event_ms']:.3f} ms, dense {row['dense_ms']:.2f} ms, x{row['ratio']:.1f}, "
-          f"accuracy {acc['event']:.3f} / {acc['dense']:.3f}", flush=True)
+    row["ratio_same"] = row["dense_same_ms"] / row["event_ms"]
+    print(f"  {name}: event {row['event_ms']:.3f} ms, dense {row['dense_ms']:.2f} ms ({RUN['dense_precision']}), "
+          f"{row['dense_same_ms']:.2f} ms ({RUN['precision']}); x{row['ratio']:.1f}, x{row['ratio_same']:.1f}; "
+          f"accuracy {acc['event']:.3f} / {acc['dense']:.3f} / {acc['dense_same']:.3f}", flush=True)
     return row
 
 
@@ -231,11 +242,14 @@ def report(res) -> str:
     env, t = res["environment"], res["targets"]
     lines = [f"Command: `{res['command']}`  ",
              f"{env['date_utc']} UTC, {env['cpu']}, {env['cores']} cores, numba {env['numba']}, "
-             f"load {np.round(env['load_average'], 2).tolist()}; built-in models at their n_steps (106); event engine "
+             f"load {_loads(res)}; built-in models at their n_steps (106); event engine "
              f"in {res.get('precision', 'float64')}, dense engine in {res.get('dense_precision', 'float64')}.", ""]
+    p, dp = res.get("precision", "float64"), res.get("dense_precision", "float64")
     lines += [markdown_table(
-        ["model", "event ms/sample", "dense ms/sample", "event / dense", "target", "accuracy (event = dense)"],
+        ["model", f"event ms/sample ({p})", f"dense ms/sample ({dp})", "event / dense", "target",
+         f"dense ms/sample ({p})", "event / dense, same precision", "accuracy (event = dense)"],
         [[r["model"], r["event_ms"], r["dense_ms"], r["ratio"], f">= {TARGETS[r['model'] + '_batch1_vs_dense']:g}",
+          r.get("dense_same_ms", float("nan")), r.get("ratio_same", float("nan")),
           f"{100 * r['accuracy_event']:.1f} %"] for r in res["batch1"]]), ""]
     b, w, s, f = res["batching"], res["run"], res["stream"], res["floor"]
     lines += [markdown_table(["measure", "value", "target"], [
@@ -253,6 +267,16 @@ def report(res) -> str:
     ]), ""]
     lines.append("Targets met: " + ", ".join(f"{k} {'yes' if v else 'NO'}" for k, v in t.items()) + ".")
     return "\n".join(lines)
+
+
+def _loads(res) -> str:
+    """The load averages at the start and at the end of the run, marked LOADED above 1.5
+    (another process held a core: absolute times are not the quiet machine's)."""
+    end = res["environment"]["load_average"]
+    start = res.get("load_start", end)
+    text = f"{np.round(start, 2).tolist()} at the start, {np.round(end, 2).tolist()} at the end"
+    return text + (" (**LOADED**: absolute times are a loaded machine's; the ratios are measured in this run)"
+                   if max(start[0], end[0]) > 1.5 else "")
 
 
 def met(res) -> dict:
@@ -276,11 +300,12 @@ def main(argv=None) -> dict:
     args = ap.parse_args(argv)
     from evsim.precision import resolve_precision
 
+    load_start = os.getloadavg()
     RUN["precision"] = resolve_precision(args.precision, builtin("default"))
     print(f"batch 1, one thread (event engine in {RUN['precision']})", flush=True)
     res = {"command": f"python benchmarks/bench_builtin.py --samples {args.samples} --rounds {args.rounds}"
                       + (f" --precision {args.precision}" if args.precision != "auto" else ""),
-           **RUN,
+           **RUN, "load_start": load_start,
            "batch1": [batch1(name, args.data, args.samples, args.rounds) for name in ("default", "sparse")]}
     print("batching", flush=True)
     res["batching"] = batching(args.data, max(args.samples, 128), args.rounds)

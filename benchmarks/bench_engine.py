@@ -31,7 +31,8 @@ float32 and in float64 (``precision=``, :mod:`evsim.precision`), the dense engin
 in both precisions, "this / other" reads float32 / float64, and instead of bit-equal
 outputs the predictions of the two precisions are compared on all the samples; it writes
 ``benchmarks/results/engine_precision.json`` and the ``engine_precision`` table.
-``--precision float32`` runs this checkout's engine in float32 against ``--against``.
+``--precision float32`` runs this checkout's engine and ``--against``'s in float32 (the
+other checkout must take ``precision=``), their outputs compared bit for bit.
 
 Reported, as medians over the passes: ms per sample, event / dense, this / other (> 1:
 this checkout is faster), batch 64 / batch 1 per-sample throughput, and the engine's
@@ -140,7 +141,8 @@ def engines_for(path: str, args, other) -> dict:
         return {p: (_in_precision(event.simulate, p), model, p) for p in ("float32", "float64")}
     engines = {"this": (_in_precision(event.simulate, args.precision), load_model(path), args.precision)}
     if other is not None:
-        engines["other"] = (other[0].simulate, other[1].load_model(path), "float64")
+        other_simulate = other[0].simulate if args.precision == "float64" else _in_precision(other[0].simulate, args.precision)
+        engines["other"] = (other_simulate, other[1].load_model(path), args.precision)
     return engines
 
 

@@ -122,6 +122,22 @@ class LazyKernel:
         return _named_kernel, (self.__module__, self.__qualname__)
 
 
+class LazyGlobal:
+    """A numba function ``name`` of ``module``, imported only when a kernel that calls it is
+    typed (``_numba_type_``): for a module that must import numba at its top (one that
+    uses a numba intrinsic), referred to from modules that must not."""
+
+    def __init__(self, module: str, name: str):
+        self.module, self.name = module, name
+
+    @property
+    def _numba_type_(self):
+        return _named_kernel(self.module, self.name)._numba_type_
+
+    def __repr__(self) -> str:
+        return f"<LazyGlobal {self.module}.{self.name}>"
+
+
 def _named_kernel(module: str, qualname: str):
     """The object called ``qualname`` in ``module`` (unpickling a :class:`LazyKernel`)."""
     import importlib

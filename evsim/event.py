@@ -52,7 +52,7 @@ from .cells import RESET_CODE, get_cell
 from .model import DECISION_CODE, RECURRENCE_CODE, HiddenLayer, Model, _is_real
 from .data import MAX_STEPS, time_to_step, validate_events
 from .engine import SimResult, check_inputs
-from .precision import DEFAULT_PRECISION, check_precision, float_dtype, require_float64
+from .precision import DEFAULT_PRECISION, check_precision, float_dtype, require_float64, resolve_precision
 from .structured import split_structured
 
 __all__ = ["simulate", "EventStream", "pack_model"]
@@ -279,8 +279,9 @@ def simulate(model: Model, x, lengths=None, record_spikes: bool = False,
     event by event.  The samples of a batch run in parallel over the threads numba may
     use (``numba.set_num_threads``); a single sample runs on the calling thread.
 
-    ``precision``: ``"float64"`` (default) or ``"float32"``, the type of the membranes,
-    currents and their sums (:mod:`evsim.precision`); the reference takes the same.
+    ``precision``: ``"float64"`` (default), ``"float32"`` or ``"auto"`` (float32 unless the
+    model has CS-GRU layers), the type of the membranes, currents and their sums
+    (:mod:`evsim.precision`); the reference takes the same.
 
     Same contract as :func:`evsim.reference.simulate`: ``lengths`` (B,) marks how many
     steps of each padded sample count (readout zero beyond), ``record_spikes`` returns one
@@ -294,7 +295,7 @@ def simulate(model: Model, x, lengths=None, record_spikes: bool = False,
     is then each sample's length).  For a model with CS-GRU layers (:mod:`evsim.stack`)
     only its runs of cell layers may rest, and ``hidden_steps`` is not reported.
     """
-    check_precision(precision)
+    precision = resolve_precision(precision, model)
     if _has_stack_layers(model):              # CS-GRU layers: layer by layer (evsim.stack)
         require_float64(precision)
         from .stack import simulate_event
@@ -368,7 +369,7 @@ class EventStream:
 
     def __new__(cls, model: Model, precision: str = DEFAULT_PRECISION):
         if cls is EventStream and _has_stack_layers(model):   # CS-GRU layers: evsim.stack.StackStream
-            require_float64(precision)
+            require_float64(resolve_precision(precision, model))
             from .stack import StackStream
 
             cls = StackStream
@@ -376,7 +377,7 @@ class EventStream:
 
     def __init__(self, model: Model, precision: str = DEFAULT_PRECISION):
         self.model = model
-        self.precision = check_precision(precision)
+        self.precision = precision = resolve_precision(precision, model)
         self._params, _ = _packed(model, precision)
         self._k = _kernels()
         # the model and the state as flat buffers (see "Flat buffers" in evsim.kernels.event);

@@ -1,4 +1,5 @@
-"""The arithmetic precision both engines share: ``"float64"`` (the default) or ``"float32"``.
+"""The arithmetic precision both engines share: ``"float64"`` (the library's default),
+``"float32"``, or ``"auto"`` (the command line's default: float32 where the model allows it).
 
 In a precision, the engines' membranes, synaptic currents, readout membranes and every
 sum that forms them are of that type; the model's weights are float32 in both (a model
@@ -15,8 +16,9 @@ readout trace as float64 (a float32 trace widened exactly).
   with float32's rounding (~6e-8 relative per operation): event = dense up to threshold
   ties, which are ~2^29 times wider than in float64.
 
-The command line adds ``"auto"`` (its default, :func:`resolve_precision`): float32 for a
-model whose layers all run in float32 (every neuron-cell model), float64 for a model with
+``"auto"`` (:func:`resolve_precision`; every function that takes a precision takes it,
+and it is the default of ``evsim run``, ``batch`` and ``listen``): float32 for a model
+whose layers all run in float32 (every neuron-cell model), float64 for a model with
 CS-GRU layers (float64 only).  The library's default stays float64, the oracle whose
 outputs the golden tests pin bit for bit.  Why the command line runs float32: on the
 1000 spoken-digit test samples both built-in models give the same 1000 predictions in
@@ -33,8 +35,10 @@ from .errors import EvsimError
 #: the precisions, default first
 PRECISIONS = ("float64", "float32")
 DEFAULT_PRECISION = "float64"
-#: the command line's choices (a precision, or "auto") and its default
-CLI_PRECISIONS = ("auto",) + PRECISIONS
+#: what a function or command taking a precision accepts: a precision, or "auto"
+PRECISION_OPTIONS = ("auto",) + PRECISIONS
+#: the command line's choices and its default
+CLI_PRECISIONS = PRECISION_OPTIONS
 CLI_DEFAULT_PRECISION = "auto"
 
 
@@ -42,6 +46,14 @@ def check_precision(precision) -> str:
     """``precision`` if it is one of :data:`PRECISIONS`; else :class:`EvsimError`."""
     if not isinstance(precision, str) or precision not in PRECISIONS:
         raise EvsimError(f"unknown precision {precision!r}; expected one of {', '.join(PRECISIONS)}")
+    return precision
+
+
+def check_precision_option(precision) -> str:
+    """``precision`` if it is one of :data:`PRECISION_OPTIONS` (a precision or ``"auto"``,
+    resolved once the model is known); else :class:`EvsimError`."""
+    if not isinstance(precision, str) or precision not in PRECISION_OPTIONS:
+        raise EvsimError(f"unknown precision {precision!r}; expected one of {', '.join(PRECISION_OPTIONS)}")
     return precision
 
 
@@ -61,12 +73,13 @@ def require_float64(precision: str) -> None:
 
 
 def resolve_precision(precision, model) -> str:
-    """The precision ``model`` runs in for the command line's ``precision``: ``"auto"`` is
-    float32 unless a layer of ``model`` is a CS-GRU layer (float64 only), then float64;
-    any other value is checked (:func:`check_precision`) and returned."""
-    if precision == "auto":
-        from .model import HiddenLayer
+    """The precision ``model`` runs in for ``precision`` (one of :data:`PRECISION_OPTIONS`):
+    ``"auto"`` is float32 if every layer of ``model`` is a neuron-cell layer (they all run
+    in float32), float64 if one is a CS-GRU layer (float64 only); float64 and float32 are
+    returned as they are; anything else raises :class:`EvsimError`."""
+    if check_precision_option(precision) != "auto":
+        return precision
+    from .model import HiddenLayer
 
-        cells_only = all(isinstance(layer, HiddenLayer) for layer in getattr(model, "layers", ()))
-        return "float32" if cells_only else "float64"
-    return check_precision(precision)
+    cells_only = all(isinstance(layer, HiddenLayer) for layer in model.layers)
+    return "float32" if cells_only else "float64"

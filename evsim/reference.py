@@ -18,7 +18,7 @@ from .cells import get_cell
 from .engine import SimResult, check_inputs, softmax
 from .errors import EvsimError
 from .model import DECISIONS, RECURRENCES, HiddenLayer, Model
-from .precision import DEFAULT_PRECISION, float_dtype, require_float64
+from .precision import DEFAULT_PRECISION, float_dtype, require_float64, resolve_precision
 
 __all__ = ["SimResult", "simulate", "softmax", "check_inputs"]
 
@@ -80,16 +80,18 @@ def simulate(model: Model, x, lengths=None, record_spikes: bool = False,
              record_membrane: bool = False, precision: str = DEFAULT_PRECISION) -> SimResult:
     """Run ``model`` on binned inputs ``x`` (B, T, n_inputs) step by step.
 
-    ``precision``: ``"float64"`` (default) or ``"float32"``, the type of every state,
-    current and sum (:mod:`evsim.precision`); the readout trace is returned as float64
-    (exactly widened) and the scores are summed in float64 in both.
+    ``precision``: ``"float64"`` (default), ``"float32"`` or ``"auto"`` (float32 unless the
+    model has CS-GRU layers), the type of every state, current and sum
+    (:mod:`evsim.precision`); the readout trace is returned as float64 (exactly widened)
+    and the scores are summed in float64 in both.
 
     ``lengths`` (B,) lets samples of different lengths share a padded batch: a sample's
     readout and scores only count its own steps; its readout trace is zero beyond them.
     ``record_membrane`` puts each hidden layer's membrane v_t (before the reset of its
     spikes), (B, T, n_l) in the precision's type, in ``stats["membrane"]``.
     """
-    real = float_dtype(precision)             # raises for an unknown precision
+    precision = resolve_precision(precision, model)      # raises for an unknown precision
+    real = float_dtype(precision)
     if _has_stack_layers(model):              # CS-GRU layers: layer by layer (evsim.stack)
         require_float64(precision)
         from .stack import simulate_reference

@@ -16,7 +16,7 @@ from typing import Callable, Iterable, NamedTuple, Sequence
 import numpy as np
 
 from .errors import EvsimError
-from .precision import DEFAULT_PRECISION, check_precision
+from .precision import DEFAULT_PRECISION, check_precision_option
 from .model import Model
 from .names import ENGINES, RUN_ENGINES
 
@@ -79,10 +79,11 @@ def get_engine(name: str) -> Callable:
 
 def check_run_options(engine: str, precision: str) -> None:
     """Raise for an unknown engine (``"auto"`` is known: it is resolved once the samples
-    are counted) or precision, so that a classification fails before reading any input."""
+    are counted) or precision (``"auto"`` too: the engine resolves it for the model), so
+    that a classification fails before reading any input."""
     if engine != "auto":
         get_engine(engine)
-    check_precision(precision)
+    check_precision_option(precision)
 
 
 def pad_batch(samples: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -112,7 +113,7 @@ def classify_batches(model: Model, batches: Iterable[Sequence[np.ndarray] | Padd
     Returns (predictions (n,), scores (n, C), stats) where stats sums the engine's
     counters: ``spikes_per_layer`` (L,) from either engine (the dense one from its spike
     rasters), ``synaptic_events`` from the event engine only (the dense engine does not
-    count them).  ``precision``: float64 or float32 (:mod:`evsim.precision`).
+    count them).  ``precision``: float64, float32 or auto (:mod:`evsim.precision`).
     """
     simulate = get_engine(engine)
     rasters = engine == "dense"

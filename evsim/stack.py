@@ -195,7 +195,7 @@ class StackStream(EventStream):
 
     def __init__(self, model: Model, precision: str = "float64"):
         self.model = model
-        self.precision = precision        # float64 only: EventStream.__new__ refused any other
+        self.precision = "float64"        # the only one: EventStream.__new__ refused any other
         self._segments = segments(model)
         self.reset()
 

@@ -35,7 +35,10 @@ What a cell module ``evsim/cells/<name>.py`` holds (the contract; ``lif.py`` is 
   stand-ins it must not read); ``cur`` the input without the bias ``b``; it writes the
   indices of the spiking neurons to ``spk`` and returns their number (end it with
   :func:`evsim.cells._common.spikes_and_reset`, or, when its update loop has written the
-  flags ``spk[i] = v[i] >= theta[i]`` and counted them, with :func:`~evsim.cells._common.spikes_from_flags`).  It must do the floating-point operations
+  flags ``spk[i] = v[i] >= theta[i]`` and counted them, with :func:`~evsim.cells._common.spikes_from_flags`;
+  or, as LIF does, pack the flags of 64 neurons into a word in the update loop and append
+  its spikes with :func:`~evsim.cells._common.spikes_of_word`, then
+  :func:`~evsim.cells._common.reset_spikes`).  It must do the floating-point operations
   of ``reference_step`` in the same order (the event = dense tests compare rasters exactly);
 * ``fwd_step`` / ``bwd_step`` (``@njit(**TRAIN_CALLEE)``): one step of the training forward,
   recording what the backward needs, and of its backward pass through time; signatures

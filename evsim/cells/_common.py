@@ -4,7 +4,13 @@ the training helpers for every cell whose membrane follows
 
 from __future__ import annotations
 
-from .._numba_config import EXACT_CALLEE, TRAIN_CALLEE, njit
+import numpy as np
+
+from .._numba_config import EXACT_CALLEE, TRAIN_CALLEE, LazyGlobal, njit
+
+#: lowest_set_bit(word) -> the index of the lowest set bit of a uint64 word (not zero);
+#: defined in evsim.cells._bits, which imports numba, so imported when a kernel needs it
+lowest_set_bit = LazyGlobal("evsim.cells._bits", "lowest_set_bit")
 
 
 @njit(**EXACT_CALLEE)
@@ -25,34 +31,47 @@ def spikes_from_flags(v, theta, subtract, spk, fired):
     """:func:`spikes_and_reset` for a cell whose update loop has already written the flags
     ``spk[i] = v[i] >= theta[i]`` (1 or 0) and counted them (``fired``: one pass over the
     neurons less)."""
-    # spikes: the flags compacted in place into indices (k <= i, so no flag is overwritten
-    # before it is read), without a branch per neuron (a spike pattern is not
-    # predictable).  The count picks the loop: none, nothing to do; one neuron in 16 or
-    # fewer, groups of four quiet neurons are skipped (2-3x faster than compacting every
-    # flag when few fire); more, the group test mispredicts and every flag is compacted
-    # (issue 14, branch event24: 256 neurons at 25 % firing 760 -> 410 ns, float64)
+    # spikes: the flags compacted in place into ascending indices, 64 at a time: the
+    # word's flags packed into the bits of an integer (a vectorised pass), then one
+    # iteration per spike (its lowest set bit; k <= g + j, and the word's flags are all
+    # read before any is overwritten).  No branch per neuron (a spike pattern is not
+    # predictable) and no per-neuron store chain (issue 14, branch event25).
     n = v.shape[0]
     if fired == 0:
         return 0
     k = 0
-    g = 0                          # flags before g are compacted
-    if fired * 16 <= n:
-        while g + 4 <= n:
-            if spk[g] | spk[g + 1] | spk[g + 2] | spk[g + 3]:
-                for i in range(g, g + 4):
-                    f = spk[i]
-                    spk[k] = i
-                    k += f
-            g += 4
-    for i in range(g, n):          # the rest: every flag when many fired, else the last < 4
+    whole = n - n % 64
+    for g in range(0, whole, 64):
+        word = np.uint64(0)
+        for j in range(64):
+            word |= np.uint64(spk[g + j]) << np.uint64(j)
+        k = spikes_of_word(word, g, spk, k)
+    for i in range(whole, n):      # the last n % 64 flags, one by one (branch-free)
         f = spk[i]
         spk[k] = i
         k += f
-    # reset
+    reset_spikes(v, theta, subtract, spk, k)
+    return k
+
+
+@njit(**EXACT_CALLEE)
+def spikes_of_word(word, first, spk, k):
+    """Append to spk[k:] the index ``first + j`` of each set bit j of ``word`` (uint64),
+    in ascending order; returns the new count.  One step per spike: the lowest set bit
+    (trailing zeros), then cleared."""
+    while word != 0:
+        spk[k] = first + np.int64(lowest_set_bit(word))
+        k += 1
+        word &= word - np.uint64(1)
+    return k
+
+
+@njit(**EXACT_CALLEE)
+def reset_spikes(v, theta, subtract, spk, k):
+    """reset(v, s) of the k neurons in spk[:k]: ``v - theta`` or ``0``."""
     for e in range(k):
         i = spk[e]
         v[i] = v[i] - theta[i] if subtract else v[i] * 0.0
-    return k
 
 
 #: M = theta * REST_BOUND (rounded to the precision's type): the bound below threshold a

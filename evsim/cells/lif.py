@@ -23,7 +23,7 @@ import numpy as np
 from .._numba_config import EXACT_CALLEE, TRAIN_CALLEE, njit
 from ..surrogates import spike_fn, step_fn, surrogate_grad_row
 from . import CellKind, TrainingDefaults, reset_reference
-from ._common import REST_BOUND, membrane_grad, reset_value, spikes_from_flags
+from ._common import REST_BOUND, membrane_grad, reset_spikes, reset_value, spikes_of_word
 
 
 def reference_step(state, current, p, reset, active):
@@ -38,17 +38,29 @@ def reference_step(state, current, p, reset, active):
 def event_update(v, aux, cur, bias, beta, theta, gain, extra, subtract, spk):
     """v = beta * v + g * (input + b); spike where v >= theta, then reset (``aux`` and
     ``extra`` are stand-ins: LIF has no extra state or parameters)."""
-    # membrane update (v already holds reset(v_{t-1}, s_{t-1})) and spike flags;
-    # branch-free, vectorised; the flags counted for spikes_from_flags
-    fired = 0
-    for i in range(v.shape[0]):
+    # membrane update (v already holds reset(v_{t-1}, s_{t-1})) and spikes, 64 neurons at
+    # a time: their spike flags packed into a word in the (vectorised) update loop, then
+    # one step per spike (as spikes_from_flags, without writing and reading back a flag
+    # per neuron); the last n % 64 neurons one by one, branch-free
+    n = v.shape[0]
+    whole = n - n % 64
+    k = 0
+    for g in range(0, whole, 64):
+        word = np.uint64(0)
+        for j in range(64):
+            i = g + j
+            v_i = beta[i] * v[i] + gain[i] * (cur[i] + bias[i])
+            v[i] = v_i
+            word |= np.uint64(v_i >= theta[i]) << np.uint64(j)
+        k = spikes_of_word(word, g, spk, k)
+    for i in range(whole, n):
         v_i = beta[i] * v[i] + gain[i] * (cur[i] + bias[i])
         v[i] = v_i
-        f = v_i >= theta[i]
-        spk[i] = f
-        fired += f
-    # spikes, reset
-    return spikes_from_flags(v, theta, subtract, spk, fired)
+        spk[k] = i
+        k += v_i >= theta[i]
+    # reset
+    reset_spikes(v, theta, subtract, spk, k)
+    return k
 
 
 @njit(**EXACT_CALLEE)

@@ -133,6 +133,9 @@ def test_listen_prints_the_running_prediction(class_folder):
     assert lines[-2].startswith("final: ") and "ms max compute" in lines[-1]
     f32 = invoke("listen", class_folder / "one" / "0.wav", "--block-ms", 15, "--every-ms", 100, "--precision", "float32")
     assert f32.exit_code == 0, f32.output
-    assert f32.output.strip().splitlines()[-2].split(" (")[0] == lines[-2].split(" (")[0]    # the same final class
+    assert f32.output.strip().splitlines()[:-1] == lines[:-1]        # the default, auto, is float32 here
+    f64 = invoke("listen", class_folder / "one" / "0.wav", "--block-ms", 15, "--every-ms", 100, "--precision", "float64")
+    assert f64.exit_code == 0, f64.output
+    assert f64.output.strip().splitlines()[-2].split(" (")[0] == lines[-2].split(" (")[0]    # the same final class
     bad = CliRunner().invoke(evsim, ["listen", str(class_folder / "one" / "0.wav"), "--gain", "loud"])
     assert bad.exit_code == 1 and "Error: --gain 'loud'" in bad.output

@@ -48,4 +48,6 @@ def test_info_and_run_on_a_csgru_model(tmp_path):
         assert res.exit_code == 0, res.output
         out[engine] = json.loads(res.output)
     assert [s["prediction"] for s in out["event"]["samples"]] == [s["prediction"] for s in out["dense"]["samples"]]
+    # the default precision, auto, runs a CS-GRU model in float64 (its only precision)
+    assert all((o["precision"], o["precision_option"]) == ("float64", "auto") for o in out.values())
     assert out["event"]["accuracy"] == out["dense"]["accuracy"]

@@ -58,19 +58,16 @@ def test_default_precision_is_auto_float32_for_a_cell_model(model_file, spike_fi
 def test_auto_resolves_by_the_models_layers(model_file):
     from evsim.errors import EvsimError
     from evsim.precision import resolve_precision
+    from tests.csgru_strategies import random_stack_case
 
-    assert resolve_precision("auto", load_model(model_file)) == "float32"
-    assert resolve_precision("float64", load_model(model_file)) == "float64"
-
-    class CsgruLayer:                     # any layer that is not a neuron-cell layer
-        pass
-
-    class StackModel:
-        layers = (load_model(model_file).layers[0], CsgruLayer())
-
-    assert resolve_precision("auto", StackModel()) == "float64"
-    with pytest.raises(EvsimError, match="unknown precision 'float16'; expected one of float64, float32"):
-        resolve_precision("float16", StackModel())
+    cells = load_model(model_file)
+    assert resolve_precision("auto", cells) == "float32"
+    assert resolve_precision("float64", cells) == "float64" and resolve_precision("float32", cells) == "float32"
+    stack, _, _ = random_stack_case(3)                  # neuron-cell and CS-GRU layers
+    assert resolve_precision("auto", stack) == "float64"
+    assert resolve_precision("float32", stack) == "float32"   # explicit: the engines refuse it (tests/evsim)
+    with pytest.raises(EvsimError, match="^unknown precision 'float16'; expected one of auto, float64, float32$"):
+        resolve_precision("float16", cells)
 
 
 def test_unknown_precision_is_a_usage_error(model_file, spike_file):

@@ -128,8 +128,9 @@ def test_cli_batch_bad_input(model_file, files, tmp_path):
 
 
 def test_cli_batch_precision_is_evsim_runs(model_file, files, tmp_path):
-    """--precision float32 gives the records `evsim run --precision float32` gives; an
-    unknown precision, or float32 for a CS-GRU model, fails before any output."""
+    """--precision float32 gives the records `evsim run --precision float32` gives, and so
+    does the default (auto: float32 for a neuron-cell model); an unknown precision, or
+    float32 for a CS-GRU model, fails before any output."""
     d, paths = files
     res = CliRunner().invoke(evsim, ["batch", paths[0], "--model", str(model_file), "--precision", "float32", "-q"])
     assert res.exit_code == 0, res.output
@@ -139,6 +140,8 @@ def test_cli_batch_precision_is_evsim_runs(model_file, files, tmp_path):
     expected = json.loads(run.output)["samples"]
     assert [r["prediction"] for r in lines] == [s["prediction"] for s in expected]
     assert [r["score"] for r in lines] == pytest.approx([s["score"] for s in expected], rel=0, abs=0)
+    default = CliRunner().invoke(evsim, ["batch", paths[0], "--model", str(model_file), "-q"])   # auto: float32
+    assert default.exit_code == 0 and [json.loads(line) for line in default.stdout.splitlines()] == lines
     res = CliRunner().invoke(evsim, ["batch", paths[0], "--model", str(model_file), "--precision", "float16"])
     assert res.exit_code == 2 and "float16" in res.output
     from tests.cli.test_csgru_cli import _model as csgru_model

@@ -1,6 +1,7 @@
 """The built-in models give bit-identical outputs to those recorded before the cell
 registry and the grouped kernel arguments (tools/make_builtin_golden.py, at 7df0697):
-scores exactly, readout traces and spike rasters by SHA-256 of their bytes.  One
+scores exactly, readout traces and spike rasters by SHA-256 of their bytes; in float32
+(what `evsim run` runs them in by default) those recorded when it became the default.  One
 exception, by platform: NumPy's float64 exp has an AVX-512 code path that rounds some
 results differently in the last bit, so where this machine's path is not the one that
 recorded the file (``numpy_exp_avx512`` in it; seen: 3.6e-15), the dense engine's scores
@@ -11,9 +12,12 @@ import os
 
 import numpy as np
 
-from tools.make_builtin_golden import builtin_outputs, numpy_exp_is_avx512
+from tools.make_builtin_golden import builtin_outputs, golden_keys, numpy_exp_is_avx512
 
 GOLDEN = os.path.join(os.path.dirname(__file__), "data", "builtin_golden.npz")
+#: float32, the precision `evsim run` runs the built-in models in (precision "auto"):
+#: the event engine's scores, trace and spikes, the dense engine's spikes (golden_keys)
+GOLDEN_FLOAT32 = os.path.join(os.path.dirname(__file__), "data", "builtin_golden_float32.npz")
 
 
 def test_builtin_models_are_bit_identical():
@@ -30,6 +34,19 @@ def test_builtin_models_are_bit_identical():
             # the dense engine's scores are NumPy's softmax of the (bit-checked) readout
             # trace summed over steps: its exp's last-bit rounding depends on the CPU
             np.testing.assert_array_max_ulp(got[key], want[key], maxulp=4)
+        else:
+            assert np.array_equal(got[key], want[key]), key
+
+
+def test_builtin_models_are_bit_identical_in_float32():
+    """The outputs ``evsim run`` gives by default (float32) are pinned bit for bit too:
+    recorded at the commit that added the file (tools/make_builtin_golden.py)."""
+    want = np.load(GOLDEN_FLOAT32)
+    got = golden_keys(builtin_outputs("float32"), "float32")
+    assert set(got) == set(want.files) - {"numpy_exp_avx512"} and any(k.startswith("default.event.") for k in got)
+    for key in got:
+        if key.endswith("sha256"):
+            assert str(got[key]) == str(want[key]), key
         else:
             assert np.array_equal(got[key], want[key]), key
 

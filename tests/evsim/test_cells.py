@@ -230,12 +230,13 @@ def test_a_generated_dispatcher_follows_the_registry_it_is_given():
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-@pytest.mark.parametrize("n", [1, 5, 16, 17, 256])
+@pytest.mark.parametrize("n", [1, 5, 16, 17, 63, 64, 65, 200, 256])
 @pytest.mark.parametrize("rate", [0.0, 0.02, 0.0625, 0.3, 1.0])
 def test_spikes_and_reset_against_numpy(dtype, n, rate):
-    """spikes_and_reset (the flag count picks the compaction loop: none, quiet groups
-    skipped, every flag) against NumPy: the spiking neurons' indices in order, and their
-    membranes reset, with both resets and firing rates on either side of 1 in 16."""
+    """spikes_and_reset (flags packed 64 to a word, then one step per spike; the last
+    n % 64 flags one by one) against NumPy: the spiking neurons' indices in order, and
+    their membranes reset, with both resets, layers shorter and longer than a word and
+    not a multiple of it, every firing rate from none to all."""
     from evsim.cells._common import spikes_and_reset
 
     rng = np.random.default_rng(int(rate * 1000) + n)
@@ -252,4 +253,36 @@ def test_spikes_and_reset_against_numpy(dtype, n, rate):
         assert k == want.size and np.array_equal(spk[:k], want)
         expect = v0.copy()
         expect[want] = v0[want] - theta[want] if subtract else v0[want] * dtype(0)
+        assert np.array_equal(v, expect)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("n", [1, 5, 63, 64, 65, 200, 256])
+@pytest.mark.parametrize("rate", [0.0, 0.02, 0.3, 1.0])
+def test_lif_event_update_against_numpy(dtype, n, rate):
+    """The LIF event step (the update, its spike flags packed 64 to a word, the last
+    n % 64 neurons one by one) against NumPy in the same type: the membranes bit for bit,
+    the spiking neurons' indices in order, their resets; layers shorter and longer than a
+    word and not a multiple of it."""
+    from evsim.cells.lif import event_update
+
+    rng = np.random.default_rng(int(rate * 1000) + n)
+    theta = rng.uniform(0.5, 1.5, n).astype(dtype)
+    beta, gain, bias = (rng.uniform(0, 1, n).astype(dtype), rng.uniform(0.5, 2, n).astype(dtype),
+                        rng.normal(0, 0.1, n).astype(dtype))
+    v0 = rng.uniform(-0.5, 0.4, n).astype(dtype)
+    fire = rng.random(n) < rate
+    fire[0] = rate > 0                                      # at least one spike when any
+    cur = np.where(fire, 2 * theta / gain, rng.uniform(-1, -0.5, n)).astype(dtype)   # else below threshold
+    want_v = beta * v0 + gain * (cur + bias)                # NumPy: the same operations in dtype
+    want = np.flatnonzero(want_v >= theta)
+    assert (want.size > 0) == (rate > 0)
+    for subtract in (True, False):
+        v = v0.copy()
+        spk = np.full(n, -7, np.int64)
+        k = event_update(v, np.zeros((0, n), dtype), cur, bias, beta, theta, gain, np.zeros((0, n), dtype),
+                         subtract, spk)
+        assert k == want.size and np.array_equal(spk[:k], want)
+        expect = want_v.copy()
+        expect[want] = want_v[want] - theta[want] if subtract else want_v[want] * dtype(0)
         assert np.array_equal(v, expect)

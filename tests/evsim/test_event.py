@@ -748,13 +748,50 @@ def test_float32_and_float64_differ_only_by_rounding():
     assert same >= 0.9 * samples, f"only {same} of {samples} samples spike alike in float32 and float64"
 
 
-@pytest.mark.parametrize("bad", ["float16", "double", "", None, 32, "FLOAT32"])
+def test_auto_precision_runs_a_cell_model_in_float32():
+    """precision="auto" (the command line's default) is float32 for a neuron-cell model:
+    both engines and the stream give the float32 run's outputs bit for bit."""
+    for seed in range(3):
+        model, x, lengths = random_case(seed, {"stable": True})
+        for engine in (event, reference):
+            auto = engine.simulate(model, x, lengths, record_spikes=True, precision="auto")
+            f32 = engine.simulate(model, x, lengths, record_spikes=True, precision="float32")
+            assert np.array_equal(auto.readout, f32.readout) and np.array_equal(auto.scores, f32.scores)
+            assert all(np.array_equal(a, b) for a, b in zip(auto.spikes, f32.spikes))
+        stream = event.EventStream(model, precision="auto")
+        assert stream.precision == "float32" and stream._state.cells.v.dtype == np.float32
+
+
+def test_auto_precision_runs_a_csgru_stack_in_float64():
+    """precision="auto" is float64 for a model with CS-GRU layers (float64 only), where
+    float32 is refused."""
+    from evsim.csgru_layer import CSGRULayer
+    from evsim.precision import resolve_precision
+    from evsim.stack import StackStream
+    from tests.csgru_strategies import random_stack_case
+
+    model, x, lengths = random_stack_case(3)
+    assert any(isinstance(layer, CSGRULayer) for layer in model.layers)
+    assert resolve_precision("auto", model) == "float64"
+    for engine in (event, reference):
+        auto = engine.simulate(model, x, lengths, precision="auto")
+        f64 = engine.simulate(model, x, lengths, precision="float64")
+        assert np.array_equal(auto.readout, f64.readout) and np.array_equal(auto.scores, f64.scores)
+        with pytest.raises(EvsimError, match="precision 'float32' is not available for models with CS-GRU layers"):
+            engine.simulate(model, x, lengths, precision="float32")
+    stream = event.EventStream(model, precision="auto")
+    assert isinstance(stream, StackStream) and stream.precision == "float64"
+
+
+@pytest.mark.parametrize("bad", ["float16", "double", "", None, 32, "FLOAT32", "AUTO"])
 def test_unknown_precisions_are_refused(bad, tiny):
     x = np.zeros((2, 4))
     for call in (lambda: event.simulate(tiny, x, precision=bad), lambda: reference.simulate(tiny, x, precision=bad),
-                 lambda: event.EventStream(tiny, precision=bad), lambda: event.pack_model(tiny, bad)):
-        with pytest.raises(EvsimError, match="unknown precision .*; expected one of float64, float32"):
+                 lambda: event.EventStream(tiny, precision=bad)):
+        with pytest.raises(EvsimError, match="unknown precision .*; expected one of auto, float64, float32$"):
             call()
+    with pytest.raises(EvsimError, match="unknown precision .*; expected one of float64, float32$"):
+        event.pack_model(tiny, bad)       # the packed form is of a precision, not of "auto"
 
 
 # -- the fast paths of live use (one kernel call per step or push) -------------------------
