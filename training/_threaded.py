@@ -242,7 +242,7 @@ def sparse_matmul_tn(a, b, edges, parts):
 @numba.njit(**TRAIN)
 def _mask_from_bytes(top8, t_hi, scale, out):
     """out[i] = scale where the byte ``top8[i]`` > t_hi, 0 where it is < t_hi, -1 (a tie,
-    decided by :func:`_resolve_ties`) where equal; returns the number of ties (one pass
+    decided by :func:`_resolve_ties`, which finds it again in the words) where equal; returns the number of ties (one pass
     without branches: it vectorises)."""
     ties = 0
     for i in range(out.shape[0]):
@@ -252,15 +252,28 @@ def _mask_from_bytes(top8, t_hi, scale, out):
     return ties
 
 
+_ONES = np.uint64(0x0101010101010101)
+_HIGHS = np.uint64(0x8080808080808080)
+
+
 @numba.njit(**TRAIN)
-def _resolve_ties(out, low16, t_lo, scale):
-    """The ties of ``out`` (entries -1), in order: the k-th kept (scale) when its low 16
-    bits ``low16[k]`` >= t_lo, else 0."""
+def _resolve_ties(out, words, t_hi, low16, t_lo, scale):
+    """The ties of ``out`` (the entries whose byte of ``words``, 8 per word, low byte first,
+    equals t_hi), in order: the k-th kept (scale) when its low 16 bits ``low16[k]`` >= t_lo,
+    else 0.  A pass over the words: one without a byte equal to t_hi (a zero byte of
+    ``w ^ t_hi * 0x01..01``: ``(x - 0x01..01) & ~x & 0x80..80`` is non-zero exactly when x
+    has one) is skipped whole, so a mask's bytes are looked at one by one only in the ~3 %
+    of words that hold a tie."""
+    pattern = np.uint64(t_hi) * _ONES
+    size = out.shape[0]
     k = 0
-    for i in range(out.shape[0]):
-        if out[i] < 0.0:
-            out[i] = scale if np.int64(low16[k]) >= t_lo else 0.0
-            k += 1
+    for w in range(words.shape[0]):
+        x = words[w] ^ pattern
+        if (x - _ONES) & ~x & _HIGHS:
+            for byte in range(min(8, size - 8 * w)):
+                if (x >> np.uint64(8 * byte)) & np.uint64(0xFF) == np.uint64(0):
+                    out[8 * w + byte] = scale if np.int64(low16[k]) >= t_lo else 0.0
+                    k += 1
 
 
 def dropout_mask(rng: np.random.Generator, p: float, shape: tuple, dtype) -> np.ndarray:
@@ -280,19 +293,28 @@ def dropout_mask(rng: np.random.Generator, p: float, shape: tuple, dtype) -> np.
     t_hi, t_lo = threshold >> 16, threshold & 0xFFFF
     n_words = (size + 7) // 8
     out = np.empty(size, dtype)
-    start = bitgen.state
     blocks = _blocks(n_words, max(1, min(threads(), n_words // MIN_WORDS_PER_THREAD)))
+    if len(blocks) == 1:
+        words = bitgen.random_raw(n_words)
+        n_ties = _mask_from_bytes(words.view(np.uint8), t_hi, scale, out)
+        if n_ties:
+            low16 = bitgen.random_raw((n_ties + 3) // 4).view(np.uint16)
+            _resolve_ties(out, words, t_hi, low16, t_lo, scale)
+        return out.reshape(shape)
+    start = bitgen.state
+    words_of = [None] * len(blocks)
     ties = np.zeros(len(blocks) + 1, np.int64)        # per block, then their running sum
 
     def entries(lo, hi):
         return out[8 * lo:min(8 * hi, size)]
 
     def draw(lo, hi):
+        k = blocks.index((lo, hi))
         gen = np.random.PCG64()
         gen.state = start
         gen.advance(lo)
-        top8 = gen.random_raw(hi - lo).view(np.uint8)
-        ties[blocks.index((lo, hi)) + 1] = _mask_from_bytes(top8, t_hi, scale, entries(lo, hi))
+        words_of[k] = gen.random_raw(hi - lo)
+        ties[k + 1] = _mask_from_bytes(words_of[k].view(np.uint8), t_hi, scale, entries(lo, hi))
 
     run_blocks(draw, blocks, len(blocks))
     bitgen.advance(n_words)                 # as random_raw(n_words) would leave it: advance
@@ -305,7 +327,7 @@ def dropout_mask(rng: np.random.Generator, p: float, shape: tuple, dtype) -> np.
 
         def resolve(lo, hi):
             k = blocks.index((lo, hi))
-            _resolve_ties(entries(lo, hi), low16[ties[k]:ties[k + 1]], t_lo, scale)
+            _resolve_ties(entries(lo, hi), words_of[k], t_hi, low16[ties[k]:ties[k + 1]], t_lo, scale)
 
         run_blocks(resolve, blocks, len(blocks))
     return out.reshape(shape)
