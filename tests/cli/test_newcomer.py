@@ -50,7 +50,7 @@ def test_help_texts():
 
 def test_info_prints_accuracies_as_percentages():
     out = invoke("info").output
-    assert "test accuracy: 85.20 %" in out and "validation accuracy: 90.32 %" in out
+    assert "test accuracy: 90.80 %" in out and "validation accuracy: none (trained on every training speaker)" in out
 
 
 def test_train_finds_files_in_evsim_data_and_limit_is_a_quick_trial(tmp_path, monkeypatch):
