@@ -44,11 +44,13 @@ def test_schema_1_files_still_load_as_lif(tmp_path):
     assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
 
 
-def test_the_builtin_models_are_schema_1_files_and_load():
-    for name in ("default_model.npz", "sparse_model.npz"):
+def test_the_builtin_models_load_from_both_schemas():
+    """``sparse`` is a schema-1 file (written before cells existed), ``default`` (trained
+    2026-11-27) a schema-2 one: both load, as LIF networks."""
+    for name, schema in (("default_model.npz", 2), ("sparse_model.npz", 1)):
         path = os.path.join(BUILTIN, name)
         with np.load(path) as npz:
-            assert int(npz["schema_version"]) == 1
+            assert int(npz["schema_version"]) == schema
         assert {l.cell for l in load_model(path).layers} == {"lif"}
 
 
