@@ -44,10 +44,10 @@ def test_schema_1_files_still_load_as_lif(tmp_path):
     assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
 
 
-def test_the_builtin_models_load_from_both_schemas():
-    """``sparse`` is a schema-1 file (written before cells existed), ``default`` (trained
-    2026-11-27) a schema-2 one: both load, as LIF networks."""
-    for name, schema in (("default_model.npz", 2), ("sparse_model.npz", 1)):
+def test_the_builtin_models_are_schema_2_files_and_load():
+    """Both built-in models were trained on 2026-11-27, as schema-2 files (the schema-1
+    ones they replaced are covered by ``test_schema_1_files_still_load_as_lif``)."""
+    for name, schema in (("default_model.npz", 2), ("sparse_model.npz", 2)):
         path = os.path.join(BUILTIN, name)
         with np.load(path) as npz:
             assert int(npz["schema_version"]) == schema
