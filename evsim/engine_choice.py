@@ -83,9 +83,9 @@ def choose_engine(model, n_samples: int, batch_size: int = 64, numba_loaded: boo
     """``"dense"`` when the dense engine's estimate is not larger than the event engine's
     (module docstring), else ``"event"``.  ``numba_loaded``: whether numba is imported
     already (default: whether it is, now)."""
-    from .model import HiddenLayer
+    from .model import has_stack_layers
 
-    if any(not isinstance(layer, HiddenLayer) for layer in model.layers):
+    if has_stack_layers(model):
         return "event"        # CS-GRU layers: the dense reference is ~100x slower per sample
     if numba_loaded is None:
         numba_loaded = "numba" in sys.modules

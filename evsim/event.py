@@ -49,7 +49,7 @@ import numpy as np
 
 from .errors import EvsimError
 from .cells import RESET_CODE, get_cell
-from .model import DECISION_CODE, RECURRENCE_CODE, HiddenLayer, Model, _is_real
+from .model import DECISION_CODE, RECURRENCE_CODE, Model, _is_real, has_stack_layers
 from .data import MAX_STEPS, time_to_step, validate_events
 from .engine import SimResult, check_inputs
 from .precision import DEFAULT_PRECISION, check_precision, float_dtype, require_float64, resolve_precision
@@ -57,10 +57,6 @@ from .structured import split_structured
 
 __all__ = ["simulate", "EventStream", "pack_model"]
 
-
-def _has_stack_layers(model) -> bool:
-    """True when a layer of ``model`` is not a neuron-cell layer (a CS-GRU layer)."""
-    return any(not isinstance(layer, HiddenLayer) for layer in getattr(model, "layers", ()))
 
 
 
@@ -296,7 +292,7 @@ def simulate(model: Model, x, lengths=None, record_spikes: bool = False,
     only its runs of cell layers may rest, and ``hidden_steps`` is not reported.
     """
     precision = resolve_precision(precision, model)
-    if _has_stack_layers(model):              # CS-GRU layers: layer by layer (evsim.stack)
+    if has_stack_layers(model):              # CS-GRU layers: layer by layer (evsim.stack)
         require_float64(precision)
         from .stack import simulate_event
 
@@ -368,7 +364,7 @@ class EventStream:
     _n_out = 0
 
     def __new__(cls, model: Model, precision: str = DEFAULT_PRECISION):
-        if cls is EventStream and _has_stack_layers(model):   # CS-GRU layers: evsim.stack.StackStream
+        if cls is EventStream and has_stack_layers(model):   # CS-GRU layers: evsim.stack.StackStream
             require_float64(resolve_precision(precision, model))
             from .stack import StackStream
 

@@ -81,6 +81,7 @@ __all__ = [
     "Readout",
     "ModelMetadata",
     "Model",
+    "has_stack_layers",
 ]
 
 
@@ -317,6 +318,12 @@ class ModelMetadata:
     @property
     def n_inputs(self) -> int:
         return pooled_inputs(self.input_channels, self.pool)
+
+
+def has_stack_layers(model) -> bool:
+    """True when a layer of ``model`` is not a neuron-cell layer (a CS-GRU layer, run
+    segment by segment by :mod:`evsim.stack`, float64 only)."""
+    return any(not isinstance(layer, HiddenLayer) for layer in getattr(model, "layers", ()))
 
 
 def _check_stack_layer(layer, i: int, n_prev: int, metadata) -> None:

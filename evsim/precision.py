@@ -79,7 +79,6 @@ def resolve_precision(precision, model) -> str:
     returned as they are; anything else raises :class:`EvsimError`."""
     if check_precision_option(precision) != "auto":
         return precision
-    from .model import HiddenLayer
+    from .model import has_stack_layers
 
-    cells_only = all(isinstance(layer, HiddenLayer) for layer in model.layers)
-    return "float32" if cells_only else "float64"
+    return "float64" if has_stack_layers(model) else "float32"

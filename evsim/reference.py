@@ -17,15 +17,11 @@ import numpy as np
 from .cells import get_cell
 from .engine import SimResult, check_inputs, softmax
 from .errors import EvsimError
-from .model import DECISIONS, RECURRENCES, HiddenLayer, Model
+from .model import DECISIONS, RECURRENCES, Model, has_stack_layers
 from .precision import DEFAULT_PRECISION, float_dtype, require_float64, resolve_precision
 
 __all__ = ["SimResult", "simulate", "softmax", "check_inputs"]
 
-
-def _has_stack_layers(model) -> bool:
-    """True when a layer of ``model`` is not a neuron-cell layer (a CS-GRU layer)."""
-    return any(not isinstance(layer, HiddenLayer) for layer in getattr(model, "layers", ()))
 
 
 def add_recurrent_input(current: np.ndarray, layer, rec: np.ndarray, s: np.ndarray, delays: np.ndarray,
@@ -92,7 +88,7 @@ def simulate(model: Model, x, lengths=None, record_spikes: bool = False,
     """
     precision = resolve_precision(precision, model)      # raises for an unknown precision
     real = float_dtype(precision)
-    if _has_stack_layers(model):              # CS-GRU layers: layer by layer (evsim.stack)
+    if has_stack_layers(model):              # CS-GRU layers: layer by layer (evsim.stack)
         require_float64(precision)
         from .stack import simulate_reference
 
