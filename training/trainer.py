@@ -542,10 +542,11 @@ def _run_epoch(config: TrainConfig, epoch: int, run: _RunState, data: _Data, fil
     return record
 
 
-def _better(accuracy: float | None, best: float | None) -> bool:
+def _better(accuracy: float | None, best: float) -> bool:
     """Whether an epoch of ``accuracy`` replaces the best so far; without validation
-    (accuracy None: ``val_fraction = 0``) every epoch does, so the last one is exported."""
-    return accuracy is None or best is None or accuracy > best
+    (accuracy None: ``val_fraction = 0``, every epoch's) every epoch does, so the last one
+    is exported.  In a validated run ``best`` is a number (-1 before the first epoch)."""
+    return accuracy is None or accuracy > best
 
 
 def _save_epoch(config: TrainConfig, epoch: int, record: dict, run: _RunState, data: _Data, files: RunFiles) -> None:
