@@ -89,6 +89,13 @@ class _DirectCall:
         self._compiled = cres.entry_point if cres is not None else self._dispatcher
         return out
 
+    @property
+    def entry(self):
+        """The compiled code to call from now on (this object until a first call found it):
+        for a caller that calls it often enough that this object's own Python call costs
+        (~0.3 us) show, such as a stream's step."""
+        return self._compiled if self._compiled is not None else self
+
 
 _DIRECT: dict = {}
 
@@ -334,6 +341,9 @@ def simulate(model: Model, x, lengths=None, record_spikes: bool = False,
                                             "hidden_steps": hidden_steps})
 
 
+#: NumPy's float64 dtype in native byte order (a singleton: ``dtype is _FLOAT64`` tests it)
+_FLOAT64 = np.dtype(np.float64)
+
 #: rows :meth:`EventStream.push` gives its buffer of pending input counts when it grows it:
 #: steps not yet run (zero counts are silence, as for steps past the buffer), so that the
 #: next pushes bin into it without growing it again
@@ -384,6 +394,7 @@ class EventStream:
         self._clock = self._state.count.clock
         self._chunk = _direct("stream_chunk", precision)
         self._one_step = _direct("stream_step", precision)
+        self._step_call = self._first_step     # then the compiled stream_step itself
         self._push_run = _direct("stream_push", precision)
         self._bin = _direct("push_events", "any")        # no floating-point state: one version
         meta = model.metadata
@@ -596,18 +607,27 @@ class EventStream:
         the step's input is everything that arrived for it, whichever call brought it.
         Buffered events of later steps stay buffered for later calls.
         """
-        if (type(counts) is np.ndarray and counts.shape == self._row_shape and counts.dtype == np.float64
+        if (type(counts) is np.ndarray and counts.shape == self._row_shape and counts.dtype is _FLOAT64
                 and counts.flags.carray and not self._pending.shape[0]):
-            # the fast path of live use (carray: C-ordered, aligned, writable, the types the
-            # kernel was compiled for); the kernel checks that the counts are finite
+            # the fast path of live use (float64 in native byte order, which NumPy gives as
+            # one dtype object, so ``is`` tests it; carray: C-ordered, aligned, writable:
+            # the types the kernel was compiled for); the kernel checks that the counts are
+            # finite
             out = np.empty(self._n_out)
-            if self._one_step(*self._buffers, counts, out) == 0:
+            if self._step_call(*self._buffers, counts, out) == 0:
                 return out
         out = np.zeros((1, self.model.n_classes))
         x = self._with_pending(self._check(counts, 1, "step"))    # raises for bad input
         if not self._advance(x, 1, out):
             raise EvsimError("step: the input holds NaN or infinity")
         return out[0]
+
+    def _first_step(self, *args) -> int:
+        """The first fast-path step: through :class:`_DirectCall`, which loads the kernel;
+        later steps call its compiled code directly (:attr:`_DirectCall.entry`)."""
+        status = self._one_step(*args)
+        self._step_call = self._one_step.entry
+        return status
 
     def run_chunk(self, counts) -> np.ndarray:
         """Advance over a chunk of steps (steps, n_inputs); return their readout
