@@ -21,7 +21,7 @@ from .model import Model
 from .names import ENGINES, RUN_ENGINES
 
 __all__ = ["ENGINES", "RUN_ENGINES", "MAX_BATCH_BYTES", "check_batch_memory", "SampleResult", "Classification", "get_engine", "check_run_options", "classify_file",
-           "classify_input", "classify_batches", "binned_batches", "pad_batch", "PaddedBatch", "read_ahead"]
+           "classify_input", "classify_batches", "binned_batches", "pad_batch", "PaddedBatch"]
 
 
 class SampleResult(NamedTuple):
@@ -201,15 +201,8 @@ def classify_file(model: Model, path: str, sample: int | None = None, engine: st
         if labels is not None and labels.size and labels.max() >= model.n_classes:
             raise EvsimError(f"{path}: label {labels.max()} is out of range for a model with {model.n_classes} classes")
         steps: list[int] = []
-        batches = binned_batches(model, f, idx, batch_size, path, steps, engine)
-        if engine == "event" and len(idx) > batch_size and _engine_threads() > 1:
-            batches = read_ahead(batches)
-        try:
-            preds, scores, stats = classify_batches(model, batches, engine=engine, progress=progress,
-                                                    precision=precision)
-        finally:
-            if hasattr(batches, "close"):
-                batches.close()       # the reader is done with ``f`` before the file closes
+        preds, scores, stats = classify_batches(model, binned_batches(model, f, idx, batch_size, path, steps, engine),
+                                                engine=engine, progress=progress, precision=precision)
     names = model.class_names
     results = []
     for k, i in enumerate(idx):
@@ -221,38 +214,6 @@ def classify_file(model: Model, path: str, sample: int | None = None, engine: st
         accuracy = float(np.mean([r.prediction == r.label for r in results]))
     stats = {k: np.asarray(v).tolist() for k, v in stats.items()}
     return Classification(samples=results, accuracy=accuracy, engine=engine, stats=stats)
-
-
-_END = object()
-
-
-def read_ahead(items: Iterable):
-    """The items of ``items`` in order, each next one produced on a second thread while
-    the caller works on the current one: ``evsim run`` reads and bins the next batch of a
-    file while the event engine runs this one (the kernel releases the GIL).  The
-    iterator is advanced by one thread at a time, and an error it raises comes out here,
-    where its item would have (so a bad sample stops the run at the same point, with the
-    same message).  Used only when the engine may use more than one thread: reading
-    ahead takes the second core."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    source = iter(items)
-    with ThreadPoolExecutor(max_workers=1) as reader:
-        pending = reader.submit(next, source, _END)
-        while True:
-            item = pending.result()
-            if item is _END:
-                return
-            pending = reader.submit(next, source, _END)
-            yield item
-
-
-def _engine_threads() -> int:
-    """The threads the event engine may use (numba's setting; numba is loaded for that
-    engine anyway)."""
-    import numba
-
-    return numba.get_num_threads()
 
 
 def classify_input(model: Model, path, **kwargs) -> Classification:
