@@ -941,6 +941,31 @@ def run_share(ff, rec, cells, ro, first, stride, x, lengths, readout, scores, ra
                 hidden_steps[b:b + 1], rest)
 
 
+@numba.njit(**PARALLEL)
+def run_batch_region(ff_t, rec_t, cells_t, ro_t, st_t, x, lengths, readout, scores, raster, record, syn, spikes,
+                     hidden_steps, rest):
+    """:func:`run_batch_serial` inside a one-iteration ``prange`` region: the same work on
+    one thread, bit for bit the same outputs, and 1.2x faster per sample on the built-in
+    models (measured on a quiet 2-core AVX-512 EPYC; the same kernel code runs faster
+    inside a parallel region, for a reason not found: benchmarks/README.md, "The event
+    kernel inlined").  It loads numba's threading layer, so :func:`evsim.event.simulate`
+    calls it only from the main thread (a layer such as ``workqueue`` must not be entered
+    from two threads at once); other threads call run_batch_serial.  The state groups go
+    into the region one by one (numba's parfor lowering cannot pass a nested tuple)."""
+    ff = FeedForward(*ff_t)
+    rec = Delivery(*rec_t)
+    cells = CellParams(*cells_t)
+    ro = ReadoutParams(*ro_t)
+    cst, ring, ring_len = CellState(*st_t[0]), st_t[1], st_t[2]
+    rst, work, count = ReadoutState(*st_t[3]), Workspace(*st_t[4]), Counters(*st_t[5])
+    for _ in numba.prange(1):
+        pp = Params(ff, rec, cells, ro)
+        st = State(cst, ring, ring_len, rst, work, count)
+        for b in range(x.shape[0]):
+            run_one(pp, st, x[b], lengths[b], readout[b], scores[b], raster[b], record,
+                    syn[b:b + 1], spikes[b], hidden_steps[b:b + 1], rest)
+
+
 @numba.njit(**EXACT)
 def run_batch_serial(ff_t, rec_t, cells_t, ro_t, st_t, x, lengths, readout, scores, raster, record, syn, spikes,
                      hidden_steps, rest):
