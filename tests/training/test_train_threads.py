@@ -211,3 +211,19 @@ def test_training_step_is_the_same_on_one_and_two_threads(monkeypatch, threads, 
     np.testing.assert_array_equal(bn1, bn2)
     for k in g1:
         np.testing.assert_array_equal(g1[k], g2[k], err_msg=k)
+
+
+def test_training_sets_a_short_openmp_spin_unless_the_user_did():
+    """evsim.training lowers GNU OpenMP's spin count (see training/__init__.py) and keeps
+    a value the user set."""
+    import os
+    import subprocess
+    import sys
+
+    code = "import os, evsim.training; print(os.environ.get('GOMP_SPINCOUNT'))"
+    env = {k: v for k, v in os.environ.items() if k != "GOMP_SPINCOUNT"}
+    assert subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                          check=True).stdout.strip() == "1000"
+    env["GOMP_SPINCOUNT"] = "12345"
+    assert subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                          check=True).stdout.strip() == "12345"
