@@ -935,7 +935,15 @@ def run_share(ff, rec, cells, ro, first, stride, x, lengths, readout, scores, ra
     """:func:`run_one` on samples first, first + stride, ... of a batch, with one state,
     the groups of Params as arguments."""
     p = Params(ff, rec, cells, ro)
-    st = new_state(p)
+    run_samples(p, new_state(p), first, stride, x, lengths, readout, scores, raster, record, syn, spikes,
+                hidden_steps, rest)
+
+
+@numba.njit(**EXACT)
+def run_samples(p, st, first, stride, x, lengths, readout, scores, raster, record, syn, spikes, hidden_steps,
+                rest):
+    """:func:`run_one` on samples first, first + stride, ... of a batch with the one state
+    ``st``, each writing its own rows of the outputs: the loop of every batch entry point."""
     for b in range(first, x.shape[0], stride):
         run_one(p, st, x[b], lengths[b], readout[b], scores[b], raster[b], record, syn[b:b + 1], spikes[b],
                 hidden_steps[b:b + 1], rest)
@@ -959,22 +967,17 @@ def run_batch_region(ff_t, rec_t, cells_t, ro_t, st_t, x, lengths, readout, scor
     cst, ring, ring_len = CellState(*st_t[0]), st_t[1], st_t[2]
     rst, work, count = ReadoutState(*st_t[3]), Workspace(*st_t[4]), Counters(*st_t[5])
     for _ in numba.prange(1):
-        pp = Params(ff, rec, cells, ro)
-        st = State(cst, ring, ring_len, rst, work, count)
-        for b in range(x.shape[0]):
-            run_one(pp, st, x[b], lengths[b], readout[b], scores[b], raster[b], record,
-                    syn[b:b + 1], spikes[b], hidden_steps[b:b + 1], rest)
+        run_samples(Params(ff, rec, cells, ro), State(cst, ring, ring_len, rst, work, count), 0, 1, x, lengths,
+                    readout, scores, raster, record, syn, spikes, hidden_steps, rest)
 
 
 @numba.njit(**EXACT)
 def run_batch_serial(ff_t, rec_t, cells_t, ro_t, st_t, x, lengths, readout, scores, raster, record, syn, spikes,
                      hidden_steps, rest):
-    """:func:`run_batch` on the calling thread only (no thread-pool start-up: the right
-    choice for one sample, or when other processes already occupy the cores), with the
-    state ``st_t`` (:func:`as_plain_state` of :func:`zero_state`: no allocation here, see
-    zero_state; any state of the model will do, each sample clears it first)."""
-    p = _params((ff_t, rec_t, cells_t, ro_t))
-    st = _state(st_t)
-    for b in range(x.shape[0]):
-        run_one(p, st, x[b], lengths[b], readout[b], scores[b], raster[b], record,
-                syn[b:b + 1], spikes[b], hidden_steps[b:b + 1], rest)
+    """:func:`run_batch` on the calling thread only (no thread-pool start-up and no parallel
+    region: what :func:`evsim.event.simulate` runs one-thread batches with from threads
+    other than the main one), with the state ``st_t`` (:func:`as_plain_state` of
+    :func:`zero_state`: no allocation here, see zero_state; any state of the model will
+    do, each sample clears it first)."""
+    run_samples(_params((ff_t, rec_t, cells_t, ro_t)), _state(st_t), 0, 1, x, lengths, readout, scores, raster,
+                record, syn, spikes, hidden_steps, rest)
