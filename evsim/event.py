@@ -47,6 +47,7 @@ import weakref
 
 import numpy as np
 
+from ._memory import aligned_copy
 from .errors import EvsimError
 from .cells import RESET_CODE, get_cell
 from .model import DECISION_CODE, RECURRENCE_CODE, Model, _is_real, has_stack_layers
@@ -148,23 +149,39 @@ def _packed(model: Model, precision: str = DEFAULT_PRECISION):
     return packed
 
 
-#: per thread, {Model: {precision: state}}: the state run_batch_serial runs every sample
-#: in (it clears it first), allocated once per model, precision and thread
+#: per thread, {Model: {key: state}}: the states the batch kernels run every sample in
+#: (each sample clears its state first), allocated once per model, key and thread
 _SERIAL_STATES = threading.local()
+
+
+def _thread_states(model: Model) -> dict:
+    """This thread's cached states of ``model``, by key (see _SERIAL_STATES)."""
+    by_model = getattr(_SERIAL_STATES, "by_model", None)
+    if by_model is None:
+        by_model = _SERIAL_STATES.by_model = weakref.WeakKeyDictionary()
+    return by_model.setdefault(model, {})
 
 
 def _serial_state(model: Model, params, precision: str) -> tuple:
     """This thread's state for ``model`` in ``precision``, as run_batch_serial takes it
     (:func:`evsim.kernels.event.zero_state`: allocated in NumPy, not in the kernel)."""
-    by_model = getattr(_SERIAL_STATES, "by_model", None)
-    if by_model is None:
-        by_model = _SERIAL_STATES.by_model = weakref.WeakKeyDictionary()
-    states = by_model.setdefault(model, {})
+    states = _thread_states(model)
     state = states.get(precision)
     if state is None:
         k = _kernels()
         state = states[precision] = k.as_plain_state(k.zero_state(params))
     return state
+
+
+def _share_states(model: Model, params, precision: str, workers: int) -> tuple:
+    """This thread's states of ``workers`` parallel shares for ``model`` in ``precision``
+    (:func:`evsim.kernels.event.zero_states`, for run_batch)."""
+    states = _thread_states(model)
+    key = (precision, workers)
+    found = states.get(key)
+    if found is None:
+        found = states[key] = _kernels().zero_states(params, workers)
+    return found
 
 
 def _flat_params(model: Model, precision: str):
@@ -181,9 +198,11 @@ def _flat_params(model: Model, precision: str):
 
 
 def _owned(group):
-    """A Params group whose arrays are all C-ordered, writable and owned: the same numba
-    types for every model (see _DirectCall), whatever views packing produced."""
-    return type(group)(*(np.require(a, a.dtype, "CWO") for a in group))
+    """A Params group whose arrays are all fresh C-ordered, writable copies starting on 64
+    bytes (:mod:`evsim._memory`: the kernels' vector loads then stay within cache lines):
+    the same numba types for every model (see _DirectCall), whatever views packing
+    produced."""
+    return type(group)(*(aligned_copy(a) for a in group))
 
 
 #: Largest delay-queue memory evsim allocates at once, in TOTAL over the samples that run
@@ -324,8 +343,8 @@ def simulate(model: Model, x, lengths=None, record_spikes: bool = False,
         threads = numba.get_num_threads()
         numba.set_num_threads(at_once)        # the queue-memory cap is a total over threads
         try:
-            _kernels().run_batch(*params_t, x, lengths, readout, scores, raster, bool(record_spikes), syn, spikes,
-                                 hidden_steps, bool(rest), at_once)
+            _kernels().run_batch(*params_t, _share_states(model, params, precision, at_once), x, lengths, readout,
+                                 scores, raster, bool(record_spikes), syn, spikes, hidden_steps, bool(rest), at_once)
         finally:
             numba.set_num_threads(threads)
     else:

@@ -84,6 +84,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .._memory import ALIGN, aligned_zeros
 from .._numba_config import EXACT, EXACT_CALLEE, PARALLEL, import_numba
 from ..cells import RESET_CODE, generate_dispatch, generate_known
 from ..cells._common import never_rests
@@ -191,10 +192,19 @@ class State(NamedTuple):
     count: Counters
 
 
+@numba.njit(**EXACT_CALLEE)
+def aligned_vector(n, dtype):
+    """np.zeros(n, dtype) starting on :data:`~evsim._memory.ALIGN` bytes, inside a kernel
+    (numba allocates on 32): a view into a slightly longer array."""
+    buffer = np.zeros(n + ALIGN, dtype)
+    start = ((ALIGN - buffer.ctypes.data % ALIGN) % ALIGN) // buffer.itemsize
+    return buffer[start:start + n]
+
+
 @numba.njit(**EXACT)
 def new_state(p):
     """A zero state for the model packed in ``p``, in the precision of its per-neuron
-    arrays."""
+    arrays, every array on 64 bytes (:func:`aligned_vector`)."""
     size, nrn_off = p.ff.size, p.ff.nrn_off
     real = p.cells.beta.dtype
     n_layers = p.rec.kind.shape[0]
@@ -203,13 +213,14 @@ def new_state(p):
     for l in range(n_layers):
         n_max = max(n_max, size[l + 1])
     c = p.ro.bias.shape[0]
+    n_aux = p.cells.n_aux[0]
     return State(
-        CellState(np.zeros(n_total, real), np.zeros((p.cells.n_aux[0], n_total), real),
-                  np.zeros(n_total, np.int64), np.zeros(n_layers, np.int64)),
-        np.zeros(p.rec.ring_off[n_layers], np.int32), np.zeros(p.rec.slot_off[n_layers], np.int64),
-        ReadoutState(np.zeros(c, real), np.zeros(c, real), np.zeros(c)),
-        Workspace(np.zeros(n_max, real), np.zeros(size[0], np.int64), np.zeros(size[0], real)),
-        Counters(np.zeros(1, np.int64), np.zeros(1, np.int64), np.zeros(n_layers, np.int64)))
+        CellState(aligned_vector(n_total, real), aligned_vector(n_aux * n_total, real).reshape((n_aux, n_total)),
+                  aligned_vector(n_total, np.int64), aligned_vector(n_layers, np.int64)),
+        aligned_vector(p.rec.ring_off[n_layers], np.int32), aligned_vector(p.rec.slot_off[n_layers], np.int64),
+        ReadoutState(aligned_vector(c, real), aligned_vector(c, real), aligned_vector(c, np.float64)),
+        Workspace(aligned_vector(n_max, real), aligned_vector(size[0], np.int64), aligned_vector(size[0], real)),
+        Counters(aligned_vector(1, np.int64), aligned_vector(1, np.int64), aligned_vector(n_layers, np.int64)))
 
 
 def zero_state(p) -> State:
@@ -217,7 +228,8 @@ def zero_state(p) -> State:
     import ``numba.np.arrayobj`` (with its string and character modules, 40-80 ms) when
     it loads the cached kernel, which :func:`run_batch_serial` (``evsim run`` on one
     thread) thus avoids by taking its state from here.  The same arrays (dtypes, shapes,
-    zeros) as new_state; ``tests/evsim/test_event.py`` checks it."""
+    zeros, and 64-byte alignment: :mod:`evsim._memory`) as new_state;
+    ``tests/evsim/test_event.py`` checks it."""
     size, nrn_off = p.ff.size, p.ff.nrn_off
     real = p.cells.beta.dtype
     n_layers = p.rec.kind.shape[0]
@@ -225,12 +237,31 @@ def zero_state(p) -> State:
     n_max = max([1] + [int(size[l + 1]) for l in range(n_layers)])
     c = p.ro.bias.shape[0]
     return State(
-        CellState(np.zeros(n_total, real), np.zeros((int(p.cells.n_aux[0]), n_total), real),
-                  np.zeros(n_total, np.int64), np.zeros(n_layers, np.int64)),
-        np.zeros(int(p.rec.ring_off[n_layers]), np.int32), np.zeros(int(p.rec.slot_off[n_layers]), np.int64),
-        ReadoutState(np.zeros(c, real), np.zeros(c, real), np.zeros(c)),
-        Workspace(np.zeros(n_max, real), np.zeros(int(size[0]), np.int64), np.zeros(int(size[0]), real)),
-        Counters(np.zeros(1, np.int64), np.zeros(1, np.int64), np.zeros(n_layers, np.int64)))
+        CellState(aligned_zeros(n_total, real), aligned_zeros((int(p.cells.n_aux[0]), n_total), real),
+                  aligned_zeros(n_total, np.int64), aligned_zeros(n_layers, np.int64)),
+        aligned_zeros(int(p.rec.ring_off[n_layers]), np.int32), aligned_zeros(int(p.rec.slot_off[n_layers]), np.int64),
+        ReadoutState(aligned_zeros(c, real), aligned_zeros(c, real), aligned_zeros(c)),
+        Workspace(aligned_zeros(n_max, real), aligned_zeros(int(size[0]), np.int64), aligned_zeros(int(size[0]), real)),
+        Counters(aligned_zeros(1, np.int64), aligned_zeros(1, np.int64), aligned_zeros(n_layers, np.int64)))
+
+
+def zero_states(p, workers: int) -> tuple:
+    """The states of ``workers`` shares for :func:`run_batch`, in NumPy: each leaf of
+    :func:`zero_state` as one array of ``workers`` rows (the 2-D ``aux`` flattened), every
+    row padded to a multiple of 64 bytes, so each share's arrays start on a cache line
+    and no two shares write the same line."""
+    leaves = []
+    for leaf in _state_leaves(zero_state(p)):
+        step = ALIGN // leaf.itemsize
+        leaves.append(aligned_zeros((workers, max(step, -(-leaf.size // step) * step)), leaf.dtype))
+    return tuple(leaves)
+
+
+def _state_leaves(tree):
+    """The arrays of a State, in field order."""
+    if isinstance(tree, np.ndarray):
+        return [tree]
+    return [a for sub in tree for a in _state_leaves(sub)]
 
 
 def as_plain_state(st: State) -> tuple:
@@ -718,9 +749,10 @@ def flatten(tree, spec, roles, real):
     """``(buffers, views)``: the arrays of ``tree`` (Params with :data:`PARAMS_SPEC` and
     :data:`PARAMS_ROLES`, or State with :data:`STATE_SPEC` and :data:`STATE_ROLES`) copied
     into one new buffer per role (``real``: the dtype of role "r"), the layout first in the
-    int64 one (see "Flat buffers"); ``views``: the same tree of NamedTuples whose arrays
-    are views into the buffers (what the kernel's reader rebuilds).  Raises TypeError when
-    a leaf's dtype or dimension is not its role's."""
+    int64 one (see "Flat buffers"), every leaf starting on 64 bytes (:mod:`evsim._memory`);
+    ``views``: the same tree of NamedTuples whose arrays are views into the buffers (what
+    the kernel's reader rebuilds).  Raises TypeError when a leaf's dtype or dimension is
+    not its role's."""
     dtypes = {**ROLE_DTYPE, "r": np.dtype(real)}
     leaves = list(_leaves(tree, spec))
     used = {r: 0 for r in roles}
@@ -731,9 +763,11 @@ def flatten(tree, spec, roles, real):
         if a.dtype != dtypes[role[0]] or a.ndim != ndim:
             raise TypeError(f"a leaf of role {role!r} is {a.ndim}-D {a.dtype}, expected {ndim}-D "
                             f"{np.dtype(dtypes[role[0]])}")
-        layout.append((used[role[0]], used[role[0]] + a.size, a.shape[1] if role.endswith("2") else 0))
-        used[role[0]] += a.size
-    buffers = {r: np.zeros(used[r], dtypes[r]) for r in roles}
+        step = ALIGN // np.dtype(dtypes[role[0]]).itemsize    # each leaf starts on 64 bytes
+        start = -(-used[role[0]] // step) * step
+        layout.append((start, start + a.size, a.shape[1] if role.endswith("2") else 0))
+        used[role[0]] = start + a.size
+    buffers = {r: aligned_zeros(used[r], dtypes[r]) for r in roles}
     buffers["i"][:3 * len(leaves)] = np.array(layout, np.int64).ravel()
     views = []
     for (role, a), (start, stop, cols) in zip(leaves, layout):
@@ -910,33 +944,46 @@ def push_events(t, u, n_channels, dt_ms, pool, first, cap, max_ahead, pending):
 
 
 @numba.njit(**PARALLEL)
-def run_batch(ff_t, rec_t, cells_t, ro_t, x, lengths, readout, scores, raster, record, syn, spikes, hidden_steps, rest,
-              workers):
+def run_batch(ff_t, rec_t, cells_t, ro_t, states, x, lengths, readout, scores, raster, record, syn, spikes,
+              hidden_steps, rest, workers):
     """Simulate every sample of a batch, in parallel over ``workers`` shares of the samples
-    (share w: samples w, w + workers, ...; each share one state, reused sample after sample,
-    and each sample writes only its own rows of readout (B, T, C), scores (B, C), raster
-    (B, T or 0, N), syn (B,), spikes (B, L) and hidden_steps (B,): :func:`run_one`, with
-    ``rest``).  ``ff_t, rec_t, cells_t, ro_t``:
-    ``as_plain(Params)``, one group per argument (numba's parfor lowering cannot pass a
-    nested tuple into the loop, and finds a NamedTuple's type only from a plain
-    assignment)."""
+    (share w: samples w, w + workers, ...; each share its own state, reused sample after
+    sample, and each sample writes only its own rows of readout (B, T, C), scores (B, C),
+    raster (B, T or 0, N), syn (B,), spikes (B, L) and hidden_steps (B,): :func:`run_one`,
+    with ``rest``).  ``ff_t, rec_t, cells_t, ro_t``: ``as_plain(Params)``, one group per
+    argument (numba's parfor lowering cannot pass a nested tuple into the loop, and finds
+    a NamedTuple's type only from a plain assignment).  ``states``: :func:`zero_states`,
+    one row per share (allocated in NumPy: the shares ran 1.1-1.3x slower per sample in a
+    state allocated inside the kernel, benchmarks/README.md, "Aligned arrays")."""
     ff = FeedForward(*ff_t)
     rec = Delivery(*rec_t)
     cells = CellParams(*cells_t)
     ro = ReadoutParams(*ro_t)
+    v, aux, spk, nspk, ring, ring_len, u, acc, ro_scores, cur, ev_idx, ev_cnt, clock, n_syn, n_spikes = states
     for w in numba.prange(workers):
-        run_share(ff, rec, cells, ro, w, workers, x, lengths, readout, scores, raster, record, syn, spikes,
-                  hidden_steps, rest)
+        p = Params(ff, rec, cells, ro)
+        st = share_state(p, w, v, aux, spk, nspk, ring, ring_len, u, acc, ro_scores, cur, ev_idx, ev_cnt, clock,
+                         n_syn, n_spikes)
+        run_samples(p, st, w, workers, x, lengths, readout, scores, raster, record, syn, spikes, hidden_steps, rest)
 
 
 @numba.njit(**EXACT)
-def run_share(ff, rec, cells, ro, first, stride, x, lengths, readout, scores, raster, record, syn, spikes,
-              hidden_steps, rest):
-    """:func:`run_one` on samples first, first + stride, ... of a batch, with one state,
-    the groups of Params as arguments."""
-    p = Params(ff, rec, cells, ro)
-    run_samples(p, new_state(p), first, stride, x, lengths, readout, scores, raster, record, syn, spikes,
-                hidden_steps, rest)
+def share_state(p, w, v, aux, spk, nspk, ring, ring_len, u, acc, ro_scores, cur, ev_idx, ev_cnt, clock, n_syn,
+                n_spikes):
+    """Share w's State: row w of each array of :func:`zero_states`, cut to new_state's sizes."""
+    size, nrn_off = p.ff.size, p.ff.nrn_off
+    n_layers = p.rec.kind.shape[0]
+    n_total = nrn_off[n_layers]
+    n_max = 1
+    for l in range(n_layers):
+        n_max = max(n_max, size[l + 1])
+    c, n_aux = p.ro.bias.shape[0], p.cells.n_aux[0]
+    return State(CellState(v[w, :n_total], aux[w, :n_aux * n_total].reshape((n_aux, n_total)), spk[w, :n_total],
+                           nspk[w, :n_layers]),
+                 ring[w, :p.rec.ring_off[n_layers]], ring_len[w, :p.rec.slot_off[n_layers]],
+                 ReadoutState(u[w, :c], acc[w, :c], ro_scores[w, :c]),
+                 Workspace(cur[w, :n_max], ev_idx[w, :size[0]], ev_cnt[w, :size[0]]),
+                 Counters(clock[w, :1], n_syn[w, :1], n_spikes[w, :n_layers]))
 
 
 @numba.njit(**EXACT)
