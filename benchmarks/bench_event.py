@@ -170,16 +170,21 @@ def engine_rounds(model, xs, dense_xs, rounds: int, precision: str, threads_all:
         numba.set_num_threads(1)
         for fn, _ in runs.values():
             fn()                                       # warm-up: loads the compiled kernels
+        for t in {1, threads_all}:
+            numba.set_num_threads(t)
+            simd_shares(t)
         for r in range(rounds):
             numba.set_num_threads(1)
             keys = list(runs) if r % 2 == 0 else list(runs)[::-1]
             row = {k: _cpu(runs[k][0]) / runs[k][1] * 1e3 for k in keys}
             if threads_all > 1:
-                walls = {}
+                walls, simd = {}, {}
                 for t in ((1, threads_all) if r % 2 == 0 else (threads_all, 1)):
                     numba.set_num_threads(t)
                     walls[t] = _wall(runs["event_b64"][0])
+                    simd[t] = _wall(lambda: simd_shares(t))
                 row["threads_vs_one"] = walls[1] / walls[threads_all]
+                row["simd_threads_vs_one"] = threads_all * simd[1] / simd[threads_all]
             per_round.append(row)
         numba.set_num_threads(threads_all)
     med = statistics.median
@@ -222,6 +227,19 @@ def deployed(name, model, args, threads_all) -> list[dict]:
               + (f", {threads_all} threads / 1 {t['threads_vs_one']:.2f}" if "threads_vs_one" in t else "")
               + (f"; accuracy {100 * row['accuracy']:.1f} %" if row["accuracy"] is not None else ""), flush=True)
     return rows
+
+
+def simd_shares(workers: int, repeats: int = 200) -> None:
+    """``workers`` shares of a float32 add loop on as many threads (each share the same
+    work): the cores' own speed-up at the moment (benchmarks/_simd.py)."""
+    from benchmarks._simd import add_rows_shares
+
+    rows, width = 16, 256
+    w = np.ones(rows * width, np.float32)
+    accs = np.zeros((workers, width), np.float32)
+    spk = np.tile(np.arange(rows, dtype=np.int64), 256)
+    for _ in range(repeats):
+        add_rows_shares(accs, w, width, spk, workers)
 
 
 def simd_adds_per_s() -> float:
@@ -367,6 +385,14 @@ def _pct(v) -> str:
     return "-" if v is None else f"{100 * v:.1f} %"
 
 
+def _spread(row, key) -> str:
+    """The median of a per-round ratio, with its range over the rounds."""
+    if key not in row:
+        return "-"
+    per_round = [r[key] for r in row["rounds"]]
+    return f"{row[key]:.3g} ({min(per_round):.3g}-{max(per_round):.3g})"
+
+
 def _met(value, target) -> str:
     return "-" if target is None else f">= {target:g}: {'yes' if value >= target else 'NO'}"
 
@@ -394,13 +420,15 @@ def report(res: dict) -> str:
                      f"{r['dense_same_predictions']}/{r['dense_samples']}", r["event_b1"], r["dense_b1"],
                      r["event_vs_dense_b1"], _met(r["event_vs_dense_b1"], TARGET_BATCH1.get(r["model"]) if at_n else None),
                      r["event_b64"], r["b64_vs_b1"], _met(r["b64_vs_b1"], TARGET_BATCH64 if at_n else None),
-                     r.get("threads_vs_one", "-"),
+                     _spread(r, "threads_vs_one"),
                      _met(r["threads_vs_one"], TARGET_THREADS) if "threads_vs_one" in r else "-",
+                     _spread(r, "simd_threads_vs_one"),
                      r["adds_per_cpu_s"], r["adds_per_cpu_s"] / res["simd_adds_per_s"]])
     lines += [markdown_table(
         ["model", "steps (mean)", "samples", "accuracy", "dense: same predictions", "event b1 ms/sample",
          "dense b1 ms/sample", "event / dense (b1)", "target", "event b64 ms/sample", "b64 / b1", "target",
-         f"b64, {res['threads_all']} threads / 1", "target", "synaptic adds per CPU s (b1)", "/ SIMD add loop"], rows),
+         f"b64, {res['threads_all']} threads / 1 (rounds)", "target",
+         "add loop, same threads / 1 (rounds)", "synaptic adds per CPU s (b1)", "/ SIMD add loop"], rows),
         "", "The `own length` rows run each sample for its own length, which costs the built-in models their "
         "accuracy (the delayed recurrent spikes keep arriving after the word ends); the targets apply to the "
         "`n_steps` rows.", ""]

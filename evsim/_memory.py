@@ -2,12 +2,13 @@
 
 The event engine adds weight rows of 256 float32 (1 KB) into a layer's input current with
 64-byte vector loads and stores.  NumPy allocates on 16 bytes and numba on 32, so most of
-those loads straddled two cache lines: the packed model, the state and the stream buffers
-on 64 bytes run the built-in models 1.10-1.14x faster at batch 1, bit for bit the same
-(benchmarks/README.md, "Aligned arrays").  Alignment changes no arithmetic.
+those loads straddled two cache lines.  With the packed model, the states and the stream
+buffers on 64 bytes the built-in models run 1.13-1.16x faster at batch 1, bit for bit the
+same: alignment changes no arithmetic (benchmarks/README.md, "Aligned arrays and reference
+counts").
 
-This module needs NumPy only (the kernels' own allocation is
-:func:`evsim.kernels.event.aligned_zeros`).
+This module needs NumPy only (a kernel's own allocation on 64 bytes is
+:func:`evsim.kernels.event.aligned_vector`).
 """
 
 from __future__ import annotations

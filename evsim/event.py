@@ -348,9 +348,9 @@ def simulate(model: Model, x, lengths=None, record_spikes: bool = False,
         finally:
             numba.set_num_threads(threads)
     else:
-        kernel = "run_batch_region" if threading.current_thread() is threading.main_thread() else "run_batch_serial"
-        _direct(kernel, precision)(*params_t, _serial_state(model, params, precision), x, lengths, readout,
-                                   scores, raster, bool(record_spikes), syn, spikes, hidden_steps, bool(rest))
+        _direct("run_batch_serial", precision)(*params_t, _serial_state(model, params, precision), x, lengths,
+                                               readout, scores, raster, bool(record_spikes), syn, spikes,
+                                               hidden_steps, bool(rest))
     rasters = None
     if record_spikes:
         off = params.ff.nrn_off

@@ -89,6 +89,7 @@ from .._numba_config import EXACT, EXACT_CALLEE, PARALLEL, import_numba
 from ..cells import RESET_CODE, generate_dispatch, generate_known
 from ..cells._common import never_rests
 from ..model import DECISION_CODE, RECURRENCE_CODE
+from ._unmanaged import unmanaged
 
 numba = import_numba()   # before any kernel is defined: installs evsim's cache locator
 
@@ -537,19 +538,22 @@ def advance(x, n_steps, readout, raster, record, rest, ff, rec, cells, ro, cst, 
     :func:`run_one`.  Checks the kind codes once, then hands the groups' fields to
     :func:`step_loop` by keyword (so no two can be swapped): numba optimises loops over
     arrays received as arguments better than over the same arrays taken out of
-    NamedTuples.  Returns step_loop's steps run by the hidden layers."""
+    NamedTuples.  Every array goes in :func:`~evsim.kernels._unmanaged.unmanaged`, so the
+    views the loop makes are not reference-counted.  Returns step_loop's steps run by the
+    hidden layers."""
     check_codes(rec.kind, cells.kind, cells.reset, ro.decision[0])
-    return step_loop(x, n_steps, readout, raster, record, rest,
-              size=ff.size, nrn_off=ff.nrn_off, ff_w=ff.w, ff_off=ff.w_off,
-              rec_kind=rec.kind, rec_w=rec.w, rec_off=rec.w_off, delay=rec.delay, slots=rec.slots,
-              ring_off=rec.ring_off, slot_off=rec.slot_off,
-              cell=cells.kind, reset=cells.reset, bias=cells.bias, beta=cells.beta, theta=cells.theta,
-              gain=cells.gain, extra=cells.extra,
-              ro_w=ro.w, ro_bias=ro.bias, ro_beta=ro.beta, ro_gain=ro.gain, decision=ro.decision[0],
-              v=cst.v, aux=cst.aux, spk=cst.spk, nspk=cst.nspk, ring=ring, ring_len=ring_len,
-              u=rst.u, acc=rst.acc, scores=rst.scores,
-              cur=work.cur, ev_idx=work.ev_idx, ev_cnt=work.ev_cnt,
-              clock=count.clock, syn=count.syn, spikes=count.spikes)
+    u_ = unmanaged
+    return step_loop(u_(x), n_steps, u_(readout), u_(raster), record, rest,
+              size=u_(ff.size), nrn_off=u_(ff.nrn_off), ff_w=u_(ff.w), ff_off=u_(ff.w_off),
+              rec_kind=u_(rec.kind), rec_w=u_(rec.w), rec_off=u_(rec.w_off), delay=u_(rec.delay),
+              slots=u_(rec.slots), ring_off=u_(rec.ring_off), slot_off=u_(rec.slot_off),
+              cell=u_(cells.kind), reset=u_(cells.reset), bias=u_(cells.bias), beta=u_(cells.beta),
+              theta=u_(cells.theta), gain=u_(cells.gain), extra=u_(cells.extra),
+              ro_w=u_(ro.w), ro_bias=u_(ro.bias), ro_beta=u_(ro.beta), ro_gain=u_(ro.gain), decision=ro.decision[0],
+              v=u_(cst.v), aux=u_(cst.aux), spk=u_(cst.spk), nspk=u_(cst.nspk), ring=u_(ring), ring_len=u_(ring_len),
+              u=u_(rst.u), acc=u_(rst.acc), scores=u_(rst.scores),
+              cur=u_(work.cur), ev_idx=u_(work.ev_idx), ev_cnt=u_(work.ev_cnt),
+              clock=u_(count.clock), syn=u_(count.syn), spikes=u_(count.spikes))
 
 
 @numba.njit(**EXACT)
@@ -953,8 +957,8 @@ def run_batch(ff_t, rec_t, cells_t, ro_t, states, x, lengths, readout, scores, r
     with ``rest``).  ``ff_t, rec_t, cells_t, ro_t``: ``as_plain(Params)``, one group per
     argument (numba's parfor lowering cannot pass a nested tuple into the loop, and finds
     a NamedTuple's type only from a plain assignment).  ``states``: :func:`zero_states`,
-    one row per share (allocated in NumPy: the shares ran 1.1-1.3x slower per sample in a
-    state allocated inside the kernel, benchmarks/README.md, "Aligned arrays")."""
+    one row per share, allocated in NumPy (so loading this kernel imports no array
+    allocation; benchmarks/README.md, "Aligned arrays and reference counts")."""
     ff = FeedForward(*ff_t)
     rec = Delivery(*rec_t)
     cells = CellParams(*cells_t)
@@ -996,35 +1000,12 @@ def run_samples(p, st, first, stride, x, lengths, readout, scores, raster, recor
                 hidden_steps[b:b + 1], rest)
 
 
-@numba.njit(**PARALLEL)
-def run_batch_region(ff_t, rec_t, cells_t, ro_t, st_t, x, lengths, readout, scores, raster, record, syn, spikes,
-                     hidden_steps, rest):
-    """:func:`run_batch_serial` inside a one-iteration ``prange`` region: the same work on
-    one thread, bit for bit the same outputs, and 1.2x faster per sample on the built-in
-    models (measured on a quiet 2-core AVX-512 EPYC; the same kernel code runs faster
-    inside a parallel region, for a reason not found: benchmarks/README.md, "The event
-    kernel inlined").  It loads numba's threading layer, so :func:`evsim.event.simulate`
-    calls it only from the main thread (a layer such as ``workqueue`` must not be entered
-    from two threads at once); other threads call run_batch_serial.  The state groups go
-    into the region one by one (numba's parfor lowering cannot pass a nested tuple)."""
-    ff = FeedForward(*ff_t)
-    rec = Delivery(*rec_t)
-    cells = CellParams(*cells_t)
-    ro = ReadoutParams(*ro_t)
-    cst, ring, ring_len = CellState(*st_t[0]), st_t[1], st_t[2]
-    rst, work, count = ReadoutState(*st_t[3]), Workspace(*st_t[4]), Counters(*st_t[5])
-    for _ in numba.prange(1):
-        run_samples(Params(ff, rec, cells, ro), State(cst, ring, ring_len, rst, work, count), 0, 1, x, lengths,
-                    readout, scores, raster, record, syn, spikes, hidden_steps, rest)
-
-
 @numba.njit(**EXACT)
 def run_batch_serial(ff_t, rec_t, cells_t, ro_t, st_t, x, lengths, readout, scores, raster, record, syn, spikes,
                      hidden_steps, rest):
-    """:func:`run_batch` on the calling thread only (no thread-pool start-up and no parallel
-    region: what :func:`evsim.event.simulate` runs one-thread batches with from threads
-    other than the main one), with the state ``st_t`` (:func:`as_plain_state` of
-    :func:`zero_state`: no allocation here, see zero_state; any state of the model will
-    do, each sample clears it first)."""
+    """:func:`run_batch` on the calling thread only (no thread pool: what
+    :func:`evsim.event.simulate` runs one-thread batches with), with the state ``st_t``
+    (:func:`as_plain_state` of :func:`zero_state`: no allocation here, see zero_state; any
+    state of the model will do, each sample clears it first)."""
     run_samples(_params((ff_t, rec_t, cells_t, ro_t)), _state(st_t), 0, 1, x, lengths, readout, scores, raster,
                 record, syn, spikes, hidden_steps, rest)

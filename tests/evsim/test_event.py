@@ -330,8 +330,8 @@ def test_batch_equals_single_samples(model, data):
 
 @pytest.mark.parametrize("precision", PRECISIONS)
 def test_the_numpy_state_equals_the_kernels(precision):
-    """zero_state (NumPy, what run_batch_serial runs in) is new_state (the kernel's, what
-    the parallel shares and stack segments run in): the same arrays, dtypes and zeros."""
+    """zero_state (NumPy, what the batch kernels run in) is new_state (the kernel's, what
+    streams start from and stack segments run in): the same arrays, dtypes and zeros."""
     from evsim.kernels import event as k
 
     for seed in range(6):

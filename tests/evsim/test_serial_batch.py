@@ -1,6 +1,5 @@
-"""One-thread batches: the main thread runs them in a one-iteration parallel region
-(kernels.event.run_batch_region), other threads with the plain serial kernel; both must
-give the same outputs, bit for bit."""
+"""One-thread batches run the serial kernel (kernels.event.run_batch_serial) in a state
+per thread: the main thread and another thread give the same outputs, bit for bit."""
 
 import threading
 
@@ -33,7 +32,7 @@ def _one_thread(fn):
 
 @pytest.mark.parametrize("precision", ["float64", "float32"])
 @pytest.mark.parametrize("name", ["builtin", "small"])
-def test_main_thread_region_equals_serial_kernel(name, precision, monkeypatch):
+def test_main_thread_equals_another_thread(name, precision, monkeypatch):
     model = (load_model(builtin_path(BUILTIN_MODELS["default"])) if name == "builtin"
              else make_small_model(seed=3, recurrence=("dense", "conv")))
     x = np.random.default_rng(5).poisson(0.4, (5, 40, model.n_inputs)).astype(np.float64)
@@ -47,7 +46,7 @@ def test_main_thread_region_equals_serial_kernel(name, precision, monkeypatch):
 
     main = run()
     other = _in_thread(run)
-    assert calls == ["run_batch_region", "run_batch_serial"]
+    assert calls == ["run_batch_serial", "run_batch_serial"]
     np.testing.assert_array_equal(main.readout, other.readout)
     np.testing.assert_array_equal(main.scores, other.scores)
     for a, b in zip(main.spikes, other.spikes):
