@@ -18,14 +18,3 @@ def add_rows(acc, w, width, rows):
             acc[i] = acc[i] + w0[i] + w1[i] + w2[i] + w3[i]
         e += 4
     return np.float32(acc[0])
-
-
-@numba.njit(cache=True, fastmath=True, boundscheck=False, parallel=True)
-def add_rows_shares(accs, w, width, rows, workers):
-    """:func:`add_rows` once per share, the shares in parallel (``accs``: one row of
-    ``width`` per share): what the machine's cores give a pure float32 add loop at the
-    moment, the context of a multi-thread speed-up measured next to it."""
-    total = np.float32(0.0)
-    for s in numba.prange(workers):
-        total += add_rows(accs[s], w, width, rows)
-    return total

@@ -170,21 +170,16 @@ def engine_rounds(model, xs, dense_xs, rounds: int, precision: str, threads_all:
         numba.set_num_threads(1)
         for fn, _ in runs.values():
             fn()                                       # warm-up: loads the compiled kernels
-        for t in {1, threads_all}:
-            numba.set_num_threads(t)
-            simd_shares(t)
         for r in range(rounds):
             numba.set_num_threads(1)
             keys = list(runs) if r % 2 == 0 else list(runs)[::-1]
             row = {k: _cpu(runs[k][0]) / runs[k][1] * 1e3 for k in keys}
             if threads_all > 1:
-                walls, simd = {}, {}
+                walls = {}
                 for t in ((1, threads_all) if r % 2 == 0 else (threads_all, 1)):
                     numba.set_num_threads(t)
                     walls[t] = _wall(runs["event_b64"][0])
-                    simd[t] = _wall(lambda: simd_shares(t))
                 row["threads_vs_one"] = walls[1] / walls[threads_all]
-                row["simd_threads_vs_one"] = threads_all * simd[1] / simd[threads_all]
             per_round.append(row)
         numba.set_num_threads(threads_all)
     med = statistics.median
@@ -227,19 +222,6 @@ def deployed(name, model, args, threads_all) -> list[dict]:
               + (f", {threads_all} threads / 1 {t['threads_vs_one']:.2f}" if "threads_vs_one" in t else "")
               + (f"; accuracy {100 * row['accuracy']:.1f} %" if row["accuracy"] is not None else ""), flush=True)
     return rows
-
-
-def simd_shares(workers: int, repeats: int = 200) -> None:
-    """``workers`` shares of a float32 add loop on as many threads (each share the same
-    work): the cores' own speed-up at the moment (benchmarks/_simd.py)."""
-    from benchmarks._simd import add_rows_shares
-
-    rows, width = 16, 256
-    w = np.ones(rows * width, np.float32)
-    accs = np.zeros((workers, width), np.float32)
-    spk = np.tile(np.arange(rows, dtype=np.int64), 256)
-    for _ in range(repeats):
-        add_rows_shares(accs, w, width, spk, workers)
 
 
 def simd_adds_per_s() -> float:
@@ -422,13 +404,12 @@ def report(res: dict) -> str:
                      r["event_b64"], r["b64_vs_b1"], _met(r["b64_vs_b1"], TARGET_BATCH64 if at_n else None),
                      _spread(r, "threads_vs_one"),
                      _met(r["threads_vs_one"], TARGET_THREADS) if "threads_vs_one" in r else "-",
-                     _spread(r, "simd_threads_vs_one"),
                      r["adds_per_cpu_s"], r["adds_per_cpu_s"] / res["simd_adds_per_s"]])
     lines += [markdown_table(
         ["model", "steps (mean)", "samples", "accuracy", "dense: same predictions", "event b1 ms/sample",
          "dense b1 ms/sample", "event / dense (b1)", "target", "event b64 ms/sample", "b64 / b1", "target",
          f"b64, {res['threads_all']} threads / 1 (rounds)", "target",
-         "add loop, same threads / 1 (rounds)", "synaptic adds per CPU s (b1)", "/ SIMD add loop"], rows),
+         "synaptic adds per CPU s (b1)", "/ SIMD add loop"], rows),
         "", "The `own length` rows run each sample for its own length, which costs the built-in models their "
         "accuracy (the delayed recurrent spikes keep arriving after the word ends); the targets apply to the "
         "`n_steps` rows.", ""]
