@@ -214,10 +214,10 @@ def main(argv=None):
         rows.append([name, entry["step_s_sigma0"], entry["step_s_sigma10"], entry["step_s_sigma0_blas1"],
                      entry["step_s_sigma0_1thread"], entry["adamw_s"],
                      entry["step_s_sigma0"] / entry["eval_forward_s"],
-                     entry["step_s_sigma0_1thread"] / entry["step_s_sigma0"], entry["peak_mib"]])
+                     entry["step_s_sigma0_1thread"] / entry["step_s_sigma0_blas1"], entry["peak_mib"]])
     head = markdown_table(["shape (batch 32, 100 steps)", "train step s (sigma 0)", "train step s (sigma 10)",
                            "step s, BLAS 1 thread", "step s, 1 core", "AdamW s", "step / inference fwd",
-                           "1 core / 2 cores", "peak MiB"], rows)
+                           "1 core / 2 cores (BLAS 1 thread)", "peak MiB"], rows)
 
     # growth with batch, steps, hidden size (CRSNN shape, sigma 1)
     base = dict(n_b=32, n_t=100, hidden=256)
