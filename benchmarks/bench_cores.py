@@ -67,6 +67,8 @@ def _workload(kind: str, data: str):
 def worker(kind: str, data: str, seconds: float, start_at: float) -> None:
     """Run ``kind`` from wall time ``start_at`` for ``seconds``; print the calls done."""
     call = _workload(kind, data)
+    if time.time() >= start_at:   # a late start would time less than the window, or nothing
+        raise SystemExit(f"worker {kind}: warming up took past the common start; rerun on a quieter machine")
     while time.time() < start_at:
         time.sleep(0.001)
     calls = 0
@@ -79,7 +81,7 @@ def worker(kind: str, data: str, seconds: float, start_at: float) -> None:
 
 def throughput(kind: str, data: str, seconds: float, processes: int) -> float:
     """Calls per second of ``processes`` processes running ``kind`` at the same time."""
-    start_at = time.time() + 6.0            # time for each process to import and warm up
+    start_at = time.time() + 10.0           # time for each process to import and warm up
     env = dict(os.environ, NUMBA_NUM_THREADS="2" if kind == "engine2" else "1", OPENBLAS_NUM_THREADS="1")
     procs = [subprocess.Popen([sys.executable, __file__, "--worker", kind, "--data", data,
                                "--seconds", str(seconds), "--start-at", repr(start_at)],
@@ -88,7 +90,7 @@ def throughput(kind: str, data: str, seconds: float, processes: int) -> float:
     for p in procs:
         out, _ = p.communicate()
         if p.returncode:
-            raise SystemExit(f"worker {kind} failed (exit {p.returncode})")
+            raise SystemExit(f"worker {kind} failed (exit {p.returncode}); see its message above")
         res = json.loads(out.strip().splitlines()[-1])
         total += res["calls"] / res["seconds"]
     return total
