@@ -144,7 +144,7 @@ def _packed(model: Model, precision: str = DEFAULT_PRECISION):
     packed = by_precision.get(precision)
     if packed is None:
         params = _pack(model, float_dtype(precision))    # raises for an unknown precision
-        params = type(params)(*(_owned(group) for group in params))
+        params = type(params)(*(_aligned(group) for group in params))
         packed = by_precision[precision] = (params, _kernels().as_plain(params))
     return packed
 
@@ -197,7 +197,7 @@ def _flat_params(model: Model, precision: str):
     return flat
 
 
-def _owned(group):
+def _aligned(group):
     """A Params group whose arrays are all fresh C-ordered, writable copies starting on 64
     bytes (:mod:`evsim._memory`: the kernels' vector loads then stay within cache lines):
     the same numba types for every model (see _DirectCall), whatever views packing

@@ -202,25 +202,30 @@ def aligned_vector(n, dtype):
     return buffer[start:start + n]
 
 
+@numba.njit(**EXACT_CALLEE)
+def state_sizes(p):
+    """The sizes of a State of the model packed in ``p``: (layers L, neurons N, the
+    largest layer, classes C, the cells' extra rows S, inputs)."""
+    size = p.ff.size
+    n_layers = p.rec.kind.shape[0]
+    n_max = 1
+    for l in range(n_layers):
+        n_max = max(n_max, size[l + 1])
+    return n_layers, p.ff.nrn_off[n_layers], n_max, p.ro.bias.shape[0], p.cells.n_aux[0], size[0]
+
+
 @numba.njit(**EXACT)
 def new_state(p):
     """A zero state for the model packed in ``p``, in the precision of its per-neuron
     arrays, every array on 64 bytes (:func:`aligned_vector`)."""
-    size, nrn_off = p.ff.size, p.ff.nrn_off
     real = p.cells.beta.dtype
-    n_layers = p.rec.kind.shape[0]
-    n_total = nrn_off[n_layers]
-    n_max = 1
-    for l in range(n_layers):
-        n_max = max(n_max, size[l + 1])
-    c = p.ro.bias.shape[0]
-    n_aux = p.cells.n_aux[0]
+    n_layers, n_total, n_max, c, n_aux, n_in = state_sizes(p)
     return State(
         CellState(aligned_vector(n_total, real), aligned_vector(n_aux * n_total, real).reshape((n_aux, n_total)),
                   aligned_vector(n_total, np.int64), aligned_vector(n_layers, np.int64)),
         aligned_vector(p.rec.ring_off[n_layers], np.int32), aligned_vector(p.rec.slot_off[n_layers], np.int64),
         ReadoutState(aligned_vector(c, real), aligned_vector(c, real), aligned_vector(c, np.float64)),
-        Workspace(aligned_vector(n_max, real), aligned_vector(size[0], np.int64), aligned_vector(size[0], real)),
+        Workspace(aligned_vector(n_max, real), aligned_vector(n_in, np.int64), aligned_vector(n_in, real)),
         Counters(aligned_vector(1, np.int64), aligned_vector(1, np.int64), aligned_vector(n_layers, np.int64)))
 
 
@@ -975,18 +980,12 @@ def run_batch(ff_t, rec_t, cells_t, ro_t, states, x, lengths, readout, scores, r
 def share_state(p, w, v, aux, spk, nspk, ring, ring_len, u, acc, ro_scores, cur, ev_idx, ev_cnt, clock, n_syn,
                 n_spikes):
     """Share w's State: row w of each array of :func:`zero_states`, cut to new_state's sizes."""
-    size, nrn_off = p.ff.size, p.ff.nrn_off
-    n_layers = p.rec.kind.shape[0]
-    n_total = nrn_off[n_layers]
-    n_max = 1
-    for l in range(n_layers):
-        n_max = max(n_max, size[l + 1])
-    c, n_aux = p.ro.bias.shape[0], p.cells.n_aux[0]
+    n_layers, n_total, n_max, c, n_aux, n_in = state_sizes(p)
     return State(CellState(v[w, :n_total], aux[w, :n_aux * n_total].reshape((n_aux, n_total)), spk[w, :n_total],
                            nspk[w, :n_layers]),
                  ring[w, :p.rec.ring_off[n_layers]], ring_len[w, :p.rec.slot_off[n_layers]],
                  ReadoutState(u[w, :c], acc[w, :c], ro_scores[w, :c]),
-                 Workspace(cur[w, :n_max], ev_idx[w, :size[0]], ev_cnt[w, :size[0]]),
+                 Workspace(cur[w, :n_max], ev_idx[w, :n_in], ev_cnt[w, :n_in]),
                  Counters(clock[w, :1], n_syn[w, :1], n_spikes[w, :n_layers]))
 
 
