@@ -1,5 +1,7 @@
 """A plain float32 add loop: the core's SIMD add rate, the floor the event engine's
-fan-out is compared with in ``bench_builtin.py``."""
+fan-out is compared with (``bench_builtin.py``, ``bench_engine.py``, ``bench_event.py``)."""
+
+import time
 
 import numba
 import numpy as np
@@ -18,3 +20,20 @@ def add_rows(acc, w, width, rows):
             acc[i] = acc[i] + w0[i] + w1[i] + w2[i] + w3[i]
         e += 4
     return np.float32(acc[0])
+
+
+def adds_per_s() -> float:
+    """float32 additions per CPU second of :func:`add_rows` over 16 rows of 256 (in L1
+    cache), one thread: the best of five runs of 50 calls."""
+    rows, width = 16, 256
+    w = np.random.default_rng(0).normal(size=rows * width).astype(np.float32)
+    acc = np.zeros(width, np.float32)
+    spk = np.tile(np.arange(rows, dtype=np.int64), 256)
+    add_rows(acc, w, width, spk)                 # compiled (or loaded) outside the timing
+    best = float("inf")
+    for _ in range(5):
+        start = time.process_time()
+        for _ in range(50):
+            add_rows(acc, w, width, spk)
+        best = min(best, time.process_time() - start)
+    return spk.size * width * 50 / best

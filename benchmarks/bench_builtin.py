@@ -201,6 +201,7 @@ def floor(path, n) -> dict:
     its fan-out kernel on L1-resident rows and against a float32 SIMD add loop."""
     import numba
 
+    from benchmarks._simd import adds_per_s
     from evsim import event
     from evsim.kernels.event import fan_out_spikes
 
@@ -219,23 +220,15 @@ def floor(path, n) -> dict:
     cur = np.zeros(width)
     spk = np.tile(np.arange(rows, dtype=np.int64), 64)
     t_fan = median_time(lambda: fan_out_spikes(cur, w, width, spk, spk.size), repeats=7, min_seconds=0.05)["median"]
-    acc = np.zeros(width, np.float32)
-    t_add = median_time(lambda: _add_rows(acc, w, width, spk), repeats=7, min_seconds=0.05)["median"]
     adds = spk.size * width
-    numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
     out = {"engine_adds_per_s": syn / t_engine, "fan_out_l1_adds_per_s": adds / t_fan,
-           "float32_simd_adds_per_s": adds / t_add, "synaptic_events_per_sample": syn / n}
+           "float32_simd_adds_per_s": adds_per_s(), "synaptic_events_per_sample": syn / n}
+    numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
     out["engine_vs_fan_out_l1"] = out["engine_adds_per_s"] / out["fan_out_l1_adds_per_s"]
     out["engine_vs_float32_simd"] = out["engine_adds_per_s"] / out["float32_simd_adds_per_s"]
     print(f"  adds/s: engine {out['engine_adds_per_s']:.3g}, fan-out in L1 {out['fan_out_l1_adds_per_s']:.3g}, "
           f"float32 SIMD {out['float32_simd_adds_per_s']:.3g}", flush=True)
     return out
-
-
-def _add_rows(acc, w, width, rows):
-    from benchmarks._simd import add_rows
-
-    return add_rows(acc, w, width, rows)
 
 
 def report(res) -> str:

@@ -50,29 +50,15 @@ import os
 import statistics
 import sys
 import tempfile
-import time
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks.common import environment, markdown_table, write_results
+from benchmarks.common import cpu_seconds, environment, markdown_table, wall_seconds, write_results
 
 DIGITS = "/work/shared/data/digits/digits_test.h5"
 MODELS = ("default", "sparse")
-
-
-def _cpu(fn, *args) -> float:
-    """CPU seconds (user + system of the process) of ``fn(*args)``."""
-    start = time.process_time()
-    fn(*args)
-    return time.process_time() - start
-
-
-def _wall(fn, *args) -> float:
-    start = time.perf_counter()
-    fn(*args)
-    return time.perf_counter() - start
 
 
 def _each(simulate, model, xs) -> None:
@@ -105,24 +91,6 @@ def import_other(checkout: str):
     return importlib.import_module("evsim_other.event"), importlib.import_module("evsim_other.model_file")
 
 
-def _add_many(add_rows, acc, w, width, spk) -> None:
-    for _ in range(50):
-        add_rows(acc, w, width, spk)
-
-
-def simd_adds_per_s() -> float:
-    """A float32 add loop over L1-resident rows (``benchmarks/_simd.py``): additions/s."""
-    from benchmarks._simd import add_rows
-
-    rows, width = 16, 256
-    w = np.random.default_rng(0).normal(size=rows * width).astype(np.float32)
-    acc = np.zeros(width, np.float32)
-    spk = np.tile(np.arange(rows, dtype=np.int64), 256)
-    add_rows(acc, w, width, spk)
-    best = min(_cpu(_add_many, add_rows, acc, w, width, spk) for _ in range(5))
-    return spk.size * width * 50 / best
-
-
 def _in_precision(simulate, precision: str):
     """``simulate(model, x)`` of this checkout's engine ``simulate`` in ``precision``."""
     def run(model, x):
@@ -150,6 +118,7 @@ def measure(name: str, args, other) -> dict:
     """All passes for one built-in model (the module docstring)."""
     import numba
 
+    from benchmarks._simd import adds_per_s
     from benchmarks.common import blas_threads
     from evsim import reference
     from evsim.data import SpikeFile
@@ -184,19 +153,19 @@ def measure(name: str, args, other) -> dict:
         for i, x in enumerate(xs):
             for key in (keys if (i + p) % 2 == 0 else keys[::-1]):
                 sim, m, _ = engines[key]
-                b1[key] += _cpu(sim, m, x)
+                b1[key] += cpu_seconds(sim, m, x)
         b64 = {k: 0.0 for k in keys}
         for key in (keys if p % 2 == 0 else keys[::-1]):
             sim, m, _ = engines[key]
-            b64[key] = _cpu(_each, sim, m, batches)
+            b64[key] = cpu_seconds(_each, sim, m, batches)
         dense = {}
         with blas_threads(1):
             model = engines[keys[0]][1]
             for prec in precisions:
                 dense_sim = _in_precision(reference.simulate, prec)
                 dense_sim(model, xs[0][:2])
-                dense[prec] = _cpu(_each, dense_sim, model, xs[:args.dense_samples]) / args.dense_samples * 1e3
-        row = {"simd_adds_per_s": simd_adds_per_s(), "load": os.getloadavg()[0],
+                dense[prec] = cpu_seconds(_each, dense_sim, model, xs[:args.dense_samples]) / args.dense_samples * 1e3
+        row = {"simd_adds_per_s": adds_per_s(), "load": os.getloadavg()[0],
                "dense_b1_ms": dense.get("float64", dense[precisions[0]]), "dense_b1_ms_by_precision": dense}
         for key in keys:
             row[key] = {"event_b1_ms": b1[key] / len(xs) * 1e3, "event_b64_ms": b64[key] / len(xs) * 1e3,
@@ -205,9 +174,9 @@ def measure(name: str, args, other) -> dict:
             sim, m, _ = engines[keys[0]]
             numba.set_num_threads(args.threads)
             sim(m, batches[0])
-            row[keys[0]]["event_b64_t2_wall_ms"] = _wall(_each, sim, m, batches) / len(xs) * 1e3
+            row[keys[0]]["event_b64_t2_wall_ms"] = wall_seconds(_each, sim, m, batches) / len(xs) * 1e3
             numba.set_num_threads(1)
-            row[keys[0]]["event_b64_t1_wall_ms"] = _wall(_each, sim, m, batches) / len(xs) * 1e3
+            row[keys[0]]["event_b64_t1_wall_ms"] = wall_seconds(_each, sim, m, batches) / len(xs) * 1e3
         passes.append(row)
         print(f"  {name} pass {p + 1}: event b1 ms/sample " + " / ".join(f"{key} {row[key]['event_b1_ms']:.3f}" for key in keys)
               + f", dense {row['dense_b1_ms']:.2f}, load {row['load']:.1f}", flush=True)

@@ -44,7 +44,8 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks.common import blas_threads, environment, markdown_table, median_time, write_results  # noqa: E402
+from benchmarks.common import (blas_threads, cpu_seconds, environment, markdown_table, median_time,  # noqa: E402
+                               wall_seconds, write_results)
 from evsim.run import pad_batch  # noqa: E402
 
 #: issue 14's targets: event / dense at batch 1 per built-in model, batch 64 against batch 1
@@ -140,18 +141,6 @@ def batches(samples, size):
     return [pad_batch(samples[i:i + size]) for i in range(0, len(samples), size)]
 
 
-def _cpu(fn) -> float:
-    start = time.process_time()
-    fn()
-    return time.process_time() - start
-
-
-def _wall(fn) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
-
-
 def engine_rounds(model, xs, dense_xs, rounds: int, precision: str, threads_all: int) -> dict:
     """ms per sample of both engines at batch 1 and 64 on one thread (CPU time, the order
     of the four runs reversed every other round) and the event engine's batch 64 on
@@ -173,12 +162,12 @@ def engine_rounds(model, xs, dense_xs, rounds: int, precision: str, threads_all:
         for r in range(rounds):
             numba.set_num_threads(1)
             keys = list(runs) if r % 2 == 0 else list(runs)[::-1]
-            row = {k: _cpu(runs[k][0]) / runs[k][1] * 1e3 for k in keys}
+            row = {k: cpu_seconds(runs[k][0]) / runs[k][1] * 1e3 for k in keys}
             if threads_all > 1:
                 walls = {}
                 for t in ((1, threads_all) if r % 2 == 0 else (threads_all, 1)):
                     numba.set_num_threads(t)
-                    walls[t] = _wall(runs["event_b64"][0])
+                    walls[t] = wall_seconds(runs["event_b64"][0])
                 row["threads_vs_one"] = walls[1] / walls[threads_all]
             per_round.append(row)
         numba.set_num_threads(threads_all)
@@ -222,18 +211,6 @@ def deployed(name, model, args, threads_all) -> list[dict]:
               + (f", {threads_all} threads / 1 {t['threads_vs_one']:.2f}" if "threads_vs_one" in t else "")
               + (f"; accuracy {100 * row['accuracy']:.1f} %" if row["accuracy"] is not None else ""), flush=True)
     return rows
-
-
-def simd_adds_per_s() -> float:
-    """float32 additions per second of a plain SIMD add loop (one thread): the core's floor."""
-    from benchmarks._simd import add_rows
-
-    rows, width = 16, 256
-    w = np.random.default_rng(0).normal(size=rows * width).astype(np.float32)
-    acc = np.zeros(width, np.float32)
-    spk = np.tile(np.arange(rows, dtype=np.int64), 64)
-    t = median_time(lambda: add_rows(acc, w, width, spk), repeats=7, min_seconds=0.05)["median"]
-    return spk.size * width / t
 
 
 @contextlib.contextmanager
@@ -477,6 +454,7 @@ def main(argv=None) -> dict:
 
     import numba
 
+    from benchmarks._simd import adds_per_s
     from evsim.precision import resolve_precision
 
     threads_all = numba.config.NUMBA_NUM_THREADS
@@ -497,7 +475,7 @@ def main(argv=None) -> dict:
     res = {"command": "python benchmarks/bench_event.py" + (" " + " ".join(argv if argv is not None else sys.argv[1:])
                                                              ).rstrip(),
            "environment": env, "precision": args.precision, "rounds": args.rounds, "threads_all": threads_all,
-           "simd_adds_per_s": simd_adds_per_s(), "models": rows, "streaming": st, "rate_sweep": rs, "size_sweep": ss,
+           "simd_adds_per_s": adds_per_s(), "models": rows, "streaming": st, "rate_sweep": rs, "size_sweep": ss,
            "load_end": os.getloadavg()}
     md = report(res)
     print(md)

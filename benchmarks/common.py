@@ -1,7 +1,8 @@
 """Helpers shared by the ``benchmarks/bench_*.py`` scripts.
 
 * :func:`median_time` times a callable (after warm-up runs, so compilation is excluded) and
-  returns the median of several runs;
+  returns the median of several runs; :func:`cpu_seconds` and :func:`wall_seconds` time
+  one call;
 * :func:`environment` records what the numbers depend on (numba/numpy versions, thread
   counts, CPU);
 * :func:`blas_threads` limits NumPy's OpenBLAS threads, so "one core" means one core for
@@ -58,6 +59,20 @@ def median_time(fn: Callable[[], object], repeats: int = 5, warmup: int = 1,
                 break
         runs.append(elapsed / calls)
     return {"median": statistics.median(runs), "min": min(runs), "max": max(runs), "runs": runs}
+
+
+def cpu_seconds(fn: Callable, *args) -> float:
+    """CPU seconds (user + system, every thread of the process) of one ``fn(*args)``."""
+    start = time.process_time()
+    fn(*args)
+    return time.process_time() - start
+
+
+def wall_seconds(fn: Callable, *args) -> float:
+    """Wall seconds of one ``fn(*args)``."""
+    start = time.perf_counter()
+    fn(*args)
+    return time.perf_counter() - start
 
 
 def _openblas():
