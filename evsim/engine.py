@@ -17,7 +17,7 @@ from .errors import EvsimError
 if TYPE_CHECKING:
     from .model import Model
 
-__all__ = ["SimResult", "softmax", "check_inputs"]
+__all__ = ["SimResult", "softmax", "check_finite", "check_inputs"]
 
 
 class SimResult(NamedTuple):
@@ -43,11 +43,22 @@ def softmax(u: np.ndarray, axis: int = -1) -> np.ndarray:
     return e / e.sum(axis=axis, keepdims=True)
 
 
-def check_inputs(model: Model, x, lengths=None) -> tuple[np.ndarray, np.ndarray]:
+def check_finite(x: np.ndarray) -> None:
+    """Raise an EvsimError unless every value of the float64 array ``x`` is finite."""
+    # one sum is finite iff every value is (or the sum overflowed: then check them all)
+    with np.errstate(over="ignore", invalid="ignore"):
+        total = x.sum()
+    if not math.isfinite(total) and not np.isfinite(x).all():
+        raise EvsimError("input contains NaN or infinite values")
+
+
+def check_inputs(model: Model, x, lengths=None, *, finite: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Validate a batch of binned inputs: (B, T, n_inputs) or one sample (T, n_inputs).
 
     Returns a float64 (B, T, n_inputs) array and int64 lengths (B,).  Steps at and after
-    a sample's length are ignored (treated as absent, not as silence).
+    a sample's length are ignored (treated as absent, not as silence).  ``finite=False``
+    leaves out :func:`check_finite`, for a caller that checks each part of the batch
+    itself before using it (the event engine, on the threads that run the parts).
     """
     x = np.asarray(x)
     if x.ndim == 2:
@@ -59,11 +70,8 @@ def check_inputs(model: Model, x, lengths=None) -> tuple[np.ndarray, np.ndarray]
     if x.dtype.kind not in "biuf":
         raise EvsimError(f"input dtype {x.dtype} is not numeric")
     x = np.asarray(x, dtype=np.float64)  # no copy when it is float64 already
-    # one sum is finite iff every value is (or the sum overflowed: then check them all)
-    with np.errstate(over="ignore", invalid="ignore"):
-        total = x.sum()
-    if not math.isfinite(total) and not np.isfinite(x).all():
-        raise EvsimError("input contains NaN or infinite values")
+    if finite:
+        check_finite(x)
     b, t, _ = x.shape
     if lengths is None:
         lengths = np.full(b, t, np.int64)

@@ -52,7 +52,7 @@ from .errors import EvsimError
 from .cells import RESET_CODE, get_cell
 from .model import DECISION_CODE, RECURRENCE_CODE, Model, _is_real, has_stack_layers
 from .data import MAX_STEPS, time_to_step, validate_events
-from .engine import SimResult, check_inputs
+from .engine import SimResult, check_finite, check_inputs
 from .precision import DEFAULT_PRECISION, check_precision, float_dtype, require_float64, resolve_precision
 from .structured import split_structured
 
@@ -171,17 +171,6 @@ def _serial_state(model: Model, params, precision: str) -> tuple:
         k = _kernels()
         state = states[precision] = k.as_plain_state(k.zero_state(params))
     return state
-
-
-def _share_states(model: Model, params, precision: str, workers: int) -> tuple:
-    """This thread's states of ``workers`` parallel shares for ``model`` in ``precision``
-    (:func:`evsim.kernels.event.zero_states`, for run_batch)."""
-    states = _thread_states(model)
-    key = (precision, workers)
-    found = states.get(key)
-    if found is None:
-        found = states[key] = _kernels().zero_states(params, workers)
-    return found
 
 
 def _flat_params(model: Model, precision: str):
@@ -324,7 +313,7 @@ def simulate(model: Model, x, lengths=None, record_spikes: bool = False,
 
         return simulate_event(model, x, lengths, record_spikes=record_spikes)
     params, params_t = _packed(model, precision)
-    x, lengths = check_inputs(model, x, lengths)
+    x, lengths = check_inputs(model, x, lengths, finite=False)   # run_chunk checks its part
     x = _c_writable(x, np.float64)               # fixed argument types (see _DirectCall)
     lengths = _c_writable(lengths, np.int64)
     b, n_t, _ = x.shape
@@ -337,20 +326,20 @@ def simulate(model: Model, x, lengths=None, record_spikes: bool = False,
     spikes = np.zeros((b, n_layers), np.int64)
     hidden_steps = np.zeros(b, np.int64)
     at_once = _parallel_samples(model, b)
-    if at_once > 1:
-        import numba
+    call = _direct("run_batch_serial", precision)
 
-        threads = numba.get_num_threads()
-        numba.set_num_threads(at_once)        # the queue-memory cap is a total over threads
-        try:
-            _kernels().run_batch(*params_t, _share_states(model, params, precision, at_once), x, lengths, readout,
-                                 scores, raster, bool(record_spikes), syn, spikes, hidden_steps, bool(rest), at_once)
-        finally:
-            numba.set_num_threads(threads)
+    def run_chunk(first: int, stop: int) -> None:
+        check_finite(x[first:stop])          # on the chunk's thread (NumPy releases the GIL)
+        call(*params_t, _serial_state(model, params, precision), x[first:stop], lengths[first:stop],
+             readout[first:stop], scores[first:stop], raster[first:stop], bool(record_spikes), syn[first:stop],
+             spikes[first:stop], hidden_steps[first:stop], bool(rest))
+
+    if at_once > 1:
+        from ._shares import run_chunks
+
+        run_chunks(run_chunk, b, at_once)
     else:
-        _direct("run_batch_serial", precision)(*params_t, _serial_state(model, params, precision), x, lengths,
-                                               readout, scores, raster, bool(record_spikes), syn, spikes,
-                                               hidden_steps, bool(rest))
+        run_chunk(0, b)
     rasters = None
     if record_spikes:
         off = params.ff.nrn_off

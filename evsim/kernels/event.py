@@ -85,7 +85,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .._memory import ALIGN, aligned_zeros
-from .._numba_config import EXACT, EXACT_CALLEE, PARALLEL, import_numba
+from .._numba_config import EXACT, EXACT_CALLEE, import_numba
 from ..cells import RESET_CODE, generate_dispatch, generate_known
 from ..cells._common import never_rests
 from ..model import DECISION_CODE, RECURRENCE_CODE
@@ -249,25 +249,6 @@ def zero_state(p) -> State:
         ReadoutState(aligned_zeros(c, real), aligned_zeros(c, real), aligned_zeros(c)),
         Workspace(aligned_zeros(n_max, real), aligned_zeros(int(size[0]), np.int64), aligned_zeros(int(size[0]), real)),
         Counters(aligned_zeros(1, np.int64), aligned_zeros(1, np.int64), aligned_zeros(n_layers, np.int64)))
-
-
-def zero_states(p, workers: int) -> tuple:
-    """The states of ``workers`` shares for :func:`run_batch`, in NumPy: each leaf of
-    :func:`zero_state` as one array of ``workers`` rows (the 2-D ``aux`` flattened), every
-    row padded to a multiple of 64 bytes, so each share's arrays start on a cache line
-    and no two shares write the same line."""
-    leaves = []
-    for leaf in _state_leaves(zero_state(p)):
-        step = ALIGN // leaf.itemsize
-        leaves.append(aligned_zeros((workers, max(step, -(-leaf.size // step) * step)), leaf.dtype))
-    return tuple(leaves)
-
-
-def _state_leaves(tree):
-    """The arrays of a State, in field order."""
-    if isinstance(tree, np.ndarray):
-        return [tree]
-    return [a for sub in tree for a in _state_leaves(sub)]
 
 
 def as_plain_state(st: State) -> tuple:
@@ -952,59 +933,18 @@ def push_events(t, u, n_channels, dt_ms, pool, first, cap, max_ahead, pending):
     return 0, last
 
 
-@numba.njit(**PARALLEL)
-def run_batch(ff_t, rec_t, cells_t, ro_t, states, x, lengths, readout, scores, raster, record, syn, spikes,
-              hidden_steps, rest, workers):
-    """Simulate every sample of a batch, in parallel over ``workers`` shares of the samples
-    (share w: samples w, w + workers, ...; each share its own state, reused sample after
-    sample, and each sample writes only its own rows of readout (B, T, C), scores (B, C),
-    raster (B, T or 0, N), syn (B,), spikes (B, L) and hidden_steps (B,): :func:`run_one`,
-    with ``rest``).  ``ff_t, rec_t, cells_t, ro_t``: ``as_plain(Params)``, one group per
-    argument (numba's parfor lowering cannot pass a nested tuple into the loop, and finds
-    a NamedTuple's type only from a plain assignment).  ``states``: :func:`zero_states`,
-    one row per share, allocated in NumPy (so loading this kernel imports no array
-    allocation; benchmarks/README.md, "Aligned arrays and reference counts")."""
-    ff = FeedForward(*ff_t)
-    rec = Delivery(*rec_t)
-    cells = CellParams(*cells_t)
-    ro = ReadoutParams(*ro_t)
-    v, aux, spk, nspk, ring, ring_len, u, acc, ro_scores, cur, ev_idx, ev_cnt, clock, n_syn, n_spikes = states
-    for w in numba.prange(workers):
-        p = Params(ff, rec, cells, ro)
-        st = share_state(p, w, v, aux, spk, nspk, ring, ring_len, u, acc, ro_scores, cur, ev_idx, ev_cnt, clock,
-                         n_syn, n_spikes)
-        run_samples(p, st, w, workers, x, lengths, readout, scores, raster, record, syn, spikes, hidden_steps, rest)
-
-
-@numba.njit(**EXACT)
-def share_state(p, w, v, aux, spk, nspk, ring, ring_len, u, acc, ro_scores, cur, ev_idx, ev_cnt, clock, n_syn,
-                n_spikes):
-    """Share w's State: row w of each array of :func:`zero_states`, cut to new_state's sizes."""
-    n_layers, n_total, n_max, c, n_aux, n_in = state_sizes(p)
-    return State(CellState(v[w, :n_total], aux[w, :n_aux * n_total].reshape((n_aux, n_total)), spk[w, :n_total],
-                           nspk[w, :n_layers]),
-                 ring[w, :p.rec.ring_off[n_layers]], ring_len[w, :p.rec.slot_off[n_layers]],
-                 ReadoutState(u[w, :c], acc[w, :c], ro_scores[w, :c]),
-                 Workspace(cur[w, :n_max], ev_idx[w, :n_in], ev_cnt[w, :n_in]),
-                 Counters(clock[w, :1], n_syn[w, :1], n_spikes[w, :n_layers]))
-
-
-@numba.njit(**EXACT)
-def run_samples(p, st, first, stride, x, lengths, readout, scores, raster, record, syn, spikes, hidden_steps,
-                rest):
-    """:func:`run_one` on samples first, first + stride, ... of a batch with the one state
-    ``st``, each writing its own rows of the outputs: the loop of every batch entry point."""
-    for b in range(first, x.shape[0], stride):
-        run_one(p, st, x[b], lengths[b], readout[b], scores[b], raster[b], record, syn[b:b + 1], spikes[b],
-                hidden_steps[b:b + 1], rest)
-
-
 @numba.njit(**EXACT)
 def run_batch_serial(ff_t, rec_t, cells_t, ro_t, st_t, x, lengths, readout, scores, raster, record, syn, spikes,
                      hidden_steps, rest):
-    """:func:`run_batch` on the calling thread only (no thread pool: what
-    :func:`evsim.event.simulate` runs one-thread batches with), with the state ``st_t``
-    (:func:`as_plain_state` of :func:`zero_state`: no allocation here, see zero_state; any
-    state of the model will do, each sample clears it first)."""
-    run_samples(_params((ff_t, rec_t, cells_t, ro_t)), _state(st_t), 0, 1, x, lengths, readout, scores, raster,
-                record, syn, spikes, hidden_steps, rest)
+    """Simulate every sample of a batch on the calling thread, one after another in the
+    one state ``st_t`` (:func:`as_plain_state` of :func:`zero_state`: no allocation here,
+    see zero_state; any state of the model will do, each sample clears it first), each
+    writing only its own rows of readout (B, T, C), scores (B, C), raster (B, T or 0, N),
+    syn (B,), spikes (B, L) and hidden_steps (B,): :func:`run_one`, with ``rest``.
+    :func:`evsim.event.simulate` runs a batch on several threads by calling this kernel
+    from each on chunks of the batch (:mod:`evsim._shares`)."""
+    p = _params((ff_t, rec_t, cells_t, ro_t))
+    st = _state(st_t)
+    for b in range(x.shape[0]):
+        run_one(p, st, x[b], lengths[b], readout[b], scores[b], raster[b], record, syn[b:b + 1], spikes[b],
+                hidden_steps[b:b + 1], rest)

@@ -69,23 +69,3 @@ def test_every_kernel_array_starts_on_64_bytes(precision):
             buffers, views = k.flatten(tree, spec, roles, real)
             assert _misaligned(buffers) == [] and _misaligned(views) == []
 
-
-@pytest.mark.parametrize("precision", PRECISIONS)
-@pytest.mark.parametrize("workers", [1, 2, 3])
-def test_the_shares_states_are_aligned_and_apart(precision, workers):
-    """zero_states (run_batch's states): share w's State (share_state) has zero_state's
-    arrays (dtypes, shapes, zeros), starts on 64 bytes, and no two shares' rows meet in
-    a cache line."""
-    from evsim.kernels import event as k
-
-    for seed in range(3):
-        model, _, _ = random_case(seed)
-        params = event.pack_model(model, precision)
-        rows = k.zero_states(params, workers)
-        for leaf in rows:
-            assert leaf.shape[0] == workers and (leaf.strides[0] % ALIGN) == 0 and is_aligned(leaf)
-        alone = list(_leaves(k.zero_state(params)))
-        for w in range(workers):
-            share = list(_leaves(k.share_state(params, w, *rows)))
-            assert [(a.dtype, a.shape) for a in share] == [(a.dtype, a.shape) for a in alone]
-            assert _misaligned(share) == [] and not any(a.any() for a in share)

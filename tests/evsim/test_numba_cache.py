@@ -11,7 +11,7 @@ def test_evsim_kernels_use_the_evsim_locator():
     from evsim.kernels import event
     from evsim.training import _kernels
 
-    for kernel in (event.step_loop, event.run_batch, _kernels.layer_fwd_serial):
+    for kernel in (event.step_loop, event.run_batch_serial, _kernels.layer_fwd_serial):
         assert isinstance(kernel._cache._impl.locator, nc.EvsimLocator)
 
 

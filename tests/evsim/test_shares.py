@@ -1,0 +1,149 @@
+"""Batches on several threads (evsim._shares): guided chunks cover a batch once, run on
+several threads, stop on an error; simulate gives the same outputs, bit for bit, on any
+number of threads."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from evsim import _shares, event
+from tests.conftest import make_small_model
+
+
+def _all_chunks(n, threads):
+    chunks = _shares.GuidedChunks(n, threads)
+    out = []
+    while (c := chunks.take()) is not None:
+        out.append(c)
+    return out
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3, 8])
+@pytest.mark.parametrize("n", [0, 1, 2, 7, 64, 1000])
+def test_guided_chunks_cover_the_batch_once_largest_first(n, threads):
+    chunks = _all_chunks(n, threads)
+    covered = [i for a, b in chunks for i in range(a, b)]
+    assert covered == list(range(n))
+    sizes = [b - a for a, b in chunks]
+    assert all(s >= 1 for s in sizes) and sizes == sorted(sizes, reverse=True)
+    if n:
+        assert sizes[0] == max(1, n // (2 * threads)) and sizes[-1] == 1
+
+
+def test_guided_chunks_refuse_bad_sizes():
+    with pytest.raises(ValueError, match="threads >= 1"):
+        _shares.GuidedChunks(4, 0)
+    with pytest.raises(ValueError, match="n >= 0"):
+        _shares.GuidedChunks(-1, 2)
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3, 5])
+@pytest.mark.parametrize("n", [0, 1, 9, 40])
+def test_run_chunks_runs_every_item_once(n, threads):
+    hits = np.zeros(n, np.int64)
+    lock = threading.Lock()
+
+    def run(a, b):
+        with lock:
+            hits[a:b] += 1
+
+    _shares.run_chunks(run, n, threads)
+    assert np.array_equal(hits, np.ones(n, np.int64))
+
+
+def test_run_chunks_uses_the_pool_threads():
+    seen = set()
+
+    def run(a, b):
+        seen.add(threading.get_ident())
+        time.sleep(0.005)                   # long enough that the pool's thread takes chunks
+
+    _shares.run_chunks(run, 20, 2)
+    assert threading.get_ident() in seen and len(seen) == 2
+
+
+def test_an_error_in_a_chunk_stops_the_rest_and_is_raised():
+    done = []
+
+    def run(a, b):
+        if a >= 10:
+            raise ValueError(f"chunk at {a}")
+        done.append((a, b))
+        time.sleep(0.002)
+
+    with pytest.raises(ValueError, match="chunk at"):
+        _shares.run_chunks(run, 100, 2)
+    assert sum(b - a for a, b in done) < 100
+    _shares.run_chunks(lambda a, b: None, 10, 2)   # the pool still works afterwards
+
+
+@pytest.mark.parametrize("precision", ["float64", "float32"])
+@pytest.mark.parametrize("batch", [2, 5, 13])
+def test_simulate_on_any_number_of_threads_equals_one_thread(batch, precision, monkeypatch):
+    model = make_small_model(seed=4, recurrence=("dense", "conv"))
+    rng = np.random.default_rng(batch)
+    x = rng.poisson(0.5, (batch, 30, model.n_inputs)).astype(np.float64)
+    lengths = rng.integers(1, 31, batch)
+    results, used = {}, []
+    real = _shares.run_chunks
+    monkeypatch.setattr(_shares, "run_chunks", lambda run, n, t: used.append(t) or real(run, n, t))
+    for threads in (1, 2, 3, 4):
+        monkeypatch.setattr(event, "_threads", lambda t=threads: t)
+        results[threads] = event.simulate(model, x, lengths, record_spikes=True, precision=precision)
+    assert used == [min(t, batch) for t in (2, 3, 4)]
+    one = results[1]
+    for threads in (2, 3, 4):
+        many = results[threads]
+        np.testing.assert_array_equal(one.readout, many.readout)
+        np.testing.assert_array_equal(one.scores, many.scores)
+        for a, b in zip(one.spikes, many.spikes):
+            np.testing.assert_array_equal(a, b)
+        for key in one.stats:
+            np.testing.assert_array_equal(one.stats[key], many.stats[key])
+
+
+def _count_in_child(queue):
+    hits = []
+    _shares.run_chunks(lambda a, b: hits.extend(range(a, b)), 30, 3)
+    queue.put(sorted(hits))
+
+
+def test_a_forked_child_runs_chunks_on_its_own_pool():
+    import multiprocessing
+
+    _shares.run_chunks(lambda a, b: time.sleep(0.002), 20, 3)     # the parent's pool has threads
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_count_in_child, args=(queue,))
+    child.start()
+    child.join(60)
+    if child.is_alive():
+        child.kill()
+    assert child.exitcode == 0, "the child hung or failed"
+    assert queue.get(timeout=5) == list(range(30))
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_a_non_finite_input_is_refused_before_the_kernel_sees_it(bad, threads, monkeypatch):
+    from evsim.errors import EvsimError
+
+    model = make_small_model(seed=2)
+    x = np.random.default_rng(0).poisson(0.5, (40, 12, model.n_inputs)).astype(np.float64)
+    x[37, 5, 1] = bad
+    seen = []
+    real = event._direct
+
+    def spy(name, precision):
+        call = real(name, precision)
+        return lambda *args: seen.append(args[5].copy()) or call(*args)
+
+    monkeypatch.setattr(event, "_direct", spy)
+    monkeypatch.setattr(event, "_threads", lambda: threads)
+    with pytest.raises(EvsimError, match="input contains NaN or infinite values"):
+        event.simulate(model, x)
+    assert all(np.isfinite(part).all() for part in seen)
