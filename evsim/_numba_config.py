@@ -76,10 +76,21 @@ def import_numba():
     its OpenMP threads): otherwise those threads spin after every parallel region, taking
     the cores from the threads a training step runs its BLAS products and dropout masks on
     (:mod:`evsim.training._threaded`); a 2-thread CRSNN step used 0.67 s of CPU time with
-    spinning threads and 0.32 s without (loaded machine)."""
+    spinning threads and 0.32 s without (loaded machine).
+
+    And ``GOMP_SPINCOUNT=1000`` unless set (GNU OpenMP, numba's "omp" layer, reads it at
+    the same time, and it overrides the policy's spin count of 0): a training step runs
+    many short parallel regions with BLAS row blocks on Python threads between them; no
+    spinning put every region behind a thread wake-up, 300 000 spins (the default without
+    the policy) kept the second core from the row blocks.  A CRSNN step on 2 threads took
+    45 ms against 36-39 ms with a count of 1000 (61 ms on one thread), an epoch on the
+    spoken digits 21.1-21.6 s against 19.7-20.1 s (issue 14).  Set here, where every
+    path to numba's threads passes (the engines, training, the workers of
+    :mod:`evsim.parallel`), so that it acts before any parallel kernel has run."""
     import os
 
     os.environ.setdefault("OMP_WAIT_POLICY", "passive")
+    os.environ.setdefault("GOMP_SPINCOUNT", "1000")
     from . import _numba_cache
 
     _numba_cache.install()

@@ -79,7 +79,9 @@ def thread_env(threads: int) -> dict[str, str]:
 def _set_threads(threads: int) -> None:
     if "numba" not in sys.modules:  # numba reads NUMBA_NUM_THREADS when first imported
         os.environ.update(thread_env(threads))
-    import numba
+    from ._numba_config import import_numba     # sets OpenMP's spin policy before the threads start
+
+    numba = import_numba()
 
     numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
 

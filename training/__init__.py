@@ -81,22 +81,11 @@ there ``OPENBLAS_NUM_THREADS=1`` can be faster; the row blocks are used only whi
 NumPy's OpenBLAS runs one thread (``benchmarks/bench_train.py`` measures it).
 """
 
-import os as _os
-
-# GNU OpenMP (numba's "omp" threading layer) lets a thread that finishes a parallel region
-# spin ~300 000 times before it sleeps.  A training step runs many short regions with
-# BLAS row blocks on Python threads between them (training._threaded), and the spinning
-# thread kept the second core from those blocks: a CRSNN step on 2 threads took 45 ms
-# against 36-39 ms with a spin count of 1000 (61 ms on one thread), an epoch on the spoken
-# digits 21.1-21.6 s against 19.7-20.1 s (issue 14).  Read when libgomp loads, so it acts
-# only if no parallel kernel has run yet in this process; a value the user set wins.
-_os.environ.setdefault("GOMP_SPINCOUNT", "1000")
-
-from .config import ConfigError, NetworkConfig  # noqa: E402
-from .network import Network, cross_entropy, delay_tables  # noqa: E402
-from .optim import (AdamW, Constant, Cosine, OneCycle, ParamGroup, clip_grad_norm, make_optimizer,  # noqa: E402
+from .config import ConfigError, NetworkConfig
+from .network import Network, cross_entropy, delay_tables
+from .optim import (AdamW, Constant, Cosine, OneCycle, ParamGroup, clip_grad_norm, make_optimizer,
                     make_schedule, train_step)
-from .surrogates import SURROGATES, Surrogate, get_surrogate  # noqa: E402
+from .surrogates import SURROGATES, Surrogate, get_surrogate
 
 __all__ = [
     "NetworkConfig", "ConfigError", "Network", "cross_entropy", "delay_tables",

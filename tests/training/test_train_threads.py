@@ -213,17 +213,21 @@ def test_training_step_is_the_same_on_one_and_two_threads(monkeypatch, threads, 
         np.testing.assert_array_equal(g1[k], g2[k], err_msg=k)
 
 
-def test_training_sets_a_short_openmp_spin_unless_the_user_did():
-    """evsim.training lowers GNU OpenMP's spin count (see training/__init__.py) and keeps
-    a value the user set."""
+@pytest.mark.parametrize("start", ["import evsim.training",
+                                   "import evsim.kernels.event",
+                                   "from evsim.parallel import _set_threads; _set_threads(1)"])
+def test_every_way_to_numbas_threads_sets_a_short_openmp_spin_unless_the_user_did(start):
+    """Importing training or an engine's kernels, or a parallel worker setting its
+    threads, lowers GNU OpenMP's spin count before numba's threads start
+    (evsim._numba_config.import_numba), and keeps a value the user set."""
     import os
     import subprocess
     import sys
 
-    code = "import os, evsim.training; print(os.environ.get('GOMP_SPINCOUNT'))"
+    code = f"import os; {start}; print(os.environ.get('GOMP_SPINCOUNT'))"
     env = {k: v for k, v in os.environ.items() if k != "GOMP_SPINCOUNT"}
     assert subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                          check=True).stdout.strip() == "1000"
+                          check=True).stdout.strip().splitlines()[-1] == "1000"
     env["GOMP_SPINCOUNT"] = "12345"
     assert subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                          check=True).stdout.strip() == "12345"
+                          check=True).stdout.strip().splitlines()[-1] == "12345"
