@@ -228,7 +228,7 @@ def readout_forward(params: dict, buffers: dict, h: np.ndarray, shape: tuple, lo
     """The leaky readout on the last hidden layer's spikes ``h`` (rows B T, or (B, T, n)):
     ``(u, q, scores)`` with u (B, T, C) its membrane (``shape`` = (B, T, C)), q the softmax
     of u for the ``sum_softmax`` loss (None for ``sum_logits``) and the class scores."""
-    a_o = h @ params["readout.weight"].T
+    a_o = _threaded.matmul(h, params["readout.weight"].T, False)   # row blocks over the threads
     a_o += params["readout.bias"]
     u = kernels.leaky_fwd(np.ascontiguousarray(a_o.reshape(shape)), buffers["readout.beta"], buffers["readout.gain"])
     if loss == "sum_softmax":
@@ -250,8 +250,9 @@ def readout_backward(params: dict, buffers: dict, h: np.ndarray, u: np.ndarray, 
         gu = np.broadcast_to(g_scores[:, None, :], u.shape)
     ga = kernels.leaky_bwd(np.ascontiguousarray(gu, dtype=u.dtype), buffers["readout.beta"], buffers["readout.gain"])
     ga = ga.reshape(u.shape[0] * u.shape[1], -1)
-    grads = {"readout.weight": ga.T @ h.reshape(ga.shape[0], -1), "readout.bias": ga.sum(axis=0)}
-    return grads, ga @ params["readout.weight"]
+    grads = {"readout.weight": _threaded.matmul_tn(ga, h.reshape(ga.shape[0], -1), False),
+             "readout.bias": ga.sum(axis=0)}
+    return grads, _threaded.matmul(ga, params["readout.weight"], False)
 
 
 class Network(ParameterFacts):
