@@ -228,7 +228,8 @@ def readout_forward(params: dict, buffers: dict, h: np.ndarray, shape: tuple, lo
     """The leaky readout on the last hidden layer's spikes ``h`` (rows B T, or (B, T, n)):
     ``(u, q, scores)`` with u (B, T, C) its membrane (``shape`` = (B, T, C)), q the softmax
     of u for the ``sum_softmax`` loss (None for ``sum_logits``) and the class scores."""
-    a_o = _threaded.matmul(h, params["readout.weight"].T, False)   # row blocks over the threads
+    rows = h.reshape(-1, h.shape[-1])
+    a_o = _threaded.matmul(rows, params["readout.weight"].T, False)   # row blocks over the threads
     a_o += params["readout.bias"]
     u = kernels.leaky_fwd(np.ascontiguousarray(a_o.reshape(shape)), buffers["readout.beta"], buffers["readout.gain"])
     if loss == "sum_softmax":
