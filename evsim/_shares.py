@@ -97,9 +97,14 @@ def run_chunks(run_chunk: Callable[[int, int], None], n: int, threads: int) -> N
     except BaseException as e:   # re-raised once the pool's threads have stopped
         error = e
     for f in futures:
-        try:
-            f.result()
-        except BaseException as e:
-            error = error or e
+        while True:
+            try:
+                f.result()
+            except BaseException as e:   # the thread's error, or an interrupt (Ctrl-C) while waiting
+                chunks.stop()
+                error = error or e
+                if not f.done():         # interrupted: the thread ends its chunk, then stops
+                    continue
+            break
     if error is not None:
         raise error

@@ -147,3 +147,30 @@ def test_a_non_finite_input_is_refused_before_the_kernel_sees_it(bad, threads, m
     with pytest.raises(EvsimError, match="input contains NaN or infinite values"):
         event.simulate(model, x)
     assert all(np.isfinite(part).all() for part in seen)
+
+
+def test_an_interrupt_while_waiting_still_waits_for_the_running_chunk(monkeypatch):
+    """Ctrl-C in the calling thread while it waits for the pool: the interrupt is raised
+    only once the pool's thread has finished its chunk (nothing runs on after the call)."""
+    from concurrent.futures import Future
+
+    finished = []
+    caller = threading.current_thread()
+
+    def run(a, b):
+        time.sleep(0.02 if threading.current_thread() is caller else 0.3)    # the pool's chunk is slow
+        finished.append(a)
+
+    real_result = Future.result
+    interrupts = []
+
+    def interrupted_once(self, timeout=None):
+        if not interrupts:
+            interrupts.append(1)
+            raise KeyboardInterrupt
+        return real_result(self, timeout)
+
+    monkeypatch.setattr(Future, "result", interrupted_once)
+    with pytest.raises(KeyboardInterrupt):
+        _shares.run_chunks(run, 2, 2)
+    assert interrupts and sorted(finished) == [0, 1]
