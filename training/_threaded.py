@@ -9,7 +9,8 @@ one thread, two cores gave a training step 1.11x).
   depending on how the rows of one call are blocked, so the split is fixed: the result
   does not depend on the thread count (it differs from one ``a @ b`` call at rounding
   level).  Split only while NumPy's OpenBLAS runs one thread (as ``evsim`` sets it,
-  ``cli/main.py``); with BLAS threads of its own it is one ``a @ b`` call.
+  ``cli/main.py``, and :func:`one_blas_thread` around a training step); with BLAS threads
+  of its own it is one ``a @ b`` call.
 * sparse inputs: a product whose left factor (:func:`matmul`) or right factor
   (:func:`matmul_tn`) is mostly zeros (a layer's output spikes through dropout, 3-9 % non-zero
   in training) skips the zeros in numba kernels, rows in parallel (:func:`sparse_matmul`) or
@@ -31,8 +32,10 @@ one thread, two cores gave a training step 1.11x).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import sys
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -67,6 +70,50 @@ def _openblas_get_threads():
         return None
     prefix, suffix = names
     return getattr(lib, f"{prefix}get_num_threads{suffix}")
+
+
+@functools.lru_cache(maxsize=None)
+def _openblas_set_threads():
+    """NumPy's OpenBLAS ``set_num_threads`` function, or None (another BLAS, or not found)."""
+    lib, names = openblas_library(numpy_only=True)
+    if lib is None:
+        return None
+    prefix, suffix = names
+    return getattr(lib, f"{prefix}set_num_threads{suffix}")
+
+
+_ONE_BLAS_LOCK = threading.Lock()
+_one_blas_users = 0
+_blas_threads_before = 1
+
+
+@contextlib.contextmanager
+def one_blas_thread():
+    """NumPy's OpenBLAS on one thread inside, as ``evsim train`` runs it
+    (``OPENBLAS_NUM_THREADS=1``, ``cli/main.py``), the user's count restored after: a
+    step's products then run as row blocks over numba's threads (:func:`matmul`) and give
+    the same results whatever the BLAS thread count.  With 2 OpenBLAS threads on 2 cores
+    the CRSNN step took 0.064 s instead of 0.038 s (issue 14).  Counted, so nested and
+    concurrent users share one setting; does nothing without NumPy's OpenBLAS on Linux."""
+    global _one_blas_users, _blas_threads_before
+    get = _openblas_get_threads() if sys.platform.startswith("linux") else None
+    set_ = _openblas_set_threads() if get is not None else None
+    if set_ is None:
+        yield
+        return
+    with _ONE_BLAS_LOCK:
+        if _one_blas_users == 0:
+            _blas_threads_before = int(get())
+            if _blas_threads_before != 1:
+                set_(1)
+        _one_blas_users += 1
+    try:
+        yield
+    finally:
+        with _ONE_BLAS_LOCK:
+            _one_blas_users -= 1
+            if _one_blas_users == 0 and _blas_threads_before != 1:
+                set_(_blas_threads_before)
 
 
 def threads() -> int:

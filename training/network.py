@@ -494,6 +494,7 @@ class Network(ParameterFacts):
         return caches, h
 
     # -- training ----------------------------------------------------------------------
+    @_threaded.one_blas_thread()
     def loss_and_grad(self, x, y, rng=None, sigma: float = 0.0, *, update_stats: bool = True,
                       rate_scale: float = 1.0):
         """One training forward pass (batch-statistics BatchNorm, dropout, delays spread by
@@ -596,6 +597,7 @@ class Network(ParameterFacts):
         return grads, (g_h if input_grad else None)
 
     # -- evaluation --------------------------------------------------------------------
+    @_threaded.one_blas_thread()
     def evaluate(self, x, y=None, *, record_spikes: bool = False, batch_size: int = 128) -> SimResult:
         """Inference as the exported model runs it: delays rounded to the nearest integer
         (``numpy.rint`` of the clamped delays), sigma = 0, no dropout, BatchNorm with the

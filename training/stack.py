@@ -42,7 +42,7 @@ from evsim.errors import EvsimError
 from evsim.model import Model, ModelMetadata, Readout
 
 from . import _kernels as kernels
-from . import csgru
+from . import _threaded, csgru
 from .config import ConfigError, check_label_smoothing
 from .network import (
     Network,
@@ -408,6 +408,7 @@ class StackNetwork(ParameterFacts):
         u, q, scores = readout_forward(self.params, self.buffers, spikes, spikes.shape[:2] + (-1,), cfg.loss)
         return caches, rasters, spikes, u, q, scores
 
+    @_threaded.one_blas_thread()
     def loss_and_grad(self, x, y, rng=None, sigma: float = 0.0, *, update_stats: bool = True,
                       rate_scale: float = 1.0):
         """One training forward pass (delays spread by ``sigma``) and BPTT; the interface of
@@ -452,6 +453,7 @@ class StackNetwork(ParameterFacts):
         return loss, grads, stats
 
     # -- evaluation and export -------------------------------------------------------------
+    @_threaded.one_blas_thread()
     def evaluate(self, x, y=None, *, record_spikes: bool = False, batch_size: int = 128) -> SimResult:
         """Inference as the exported model runs it (delays clamped and rounded, sigma 0)."""
         x = self._check_x(x)

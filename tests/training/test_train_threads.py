@@ -231,3 +231,54 @@ def test_every_way_to_numbas_threads_sets_a_short_openmp_spin_unless_the_user_di
     env["GOMP_SPINCOUNT"] = "12345"
     assert subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                           check=True).stdout.strip().splitlines()[-1] == "12345"
+
+
+def _blas_get_set():
+    get, set_ = T._openblas_get_threads(), T._openblas_set_threads()
+    if get is None or set_ is None:
+        pytest.skip("NumPy's OpenBLAS not found (another BLAS): one_blas_thread does nothing there")
+    return get, set_
+
+
+def test_one_blas_thread_sets_one_inside_and_restores_after_even_on_error():
+    get, set_ = _blas_get_set()
+    before = int(get())
+    set_(2)
+    try:
+        with T.one_blas_thread():
+            assert int(get()) == 1 and T.blas_single_threaded()
+            with T.one_blas_thread():            # nested: the outer one restores
+                assert int(get()) == 1
+            assert int(get()) == 1
+        assert int(get()) == 2
+        with pytest.raises(RuntimeError):
+            with T.one_blas_thread():
+                raise RuntimeError("inside")
+        assert int(get()) == 2
+    finally:
+        set_(before)
+
+
+def test_a_training_step_is_the_same_whatever_blas_threads_the_user_set():
+    """loss_and_grad runs its products on one BLAS thread (row blocks over numba's
+    threads) whatever the caller's OpenBLAS setting, so the gradients are bit for bit the
+    same, and the setting is the caller's again afterwards."""
+    get, set_ = _blas_get_set()
+    before = int(get())
+    cfg = NetworkConfig(n_inputs=12, hidden=(300, 300), recurrence=("none", "conv"), kernel_size=3, n_classes=4)
+    net = Network.init(cfg, 0)
+    rng = np.random.default_rng(0)
+    x = rng.poisson(0.3, (4, 140, 12)).astype(np.float32)   # 560 rows: products in 2 row blocks
+    y = rng.integers(0, 4, 4)
+    try:
+        results = []
+        for blas in (1, 2):
+            set_(blas)
+            results.append(net.loss_and_grad(x, y, 3, 0.5, update_stats=False))
+            assert int(get()) == blas
+    finally:
+        set_(before)
+    (l1, g1, _), (l2, g2, _) = results
+    assert l1 == l2
+    for key in g1:
+        np.testing.assert_array_equal(g1[key], g2[key])
