@@ -78,14 +78,14 @@ def core_ratio(net, x, y, rng, rounds: int) -> dict:
     """The CRSNN step on one core against two, as ``evsim train`` runs it (BLAS on one
     thread): ``rounds`` alternating rounds, each the fastest of two steps on 1 and on 2
     numba threads; the median and range of the per-round ratios (wall time), and the
-    median step times."""
+    median step times (``step_s_sigma0_blas1``: on two threads, BLAS on one)."""
     import statistics
 
     one, two = [], []
     with blas_threads(1):
         try:
             for _ in range(rounds):
-                for threads, times in ((1, one), (numba.config.NUMBA_NUM_THREADS, two)):
+                for threads, times in ((1, one), (min(2, numba.config.NUMBA_NUM_THREADS), two)):
                     numba.set_num_threads(threads)
                     times.append(median_time(lambda: net.loss_and_grad(x, y, rng, 0.0), repeats=2, warmup=1)["min"])
         finally:

@@ -32,17 +32,15 @@ FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
 #: the event engine ran 1.09-1.11x faster and a stream step ~10 % (issue 14; bit for bit
 #: the same results: inlining changes no floating-point operation), for ~15 % more
 #: compile time and ~6 ms more to load the cached kernel.  The training kernels
-#: (:data:`FAST`, :data:`PARALLEL`, ... below) take it too: a CRSNN training step 1.08x
+#: (:data:`FAST`, :data:`PARALLEL_FAST`, ... below) take it too: a CRSNN training step 1.08x
 #: faster (``bench_train.py --against``, one thread)
 EXACT = {"cache": True, "nogil": True, "forceinline": True}
 
 #: options for serial kernels where reassociation is harmless
 FAST = {"cache": True, "nogil": True, "fastmath": FASTMATH, "forceinline": True}
 
-#: options for kernels that run samples of a batch in parallel with ``prange``
-PARALLEL = {"cache": True, "nogil": True, "parallel": True, "forceinline": True}
-
-#: parallel kernels where reassociation is harmless (the training kernels)
+#: parallel (``prange``) kernels where reassociation is harmless (the training kernels; the
+#: event engine runs a batch on Python threads instead, :mod:`evsim._shares`)
 PARALLEL_FAST = {"cache": True, "nogil": True, "parallel": True, "fastmath": FASTMATH, "forceinline": True}
 
 #: the training kernels and the steps they call: reassociation allowed, and numpy's error

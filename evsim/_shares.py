@@ -75,11 +75,25 @@ class GuidedChunks:
             self._next = self._n
 
 
+def _start(work: Callable[[], None], count: int) -> list:
+    """Up to ``count`` pool tasks running ``work``: none once the interpreter is shutting
+    down (a pool takes no new work then; the caller's own ``work`` does it all)."""
+    futures = []
+    for _ in range(count):
+        try:
+            futures.append(_pool().submit(work))
+        except RuntimeError:
+            break
+    return futures
+
+
 def run_chunks(run_chunk: Callable[[int, int], None], n: int, threads: int) -> None:
     """Call ``run_chunk(start, stop)`` on :class:`GuidedChunks` of ``range(n)`` from
     ``threads`` threads: this one and ``threads - 1`` of a pool.  ``run_chunk`` must only
-    write its own rows.  Returns when every chunk is done; the first error raised in any
-    thread is raised here (after the other threads have stopped)."""
+    write its own rows.  Returns when every chunk is done.  An error (or an interrupt) in
+    any thread stops the chunks not yet taken; once every thread has stopped, the
+    calling thread's error is raised, else the first pool task's (in the order they were
+    started)."""
     chunks = GuidedChunks(n, threads)
 
     def work() -> None:
@@ -90,21 +104,29 @@ def run_chunks(run_chunk: Callable[[int, int], None], n: int, threads: int) -> N
             chunks.stop()
             raise
 
-    futures = [_pool().submit(work) for _ in range(threads - 1)]
-    error = None
+    futures, error = [], None
     try:
+        futures = _start(work, threads - 1)
         work()
     except BaseException as e:   # re-raised once the pool's threads have stopped
+        chunks.stop()
         error = e
+    for f in futures:
+        f.cancel()               # a task still queued (a busy pool) has nothing left to do
     for f in futures:
         while True:
             try:
-                f.result()
+                if not f.cancelled():
+                    f.result()
             except BaseException as e:   # the thread's error, or an interrupt (Ctrl-C) while waiting
                 chunks.stop()
-                error = error or e
+                if error is None:
+                    error = e
                 if not f.done():         # interrupted: the thread ends its chunk, then stops
                     continue
             break
     if error is not None:
-        raise error
+        try:
+            raise error
+        finally:
+            error = None                 # no reference cycle through this frame

@@ -111,8 +111,14 @@ def _direct(name: str, precision: str) -> _DirectCall:
 
 
 def _threads() -> int:
+    """numba's thread count for this thread (``numba.set_num_threads``), without starting
+    numba's threading layer, which the engine does not use (:mod:`evsim._shares`; starting
+    it cost ~15 ms): until something has started it, the count is ``NUMBA_NUM_THREADS``."""
     import numba
+    from numba.np.ufunc import parallel
 
+    if not getattr(parallel, "_is_initialized", True):
+        return int(numba.config.NUMBA_NUM_THREADS)
     return numba.get_num_threads()
 
 

@@ -79,7 +79,7 @@ blocks of single-threaded BLAS calls, the dropout masks drawn in blocks of a PCG
 need NumPy's OpenBLAS on one thread: ``loss_and_grad`` and ``evaluate`` set it to one for
 the call and restore the caller's count after (:func:`evsim.training._threaded.one_blas_thread`,
 as ``evsim train`` runs with ``OPENBLAS_NUM_THREADS=1``), so a step from Python is as fast
-as from the command line (0.038 s against 0.064 s with 2 OpenBLAS threads on 2 cores) and
+as from the command line (0.036-0.038 s against 0.064 s with 2 OpenBLAS threads on 2 cores) and
 gives the same results whatever the caller's BLAS setting
 (``benchmarks/bench_train.py`` measures it).
 """

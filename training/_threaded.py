@@ -36,11 +36,11 @@ import contextlib
 import functools
 import sys
 import threading
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from evsim._blas import openblas_library
+from evsim._shares import run_chunks
 from evsim._numba_config import PARALLEL_TRAIN, TRAIN, import_numba
 
 numba = import_numba()
@@ -58,28 +58,14 @@ MIN_WORDS_PER_THREAD = 1 << 15
 
 
 @functools.lru_cache(maxsize=None)
-def _pool(workers: int) -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="evsim-train")
-
-
-@functools.lru_cache(maxsize=None)
-def _openblas_get_threads():
-    """NumPy's OpenBLAS ``get_num_threads`` function, or None (another BLAS, or not found)."""
-    lib, names = openblas_library(numpy_only=True)
+def _openblas_threads():
+    """NumPy's OpenBLAS ``(get_num_threads, set_num_threads)`` functions, or (None, None)
+    (another BLAS, not found, or not Linux)."""
+    lib, names = openblas_library(numpy_only=True) if sys.platform.startswith("linux") else (None, None)
     if lib is None:
-        return None
+        return None, None
     prefix, suffix = names
-    return getattr(lib, f"{prefix}get_num_threads{suffix}")
-
-
-@functools.lru_cache(maxsize=None)
-def _openblas_set_threads():
-    """NumPy's OpenBLAS ``set_num_threads`` function, or None (another BLAS, or not found)."""
-    lib, names = openblas_library(numpy_only=True)
-    if lib is None:
-        return None
-    prefix, suffix = names
-    return getattr(lib, f"{prefix}set_num_threads{suffix}")
+    return getattr(lib, f"{prefix}get_num_threads{suffix}"), getattr(lib, f"{prefix}set_num_threads{suffix}")
 
 
 _ONE_BLAS_LOCK = threading.Lock()
@@ -93,11 +79,13 @@ def one_blas_thread():
     (``OPENBLAS_NUM_THREADS=1``, ``cli/main.py``), the user's count restored after: a
     step's products then run as row blocks over numba's threads (:func:`matmul`) and give
     the same results whatever the BLAS thread count.  With 2 OpenBLAS threads on 2 cores
-    the CRSNN step took 0.064 s instead of 0.038 s (issue 14).  Counted, so nested and
-    concurrent users share one setting; does nothing without NumPy's OpenBLAS on Linux."""
+    the CRSNN step took 0.064 s instead of 0.036-0.038 s (issue 14).  Counted, so nested
+    and concurrent users share one setting; does nothing without NumPy's OpenBLAS on Linux.
+    OpenBLAS's thread count is one per process: while a step runs, NumPy products on the
+    user's other threads also run on one BLAS thread, and a count another thread sets
+    meanwhile is replaced by the one saved on entry when the last user leaves."""
     global _one_blas_users, _blas_threads_before
-    get = _openblas_get_threads() if sys.platform.startswith("linux") else None
-    set_ = _openblas_set_threads() if get is not None else None
+    get, set_ = _openblas_threads()
     if set_ is None:
         yield
         return
@@ -123,8 +111,8 @@ def threads() -> int:
 
 def blas_single_threaded() -> bool:
     """True when NumPy's BLAS is known to run one thread per call."""
-    fn = _openblas_get_threads() if sys.platform.startswith("linux") else None
-    return fn is not None and int(fn()) == 1
+    get = _openblas_threads()[0]
+    return get is not None and int(get()) == 1
 
 
 @functools.lru_cache(maxsize=256)
@@ -136,18 +124,14 @@ def _blocks(total: int, parts: int) -> tuple[tuple[int, int], ...]:
 
 
 def run_blocks(fn, blocks, n_threads: int) -> None:
-    """Run ``fn(lo, hi)`` for every block: the blocks in ``n_threads`` contiguous groups,
-    the first group on this thread, the others on a pool."""
-    groups = [blocks[lo:hi] for lo, hi in _blocks(len(blocks), max(1, min(n_threads, len(blocks))))]
+    """Run ``fn(lo, hi)`` for every block ``(lo, hi)`` on up to ``n_threads`` threads: this
+    one and evsim's pool (:func:`evsim._shares.run_chunks`: blocks taken in turn; each
+    block writes only its own part, so which thread runs it changes nothing)."""
+    def run(first: int, stop: int) -> None:
+        for k in range(first, stop):
+            fn(*blocks[k])
 
-    def run(group):
-        for lo, hi in group:
-            fn(lo, hi)
-
-    futures = [_pool(len(groups) - 1).submit(run, g) for g in groups[1:]]
-    run(groups[0])
-    for f in futures:
-        f.result()
+    run_chunks(run, len(blocks), max(1, min(n_threads, len(blocks))))
 
 
 def is_sparse(a: np.ndarray, nonzero: int | None = None) -> bool:

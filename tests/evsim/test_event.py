@@ -568,7 +568,6 @@ def test_queue_memory_cap_is_a_total_over_threads(monkeypatch):
     layer = _layer(np.full((n, 1), 2.0), recurrence="conv", recurrent=np.ones(3), delays=np.arange(n) % 7 + 40)
     model = _model([layer])
     per_sample = event._queue_bytes(model.layers)
-    monkeypatch.setattr(numba, "get_num_threads", lambda: 8)
     monkeypatch.setattr(event, "_threads", lambda: 8)
     monkeypatch.setattr(event, "MAX_QUEUE_BYTES", 3 * per_sample)
     assert event._parallel_samples(model, 20) == 3

@@ -56,29 +56,43 @@ def test_run_chunks_runs_every_item_once(n, threads):
 
 
 def test_run_chunks_uses_the_pool_threads():
+    """Two chunks, each waiting for the other at a barrier: only two threads at once pass."""
+    barrier = threading.Barrier(2, timeout=30)
     seen = set()
 
     def run(a, b):
         seen.add(threading.get_ident())
-        time.sleep(0.005)                   # long enough that the pool's thread takes chunks
+        barrier.wait()
 
-    _shares.run_chunks(run, 20, 2)
+    _shares.run_chunks(run, 2, 2)
     assert threading.get_ident() in seen and len(seen) == 2
 
 
 def test_an_error_in_a_chunk_stops_the_rest_and_is_raised():
-    done = []
+    started = []
 
     def run(a, b):
-        if a >= 10:
-            raise ValueError(f"chunk at {a}")
-        done.append((a, b))
-        time.sleep(0.002)
+        started.append(a)
+        if a == 0:
+            raise ValueError("chunk at 0")
+        time.sleep(0.001)
 
-    with pytest.raises(ValueError, match="chunk at"):
+    with pytest.raises(ValueError, match="chunk at 0"):
         _shares.run_chunks(run, 100, 2)
-    assert sum(b - a for a, b in done) < 100
+    assert len(started) < len(_all_chunks(100, 2))      # the chunks left were not run
     _shares.run_chunks(lambda a, b: None, 10, 2)   # the pool still works afterwards
+
+
+def test_after_the_pool_refuses_work_the_caller_runs_every_chunk(monkeypatch):
+    """At interpreter exit a pool takes no new work: the calling thread does it all."""
+    class Closed:
+        def submit(self, *args):
+            raise RuntimeError("cannot schedule new futures after interpreter shutdown")
+
+    monkeypatch.setattr(_shares, "_pool", lambda: Closed())
+    hits = []
+    _shares.run_chunks(lambda a, b: hits.extend(range(a, b)), 50, 4)
+    assert sorted(hits) == list(range(50))
 
 
 @pytest.mark.parametrize("precision", ["float64", "float32"])
@@ -154,11 +168,16 @@ def test_an_interrupt_while_waiting_still_waits_for_the_running_chunk(monkeypatc
     only once the pool's thread has finished its chunk (nothing runs on after the call)."""
     from concurrent.futures import Future
 
-    finished = []
     caller = threading.current_thread()
+    pool_started = threading.Event()
+    finished = []
 
     def run(a, b):
-        time.sleep(0.02 if threading.current_thread() is caller else 0.3)    # the pool's chunk is slow
+        if threading.current_thread() is caller:
+            assert pool_started.wait(30)        # the pool's thread has the other chunk
+        else:
+            pool_started.set()
+            time.sleep(0.2)
         finished.append(a)
 
     real_result = Future.result
@@ -174,3 +193,23 @@ def test_an_interrupt_while_waiting_still_waits_for_the_running_chunk(monkeypatc
     with pytest.raises(KeyboardInterrupt):
         _shares.run_chunks(run, 2, 2)
     assert interrupts and sorted(finished) == [0, 1]
+
+
+def test_a_batch_on_several_threads_does_not_start_numbas_threading_layer():
+    """The engine's threads are Python threads: numba's threading layer (OpenMP, ~15 ms
+    to start) stays unloaded, and the thread count still follows NUMBA_NUM_THREADS."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import numpy as np; from evsim import event, _shares; from tests.conftest import make_small_model\n"
+            "from numba.np.ufunc import parallel\n"
+            "used = []; real = _shares.run_chunks\n"
+            "_shares.run_chunks = lambda run, n, t: used.append(t) or real(run, n, t)\n"
+            "m = make_small_model(seed=1); x = np.ones((5, 20, m.n_inputs))\n"
+            "event.simulate(m, x, precision='float32'); event.simulate(m, x)\n"
+            "print(used, parallel._is_initialized)")
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env = dict(os.environ, NUMBA_NUM_THREADS="2", PYTHONPATH=root)
+    out = subprocess.run([sys.executable, "-c", code], env=env, cwd=root, capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "[2, 2] False"

@@ -234,7 +234,7 @@ def test_every_way_to_numbas_threads_sets_a_short_openmp_spin_unless_the_user_di
 
 
 def _blas_get_set():
-    get, set_ = T._openblas_get_threads(), T._openblas_set_threads()
+    get, set_ = T._openblas_threads()
     if get is None or set_ is None:
         pytest.skip("NumPy's OpenBLAS not found (another BLAS): one_blas_thread does nothing there")
     return get, set_
