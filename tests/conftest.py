@@ -39,6 +39,18 @@ def make_small_model(seed=0, recurrence=("none", "conv"), n_channels=20, pool=2,
                        recurrent=recs, delays=delays, beta=0.8, metadata=meta)
 
 
+def assert_same_results(a, b):
+    """Two SimResults are equal bit for bit: readout, scores, spike rasters and stats."""
+    np.testing.assert_array_equal(a.readout, b.readout)
+    np.testing.assert_array_equal(a.scores, b.scores)
+    assert (a.spikes is None) == (b.spikes is None)
+    for x, y in zip(a.spikes or (), b.spikes or ()):
+        np.testing.assert_array_equal(x, y)
+    assert a.stats.keys() == b.stats.keys()
+    for key in a.stats:
+        np.testing.assert_array_equal(a.stats[key], b.stats[key])
+
+
 def make_samples(n=6, n_channels=20, n_classes=3, seed=1, max_t=0.2, rate=60):
     rng = np.random.default_rng(seed)
     samples = []

@@ -10,7 +10,7 @@ import pytest
 from evsim import event
 from evsim.model_file import load_model
 from evsim.names import BUILTIN_MODELS, builtin_path
-from tests.conftest import make_small_model
+from tests.conftest import assert_same_results, make_small_model
 
 
 def _in_thread(fn):
@@ -47,9 +47,4 @@ def test_main_thread_equals_another_thread(name, precision, monkeypatch):
     main = run()
     other = _in_thread(run)
     assert calls == ["run_batch_serial", "run_batch_serial"]
-    np.testing.assert_array_equal(main.readout, other.readout)
-    np.testing.assert_array_equal(main.scores, other.scores)
-    for a, b in zip(main.spikes, other.spikes):
-        np.testing.assert_array_equal(a, b)
-    for key in main.stats:
-        np.testing.assert_array_equal(main.stats[key], other.stats[key])
+    assert_same_results(main, other)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from evsim import _shares, event
-from tests.conftest import make_small_model
+from tests.conftest import assert_same_results, make_small_model
 
 
 def _all_chunks(n, threads):
@@ -109,15 +109,8 @@ def test_simulate_on_any_number_of_threads_equals_one_thread(batch, precision, m
         monkeypatch.setattr(event, "_threads", lambda t=threads: t)
         results[threads] = event.simulate(model, x, lengths, record_spikes=True, precision=precision)
     assert used == [min(t, batch) for t in (2, 3, 4)]
-    one = results[1]
     for threads in (2, 3, 4):
-        many = results[threads]
-        np.testing.assert_array_equal(one.readout, many.readout)
-        np.testing.assert_array_equal(one.scores, many.scores)
-        for a, b in zip(one.spikes, many.spikes):
-            np.testing.assert_array_equal(a, b)
-        for key in one.stats:
-            np.testing.assert_array_equal(one.stats[key], many.stats[key])
+        assert_same_results(results[1], results[threads])
 
 
 def _count_in_child(queue):
@@ -202,7 +195,7 @@ def test_a_batch_on_several_threads_does_not_start_numbas_threading_layer():
     import subprocess
     import sys
 
-    code = ("import numpy as np; from evsim import event, _shares; from tests.conftest import make_small_model\n"
+    code = ("import numpy as np; from evsim import event, _shares; from tests.conftest import assert_same_results, make_small_model\n"
             "from numba.np.ufunc import parallel\n"
             "used = []; real = _shares.run_chunks\n"
             "_shares.run_chunks = lambda run, n, t: used.append(t) or real(run, n, t)\n"
