@@ -12,6 +12,8 @@ Chunks are *guided*: a thread takes ``remaining // (2 * threads)`` samples (at l
 so the first chunks are large (few calls) and the last are single samples, and the
 threads finish within about one sample of each other even when the host slows one of
 them.  Every sample is computed exactly as alone: which thread runs it changes nothing.
+The training step's BLAS row blocks and dropout-mask blocks run on the same pool
+(:func:`evsim.training._threaded.run_blocks`).
 """
 
 from __future__ import annotations
