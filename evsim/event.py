@@ -155,23 +155,18 @@ def _packed(model: Model, precision: str = DEFAULT_PRECISION):
     return packed
 
 
-#: per thread, {Model: {key: state}}: the states the batch kernels run every sample in
-#: (each sample clears its state first), allocated once per model, key and thread
+#: per thread, {Model: {precision: state}}: the state run_batch_serial runs every sample
+#: in (it clears it first), allocated once per model, precision and thread
 _SERIAL_STATES = threading.local()
-
-
-def _thread_states(model: Model) -> dict:
-    """This thread's cached states of ``model``, by key (see _SERIAL_STATES)."""
-    by_model = getattr(_SERIAL_STATES, "by_model", None)
-    if by_model is None:
-        by_model = _SERIAL_STATES.by_model = weakref.WeakKeyDictionary()
-    return by_model.setdefault(model, {})
 
 
 def _serial_state(model: Model, params, precision: str) -> tuple:
     """This thread's state for ``model`` in ``precision``, as run_batch_serial takes it
     (:func:`evsim.kernels.event.zero_state`: allocated in NumPy, not in the kernel)."""
-    states = _thread_states(model)
+    by_model = getattr(_SERIAL_STATES, "by_model", None)
+    if by_model is None:
+        by_model = _SERIAL_STATES.by_model = weakref.WeakKeyDictionary()
+    states = by_model.setdefault(model, {})
     state = states.get(precision)
     if state is None:
         k = _kernels()
